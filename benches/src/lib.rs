@@ -1,0 +1,1 @@
+//! Benchmarks and the latency harness for odm (see `docs/performance.md`).

@@ -1,0 +1,234 @@
+//! Typed frames of the version-1 probe serial stream (`shared/spec/serial-stream.md`).
+//!
+//! These types are the contract between the decoder, the encoder, the
+//! recorder, the simulator and every consumer of probe data.
+
+/// First two bytes of every frame.
+pub const SYNC: [u8; 2] = [0xA5, 0x5A];
+/// The only protocol version this crate reads and writes.
+pub const VERSION: u8 = 1;
+/// Largest payload a frame may carry, in bytes.
+pub const MAX_PAYLOAD_LEN: usize = 4096;
+/// Bytes before the payload: sync (2), version, kind, seq (2), len (2).
+pub const HEADER_LEN: usize = 8;
+/// Bytes after the payload: the CRC-32.
+pub const CRC_LEN: usize = 4;
+/// Largest number of samples in one IQ_SAMPLES frame.
+pub const MAX_IQ_COUNT: usize = 1000;
+/// Lowest PROBE_INFO sample rate accepted.
+pub const MIN_SAMPLE_RATE_HZ: u32 = 8_000;
+/// Highest PROBE_INFO sample rate accepted.
+pub const MAX_SAMPLE_RATE_HZ: u32 = 48_000;
+
+/// Frame kind byte values.
+pub mod kind {
+    /// PROBE_INFO.
+    pub const PROBE_INFO: u8 = 0x01;
+    /// IQ_SAMPLES.
+    pub const IQ_SAMPLES: u8 = 0x02;
+    /// EVENT.
+    pub const EVENT: u8 = 0x03;
+    /// ANNOTATION (recordings only).
+    pub const ANNOTATION: u8 = 0x10;
+}
+
+/// IQ_SAMPLES flag bit 0: the ADC clipped somewhere in this block.
+pub const FLAG_CLIPPED: u16 = 1 << 0;
+/// IQ_SAMPLES flag bit 1: the transmitter was muted.
+pub const FLAG_TX_MUTED: u16 = 1 << 1;
+
+/// Probe model numbers of PROBE_INFO.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeModel {
+    /// 0: unknown.
+    Unknown,
+    /// 1: adult, short-term.
+    AdultShortTerm,
+    /// 2: adult, long-term.
+    AdultLongTerm,
+    /// 3: paediatric.
+    Paediatric,
+    /// Any other number, kept as sent.
+    Other(u8),
+}
+
+impl ProbeModel {
+    /// The model from its wire number.
+    pub fn from_u8(n: u8) -> Self {
+        match n {
+            0 => Self::Unknown,
+            1 => Self::AdultShortTerm,
+            2 => Self::AdultLongTerm,
+            3 => Self::Paediatric,
+            other => Self::Other(other),
+        }
+    }
+    /// The wire number.
+    pub fn as_u8(self) -> u8 {
+        match self {
+            Self::Unknown => 0,
+            Self::AdultShortTerm => 1,
+            Self::AdultLongTerm => 2,
+            Self::Paediatric => 3,
+            Self::Other(n) => n,
+        }
+    }
+}
+
+/// PROBE_INFO payload (44 bytes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeInfo {
+    /// Complex I/Q sample rate, 8 000 ..= 48 000.
+    pub sample_rate_hz: u32,
+    /// Transmit frequency.
+    pub carrier_hz: u32,
+    /// Insonation angle in 1/100 degree.
+    pub beam_angle_cdeg: u16,
+    /// Probe model number.
+    pub probe_model: u8,
+    /// Probe run time so far.
+    pub minutes_used: u32,
+    /// Probe life; 0 = no limit.
+    pub minutes_limit: u32,
+    /// 16 bytes, ASCII, NUL-padded.
+    pub probe_serial: [u8; 16],
+    /// 8 bytes, ASCII, NUL-padded: the interface firmware.
+    pub firmware: [u8; 8],
+}
+
+impl ProbeInfo {
+    /// The probe serial as text: up to the first NUL, non-printable bytes replaced.
+    pub fn serial_str(&self) -> String {
+        ascii_field(&self.probe_serial)
+    }
+    /// The firmware version as text.
+    pub fn firmware_str(&self) -> String {
+        ascii_field(&self.firmware)
+    }
+    /// Beam angle in degrees.
+    pub fn beam_angle_deg(&self) -> f64 {
+        f64::from(self.beam_angle_cdeg) / 100.0
+    }
+    /// A NUL-padded fixed field from text (truncated to fit).
+    pub fn pad<const N: usize>(text: &str) -> [u8; N] {
+        let mut out = [0u8; N];
+        for (o, b) in out.iter_mut().zip(text.bytes()) {
+            *o = b;
+        }
+        out
+    }
+}
+
+fn ascii_field(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .take_while(|&&b| b != 0)
+        .map(|&b| {
+            if b.is_ascii_graphic() || b == b' ' {
+                char::from(b)
+            } else {
+                '?'
+            }
+        })
+        .collect()
+}
+
+/// IQ_SAMPLES payload: a block of complex samples.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IqBlock {
+    /// Index of the first sample of this block since the stream started.
+    pub first_sample: u64,
+    /// Bit 0 clipped, bit 1 transmitter muted.
+    pub flags: u16,
+    /// (I, Q) pairs, 1 ..= 1000 of them.
+    pub samples: Vec<[i16; 2]>,
+}
+
+impl IqBlock {
+    /// Whether the ADC clipped in this block.
+    pub fn clipped(&self) -> bool {
+        self.flags & FLAG_CLIPPED != 0
+    }
+    /// Index one past the last sample of this block.
+    pub fn end_sample(&self) -> u64 {
+        self.first_sample + self.samples.len() as u64
+    }
+}
+
+/// EVENT codes of version 1.
+pub mod event_code {
+    /// Probe button pressed (operator marker).
+    pub const BUTTON: u16 = 1;
+    /// Receive gain changed; value = new gain in 0.1 dB.
+    pub const GAIN_CHANGED: u16 = 2;
+    /// Probe unplugged from the interface.
+    pub const PROBE_UNPLUGGED: u16 = 3;
+    /// Probe plugged in.
+    pub const PROBE_PLUGGED: u16 = 4;
+    /// Interface fault; value = vendor fault code.
+    pub const INTERFACE_FAULT: u16 = 5;
+}
+
+/// EVENT payload (14 bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProbeEvent {
+    /// Sample index at which it happened.
+    pub at_sample: u64,
+    /// Event code (see [`event_code`]); unknown codes are kept.
+    pub code: u16,
+    /// Code-specific value.
+    pub value: i32,
+}
+
+/// ANNOTATION payload: a sample index and one JSON object with a string `type`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Annotation {
+    /// Sample index it refers to.
+    pub at_sample: u64,
+    /// The JSON object, exactly as carried (always an object with a string `type`).
+    pub json: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Annotation {
+    /// The annotation's `type` field.
+    pub fn kind(&self) -> &str {
+        self.json
+            .get("type")
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+    }
+}
+
+/// One decoded frame's payload.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Payload {
+    /// 0x01.
+    ProbeInfo(ProbeInfo),
+    /// 0x02.
+    Iq(IqBlock),
+    /// 0x03.
+    Event(ProbeEvent),
+    /// 0x10.
+    Annotation(Annotation),
+}
+
+impl Payload {
+    /// The kind byte of this payload.
+    pub fn kind(&self) -> u8 {
+        match self {
+            Self::ProbeInfo(_) => kind::PROBE_INFO,
+            Self::Iq(_) => kind::IQ_SAMPLES,
+            Self::Event(_) => kind::EVENT,
+            Self::Annotation(_) => kind::ANNOTATION,
+        }
+    }
+}
+
+/// A good-CRC frame of a known kind with a well-formed payload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Frame {
+    /// The sender's frame counter.
+    pub seq: u16,
+    /// What it carries.
+    pub payload: Payload,
+}

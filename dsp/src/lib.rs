@@ -1,0 +1,14 @@
+//! Oesophageal Doppler signal processing: complex I/Q samples in; spectrum
+//! columns, the maximum-velocity envelope, beats and haemodynamic numbers out.
+//!
+//! Guarantees:
+//! - pure computation: no files, threads, clocks, printing or locks;
+//! - deterministic: the same input gives the same output, bit for bit;
+//! - after [`Pipeline::new`] the hot path ([`Pipeline::push`]) does not allocate.
+#![deny(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod haemo;
+pub mod types;
+
+pub use types::*;

@@ -1,0 +1,3 @@
+//! `odm-monitor`: the theatre display.
+
+fn main() {}
