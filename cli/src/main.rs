@@ -1,3 +1,62 @@
 //! `odm`: headless commands for engineers and auditors (`shared/spec/cli.md`).
+//!
+//! Exit codes: 0 success, 1 runtime failure (one line on standard error
+//! naming what failed and where), 2 usage error.
 
-fn main() {}
+use clap::{Parser, Subcommand};
+
+mod cmd_analyse;
+mod cmd_calibrate;
+mod cmd_info;
+mod cmd_record;
+mod cmd_simulate;
+mod cmd_uptake;
+mod cmd_validate;
+mod cmd_verify;
+
+/// Oesophageal Doppler monitor: headless commands.
+#[derive(Parser)]
+#[command(name = "odm", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write a recording from the virtual probe (with its truth file), or stream it to a port.
+    Simulate(cmd_simulate::Args),
+    /// Record a live stream from a probe interface.
+    Record(cmd_record::Args),
+    /// Describe a recording: probe, duration and every receiver counter.
+    Info(cmd_info::Args),
+    /// Beat-by-beat analysis of a recording or stream (analysis-output.md).
+    Analyse(cmd_analyse::Args),
+    /// Measure accuracy against the simulator and write the validation report.
+    Validate(cmd_validate::Args),
+    /// Anonymised uptake records: export, verify, report.
+    Uptake(cmd_uptake::Args),
+    /// Calibrate a probe against phantom runs.
+    Calibrate(cmd_calibrate::Args),
+    /// End-to-end verification of the receive path with the virtual probe.
+    Verify(cmd_verify::Args),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Simulate(a) => cmd_simulate::run(a),
+        Command::Record(a) => cmd_record::run(a),
+        Command::Info(a) => cmd_info::run(a),
+        Command::Analyse(a) => cmd_analyse::run(a),
+        Command::Validate(a) => cmd_validate::run(a),
+        Command::Uptake(a) => cmd_uptake::run(a),
+        Command::Calibrate(a) => cmd_calibrate::run(a),
+        Command::Verify(a) => cmd_verify::run(a),
+    };
+    if let Err(e) = result {
+        // One clear line: the chain of contexts, outermost first.
+        eprintln!("odm: error: {e:#}");
+        std::process::exit(1);
+    }
+}

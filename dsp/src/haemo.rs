@@ -78,3 +78,14 @@ mod tests {
         assert!((BsaFormula::DuBois.bsa_m2(170.0, 70.0) - 1.810).abs() < 0.0005);
     }
 }
+
+/// A stroke-volume estimate with the range implied by the area model's spread.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SvEstimate {
+    /// Best estimate of stroke volume.
+    pub sv_ml: f64,
+    /// Low end of the range.
+    pub low_ml: f64,
+    /// High end of the range.
+    pub high_ml: f64,
+}
