@@ -1,4 +1,11 @@
-//! Haemodynamic formulas: FTc corrections and body surface area.
+//! Haemodynamic formulas: FTc corrections, body surface area, stroke volume
+//! from an explicit area model ([`SvModel`]), cardiac output and the indexed
+//! values (CI, SVI). Sources and uncertainties: `docs/haemodynamics.md`.
+
+use crate::area::{
+    self, DEFAULT_DESCENDING_FRACTION, Demographics, DiameterEstimate,
+    MEASURED_DIAMETER_UNCERTAINTY_MM,
+};
 
 /// How flow time is corrected to a heart rate of 60/min.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -68,7 +75,10 @@ mod tests {
         let lin = FtcFormula::Linear { k_ms_per_bpm: 1.5 };
         assert!((lin.ftc_ms(300.0, cycle_s) - 330.0).abs() < 1e-9);
         for f in [FtcFormula::Bazett, FtcFormula::Fridericia, lin] {
-            assert!((f.ftc_ms(312.0, 1.0) - 312.0).abs() < 1e-9, "{f:?} at 60/min");
+            assert!(
+                (f.ftc_ms(312.0, 1.0) - 312.0).abs() < 1e-9,
+                "{f:?} at 60/min"
+            );
         }
     }
 
@@ -88,4 +98,239 @@ pub struct SvEstimate {
     pub low_ml: f64,
     /// High end of the range.
     pub high_ml: f64,
+}
+
+/// How stroke volume is derived from stroke distance (`area_model` of
+/// analysis-output.md).
+///
+/// `SV = SD · A / f`: the descending-aortic flow per beat (SD times the
+/// cross-sectional area A) divided by the fraction `f` of cardiac output
+/// that goes down the descending aorta. The range comes from the diameter's
+/// spread (population SD, or the measurement uncertainty).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum SvModel {
+    /// No demographics or diameter: SV is not computed.
+    #[default]
+    None,
+    /// A diameter measured by the clinician (CT, echo), ±
+    /// [`MEASURED_DIAMETER_UNCERTAINTY_MM`].
+    MeasuredDiameter {
+        /// Descending-aortic diameter, mm.
+        diameter_mm: f64,
+        /// Fraction of cardiac output in the descending aorta, (0, 1].
+        descending_fraction: f64,
+    },
+    /// The population model of [`area::population_diameter`] (age, sex).
+    Population {
+        /// The patient's demographics.
+        demographics: Demographics,
+        /// Fraction of cardiac output in the descending aorta, (0, 1].
+        descending_fraction: f64,
+    },
+}
+
+/// Why an [`SvModel`] cannot be built.
+pub type SvModelError = area::AreaError;
+
+impl SvModel {
+    /// A measured-diameter model with the default descending fraction (0.70).
+    pub fn measured(diameter_mm: f64) -> Result<Self, SvModelError> {
+        area::validate_diameter_mm(diameter_mm)?;
+        Ok(Self::MeasuredDiameter {
+            diameter_mm,
+            descending_fraction: DEFAULT_DESCENDING_FRACTION,
+        })
+    }
+
+    /// A population model with the default descending fraction (0.70).
+    pub fn population(demographics: Demographics) -> Result<Self, SvModelError> {
+        demographics.validate()?;
+        Ok(Self::Population {
+            demographics,
+            descending_fraction: DEFAULT_DESCENDING_FRACTION,
+        })
+    }
+
+    /// The same model with another descending-aorta fraction (no effect on
+    /// [`SvModel::None`]).
+    pub fn with_descending_fraction(self, fraction: f64) -> Result<Self, SvModelError> {
+        area::validate_descending_fraction(fraction)?;
+        Ok(match self {
+            Self::None => Self::None,
+            Self::MeasuredDiameter { diameter_mm, .. } => Self::MeasuredDiameter {
+                diameter_mm,
+                descending_fraction: fraction,
+            },
+            Self::Population { demographics, .. } => Self::Population {
+                demographics,
+                descending_fraction: fraction,
+            },
+        })
+    }
+
+    /// The `area_model` string of the analysis output: `"none"`,
+    /// `"measured_diameter"` or the population model's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::MeasuredDiameter { .. } => "measured_diameter",
+            Self::Population { .. } => area::POPULATION_MODEL_NAME,
+        }
+    }
+
+    /// The diameter in use and its one-SD spread; `None` without a model or
+    /// when its parameters are not usable.
+    pub fn diameter(&self) -> Option<DiameterEstimate> {
+        let d = match self {
+            Self::None => return None,
+            Self::MeasuredDiameter { diameter_mm, .. } => DiameterEstimate {
+                diameter_mm: *diameter_mm,
+                spread_mm: MEASURED_DIAMETER_UNCERTAINTY_MM,
+            },
+            Self::Population { demographics, .. } => {
+                demographics.validate().ok()?;
+                area::population_diameter(demographics)
+            }
+        };
+        (d.diameter_mm.is_finite() && d.diameter_mm > 0.0).then_some(d)
+    }
+
+    /// The aortic diameter in use (mm), or `None`.
+    pub fn aortic_diameter_mm(&self) -> Option<f64> {
+        self.diameter().map(|d| d.diameter_mm)
+    }
+
+    /// The descending-aorta fraction in use, or `None` without a model.
+    pub fn descending_fraction(&self) -> Option<f64> {
+        match self {
+            Self::None => None,
+            Self::MeasuredDiameter {
+                descending_fraction,
+                ..
+            }
+            | Self::Population {
+                descending_fraction,
+                ..
+            } => Some(*descending_fraction),
+        }
+    }
+
+    /// Stroke volume (ml) from stroke distance (cm), with the range implied
+    /// by the diameter's spread; `None` without a model, with unusable
+    /// parameters, or for a non-finite `sd_cm`.
+    pub fn estimate(&self, sd_cm: f64) -> Option<SvEstimate> {
+        if !sd_cm.is_finite() {
+            return None;
+        }
+        let d = self.diameter()?;
+        let f = self.descending_fraction()?;
+        area::validate_descending_fraction(f).ok()?;
+        // cm · cm² = ml.
+        let (lo_cm2, hi_cm2) = d.area_range_cm2();
+        let sv = |a_cm2: f64| sd_cm * a_cm2 / f;
+        let (a, b) = (sv(lo_cm2), sv(hi_cm2));
+        Some(SvEstimate {
+            sv_ml: sv(d.area_cm2()),
+            low_ml: a.min(b),
+            high_ml: a.max(b),
+        })
+    }
+}
+
+/// Cardiac output (l/min) from stroke volume (ml) and heart rate (1/min):
+/// `SV·HR/1000` (analysis-output.md, `co_l_min`).
+pub fn co_l_min_from_sv_ml(sv_ml: f64, hr_bpm: f64) -> f64 {
+    sv_ml * hr_bpm / 1000.0
+}
+
+/// Cardiac index (l/min/m²): `CO / BSA`.
+pub fn ci_l_min_m2_from_co_l_min(co_l_min: f64, bsa_m2: f64) -> Option<f64> {
+    (bsa_m2 > 0.0 && bsa_m2.is_finite()).then(|| co_l_min / bsa_m2)
+}
+
+/// Stroke-volume index (ml/m²): `SV / BSA`.
+pub fn svi_ml_m2_from_sv_ml(sv_ml: f64, bsa_m2: f64) -> Option<f64> {
+    (bsa_m2 > 0.0 && bsa_m2.is_finite()).then(|| sv_ml / bsa_m2)
+}
+
+#[cfg(test)]
+mod sv_tests {
+    use super::*;
+    use crate::area::Sex;
+
+    #[test]
+    fn measured_diameter_sv_is_sd_times_area_over_fraction() {
+        // d = 20 mm → A = π cm²; SD = 14 cm; f = 0.7 → SV = 14π/0.7 = 20π ml.
+        let m = SvModel::measured(20.0).unwrap();
+        let e = m.estimate(14.0).unwrap();
+        assert!((e.sv_ml - 20.0 * std::f64::consts::PI).abs() < 1e-9);
+        // Range from 19..21 mm: 14·π·(0.95², 1.05²)/0.7.
+        let lo = 14.0 * std::f64::consts::PI * 0.95 * 0.95 / 0.7;
+        let hi = 14.0 * std::f64::consts::PI * 1.05 * 1.05 / 0.7;
+        assert!((e.low_ml - lo).abs() < 1e-9 && (e.high_ml - hi).abs() < 1e-9);
+        assert_eq!(m.name(), "measured_diameter");
+        assert_eq!(m.aortic_diameter_mm(), Some(20.0));
+    }
+
+    #[test]
+    fn none_model_gives_no_sv() {
+        assert_eq!(SvModel::None.estimate(15.0), None);
+        assert_eq!(SvModel::None.name(), "none");
+        assert_eq!(SvModel::None.aortic_diameter_mm(), None);
+    }
+
+    #[test]
+    fn population_model_sv_for_a_50_year_old_man() {
+        let demo = Demographics {
+            age_years: 50.0,
+            sex: Sex::Male,
+            height_cm: 178.0,
+            weight_kg: 82.0,
+        };
+        let m = SvModel::population(demo).unwrap();
+        assert_eq!(m.name(), crate::area::POPULATION_MODEL_NAME);
+        // d = 25.8 mm → A = π·1.29² = 5.2279 cm²; SD 15 cm / 0.7 → 112.03 ml.
+        let e = m.estimate(15.0).unwrap();
+        assert!((e.sv_ml - 112.03).abs() < 0.01, "{e:?}");
+        // ±3 mm: 22.8..28.8 mm → 87.5..139.6 ml.
+        assert!((e.low_ml - 87.49).abs() < 0.01, "{e:?}");
+        assert!((e.high_ml - 139.60).abs() < 0.01, "{e:?}");
+    }
+
+    #[test]
+    fn descending_fraction_scales_sv_inversely() {
+        let a = SvModel::measured(24.0).unwrap();
+        let b = a.with_descending_fraction(1.0).unwrap();
+        let ra = a.estimate(10.0).unwrap().sv_ml;
+        let rb = b.estimate(10.0).unwrap().sv_ml;
+        assert!((ra * 0.7 - rb).abs() < 1e-9);
+        assert!(a.with_descending_fraction(1.5).is_err());
+    }
+
+    #[test]
+    fn unusable_parameters_give_none_not_nan() {
+        let bad = SvModel::MeasuredDiameter {
+            diameter_mm: f64::NAN,
+            descending_fraction: 0.7,
+        };
+        assert_eq!(bad.estimate(10.0), None);
+        let zero_f = SvModel::MeasuredDiameter {
+            diameter_mm: 24.0,
+            descending_fraction: 0.0,
+        };
+        assert_eq!(zero_f.estimate(10.0), None);
+        assert_eq!(SvModel::measured(24.0).unwrap().estimate(f64::NAN), None);
+        assert!(SvModel::measured(240.0).is_err());
+    }
+
+    #[test]
+    fn co_ci_svi_match_hand_values() {
+        // SV 70 ml at 75/min = 5.25 l/min; BSA 1.818 → CI 2.888, SVI 38.50.
+        let co = co_l_min_from_sv_ml(70.0, 75.0);
+        assert!((co - 5.25).abs() < 1e-12);
+        let bsa = BsaFormula::Mosteller.bsa_m2(170.0, 70.0);
+        assert!((ci_l_min_m2_from_co_l_min(co, bsa).unwrap() - 2.888).abs() < 0.001);
+        assert!((svi_ml_m2_from_sv_ml(70.0, bsa).unwrap() - 38.50).abs() < 0.01);
+        assert_eq!(svi_ml_m2_from_sv_ml(70.0, 0.0), None);
+    }
 }

@@ -8,6 +8,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod area;
 pub mod haemo;
 pub mod types;
 
