@@ -18,6 +18,7 @@
 pub mod decoder;
 pub mod encoder;
 pub mod frame;
+pub mod calibration;
 pub mod recording;
 
 pub use decoder::{Counters, DecodedItem, Decoder, SkipReason, parse_payload};

@@ -9,6 +9,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod area;
+pub mod calfit;
 pub mod haemo;
 pub mod types;
 
