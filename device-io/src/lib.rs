@@ -18,8 +18,10 @@
 pub mod decoder;
 pub mod encoder;
 pub mod frame;
-pub mod calibration;
 pub mod recording;
+pub mod replay;
+pub mod serial;
+pub mod source;
 
 pub use decoder::{Counters, DecodedItem, Decoder, SkipReason, parse_payload};
 pub use encoder::{EncodeError, Encoder, encode_frame, encode_payload, encode_raw_frame};
@@ -28,3 +30,6 @@ pub use recording::{
     DamagedTail, FileSink, MAGIC, MagicStatus, RecordingError, RecordingReader, RecordingStart,
     RecordingWriter, Sex,
 };
+pub use replay::{Pace, ReplayControl, ReplaySource};
+pub use serial::{DEFAULT_BAUD, PortInfo, SerialSource, list_ports, open_serial_writer};
+pub use source::{ByteSource, READ_TIMEOUT, SourceError, SourceRead};
