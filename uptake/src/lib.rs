@@ -20,9 +20,14 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod bundle;
+pub mod demo;
+pub mod disclosure;
 pub mod identity;
 pub mod record;
+pub mod report;
+pub mod scan;
 pub mod store;
+pub mod verify;
 
 pub use identity::DeviceIdentity;
 pub use record::{

@@ -196,6 +196,18 @@ impl Period {
         Self::new(year, month)
     }
 
+    /// The period `months` months later (stays at 9999-12 at the end of
+    /// the calendar the format can write).
+    pub fn plus_months(self, months: u32) -> Self {
+        let index = (u32::from(self.year) * 12 + u32::from(self.month) - 1)
+            .saturating_add(months)
+            .min(9999 * 12 + 11);
+        Self {
+            year: (index / 12) as u16,
+            month: (index % 12 + 1) as u8,
+        }
+    }
+
     /// The year.
     pub fn year(&self) -> u16 {
         self.year

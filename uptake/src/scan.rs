@@ -1,0 +1,188 @@
+//! An identifier scanner: finds text that looks like a patient identifier
+//! in any file (store, bundle, report). Used by the tests as a guard that
+//! nothing identifying ever reaches a file; usable by information
+//! governance on any output.
+//!
+//! Patterns, each standing alone (not inside a longer run of letters or
+//! digits):
+//! - NHS numbers: 10 digits, or 3-3-4 separated by single spaces, that pass
+//!   the NHS modulus-11 check digit;
+//! - full dates: `YYYY-MM-DD` and `DD/MM/YYYY` (also `D/M/YYYY`);
+//! - UK postcodes: `A9 9AA`, `A99 9AA`, `AA9 9AA`, `AA99 9AA`, `A9A 9AA`,
+//!   `AA9A 9AA`, with or without the space, any case.
+
+/// What kind of identifier was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdentifierKind {
+    /// A valid NHS number.
+    NhsNumber,
+    /// A full calendar date.
+    FullDate,
+    /// A UK postcode.
+    Postcode,
+}
+
+/// One finding: the kind and the byte offset where it starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Finding {
+    /// The kind of identifier.
+    pub kind: IdentifierKind,
+    /// Byte offset in the scanned data.
+    pub offset: usize,
+}
+
+/// Whether ten digits form a valid NHS number (modulus 11: weights 10 … 2
+/// on the first nine digits; check = 11 − sum mod 11, 11 → 0, 10 invalid).
+pub fn nhs_number_is_valid(digits: &[u8; 10]) -> bool {
+    let sum: u32 = digits[..9]
+        .iter()
+        .zip((2..=10u32).rev())
+        .map(|(&d, w)| u32::from(d) * w)
+        .sum();
+    let check = match 11 - sum % 11 {
+        11 => 0,
+        10 => return false,
+        c => c,
+    };
+    u32::from(digits[9]) == check
+}
+
+fn is_alnum(b: Option<&u8>) -> bool {
+    b.is_some_and(u8::is_ascii_alphanumeric)
+}
+
+/// Matches `shape` at the start of `data`: `9` a digit, `A` a letter, `X`
+/// a letter or digit, anything else itself. Returns the matched length.
+fn shape_len(data: &[u8], shape: &str) -> Option<usize> {
+    let s = shape.as_bytes();
+    if data.len() < s.len() {
+        return None;
+    }
+    let ok = s.iter().zip(data).all(|(&p, &c)| match p {
+        b'9' => c.is_ascii_digit(),
+        b'A' => c.is_ascii_alphabetic(),
+        b'X' => c.is_ascii_alphanumeric(),
+        _ => p == c,
+    });
+    ok.then_some(s.len())
+}
+
+fn number(bytes: &[u8]) -> u32 {
+    bytes
+        .iter()
+        .fold(0, |n, &d| n * 10 + u32::from(d.wrapping_sub(b'0')))
+}
+
+fn plausible_date(day: u32, month: u32, year: u32) -> bool {
+    (1..=31).contains(&day) && (1..=12).contains(&month) && (1800..=2199).contains(&year)
+}
+
+/// Scans bytes (text or binary) for identifier patterns.
+pub fn scan_for_identifiers(data: &[u8]) -> Vec<Finding> {
+    const NHS_SHAPES: [&str; 2] = ["9999999999", "999 999 9999"];
+    const DATE_SHAPES: [&str; 4] = ["9999-99-99", "99/99/9999", "9/99/9999", "99/9/9999"];
+    const SHORT_DATE: &str = "9/9/9999";
+    const POSTCODES: [&str; 12] = [
+        "A9 9AA", "A99 9AA", "AA9 9AA", "AA99 9AA", "A9A 9AA", "AA9A 9AA", "A99AA", "A999AA",
+        "AA99AA", "AA999AA", "A9A9AA", "AA9A9AA",
+    ];
+    let mut found = Vec::new();
+    for start in 0..data.len() {
+        if start > 0 && is_alnum(data.get(start - 1)) {
+            continue;
+        }
+        let rest = &data[start..];
+        let stands_alone = |len: usize| !is_alnum(rest.get(len));
+        for shape in NHS_SHAPES {
+            if let Some(len) = shape_len(rest, shape).filter(|&l| stands_alone(l)) {
+                let mut digits = [0u8; 10];
+                let mut k = 0;
+                for &c in &rest[..len] {
+                    if c.is_ascii_digit() && k < 10 {
+                        digits[k] = c - b'0';
+                        k += 1;
+                    }
+                }
+                if k == 10 && nhs_number_is_valid(&digits) {
+                    found.push(Finding {
+                        kind: IdentifierKind::NhsNumber,
+                        offset: start,
+                    });
+                }
+            }
+        }
+        for shape in DATE_SHAPES.iter().chain(std::iter::once(&SHORT_DATE)) {
+            if let Some(len) = shape_len(rest, shape).filter(|&l| stands_alone(l)) {
+                let text = &rest[..len];
+                let parts: Vec<&[u8]> = text.split(|&c| c == b'-' || c == b'/').collect();
+                let (day, month, year) = if shape.contains('-') {
+                    (number(parts[2]), number(parts[1]), number(parts[0]))
+                } else {
+                    (number(parts[0]), number(parts[1]), number(parts[2]))
+                };
+                if plausible_date(day, month, year) {
+                    found.push(Finding {
+                        kind: IdentifierKind::FullDate,
+                        offset: start,
+                    });
+                }
+            }
+        }
+        for shape in POSTCODES {
+            if shape_len(rest, shape).is_some_and(stands_alone) {
+                found.push(Finding {
+                    kind: IdentifierKind::Postcode,
+                    offset: start,
+                });
+                break;
+            }
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinds(text: &str) -> Vec<IdentifierKind> {
+        scan_for_identifiers(text.as_bytes())
+            .into_iter()
+            .map(|f| f.kind)
+            .collect()
+    }
+
+    #[test]
+    fn catches_planted_identifiers() {
+        // 943 476 5919 is the NHS Digital documentation example number.
+        assert_eq!(kinds("x,9434765919,y"), [IdentifierKind::NhsNumber]);
+        assert_eq!(kinds("nhs 943 476 5919."), [IdentifierKind::NhsNumber]);
+        assert_eq!(kinds("born 1957-03-14"), [IdentifierKind::FullDate]);
+        assert_eq!(kinds("\"14/03/1957\""), [IdentifierKind::FullDate]);
+        assert_eq!(kinds("on 4/3/1957"), [IdentifierKind::FullDate]);
+        assert_eq!(kinds("SW1A 1AA"), [IdentifierKind::Postcode]);
+        assert_eq!(kinds("at m1 1ae"), [IdentifierKind::Postcode]);
+        assert_eq!(kinds("EC1A1BB,"), [IdentifierKind::Postcode]);
+    }
+
+    #[test]
+    fn ignores_spec_values_and_invalid_numbers() {
+        // Check digit wrong, 11 digits, a period, an ODS site code, hex runs.
+        assert!(kinds("9434765918").is_empty());
+        assert!(kinds("94347659190").is_empty());
+        assert!(kinds("RH802,2026-03,colorectal,60-69,odm 0.3.1").is_empty());
+        assert!(
+            kinds("e8c0c07a8b5d1918b2255f82f55fae9da1e45b643e1e5b3628172331e9cf3807").is_empty()
+        );
+        assert!(kinds("3f2c9a4e-8b1d-4c7a-9e5f-0a1b2c3d4e5f").is_empty());
+    }
+
+    #[test]
+    fn modulus_11_check_digit_follows_the_nhs_rule() {
+        assert!(nhs_number_is_valid(&[9, 4, 3, 4, 7, 6, 5, 9, 1, 9]));
+        assert!(!nhs_number_is_valid(&[9, 4, 3, 4, 7, 6, 5, 9, 1, 8]));
+        // 401 023 2137: sum 4·10+0·9+1·8+0·7+2·6+3·5+2·4+1·3+3·2 = 92;
+        // 92 mod 11 = 4; 11 − 4 = 7.
+        assert!(nhs_number_is_valid(&[4, 0, 1, 0, 2, 3, 2, 1, 3, 7]));
+    }
+}
