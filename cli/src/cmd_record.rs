@@ -1,10 +1,277 @@
-//! `odm record`: not built yet (owned by the issue that delivers it).
+//! `odm record --port PATH --out FILE.odmrec`: records a live probe stream.
+//!
+//! Decoder → recorder: only good frames are written, payload byte for byte,
+//! renumbered by the recorder. What goes wrong on the live link is kept in
+//! the file as `stream_error` annotations (gaps and discontinuities at their
+//! sample, the other counters as per-second totals). Frames before the first
+//! PROBE_INFO cannot be converted to velocity and are dropped (and counted).
+//! Stops after `--duration`, on Ctrl-C / SIGTERM, or at the end of input
+//! when the port is a FIFO or file; prints the counters to standard error.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use odm_device_io::{
+    ByteSource, Counters, DEFAULT_BAUD, DecodedItem, Decoder, Payload, ReaderSource,
+    RecordingStart, RecordingWriter, SerialSource, SourceRead, interrupt,
+};
 
 /// Arguments of `odm record`.
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Serial device or pseudo-terminal of the probe interface (a FIFO or a
+    /// file is read to its end).
+    #[arg(long)]
+    pub port: String,
+    /// The recording to write (`.odmrec`); overwritten if it exists.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Stop after this many seconds (default: until Ctrl-C or end of input).
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// Baud rate of a serial port (nominal for USB CDC-ACM).
+    #[arg(long, default_value_t = DEFAULT_BAUD)]
+    pub baud: u32,
+}
+
+/// How often counter totals become `stream_error` annotations.
+const ERROR_REPORT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Runs `odm record`.
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("odm record is not built yet")
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let stop = interrupt::stop_flag_on_interrupt().context("installing the Ctrl-C handler")?;
+    if let Some(d) = args.duration {
+        if !(d.is_finite() && d > 0.0) {
+            bail!("--duration must be a positive number of seconds, got {d}");
+        }
+    }
+    let mut source = open_source(&args)?;
+    let mut rec = Recorder::new(&args);
+    let started = Instant::now();
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        if args
+            .duration
+            .is_some_and(|d| started.elapsed().as_secs_f64() >= d)
+        {
+            break;
+        }
+        match source
+            .read_chunk(&mut buf)
+            .with_context(|| format!("reading {}", args.port))?
+        {
+            SourceRead::Bytes(n) => {
+                rec.decoder.feed(buf.get(..n).unwrap_or(&[]));
+                rec.drain()?;
+            }
+            SourceRead::Idle => {}
+            SourceRead::Disconnected => {
+                eprintln!("odm record: {} disconnected; waiting for it", args.port);
+                rec.decoder.finish();
+                rec.drain()?;
+                rec.note_link("disconnected")?;
+            }
+            SourceRead::Reconnected => {
+                eprintln!("odm record: {} reconnected", args.port);
+            }
+            SourceRead::End => break,
+        }
+        rec.report_errors(false)?;
+        if let Some(w) = rec.writer.as_mut() {
+            w.flush_if_due()
+                .with_context(|| format!("writing {}", args.out.display()))?;
+        }
+    }
+    rec.decoder.finish();
+    rec.drain()?;
+    rec.report_errors(true)?;
+    let counters = *rec.decoder.counters();
+    let frames = rec
+        .writer
+        .as_ref()
+        .map_or(0, RecordingWriter::frames_written);
+    let dropped = rec.dropped_before_info;
+    let written = match rec.writer {
+        Some(w) => {
+            w.finish()
+                .with_context(|| format!("writing {}", args.out.display()))?;
+            true
+        }
+        None => false,
+    };
+    print_counters(&counters);
+    eprintln!("  frames_written   {frames}");
+    eprintln!("  dropped_before_probe_info {dropped}");
+    if !written {
+        bail!(
+            "no PROBE_INFO frame received from {} after {} bytes; nothing recorded to {}",
+            args.port,
+            counters.bytes_read,
+            args.out.display()
+        );
+    }
+    Ok(())
+}
+
+fn open_source(args: &Args) -> anyhow::Result<Box<dyn ByteSource>> {
+    let meta = std::fs::metadata(&args.port).with_context(|| format!("opening {}", args.port))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if meta.file_type().is_char_device() {
+            let s = SerialSource::open(&args.port, args.baud)?;
+            return Ok(Box::new(s));
+        }
+    }
+    if meta.is_dir() {
+        bail!("opening {}: is a directory", args.port);
+    }
+    let f = std::fs::File::open(&args.port).with_context(|| format!("opening {}", args.port))?;
+    Ok(Box::new(ReaderSource::new(f, &args.port)))
+}
+
+struct Recorder {
+    out: PathBuf,
+    decoder: Decoder,
+    writer: Option<RecordingWriter<odm_device_io::FileSink>>,
+    /// Sample index just past the last IQ block seen (for annotations).
+    at_sample: u64,
+    dropped_before_info: u64,
+    /// Counters already reported as `stream_error` annotations.
+    reported: Counters,
+    last_report: Instant,
+}
+
+impl Recorder {
+    fn new(args: &Args) -> Self {
+        Self {
+            out: args.out.clone(),
+            decoder: Decoder::new(),
+            writer: None,
+            at_sample: 0,
+            dropped_before_info: 0,
+            reported: Counters::default(),
+            last_report: Instant::now(),
+        }
+    }
+
+    fn ctx(&self) -> String {
+        format!("writing {}", self.out.display())
+    }
+
+    /// Writes every decoded frame and the gap/discontinuity annotations.
+    fn drain(&mut self) -> anyhow::Result<()> {
+        while let Some(item) = self.decoder.next_item() {
+            match item {
+                DecodedItem::Frame(f) => {
+                    if let Payload::Iq(b) = &f.payload {
+                        self.at_sample = b.end_sample();
+                    }
+                    if self.writer.is_none() {
+                        match &f.payload {
+                            Payload::ProbeInfo(info) => {
+                                let start = RecordingStart::now(
+                                    concat!("odm ", env!("CARGO_PKG_VERSION")),
+                                    self.at_sample,
+                                );
+                                let w = RecordingWriter::create(&self.out, &start, info)
+                                    .with_context(|| self.ctx())?;
+                                self.writer = Some(w);
+                                // Losses before the recording started are not its business.
+                                self.reported = *self.decoder.counters();
+                            }
+                            _ => self.dropped_before_info += 1,
+                        }
+                        continue;
+                    }
+                    let ctx = self.ctx();
+                    if let (Some(w), Some((kind, payload))) =
+                        (self.writer.as_mut(), self.decoder.last_payload())
+                    {
+                        w.write_raw(kind, payload).context(ctx)?;
+                    }
+                }
+                DecodedItem::Gap {
+                    at_sample,
+                    lost_samples,
+                } => {
+                    self.reported.lost_samples += lost_samples;
+                    self.annotate(at_sample, "lost_samples", lost_samples)?;
+                }
+                DecodedItem::Discontinuity { first_sample, .. } => {
+                    self.reported.discontinuities += 1;
+                    self.annotate(first_sample, "discontinuity", 1)?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn annotate(&mut self, at_sample: u64, what: &str, count: u64) -> anyhow::Result<()> {
+        let ctx = self.ctx();
+        if let Some(w) = self.writer.as_mut() {
+            w.annotate_stream_error(at_sample, what, count)
+                .context(ctx)?;
+        }
+        Ok(())
+    }
+
+    fn note_link(&mut self, what: &str) -> anyhow::Result<()> {
+        self.annotate(self.at_sample, what, 1)
+    }
+
+    /// Turns counter increases into `stream_error` annotations, at most once
+    /// per [`ERROR_REPORT_INTERVAL`] unless `now`.
+    fn report_errors(&mut self, now: bool) -> anyhow::Result<()> {
+        if self.writer.is_none() || (!now && self.last_report.elapsed() < ERROR_REPORT_INTERVAL) {
+            return Ok(());
+        }
+        self.last_report = Instant::now();
+        let c = *self.decoder.counters();
+        let r = self.reported;
+        let rows = [
+            ("crc_errors", c.crc_errors, r.crc_errors),
+            ("malformed", c.malformed, r.malformed),
+            ("unknown_kinds", c.unknown_kinds, r.unknown_kinds),
+            ("lost_frames", c.lost_frames, r.lost_frames),
+            ("seq_resets", c.seq_resets, r.seq_resets),
+            ("resync_bytes", c.resync_bytes, r.resync_bytes),
+        ];
+        for (what, now_v, before) in rows {
+            if now_v > before {
+                self.annotate(self.at_sample, what, now_v - before)?;
+            }
+        }
+        self.reported = Counters {
+            lost_samples: self.reported.lost_samples,
+            discontinuities: self.reported.discontinuities,
+            ..c
+        };
+        Ok(())
+    }
+}
+
+fn print_counters(c: &Counters) {
+    eprintln!("odm record: receiver counters");
+    let rows = [
+        ("bytes_read", c.bytes_read),
+        ("frames_good", c.frames_good),
+        ("crc_errors", c.crc_errors),
+        ("malformed", c.malformed),
+        ("unknown_kinds", c.unknown_kinds),
+        ("lost_frames", c.lost_frames),
+        ("seq_resets", c.seq_resets),
+        ("lost_samples", c.lost_samples),
+        ("discontinuities", c.discontinuities),
+        ("resync_bytes", c.resync_bytes),
+    ];
+    for (k, v) in rows {
+        eprintln!("  {k:<16} {v}");
+    }
 }

@@ -192,10 +192,7 @@ pub struct Annotation {
 impl Annotation {
     /// The annotation's `type` field.
     pub fn kind(&self) -> &str {
-        self.json
-            .get("type")
-            .and_then(|v| v.as_str())
-            .unwrap_or("")
+        self.json.get("type").and_then(|v| v.as_str()).unwrap_or("")
     }
 }
 

@@ -15,9 +15,11 @@
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod calibration;
 pub mod decoder;
 pub mod encoder;
 pub mod frame;
+pub mod interrupt;
 pub mod recording;
 pub mod replay;
 pub mod serial;
@@ -32,4 +34,4 @@ pub use recording::{
 };
 pub use replay::{Pace, ReplayControl, ReplaySource};
 pub use serial::{DEFAULT_BAUD, PortInfo, SerialSource, list_ports, open_serial_writer};
-pub use source::{ByteSource, READ_TIMEOUT, SourceError, SourceRead};
+pub use source::{ByteSource, READ_TIMEOUT, ReaderSource, SourceError, SourceRead};

@@ -103,3 +103,58 @@ impl<S: ByteSource + ?Sized> ByteSource for Box<S> {
         (**self).describe()
     }
 }
+
+/// Any [`std::io::Read`] (a FIFO, a regular file, standard input) as a byte
+/// source: every byte as it is (no magic handling), [`SourceRead::End`] at
+/// end of input. Reads block as the underlying reader does.
+#[derive(Debug)]
+pub struct ReaderSource<R> {
+    reader: R,
+    name: String,
+    offset: u64,
+    ended: bool,
+}
+
+impl<R: std::io::Read + Send> ReaderSource<R> {
+    /// Wraps `reader`, naming it `name` in messages.
+    pub fn new(reader: R, name: &str) -> Self {
+        Self {
+            reader,
+            name: name.to_owned(),
+            offset: 0,
+            ended: false,
+        }
+    }
+}
+
+impl<R: std::io::Read + Send> ByteSource for ReaderSource<R> {
+    fn read_chunk(&mut self, buf: &mut [u8]) -> Result<SourceRead, SourceError> {
+        if self.ended {
+            return Ok(SourceRead::End);
+        }
+        loop {
+            match self.reader.read(buf) {
+                Ok(0) => {
+                    self.ended = true;
+                    return Ok(SourceRead::End);
+                }
+                Ok(n) => {
+                    self.offset += n as u64;
+                    return Ok(SourceRead::Bytes(n));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(source) => {
+                    return Err(SourceError::Read {
+                        path: self.name.clone(),
+                        offset: self.offset,
+                        source,
+                    });
+                }
+            }
+        }
+    }
+
+    fn describe(&self) -> String {
+        self.name.clone()
+    }
+}
