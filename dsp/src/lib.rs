@@ -10,7 +10,9 @@
 
 pub mod area;
 pub mod calfit;
+pub mod fluid;
 pub mod haemo;
+pub mod trend;
 pub mod types;
 
 pub use types::*;

@@ -1,0 +1,794 @@
+//! Numbers for display: the rolling mean of the last N accepted beats, stroke
+//! volume variation (SVV) over a sliding time window, and time-binned median
+//! trends kept in a fixed-size ring for the 15/30/60-minute trend views.
+//!
+//! Everything here is sized once at construction and never allocates
+//! afterwards; memory does not grow with the length of a case. Only accepted
+//! beats (analysis-output.md, `accepted`) enter any average. Definitions and
+//! window choices: `docs/haemodynamics.md`.
+
+use crate::types::Beat;
+
+/// A ring buffer of fixed capacity: pushing onto a full ring overwrites the
+/// oldest element.
+#[derive(Debug, Clone)]
+pub struct Ring<T: Copy> {
+    buf: Vec<T>,
+    cap: usize,
+    head: usize,
+    len: usize,
+}
+
+impl<T: Copy> Ring<T> {
+    /// An empty ring holding at most `capacity` elements (at least 1).
+    pub fn new(capacity: usize) -> Self {
+        let cap = capacity.max(1);
+        Self {
+            buf: Vec::with_capacity(cap),
+            cap,
+            head: 0,
+            len: 0,
+        }
+    }
+
+    /// Appends `x`; returns the element it overwrote when the ring was full.
+    pub fn push(&mut self, x: T) -> Option<T> {
+        if self.buf.len() < self.cap {
+            self.buf.push(x);
+            self.len += 1;
+            return None;
+        }
+        let idx = (self.head + self.len) % self.cap;
+        if self.len == self.cap {
+            let old = std::mem::replace(&mut self.buf[self.head], x);
+            self.head = (self.head + 1) % self.cap;
+            Some(old)
+        } else {
+            self.buf[idx] = x;
+            self.len += 1;
+            None
+        }
+    }
+
+    /// Removes and returns the oldest element.
+    pub fn pop_front(&mut self) -> Option<T> {
+        if self.len == 0 {
+            return None;
+        }
+        let x = self.buf[self.head];
+        self.head = (self.head + 1) % self.cap;
+        self.len -= 1;
+        Some(x)
+    }
+
+    /// The oldest element.
+    pub fn front(&self) -> Option<&T> {
+        (self.len > 0).then(|| &self.buf[self.head])
+    }
+
+    /// The newest element.
+    pub fn back(&self) -> Option<&T> {
+        (self.len > 0).then(|| &self.buf[(self.head + self.len - 1) % self.cap])
+    }
+
+    /// Elements oldest first.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &T> + ExactSizeIterator + '_ {
+        (0..self.len).map(move |i| &self.buf[(self.head + i) % self.cap])
+    }
+
+    /// Number of elements held.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the ring is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Most elements it can hold.
+    pub fn capacity(&self) -> usize {
+        self.cap
+    }
+
+    /// Empties the ring (keeps its storage).
+    pub fn clear(&mut self) {
+        self.head = 0;
+        self.len = 0;
+        self.buf.clear();
+    }
+}
+
+/// The numbers of one beat that averages and trends use, copied out of a
+/// [`Beat`] so rings hold plain values.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BeatValues {
+    /// Beat onset, s (the beat's time stamp for windows and bins).
+    pub t_s: f64,
+    /// Flow time, ms.
+    pub ft_ms: f64,
+    /// Corrected flow time, ms.
+    pub ftc_ms: f64,
+    /// Stroke distance, cm.
+    pub sd_cm: f64,
+    /// Peak velocity, cm/s.
+    pub pv_cm_s: f64,
+    /// Mean acceleration, cm/s².
+    pub ma_cm_s2: Option<f64>,
+    /// Heart rate, 1/min.
+    pub hr_bpm: f64,
+    /// Minute distance, cm/min.
+    pub md_cm_min: f64,
+    /// Stroke volume, ml.
+    pub sv_ml: Option<f64>,
+    /// Low and high end of the SV range, ml.
+    pub sv_range_ml: Option<(f64, f64)>,
+    /// Cardiac output, l/min.
+    pub co_l_min: Option<f64>,
+}
+
+impl From<&Beat> for BeatValues {
+    fn from(b: &Beat) -> Self {
+        Self {
+            t_s: b.onset_s,
+            ft_ms: b.ft_ms,
+            ftc_ms: b.ftc_ms,
+            sd_cm: b.sd_cm,
+            pv_cm_s: b.pv_cm_s,
+            ma_cm_s2: b.ma_cm_s2,
+            hr_bpm: b.hr_bpm,
+            md_cm_min: b.md_cm_min,
+            sv_ml: b.sv_ml,
+            sv_range_ml: b.sv_range_ml,
+            co_l_min: b.co_l_min,
+        }
+    }
+}
+
+/// Default number of accepted beats in the display average.
+pub const DEFAULT_AVERAGE_BEATS: usize = 10;
+
+/// Means over the last N accepted beats. Optional numbers are averaged over
+/// the beats that have them, and are `None` when none has.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BeatAverages {
+    /// Beats averaged.
+    pub beats: usize,
+    /// Time of the newest beat averaged, s.
+    pub t_last_s: f64,
+    /// Mean FT, ms.
+    pub ft_ms: f64,
+    /// Mean FTc, ms.
+    pub ftc_ms: f64,
+    /// Mean SD, cm.
+    pub sd_cm: f64,
+    /// Mean PV, cm/s.
+    pub pv_cm_s: f64,
+    /// Mean MA, cm/s².
+    pub ma_cm_s2: Option<f64>,
+    /// Mean HR, 1/min.
+    pub hr_bpm: f64,
+    /// Mean MD, cm/min.
+    pub md_cm_min: f64,
+    /// Mean SV, ml.
+    pub sv_ml: Option<f64>,
+    /// Mean of the per-beat SV range ends, ml.
+    pub sv_range_ml: Option<(f64, f64)>,
+    /// Mean CO, l/min.
+    pub co_l_min: Option<f64>,
+}
+
+#[derive(Default)]
+struct OptMean {
+    sum: f64,
+    n: usize,
+}
+
+impl OptMean {
+    fn add(&mut self, x: Option<f64>) {
+        if let Some(x) = x.filter(|x| x.is_finite()) {
+            self.sum += x;
+            self.n += 1;
+        }
+    }
+    fn mean(&self) -> Option<f64> {
+        (self.n > 0).then(|| self.sum / self.n as f64)
+    }
+}
+
+/// Rolling mean of the last N accepted beats, for the numeric display.
+#[derive(Debug, Clone)]
+pub struct RollingAverage {
+    beats: Ring<BeatValues>,
+}
+
+impl RollingAverage {
+    /// Averages the last `n` accepted beats (at least 1).
+    pub fn new(n: usize) -> Self {
+        Self {
+            beats: Ring::new(n),
+        }
+    }
+
+    /// Takes a beat; rejected beats are ignored. Returns whether it was used.
+    pub fn push(&mut self, beat: &Beat) -> bool {
+        if !beat.accepted {
+            return false;
+        }
+        self.beats.push(BeatValues::from(beat));
+        true
+    }
+
+    /// Forgets every beat (e.g. after the probe was repositioned).
+    pub fn clear(&mut self) {
+        self.beats.clear();
+    }
+
+    /// Beats currently averaged.
+    pub fn len(&self) -> usize {
+        self.beats.len()
+    }
+
+    /// Whether no beat is held.
+    pub fn is_empty(&self) -> bool {
+        self.beats.is_empty()
+    }
+
+    /// The means, or `None` before the first accepted beat.
+    pub fn averages(&self) -> Option<BeatAverages> {
+        let n = self.beats.len();
+        if n == 0 {
+            return None;
+        }
+        let nf = n as f64;
+        let mean = |f: fn(&BeatValues) -> f64| self.beats.iter().map(f).sum::<f64>() / nf;
+        let mut ma = OptMean::default();
+        let mut sv = OptMean::default();
+        let mut lo = OptMean::default();
+        let mut hi = OptMean::default();
+        let mut co = OptMean::default();
+        for b in self.beats.iter() {
+            ma.add(b.ma_cm_s2);
+            sv.add(b.sv_ml);
+            lo.add(b.sv_range_ml.map(|r| r.0));
+            hi.add(b.sv_range_ml.map(|r| r.1));
+            co.add(b.co_l_min);
+        }
+        Some(BeatAverages {
+            beats: n,
+            t_last_s: self.beats.back().map_or(0.0, |b| b.t_s),
+            ft_ms: mean(|b| b.ft_ms),
+            ftc_ms: mean(|b| b.ftc_ms),
+            sd_cm: mean(|b| b.sd_cm),
+            pv_cm_s: mean(|b| b.pv_cm_s),
+            ma_cm_s2: ma.mean(),
+            hr_bpm: mean(|b| b.hr_bpm),
+            md_cm_min: mean(|b| b.md_cm_min),
+            sv_ml: sv.mean(),
+            sv_range_ml: lo.mean().zip(hi.mean()),
+            co_l_min: co.mean(),
+        })
+    }
+}
+
+/// How SVV is computed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SvvConfig {
+    /// Length of the sliding window, s. Default 30 s: several breaths at
+    /// ventilator rates of 8–20/min, the span commercial pulse-contour
+    /// monitors use for SVV.
+    pub window_s: f64,
+    /// Fewest accepted beats in the window to report SVV.
+    pub min_beats: usize,
+    /// Highest heart rate the window is sized for, 1/min (beats beyond
+    /// `window_s · max_hr_bpm / 60` push the oldest out early).
+    pub max_hr_bpm: f64,
+}
+
+impl Default for SvvConfig {
+    fn default() -> Self {
+        Self {
+            window_s: 30.0,
+            min_beats: 8,
+            max_hr_bpm: 300.0,
+        }
+    }
+}
+
+/// Stroke-volume variation over a sliding time window:
+/// `SVV = 100 · (max − min) / mean` of the stroke distances of the accepted
+/// beats whose onset lies within the last `window_s` seconds. SD is used
+/// rather than SV because for a fixed aortic area the ratio is identical,
+/// and SVV then exists without an area model and is not disturbed when the
+/// model changes.
+#[derive(Debug, Clone)]
+pub struct SvvTracker {
+    cfg: SvvConfig,
+    beats: Ring<(f64, f64)>,
+}
+
+impl SvvTracker {
+    /// A tracker sized for `cfg`.
+    pub fn new(cfg: SvvConfig) -> Self {
+        let hr = if cfg.max_hr_bpm.is_finite() && cfg.max_hr_bpm > 0.0 {
+            cfg.max_hr_bpm
+        } else {
+            300.0
+        };
+        let window = if cfg.window_s.is_finite() && cfg.window_s > 0.0 {
+            cfg.window_s
+        } else {
+            30.0
+        };
+        let cap = (window * hr / 60.0).ceil() as usize + 1;
+        Self {
+            cfg: SvvConfig {
+                window_s: window,
+                max_hr_bpm: hr,
+                ..cfg
+            },
+            beats: Ring::new(cap),
+        }
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &SvvConfig {
+        &self.cfg
+    }
+
+    /// Takes a beat (rejected beats are ignored) and drops beats that left
+    /// the window.
+    pub fn push(&mut self, beat: &Beat) {
+        if beat.accepted && beat.sd_cm.is_finite() && beat.onset_s.is_finite() {
+            self.beats.push((beat.onset_s, beat.sd_cm));
+        }
+        self.expire(beat.onset_s);
+    }
+
+    /// Drops beats older than `now_s − window_s` (call as time passes even
+    /// without beats, so a lost signal does not leave a stale SVV).
+    pub fn expire(&mut self, now_s: f64) {
+        while let Some(&(t, _)) = self.beats.front() {
+            if t < now_s - self.cfg.window_s {
+                self.beats.pop_front();
+            } else {
+                break;
+            }
+        }
+    }
+
+    /// Beats in the window.
+    pub fn beats(&self) -> usize {
+        self.beats.len()
+    }
+
+    /// SVV in %, or `None` with fewer than `min_beats` beats in the window.
+    pub fn svv_pct(&self) -> Option<f64> {
+        if self.beats.len() < self.cfg.min_beats.max(2) {
+            return None;
+        }
+        let (mut lo, mut hi, mut sum) = (f64::INFINITY, f64::NEG_INFINITY, 0.0);
+        for &(_, sd) in self.beats.iter() {
+            lo = lo.min(sd);
+            hi = hi.max(sd);
+            sum += sd;
+        }
+        let mean = sum / self.beats.len() as f64;
+        (mean > 0.0).then(|| 100.0 * (hi - lo) / mean)
+    }
+}
+
+/// How trends are binned and how much history is kept.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TrendConfig {
+    /// Bin length, s (default 10 s: 90 points on a 15-minute view).
+    pub bin_s: f64,
+    /// History kept, s (default 3600 s, the longest trend view).
+    pub history_s: f64,
+    /// Highest heart rate a bin is sized for, 1/min; accepted beats beyond
+    /// `bin_s · max_hr_bpm / 60` in one bin are counted in
+    /// [`TrendRecorder::dropped_beats`] and left out.
+    pub max_hr_bpm: f64,
+}
+
+impl Default for TrendConfig {
+    fn default() -> Self {
+        Self {
+            bin_s: 10.0,
+            history_s: 3600.0,
+            max_hr_bpm: 300.0,
+        }
+    }
+}
+
+/// One trend bin: medians over the accepted beats whose onset falls in
+/// `[t_start_s, t_end_s)`. Values are `None` when the bin has no accepted beat
+/// (or, for SV and CO, no beat with SV), so a lost signal shows as a gap.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TrendPoint {
+    /// Start of the bin, s.
+    pub t_start_s: f64,
+    /// End of the bin, s.
+    pub t_end_s: f64,
+    /// Accepted beats in the bin.
+    pub beats: usize,
+    /// Median SV, ml.
+    pub sv_ml: Option<f64>,
+    /// Median CO, l/min.
+    pub co_l_min: Option<f64>,
+    /// Median FTc, ms.
+    pub ftc_ms: Option<f64>,
+    /// Median SD, cm.
+    pub sd_cm: Option<f64>,
+    /// Median HR, 1/min.
+    pub hr_bpm: Option<f64>,
+}
+
+/// Median of `xs` (sorted in place); `None` when empty.
+pub fn median_in_place(xs: &mut [f64]) -> Option<f64> {
+    if xs.is_empty() {
+        return None;
+    }
+    xs.sort_unstable_by(f64::total_cmp);
+    let n = xs.len();
+    Some(if n % 2 == 1 {
+        xs[n / 2]
+    } else {
+        0.5 * (xs[n / 2 - 1] + xs[n / 2])
+    })
+}
+
+/// Time-binned median trends of SV, CO, FTc, SD and HR in a ring that keeps
+/// `history_s` of bins: memory is fixed at construction.
+#[derive(Debug, Clone)]
+pub struct TrendRecorder {
+    cfg: TrendConfig,
+    points: Ring<TrendPoint>,
+    bin: Option<i64>,
+    values: Vec<BeatValues>,
+    values_cap: usize,
+    scratch: Vec<f64>,
+    dropped_beats: u64,
+}
+
+impl TrendRecorder {
+    /// A recorder sized for `cfg` (non-finite or non-positive settings fall
+    /// back to the defaults).
+    pub fn new(cfg: TrendConfig) -> Self {
+        let d = TrendConfig::default();
+        let pos = |x: f64, dflt: f64| if x.is_finite() && x > 0.0 { x } else { dflt };
+        let cfg = TrendConfig {
+            bin_s: pos(cfg.bin_s, d.bin_s),
+            history_s: pos(cfg.history_s, d.history_s),
+            max_hr_bpm: pos(cfg.max_hr_bpm, d.max_hr_bpm),
+        };
+        let bins = (cfg.history_s / cfg.bin_s).ceil() as usize;
+        let values_cap = (cfg.bin_s * cfg.max_hr_bpm / 60.0).ceil() as usize + 1;
+        Self {
+            cfg,
+            points: Ring::new(bins),
+            bin: None,
+            values: Vec::with_capacity(values_cap),
+            values_cap,
+            scratch: Vec::with_capacity(values_cap),
+            dropped_beats: 0,
+        }
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &TrendConfig {
+        &self.cfg
+    }
+
+    /// Most bins kept.
+    pub fn capacity(&self) -> usize {
+        self.points.capacity()
+    }
+
+    /// Accepted beats left out because a bin was full.
+    pub fn dropped_beats(&self) -> u64 {
+        self.dropped_beats
+    }
+
+    fn bin_of(&self, t_s: f64) -> i64 {
+        (t_s / self.cfg.bin_s).floor() as i64
+    }
+
+    /// Takes a beat: closes bins up to the beat's time, and adds it to the
+    /// open bin when accepted. Beats older than the open bin are ignored
+    /// (beats arrive in time order).
+    pub fn push(&mut self, beat: &Beat) {
+        if !beat.onset_s.is_finite() {
+            return;
+        }
+        self.advance_to(beat.onset_s);
+        if !beat.accepted || self.bin != Some(self.bin_of(beat.onset_s)) {
+            return;
+        }
+        if self.values.len() < self.values_cap {
+            self.values.push(BeatValues::from(beat));
+        } else {
+            self.dropped_beats += 1;
+        }
+    }
+
+    /// Moves time forward to `t_s`: every bin that ended is closed (empty
+    /// bins included, so gaps show), and the bin containing `t_s` opens.
+    pub fn advance_to(&mut self, t_s: f64) {
+        if !t_s.is_finite() {
+            return;
+        }
+        let target = self.bin_of(t_s);
+        let Some(open) = self.bin else {
+            self.bin = Some(target);
+            return;
+        };
+        if target <= open {
+            return;
+        }
+        self.close_open_bin(open);
+        // Empty bins between; only the last `capacity` can survive in the ring.
+        let first_empty = (open + 1).max(target - self.points.capacity() as i64);
+        for k in first_empty..target {
+            self.points.push(self.empty_point(k));
+        }
+        self.bin = Some(target);
+    }
+
+    /// Closes the open bin (at the end of a stream).
+    pub fn finish(&mut self) {
+        if let Some(open) = self.bin.take() {
+            self.close_open_bin(open);
+        }
+    }
+
+    fn empty_point(&self, k: i64) -> TrendPoint {
+        TrendPoint {
+            t_start_s: k as f64 * self.cfg.bin_s,
+            t_end_s: (k + 1) as f64 * self.cfg.bin_s,
+            beats: 0,
+            sv_ml: None,
+            co_l_min: None,
+            ftc_ms: None,
+            sd_cm: None,
+            hr_bpm: None,
+        }
+    }
+
+    fn summarise(&mut self, k: i64) -> TrendPoint {
+        let mut p = self.empty_point(k);
+        p.beats = self.values.len();
+        let mut med = |f: fn(&BeatValues) -> Option<f64>| {
+            self.scratch.clear();
+            self.scratch
+                .extend(self.values.iter().filter_map(f).filter(|x| x.is_finite()));
+            median_in_place(&mut self.scratch)
+        };
+        p.sv_ml = med(|b| b.sv_ml);
+        p.co_l_min = med(|b| b.co_l_min);
+        p.ftc_ms = med(|b| Some(b.ftc_ms));
+        p.sd_cm = med(|b| Some(b.sd_cm));
+        p.hr_bpm = med(|b| Some(b.hr_bpm));
+        p
+    }
+
+    fn close_open_bin(&mut self, k: i64) {
+        let p = self.summarise(k);
+        self.points.push(p);
+        self.values.clear();
+    }
+
+    /// The open (still filling) bin's medians so far, if a bin is open.
+    pub fn open_point(&mut self) -> Option<TrendPoint> {
+        let k = self.bin?;
+        Some(self.summarise(k))
+    }
+
+    /// Closed bins, oldest first.
+    pub fn points(&self) -> impl DoubleEndedIterator<Item = &TrendPoint> + ExactSizeIterator + '_ {
+        self.points.iter()
+    }
+
+    /// Closed bins that end after `t_s` (for a 15/30/60-minute view ending now).
+    pub fn points_since(&self, t_s: f64) -> impl Iterator<Item = &TrendPoint> + '_ {
+        self.points.iter().filter(move |p| p.t_end_s > t_s)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A plausible accepted beat with the given onset, SD and cycle.
+    pub(crate) fn beat(index: u64, onset_s: f64, sd_cm: f64, cycle_s: f64) -> Beat {
+        let hr = 60.0 / cycle_s;
+        let sv = sd_cm * 5.0;
+        Beat {
+            index,
+            onset_s,
+            peak_s: onset_s + 0.1,
+            end_s: onset_s + 0.32,
+            next_onset_s: onset_s + cycle_s,
+            ft_ms: 320.0,
+            cycle_s,
+            hr_bpm: hr,
+            ftc_ms: 320.0 / cycle_s.sqrt(),
+            sd_cm,
+            pv_cm_s: 90.0,
+            ma_cm_s2: Some(900.0),
+            md_cm_min: sd_cm * hr,
+            sv_ml: Some(sv),
+            sv_range_ml: Some((sv * 0.8, sv * 1.2)),
+            co_l_min: Some(sv * hr / 1000.0),
+            quality: 0.9,
+            accepted: true,
+            reject_reason: None,
+            completed_by_sample: 0,
+        }
+    }
+
+    #[test]
+    fn ring_overwrites_oldest_and_iterates_in_order() {
+        let mut r = Ring::new(3);
+        for i in 0..5 {
+            r.push(i);
+        }
+        assert_eq!(r.iter().copied().collect::<Vec<_>>(), vec![2, 3, 4]);
+        assert_eq!(r.front(), Some(&2));
+        assert_eq!(r.back(), Some(&4));
+        assert_eq!(r.pop_front(), Some(2));
+        r.push(5);
+        assert_eq!(r.iter().copied().collect::<Vec<_>>(), vec![3, 4, 5]);
+        assert_eq!(r.len(), 3);
+    }
+
+    #[test]
+    fn rolling_average_uses_last_n_accepted_beats_only() {
+        let mut avg = RollingAverage::new(4);
+        assert!(avg.averages().is_none());
+        for i in 0..10 {
+            let mut b = beat(i, i as f64, 10.0 + i as f64, 1.0);
+            if i == 8 {
+                b.accepted = false;
+                b.sd_cm = 1000.0;
+            }
+            avg.push(&b);
+        }
+        // Accepted beats 5, 6, 7, 9 → SD 15, 16, 17, 19 → mean 16.75.
+        let a = avg.averages().unwrap();
+        assert_eq!(a.beats, 4);
+        assert!((a.sd_cm - 16.75).abs() < 1e-12);
+        assert!((a.sv_ml.unwrap() - 16.75 * 5.0).abs() < 1e-9);
+        assert!((a.hr_bpm - 60.0).abs() < 1e-12);
+        assert_eq!(a.t_last_s, 9.0);
+    }
+
+    #[test]
+    fn rolling_average_without_sv_reports_none_not_zero() {
+        let mut avg = RollingAverage::new(3);
+        let mut b = beat(0, 0.0, 12.0, 1.0);
+        b.sv_ml = None;
+        b.co_l_min = None;
+        b.sv_range_ml = None;
+        avg.push(&b);
+        let a = avg.averages().unwrap();
+        assert_eq!(a.sv_ml, None);
+        assert_eq!(a.co_l_min, None);
+        assert!((a.sd_cm - 12.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn svv_of_a_sinusoidal_respiratory_swing_is_peak_to_peak_over_mean() {
+        // SD = 15·(1 + 0.06·sin(2π t / 5 s)) at 60/min: breathing every 5
+        // beats; the samples hit ±sin(2π·k/5): max 0.9511, min −0.9511.
+        let mut svv = SvvTracker::new(SvvConfig::default());
+        for i in 0..120 {
+            let t = i as f64;
+            let sd = 15.0 * (1.0 + 0.06 * (2.0 * std::f64::consts::PI * t / 5.0).sin());
+            svv.push(&beat(i, t, sd, 1.0));
+        }
+        let expect = 100.0 * 2.0 * 0.06 * (2.0 * std::f64::consts::PI / 5.0).sin();
+        // The window holds 31 beats (onsets 89..=119): 6+ full breaths; the
+        // mean of a whole number of samples of the sine is ≈ 15.
+        let got = svv.svv_pct().unwrap();
+        assert!((got - expect).abs() < 0.1, "got {got}, expected {expect}");
+        assert!(svv.beats() <= 31);
+    }
+
+    #[test]
+    fn svv_needs_enough_beats_and_expires_with_time() {
+        let mut svv = SvvTracker::new(SvvConfig::default());
+        for i in 0..5 {
+            svv.push(&beat(i, i as f64, 15.0, 1.0));
+        }
+        assert_eq!(svv.svv_pct(), None, "5 beats < min 8");
+        for i in 5..20 {
+            svv.push(&beat(i, i as f64, 15.0, 1.0));
+        }
+        assert_eq!(svv.svv_pct(), Some(0.0));
+        svv.expire(100.0);
+        assert_eq!(svv.beats(), 0);
+        assert_eq!(svv.svv_pct(), None);
+    }
+
+    #[test]
+    fn trend_bins_hold_medians_of_accepted_beats() {
+        let mut tr = TrendRecorder::new(TrendConfig {
+            bin_s: 10.0,
+            history_s: 60.0,
+            max_hr_bpm: 300.0,
+        });
+        // Bin 0: SD 10, 11, 30(outlier), 12 + a rejected 99 → median 11.5.
+        for (i, sd) in [10.0, 11.0, 30.0, 12.0].iter().enumerate() {
+            tr.push(&beat(i as u64, i as f64 * 2.0, *sd, 2.0));
+        }
+        let mut rej = beat(9, 9.0, 99.0, 2.0);
+        rej.accepted = false;
+        tr.push(&rej);
+        tr.push(&beat(10, 10.5, 14.0, 2.0));
+        let p: Vec<_> = tr.points().copied().collect();
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].beats, 4);
+        assert_eq!((p[0].t_start_s, p[0].t_end_s), (0.0, 10.0));
+        assert!((p[0].sd_cm.unwrap() - 11.5).abs() < 1e-12);
+        assert!((p[0].sv_ml.unwrap() - 57.5).abs() < 1e-9);
+        assert!((p[0].hr_bpm.unwrap() - 30.0).abs() < 1e-12);
+        assert_eq!(tr.open_point().unwrap().beats, 1);
+    }
+
+    #[test]
+    fn trend_shows_gaps_as_empty_bins() {
+        let mut tr = TrendRecorder::new(TrendConfig::default());
+        tr.push(&beat(0, 1.0, 15.0, 1.0));
+        tr.push(&beat(1, 45.0, 15.0, 1.0));
+        let p: Vec<_> = tr.points().copied().collect();
+        assert_eq!(p.len(), 4, "bins 0..10, 10..20, 20..30, 30..40");
+        assert_eq!(p[0].beats, 1);
+        assert!(p[1..].iter().all(|q| q.beats == 0 && q.sd_cm.is_none()));
+        assert_eq!(tr.points_since(25.0).count(), 2);
+    }
+
+    #[test]
+    fn trend_memory_is_bounded_over_a_long_case() {
+        let cfg = TrendConfig::default();
+        let mut tr = TrendRecorder::new(cfg);
+        let cap = tr.capacity();
+        assert_eq!(cap, 360, "60 min of 10-s bins");
+        // Three hours at 80/min.
+        let cycle = 0.75;
+        let n = (3.0 * 3600.0 / cycle) as u64;
+        for i in 0..n {
+            tr.push(&beat(i, i as f64 * cycle, 15.0, cycle));
+        }
+        assert_eq!(tr.points().len(), cap);
+        let first = tr.points().next().unwrap();
+        let last = tr.points().last().unwrap();
+        assert!((last.t_end_s - first.t_start_s - 3600.0).abs() < 1e-6);
+        assert!(last.t_end_s > 3.0 * 3600.0 - 20.0);
+        assert_eq!(tr.dropped_beats(), 0);
+        // A jump of a day costs no more than the ring.
+        tr.push(&beat(n, 86_400.0, 15.0, cycle));
+        assert_eq!(tr.points().len(), cap);
+        assert!(tr.points().all(|p| p.beats == 0));
+    }
+
+    #[test]
+    fn trend_bin_overflow_is_counted_not_grown() {
+        let mut tr = TrendRecorder::new(TrendConfig {
+            bin_s: 10.0,
+            history_s: 100.0,
+            max_hr_bpm: 60.0,
+        });
+        for i in 0..30 {
+            tr.push(&beat(i, i as f64 * 0.3, 15.0, 0.3));
+        }
+        assert_eq!(tr.dropped_beats(), 30 - 11);
+    }
+
+    #[test]
+    fn median_of_even_and_odd_counts() {
+        assert_eq!(median_in_place(&mut [3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median_in_place(&mut [4.0, 1.0, 2.0, 3.0]), Some(2.5));
+        assert_eq!(median_in_place(&mut []), None);
+    }
+}
