@@ -9,10 +9,21 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod area;
+pub mod beat;
 pub mod calfit;
+pub mod envelope;
+pub mod error;
 pub mod fluid;
 pub mod haemo;
+pub mod noise;
+pub mod pipeline;
+pub mod stft;
 pub mod trend;
 pub mod types;
+pub mod wall;
 
+pub use error::DspError;
+pub use pipeline::{
+    EnvelopePoint, NullSink, Pipeline, PipelineConfig, PipelineSink, ProbeCalibration, SpectrumColumn,
+};
 pub use types::*;

@@ -1,0 +1,655 @@
+//! Maximum-velocity envelope: the upper edge of the forward-flow spectrum in
+//! one column, with the estimator's bias corrected.
+//!
+//! Two published estimators (primer, "Signal-processing methods"; Moraes et
+//! al., "Maximum frequency estimators for Doppler ultrasound signals"):
+//!
+//! - **MTCM**, modified threshold crossing: the positive half is smoothed
+//!   over `smoothing_bins` bins and searched *from the top down* for the
+//!   first run of bins above a threshold derived from the noise statistics
+//!   (false-alarm probability per bin, Wilson–Hilferty quantile of the
+//!   smoothed χ² noise, whose degrees of freedom are computed from the
+//!   window's bin-to-bin correlation).
+//! - **MGM**, modified geometric method: on the noise-subtracted integrated
+//!   spectrum, the edge is the point farthest above the straight line from
+//!   its origin to its maximum (the knee).
+//! - **Percentile** (for comparison only): where the noise-subtracted
+//!   integrated spectrum reaches a fixed fraction of its maximum; its bias
+//!   depends on the spectrum's shape and is not corrected.
+//!
+//! **Bias correction** (MTCM and MGM). Near the true edge `f_e` the expected
+//! smoothed spectrum is `n + A·R(f − f_e)`, where `n` is the noise floor,
+//! `A` the signal density just below the edge, and `R(d)` the fraction of a
+//! unit step's power that the analysis kernel (|W(f)|² of the Hann window,
+//! convolved with the smoothing boxcar) spreads beyond distance `d`. An
+//! estimator that stops where the expected spectrum has fallen to `n + τA`
+//! sits at `f_e + R⁻¹(τ)`: above the edge when `τ < ½` (strong signal: the
+//! window's main lobe smears the edge upward), below it when `τ > ½` (weak
+//! signal: the threshold cuts inside). `R` is computed exactly from the
+//! window at construction; `τ` comes from the estimator's own threshold
+//! (MTCM: `(T − n)/A`; MGM: slope of the reference line `/A`), with `A`
+//! measured from the bins just below the edge. Nothing here is fitted to a
+//! simulator.
+
+use crate::error::DspError;
+
+/// Which maximum-frequency estimator traces the envelope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EnvelopeMethod {
+    /// Modified threshold crossing (default; chosen by measurement, docs/dsp.md).
+    #[default]
+    Mtcm,
+    /// Modified geometric method (knee of the integrated spectrum).
+    Geometric,
+    /// Percentile of the integrated spectrum (uncorrected; for comparison).
+    Percentile,
+}
+
+impl EnvelopeMethod {
+    /// Short name for reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Mtcm => "mtcm",
+            Self::Geometric => "mgm",
+            Self::Percentile => "percentile",
+        }
+    }
+    /// All methods, for comparisons.
+    pub const ALL: [EnvelopeMethod; 3] = [Self::Mtcm, Self::Geometric, Self::Percentile];
+}
+
+/// Settings of the envelope estimator.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EnvelopeConfig {
+    /// Estimator.
+    pub method: EnvelopeMethod,
+    /// MTCM: width of the boxcar smoothing across bins (odd).
+    pub smoothing_bins: usize,
+    /// MTCM: probability that one smoothed noise-only bin exceeds the threshold.
+    pub false_alarm_prob: f64,
+    /// Percentile method: fraction of the integrated power.
+    pub percentile: f64,
+    /// Whether to apply the window/threshold bias correction.
+    pub bias_correction: bool,
+}
+
+impl Default for EnvelopeConfig {
+    fn default() -> Self {
+        Self {
+            method: EnvelopeMethod::Mtcm,
+            smoothing_bins: 5,
+            false_alarm_prob: 1e-3,
+            percentile: 0.95,
+            bias_correction: true,
+        }
+    }
+}
+
+/// One column's envelope estimate.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct EdgeEstimate {
+    /// Corrected maximum Doppler shift, Hz (0 when no flow is found).
+    pub shift_hz: f32,
+    /// Signal density just below the edge over the noise floor (linear; 0
+    /// when no flow).
+    pub snr: f32,
+    /// The estimate reached the top of the band (the spectrum is full:
+    /// interference or aliasing).
+    pub saturated: bool,
+}
+
+/// Tail fraction `R(d)` of a unit step smeared by a kernel, tabulated on a
+/// fine grid (d in FFT bins).
+#[derive(Debug, Clone)]
+struct StepResponse {
+    step_bins: f64,
+    start_bins: f64,
+    tail: Vec<f64>,
+}
+
+impl StepResponse {
+    /// `|W(δ)|²` of `window` zero-padded to `fft_len`, convolved with a
+    /// boxcar of `boxcar` bins.
+    fn new(window: &[f32], fft_len: usize, boxcar: usize) -> Self {
+        const SUB: usize = 16;
+        let lobe = 2.0 * fft_len as f64 / window.len() as f64;
+        let half_range = (4.0 * lobe).ceil() as usize + boxcar;
+        let n = 2 * half_range * SUB + 1;
+        let start = -(half_range as f64);
+        let step = 1.0 / SUB as f64;
+        let kernel: Vec<f64> = (0..n)
+            .map(|i| {
+                let d = start + i as f64 * step;
+                let (mut re, mut im) = (0.0, 0.0);
+                for (t, &w) in window.iter().enumerate() {
+                    let ph = -2.0 * std::f64::consts::PI * d * t as f64 / fft_len as f64;
+                    re += f64::from(w) * ph.cos();
+                    im += f64::from(w) * ph.sin();
+                }
+                re * re + im * im
+            })
+            .collect();
+        let h = (boxcar / 2) as isize;
+        let smoothed: Vec<f64> = (0..n as isize)
+            .map(|i| {
+                (-h..=h)
+                    .map(|j| {
+                        let k = i + j * SUB as isize;
+                        if k >= 0 && (k as usize) < n {
+                            kernel[k as usize]
+                        } else {
+                            0.0
+                        }
+                    })
+                    .sum()
+            })
+            .collect();
+        let total: f64 = smoothed.iter().sum();
+        let mut tail = vec![0.0; n];
+        let mut acc = 0.0;
+        for i in (0..n).rev() {
+            // Midpoint rule: half of grid point i lies beyond d_i.
+            tail[i] = (acc + 0.5 * smoothed[i]) / total;
+            acc += smoothed[i];
+        }
+        Self {
+            step_bins: step,
+            start_bins: start,
+            tail,
+        }
+    }
+
+    /// `d` (FFT bins) where the tail fraction equals `tau` (clamped to the table).
+    fn inverse(&self, tau: f64) -> f64 {
+        // tail is decreasing: first index with tail <= tau.
+        let i = self.tail.partition_point(|&t| t > tau);
+        let i = i.min(self.tail.len() - 1);
+        if i == 0 {
+            return self.start_bins;
+        }
+        let (t0, t1) = (self.tail[i - 1], self.tail[i]);
+        let frac = if t0 > t1 { (t0 - tau) / (t0 - t1) } else { 0.0 };
+        self.start_bins + ((i - 1) as f64 + frac.clamp(0.0, 1.0)) * self.step_bins
+    }
+}
+
+/// Standard-normal quantile for upper-tail probability `p` (Acklam's
+/// rational approximation, relative error < 1.2e-9).
+#[allow(clippy::excessive_precision)] // published coefficients, kept as printed
+fn normal_upper_quantile(p: f64) -> f64 {
+    let q = 1.0 - p;
+    const A: [f64; 6] = [
+        -3.969683028665376e1,
+        2.209460984245205e2,
+        -2.759285104469687e2,
+        1.383577518672690e2,
+        -3.066479806614716e1,
+        2.506628277459239,
+    ];
+    const B: [f64; 5] = [
+        -5.447609879822406e1,
+        1.615858368580409e2,
+        -1.556989798598866e2,
+        6.680131188771972e1,
+        -1.328068155288572e1,
+    ];
+    const C: [f64; 6] = [
+        -7.784894002430293e-3,
+        -3.223964580411365e-1,
+        -2.400758277161838,
+        -2.549732539343734,
+        4.374664141464968,
+        2.938163982698783,
+    ];
+    const D: [f64; 4] = [
+        7.784695709041462e-3,
+        3.224671290700398e-1,
+        2.445134137142996,
+        3.754408661907416,
+    ];
+    let lo = 0.02425;
+    if q < lo {
+        let r = (-2.0 * q.ln()).sqrt();
+        (((((C[0] * r + C[1]) * r + C[2]) * r + C[3]) * r + C[4]) * r + C[5])
+            / ((((D[0] * r + D[1]) * r + D[2]) * r + D[3]) * r + 1.0)
+    } else if q <= 1.0 - lo {
+        let r = (q - 0.5) * (q - 0.5);
+        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * (q - 0.5)
+            / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
+    } else {
+        let r = (-2.0 * (1.0 - q).ln()).sqrt();
+        -(((((C[0] * r + C[1]) * r + C[2]) * r + C[3]) * r + C[4]) * r + C[5])
+            / ((((D[0] * r + D[1]) * r + D[2]) * r + D[3]) * r + 1.0)
+    }
+}
+
+/// The envelope stage.
+#[derive(Debug, Clone)]
+pub struct EnvelopeEstimator {
+    cfg: EnvelopeConfig,
+    fft_len: usize,
+    bin_hz: f64,
+    /// First positive-frequency bin searched (above the wall band), as an
+    /// offset from the 0 Hz bin.
+    first_pos: usize,
+    /// Threshold over the noise floor, as a multiple of it (MTCM).
+    threshold_ratio: f64,
+    /// Main-lobe half-width plus smoothing half-width, FFT bins.
+    guard_bins: usize,
+    step_smoothed: StepResponse,
+    step_raw: StepResponse,
+    smooth: Vec<f32>,
+    integ: Vec<f32>,
+}
+
+impl EnvelopeEstimator {
+    /// Builds the estimator for columns made with `window` and `fft_len`, at
+    /// `sample_rate_hz`, searching shifts above `min_shift_hz` (the wall band).
+    pub fn new(
+        cfg: EnvelopeConfig,
+        window: &[f32],
+        fft_len: usize,
+        sample_rate_hz: f64,
+        min_shift_hz: f64,
+    ) -> Result<Self, DspError> {
+        if cfg.smoothing_bins.is_multiple_of(2) || cfg.smoothing_bins > 31 {
+            return Err(DspError::invalid(
+                "smoothing_bins",
+                cfg.smoothing_bins,
+                "odd, ≤ 31",
+            ));
+        }
+        if !(cfg.false_alarm_prob > 1e-12 && cfg.false_alarm_prob < 0.5) {
+            return Err(DspError::invalid(
+                "false_alarm_prob",
+                cfg.false_alarm_prob,
+                "1e-12 < p < 0.5",
+            ));
+        }
+        if !(cfg.percentile > 0.5 && cfg.percentile < 1.0) {
+            return Err(DspError::invalid(
+                "percentile",
+                cfg.percentile,
+                "0.5 < p < 1",
+            ));
+        }
+        if window.len() > fft_len || fft_len < 32 {
+            return Err(DspError::invalid(
+                "fft_len",
+                fft_len,
+                "≥ 32 and ≥ window length",
+            ));
+        }
+        let bin_hz = sample_rate_hz / fft_len as f64;
+        let first_pos = ((min_shift_hz / bin_hz).ceil() as usize).max(1);
+        if first_pos + 16 > fft_len / 2 {
+            return Err(DspError::invalid(
+                "wall band",
+                min_shift_hz,
+                "leaves ≥ 16 bins of forward band",
+            ));
+        }
+        // Variance of the boxcar mean of unit-mean periodogram bins of
+        // Gaussian noise: cov(P_i, P_j) = ρ(|i−j|), with ρ(m) the squared
+        // normalised transform of w² at m bins.
+        let energy: f64 = window.iter().map(|&w| f64::from(w).powi(2)).sum();
+        let rho = |m: usize| {
+            let (mut re, mut im) = (0.0, 0.0);
+            for (t, &w) in window.iter().enumerate() {
+                let ph = -2.0 * std::f64::consts::PI * (m * t) as f64 / fft_len as f64;
+                let w2 = f64::from(w).powi(2);
+                re += w2 * ph.cos();
+                im += w2 * ph.sin();
+            }
+            (re * re + im * im) / (energy * energy)
+        };
+        let m = cfg.smoothing_bins;
+        let mut var = 0.0;
+        for i in 0..m {
+            for j in 0..m {
+                var += rho(i.abs_diff(j));
+            }
+        }
+        var /= (m * m) as f64;
+        // Smoothed noise ≈ n·χ²_ν/ν with ν = 2/var; Wilson–Hilferty quantile.
+        let nu = 2.0 / var;
+        let z = normal_upper_quantile(cfg.false_alarm_prob);
+        let c = 2.0 / (9.0 * nu);
+        let threshold_ratio = (1.0 - c + z * c.sqrt()).powi(3);
+        let lobe = 2.0 * fft_len as f64 / window.len() as f64;
+        let guard_bins = (lobe + (m / 2) as f64).ceil() as usize;
+        Ok(Self {
+            cfg,
+            fft_len,
+            bin_hz,
+            first_pos,
+            threshold_ratio,
+            guard_bins,
+            step_smoothed: StepResponse::new(window, fft_len, m),
+            step_raw: StepResponse::new(window, fft_len, 1),
+            smooth: vec![0.0; fft_len / 2],
+            integ: vec![0.0; fft_len / 2],
+        })
+    }
+
+    /// The estimator's settings.
+    pub fn config(&self) -> &EnvelopeConfig {
+        &self.cfg
+    }
+
+    /// MTCM threshold as a multiple of the noise floor.
+    pub fn threshold_ratio(&self) -> f64 {
+        self.threshold_ratio
+    }
+
+    /// Bias (Hz) the correction removes for an edge of relative plateau
+    /// `tau` (threshold over plateau), for the smoothed (MTCM) kernel.
+    pub fn smear_bias_hz(&self, tau: f64) -> f64 {
+        self.step_smoothed.inverse(tau) * self.bin_hz
+    }
+
+    /// Estimates the edge of one column (`power`, `fft_len` bins in
+    /// ascending frequency order) given its noise floor.
+    pub fn process(
+        &mut self,
+        power: &[f32],
+        noise: f32,
+        out: &mut EdgeEstimate,
+    ) -> Result<(), DspError> {
+        if power.len() != self.fft_len {
+            return Err(DspError::BufferLength {
+                stage: "envelope",
+                expected: self.fft_len,
+                got: power.len(),
+            });
+        }
+        let pos = &power[self.fft_len / 2..];
+        *out = EdgeEstimate::default();
+        if !(noise > 0.0 && noise.is_finite()) {
+            return Ok(());
+        }
+        match self.cfg.method {
+            EnvelopeMethod::Mtcm => self.mtcm(pos, noise, out),
+            EnvelopeMethod::Geometric => self.geometric(pos, noise, out),
+            EnvelopeMethod::Percentile => self.percentile(pos, noise, out),
+        }
+        Ok(())
+    }
+
+    /// Mean of `v` over bins `[lo, hi)` clipped to the searched band.
+    fn plateau(&self, v: &[f32], edge_bin: f64) -> f64 {
+        let hi = (edge_bin.floor() as isize - self.guard_bins as isize)
+            .max(self.first_pos as isize + 1) as usize;
+        let lo = hi.saturating_sub(4).max(self.first_pos);
+        let hi = hi.min(v.len());
+        if hi <= lo {
+            return 0.0;
+        }
+        v[lo..hi].iter().map(|&x| f64::from(x)).sum::<f64>() / (hi - lo) as f64
+    }
+
+    fn mtcm(&mut self, pos: &[f32], noise: f32, out: &mut EdgeEstimate) {
+        let m = self.cfg.smoothing_bins;
+        let h = m / 2;
+        let len = pos.len();
+        // Boxcar smoothing with a running sum (edges: shorter average).
+        let mut acc = 0.0_f32;
+        let mut count = 0_usize;
+        for &p in pos.iter().take(h) {
+            acc += p;
+            count += 1;
+        }
+        for k in 0..len {
+            if k + h < len {
+                acc += pos[k + h];
+                count += 1;
+            }
+            if k > h {
+                acc -= pos[k - h - 1];
+                count -= 1;
+            }
+            self.smooth[k] = acc / count as f32;
+        }
+        let thr = (f64::from(noise) * self.threshold_ratio) as f32;
+        let s = &self.smooth;
+        // Top-down search for the first run of m bins above threshold.
+        let mut run = 0;
+        let mut top = None;
+        for k in (self.first_pos..len).rev() {
+            if s[k] > thr {
+                run += 1;
+                if run >= m {
+                    top = Some(k + m - 1);
+                    break;
+                }
+            } else {
+                run = 0;
+            }
+        }
+        let Some(k) = top else { return };
+        let edge_bin = if k + 1 < len {
+            let (a, b) = (s[k], s[k + 1]);
+            k as f64
+                + if a > b {
+                    f64::from((a - thr) / (a - b))
+                } else {
+                    0.0
+                }
+        } else {
+            out.saturated = true;
+            k as f64
+        };
+        let plateau = self.plateau(s, edge_bin) - f64::from(noise);
+        let snr = (plateau / f64::from(noise)).max(0.0);
+        let mut edge = edge_bin;
+        if self.cfg.bias_correction {
+            let tau = if plateau > 0.0 {
+                f64::from(thr - noise) / plateau
+            } else {
+                1.0
+            };
+            edge -= self.step_smoothed.inverse(tau.clamp(0.0, 0.99));
+        }
+        out.shift_hz = (edge.max(0.0) * self.bin_hz) as f32;
+        out.snr = snr as f32;
+    }
+
+    /// Noise-subtracted integrated spectrum from the first searched bin;
+    /// returns (index of maximum, maximum) or None when nothing stands out.
+    fn integrate(&mut self, pos: &[f32], noise: f32) -> Option<(usize, f32)> {
+        let mut acc = 0.0_f32;
+        let (mut kmax, mut imax) = (self.first_pos, 0.0_f32);
+        for (k, (&p, i)) in pos
+            .iter()
+            .zip(self.integ.iter_mut())
+            .enumerate()
+            .skip(self.first_pos)
+        {
+            acc += p - noise;
+            *i = acc;
+            if acc > imax {
+                imax = acc;
+                kmax = k;
+            }
+        }
+        // The random walk of pure noise reaches ~z·n·√k; demand more than that
+        // (z from the configured false-alarm probability).
+        let z = normal_upper_quantile(self.cfg.false_alarm_prob) as f32;
+        let span = (pos.len() - self.first_pos) as f32;
+        (imax > z * noise * span.sqrt() * 1.5).then_some((kmax, imax))
+    }
+
+    fn geometric(&mut self, pos: &[f32], noise: f32, out: &mut EdgeEstimate) {
+        let Some((kmax, imax)) = self.integrate(pos, noise) else {
+            return;
+        };
+        let k0 = self.first_pos;
+        let width = (kmax + 1 - k0) as f32;
+        let slope = imax / width;
+        let (mut best, mut knee) = (f32::MIN, kmax);
+        for k in k0..=kmax {
+            let d = self.integ[k] - slope * (k + 1 - k0) as f32;
+            if d > best {
+                best = d;
+                knee = k;
+            }
+        }
+        // The integral up to bin k covers through its upper half.
+        let edge_bin = knee as f64 + 0.5;
+        out.saturated = knee + 2 >= pos.len();
+        let plateau = self.plateau(pos, edge_bin) - f64::from(noise);
+        out.snr = (plateau / f64::from(noise)).max(0.0) as f32;
+        let mut edge = edge_bin;
+        if self.cfg.bias_correction {
+            let tau = if plateau > 0.0 {
+                f64::from(slope) / plateau
+            } else {
+                1.0
+            };
+            edge -= self.step_raw.inverse(tau.clamp(0.0, 0.99));
+        }
+        out.shift_hz = (edge.max(0.0) * self.bin_hz) as f32;
+    }
+
+    fn percentile(&mut self, pos: &[f32], noise: f32, out: &mut EdgeEstimate) {
+        let Some((kmax, imax)) = self.integrate(pos, noise) else {
+            return;
+        };
+        let target = imax * self.cfg.percentile as f32;
+        let k = (self.first_pos..=kmax)
+            .find(|&k| self.integ[k] >= target)
+            .unwrap_or(kmax);
+        let edge_bin = k as f64 + 0.5;
+        out.saturated = k + 2 >= pos.len();
+        let plateau = self.plateau(pos, edge_bin) - f64::from(noise);
+        out.snr = (plateau / f64::from(noise)).max(0.0) as f32;
+        out.shift_hz = (edge_bin * self.bin_hz) as f32;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stft::hann;
+
+    #[test]
+    fn normal_quantile_matches_tables() {
+        assert!((normal_upper_quantile(0.5)).abs() < 1e-8);
+        assert!((normal_upper_quantile(1e-3) - 3.090_232).abs() < 1e-5);
+        assert!((normal_upper_quantile(0.025) - 1.959_964).abs() < 1e-5);
+    }
+
+    #[test]
+    fn step_response_is_half_at_the_edge_and_monotone() {
+        let r = StepResponse::new(&hann(200), 256, 5);
+        assert!(r.inverse(0.5).abs() < 0.05, "{}", r.inverse(0.5));
+        assert!(r.inverse(0.01) > r.inverse(0.1));
+        assert!(r.inverse(0.9) < 0.0);
+        // Symmetric kernel: R⁻¹(τ) = −R⁻¹(1−τ).
+        assert!((r.inverse(0.2) + r.inverse(0.8)).abs() < 0.05);
+    }
+
+    /// Expected column of a flat spectrum from 0 to `edge_hz` at density
+    /// `level` over unit noise, built by brute-force smearing with the window
+    /// kernel (independent of the estimator's table).
+    fn expected_column(edge_hz: f64, level: f64, fs: f64, window: &[f32], n: usize) -> Vec<f32> {
+        // Dense sum of tones, each with the window's exact response.
+        let energy: f64 = window.iter().map(|&w| f64::from(w).powi(2)).sum();
+        let tones = 400;
+        let df = edge_hz / tones as f64;
+        (0..n)
+            .map(|idx| {
+                let f_bin = (idx as f64 - (n / 2) as f64) * fs / n as f64;
+                let mut p = 1.0;
+                if idx < n / 2 {
+                    return p as f32;
+                }
+                for t in 0..tones {
+                    let f = (t as f64 + 0.5) * df;
+                    let (mut re, mut im) = (0.0, 0.0);
+                    for (s, &w) in window.iter().enumerate() {
+                        let ph = 2.0 * std::f64::consts::PI * (f - f_bin) * s as f64 / fs;
+                        re += f64::from(w) * ph.cos();
+                        im += f64::from(w) * ph.sin();
+                    }
+                    // E[P(f_b)] = (1/Σw²)·∫ S(f)|W(f − f_b)|² df, S = level/fs.
+                    p += level / fs * df * (re * re + im * im) / energy;
+                }
+                p as f32
+            })
+            .collect()
+    }
+
+    #[test]
+    fn corrected_edge_of_expected_spectrum_is_the_true_edge() {
+        let fs = 20_000.0;
+        let window = hann(200);
+        for (edge_hz, level) in [(3000.0, 100.0), (3000.0, 10.0), (5200.0, 30.0)] {
+            let col = expected_column(edge_hz, level, fs, &window, 256);
+            for method in [EnvelopeMethod::Mtcm, EnvelopeMethod::Geometric] {
+                let mut est = EnvelopeEstimator::new(
+                    EnvelopeConfig {
+                        method,
+                        ..Default::default()
+                    },
+                    &window,
+                    256,
+                    fs,
+                    200.0,
+                )
+                .unwrap();
+                let mut out = EdgeEstimate::default();
+                est.process(&col, 1.0, &mut out).unwrap();
+                let err = f64::from(out.shift_hz) - edge_hz;
+                assert!(
+                    err.abs() < 40.0,
+                    "{method:?} edge {edge_hz} level {level}: error {err} Hz"
+                );
+                let mut raw = EnvelopeEstimator::new(
+                    EnvelopeConfig {
+                        method,
+                        bias_correction: false,
+                        ..Default::default()
+                    },
+                    &window,
+                    256,
+                    fs,
+                    200.0,
+                )
+                .unwrap();
+                raw.process(&col, 1.0, &mut out).unwrap();
+                let raw_err = f64::from(out.shift_hz) - edge_hz;
+                assert!(
+                    raw_err.abs() > err.abs(),
+                    "{method:?}: correction must help ({raw_err} → {err})"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn pure_noise_gives_no_flow() {
+        let mut seed = 5_u64;
+        let window = hann(200);
+        let mut est =
+            EnvelopeEstimator::new(EnvelopeConfig::default(), &window, 256, 20_000.0, 200.0)
+                .unwrap();
+        let mut hits = 0;
+        for _ in 0..500 {
+            let col: Vec<f32> = (0..256)
+                .map(|_| {
+                    seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                    let u = ((seed >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+                    -(u.ln()) as f32
+                })
+                .collect();
+            let mut out = EdgeEstimate::default();
+            est.process(&col, 1.0, &mut out).unwrap();
+            if out.shift_hz > 0.0 {
+                hits += 1;
+            }
+        }
+        // Independent bins are rougher than windowed ones; still rare.
+        assert!(hits < 25, "{hits} of 500 noise columns produced an edge");
+    }
+}

@@ -1,0 +1,570 @@
+//! The real-time pipeline: I/Q blocks in; spectrum columns, envelope points,
+//! beats and status out through a [`PipelineSink`].
+//!
+//! Stages, each its own module built once from [`PipelineConfig`]:
+//! wall filter ([`crate::wall`]) → short-time spectrum ([`crate::stft`]) →
+//! noise floor and interference ([`crate::noise`]) → maximum-velocity
+//! envelope ([`crate::envelope`]) → 3-point median in time → beat detection
+//! and per-beat numbers ([`crate::beat`]).
+//!
+//! Every output carries the sample index it belongs to: a column's and an
+//! envelope point's `sample_index` is the centre sample of its window; a
+//! beat carries `completed_by_sample`, the last sample of the data whose
+//! arrival made it complete (for latency measurement).
+//!
+//! After [`Pipeline::new`], [`Pipeline::push`] and [`Pipeline::finish`]
+//! never allocate, and the same input always gives the same output.
+
+use crate::beat::{BeatDetector, DetectorConfig, DetectorInput};
+use crate::envelope::{EdgeEstimate, EnvelopeConfig, EnvelopeEstimator};
+use crate::error::DspError;
+use crate::haemo::{FtcFormula, SvModel};
+use crate::noise::{InterferenceDetector, NoiseFloor};
+use crate::stft::Stft;
+use crate::types::{Beat, Status, StreamParams};
+use crate::wall::WallFilter;
+use rustfft::num_complex::Complex32;
+
+/// Probe calibration applied to every velocity:
+/// `v_true = (v_measured − offset_cm_s) / gain`, then, when `beam_angle_deg`
+/// is set, rescaled from the stream's stated angle to that angle
+/// (`v · cos θ_stated / cos θ_true`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ProbeCalibration {
+    /// Measured/true velocity ratio (1 = none).
+    pub gain: f64,
+    /// Measured velocity at zero true velocity, cm/s.
+    pub offset_cm_s: f64,
+    /// The true insonation angle, degrees, if it differs from PROBE_INFO's.
+    pub beam_angle_deg: Option<f64>,
+}
+
+impl Default for ProbeCalibration {
+    fn default() -> Self {
+        Self {
+            gain: 1.0,
+            offset_cm_s: 0.0,
+            beam_angle_deg: None,
+        }
+    }
+}
+
+impl ProbeCalibration {
+    /// Checks the values are usable (gain > 0, angle within 0–85°).
+    pub fn validate(&self) -> Result<(), DspError> {
+        if !(self.gain.is_finite() && self.gain > 0.0) {
+            return Err(DspError::invalid(
+                "calibration gain",
+                self.gain,
+                "finite, > 0",
+            ));
+        }
+        if !self.offset_cm_s.is_finite() {
+            return Err(DspError::invalid(
+                "calibration offset_cm_s",
+                self.offset_cm_s,
+                "finite",
+            ));
+        }
+        if let Some(a) = self.beam_angle_deg
+            && !(a.is_finite() && (0.0..=85.0).contains(&a))
+        {
+            return Err(DspError::invalid("calibration beam_angle_deg", a, "0–85°"));
+        }
+        Ok(())
+    }
+
+    /// True velocity from the velocity the stream's parameters imply.
+    pub fn velocity_true_cm_s_from_measured(&self, v_cm_s: f64, stated_angle_deg: f64) -> f64 {
+        let v = (v_cm_s - self.offset_cm_s) / self.gain;
+        match self.beam_angle_deg {
+            Some(a) => v * stated_angle_deg.to_radians().cos() / a.to_radians().cos(),
+            None => v,
+        }
+    }
+}
+
+/// Everything the pipeline is built from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PipelineConfig {
+    /// Wall-filter cut-off, Hz.
+    pub wall_cutoff_hz: f64,
+    /// Analysis window length, s (rounded to samples).
+    pub window_s: f64,
+    /// Hop between columns, s (rounded to samples).
+    pub hop_s: f64,
+    /// Envelope estimator.
+    pub envelope: EnvelopeConfig,
+    /// Beat detector.
+    pub detector: DetectorConfig,
+    /// Noise floor this far above its baseline flags interference, dB.
+    pub interference_margin_db: f32,
+    /// How fast the interference baseline may rise, dB/s.
+    pub interference_rise_db_per_s: f32,
+    /// No accepted beat for this long ⇒ [`Status::SignalLost`], s.
+    pub signal_lost_after_s: f64,
+    /// FTc formula.
+    pub ftc: FtcFormula,
+    /// Stroke-volume model.
+    pub sv_model: SvModel,
+    /// Probe calibration.
+    pub calibration: ProbeCalibration,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        Self {
+            wall_cutoff_hz: 150.0,
+            window_s: 0.010,
+            hop_s: 0.005,
+            envelope: EnvelopeConfig::default(),
+            detector: DetectorConfig::default(),
+            interference_margin_db: 4.0,
+            interference_rise_db_per_s: 1.0,
+            signal_lost_after_s: 10.0,
+            ftc: FtcFormula::Bazett,
+            sv_model: SvModel::None,
+            calibration: ProbeCalibration::default(),
+        }
+    }
+}
+
+/// One spectrum column, borrowing the pipeline's buffer.
+#[derive(Debug, Clone, Copy)]
+pub struct SpectrumColumn<'a> {
+    /// Centre sample of the window.
+    pub sample_index: u64,
+    /// Its time, s.
+    pub t_s: f64,
+    /// Linear power per bin (noise of variance σ² has mean σ² per bin),
+    /// ascending frequency: bin `k` is `(k − zero_bin)·bin_hz`.
+    pub power: &'a [f32],
+    /// Index of the 0 Hz bin.
+    pub zero_bin: usize,
+    /// Bin spacing, Hz.
+    pub bin_hz: f64,
+    /// Velocity per bin, cm/s (calibration applied to the scale).
+    pub velocity_cm_s_per_bin: f64,
+    /// Mean noise power per bin in this column.
+    pub noise_power: f32,
+    /// The column was flagged as broadband interference.
+    pub interference: bool,
+}
+
+impl SpectrumColumn<'_> {
+    /// Velocity (cm/s) of bin `k`.
+    pub fn velocity_cm_s(&self, k: usize) -> f64 {
+        (k as f64 - self.zero_bin as f64) * self.velocity_cm_s_per_bin
+    }
+}
+
+/// One point of the maximum-velocity envelope.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EnvelopePoint {
+    /// Centre sample of the column it comes from.
+    pub sample_index: u64,
+    /// Its time, s.
+    pub t_s: f64,
+    /// Maximum forward velocity, cm/s (calibrated, bias-corrected).
+    pub velocity_cm_s: f64,
+    /// 0..1: how far the flow stands above noise here (`snr/(snr+2)`), 0
+    /// inside interference.
+    pub quality: f64,
+}
+
+/// Receives the pipeline's outputs. Every method has an empty default.
+pub trait PipelineSink {
+    /// A new spectrum column.
+    fn spectrum_column(&mut self, _column: &SpectrumColumn<'_>) {}
+    /// A new envelope point.
+    fn envelope_point(&mut self, _point: &EnvelopePoint) {}
+    /// A complete beat.
+    fn beat(&mut self, _beat: &Beat) {}
+    /// A status change.
+    fn status(&mut self, _status: &Status) {}
+}
+
+/// A sink that ignores everything (for callers that only want side effects
+/// or to measure speed).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NullSink;
+impl PipelineSink for NullSink {}
+
+#[derive(Debug, Clone, Copy)]
+struct RawPoint {
+    input: DetectorInput,
+}
+
+/// The real-time DSP pipeline.
+#[derive(Debug)]
+pub struct Pipeline {
+    cfg: PipelineConfig,
+    params: StreamParams,
+    fs: f64,
+    wall: WallFilter,
+    stft: Stft,
+    noise: NoiseFloor,
+    interference: InterferenceDetector,
+    envelope: EnvelopeEstimator,
+    detector: BeatDetector,
+    window_len: usize,
+    hop_len: usize,
+    /// Filtered samples of the current window (first `fill` valid).
+    win: Vec<Complex32>,
+    fill: usize,
+    power: Vec<f32>,
+    /// Index of the next expected sample; None before the first block.
+    next_sample: Option<u64>,
+    /// End (exclusive) of the last clipped block.
+    clipped_until: u64,
+    gap_pending: bool,
+    /// The last two raw envelope points (median-of-3 in time).
+    prev: [Option<RawPoint>; 2],
+    velocity_per_hz: f64,
+    last_accepted_sample: Option<u64>,
+    first_sample: Option<u64>,
+    lost: bool,
+    external_interference_from: u64,
+    external_interference_until: u64,
+}
+
+impl Pipeline {
+    /// Builds every stage for the stream. Fails on settings the stream
+    /// cannot support (e.g. a wall filter above a quarter of the sample rate).
+    pub fn new(cfg: PipelineConfig, params: StreamParams) -> Result<Self, DspError> {
+        let fs = f64::from(params.sample_rate_hz);
+        if !(1000.0..=1.0e6).contains(&fs) {
+            return Err(DspError::invalid(
+                "sample_rate_hz",
+                params.sample_rate_hz,
+                "1 000–1 000 000",
+            ));
+        }
+        if !(params.beam_angle_deg.is_finite() && (0.0..=85.0).contains(&params.beam_angle_deg)) {
+            return Err(DspError::invalid(
+                "beam_angle_deg",
+                params.beam_angle_deg,
+                "0–85°",
+            ));
+        }
+        if params.carrier_hz == 0 {
+            return Err(DspError::invalid("carrier_hz", 0, "> 0"));
+        }
+        if !(cfg.window_s.is_finite() && (0.002..=0.1).contains(&cfg.window_s)) {
+            return Err(DspError::invalid("window_s", cfg.window_s, "0.002–0.1 s"));
+        }
+        if !(cfg.hop_s.is_finite() && cfg.hop_s > 0.0 && cfg.hop_s <= cfg.window_s) {
+            return Err(DspError::invalid("hop_s", cfg.hop_s, "0 < hop ≤ window"));
+        }
+        if !(cfg.signal_lost_after_s.is_finite() && cfg.signal_lost_after_s > 0.0) {
+            return Err(DspError::invalid(
+                "signal_lost_after_s",
+                cfg.signal_lost_after_s,
+                "> 0",
+            ));
+        }
+        cfg.calibration.validate()?;
+        let window_len = (cfg.window_s * fs).round() as usize;
+        let hop_len = ((cfg.hop_s * fs).round() as usize).clamp(1, window_len);
+        let fft_len = window_len.next_power_of_two();
+        let wall = WallFilter::new(cfg.wall_cutoff_hz, fs)?;
+        let stft = Stft::new(window_len, fft_len)?;
+        let bin_hz = fs / fft_len as f64;
+        let half = fft_len / 2;
+        // Flow is searched above twice the wall cut-off (the filter is > 20 dB
+        // down below it); noise reference: the negative half outside that band.
+        let wall_band_hz = 2.0 * cfg.wall_cutoff_hz;
+        let wall_bins = (wall_band_hz / bin_hz).ceil() as usize;
+        let noise = NoiseFloor::new(1, half.saturating_sub(wall_bins), fft_len)?;
+        let envelope =
+            EnvelopeEstimator::new(cfg.envelope, stft.window(), fft_len, fs, wall_band_hz)?;
+        let hop_s = hop_len as f64 / fs;
+        let interference = InterferenceDetector::new(
+            cfg.interference_margin_db,
+            cfg.interference_rise_db_per_s,
+            hop_s as f32,
+        )?;
+        let margin_s = 0.5 * window_len as f64 / fs;
+        let mut detector = BeatDetector::new(cfg.detector, hop_s, 4.0, margin_s);
+        detector.ftc = cfg.ftc;
+        detector.sv_model = cfg.sv_model;
+        Ok(Self {
+            velocity_per_hz: params.velocity_cm_s_from_shift_hz(1.0),
+            cfg,
+            params,
+            fs,
+            wall,
+            stft,
+            noise,
+            interference,
+            envelope,
+            detector,
+            window_len,
+            hop_len,
+            win: vec![Complex32::default(); window_len],
+            fill: 0,
+            power: vec![0.0; fft_len],
+            next_sample: None,
+            clipped_until: 0,
+            gap_pending: false,
+            prev: [None, None],
+            last_accepted_sample: None,
+            first_sample: None,
+            lost: false,
+            external_interference_from: u64::MAX,
+            external_interference_until: 0,
+        })
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &PipelineConfig {
+        &self.cfg
+    }
+
+    /// The stream parameters.
+    pub fn params(&self) -> &StreamParams {
+        &self.params
+    }
+
+    /// Window length, samples.
+    pub fn window_len(&self) -> usize {
+        self.window_len
+    }
+
+    /// Hop, samples.
+    pub fn hop_len(&self) -> usize {
+        self.hop_len
+    }
+
+    /// FFT length (bins per column).
+    pub fn fft_len(&self) -> usize {
+        self.power.len()
+    }
+
+    /// Uses another FTc formula for subsequent beats.
+    pub fn set_ftc_formula(&mut self, ftc: FtcFormula) {
+        self.cfg.ftc = ftc;
+        self.detector.ftc = ftc;
+    }
+
+    /// Uses another stroke-volume model for subsequent beats.
+    pub fn set_sv_model(&mut self, model: SvModel) {
+        self.cfg.sv_model = model;
+        self.detector.sv_model = model;
+    }
+
+    /// Applies a probe calibration to subsequent envelope points and beats.
+    pub fn set_calibration(&mut self, calibration: ProbeCalibration) -> Result<(), DspError> {
+        calibration.validate()?;
+        self.cfg.calibration = calibration;
+        Ok(())
+    }
+
+    /// Marks `[first_sample, first_sample + count)` as broadband
+    /// interference known from outside (e.g. a diathermy signal from the
+    /// theatre), in addition to what the pipeline detects itself. Only
+    /// samples not yet analysed are affected.
+    pub fn mark_interference(&mut self, first_sample: u64, count: u64) {
+        let end = first_sample.saturating_add(count);
+        self.external_interference_until = self.external_interference_until.max(end);
+        self.external_interference_from = self.external_interference_from.min(first_sample);
+    }
+
+    /// Feeds one block of samples starting at stream index `first_sample`;
+    /// `clipped` is IQ flags bit 0. Outputs go to `sink` as they become known.
+    pub fn push(
+        &mut self,
+        first_sample: u64,
+        samples: &[[i16; 2]],
+        clipped: bool,
+        sink: &mut impl PipelineSink,
+    ) {
+        if samples.is_empty() {
+            return;
+        }
+        if self.first_sample.is_none() {
+            self.first_sample = Some(first_sample);
+        }
+        match self.next_sample {
+            Some(next) if first_sample > next => {
+                let lost = first_sample - next;
+                sink.status(&Status::Gap {
+                    t_s: next as f64 / self.fs,
+                    lost_samples: lost,
+                });
+                self.new_segment();
+                self.gap_pending = true;
+                // A gap longer than any cycle: the beat in progress can never
+                // be completed honestly.
+                if lost as f64 / self.fs > 2.0 {
+                    self.detector.reset();
+                }
+            }
+            Some(next) if first_sample < next => {
+                sink.status(&Status::Discontinuity {
+                    t_s: first_sample as f64 / self.fs,
+                });
+                self.new_segment();
+                self.detector.reset();
+                self.interference.reset();
+                self.last_accepted_sample = None;
+                self.first_sample = Some(first_sample);
+                self.lost = false;
+            }
+            _ => {}
+        }
+        let end = first_sample + samples.len() as u64;
+        if clipped {
+            self.clipped_until = self.clipped_until.max(end);
+        }
+        let mut at = first_sample;
+        let mut rest = samples;
+        while !rest.is_empty() {
+            let n = rest.len().min(self.window_len - self.fill);
+            let (chunk, tail) = rest.split_at(n);
+            // Lengths match by construction; the error arm cannot occur.
+            if self
+                .wall
+                .process(chunk, &mut self.win[self.fill..self.fill + n])
+                .is_err()
+            {
+                return;
+            }
+            self.fill += n;
+            at += n as u64;
+            rest = tail;
+            if self.fill == self.window_len {
+                self.column(at, sink);
+                self.win.copy_within(self.hop_len.., 0);
+                self.fill = self.window_len - self.hop_len;
+            }
+        }
+        self.next_sample = Some(end);
+    }
+
+    /// End of stream: flushes the last envelope point. The last onset, whose
+    /// next onset never comes, is not a beat (analysis-output.md).
+    pub fn finish(&mut self, sink: &mut impl PipelineSink) {
+        if let Some(last) = self.prev[1].take() {
+            self.emit_point(last, sink);
+        }
+        self.prev = [None, None];
+    }
+
+    fn new_segment(&mut self) {
+        self.wall.reset();
+        self.fill = 0;
+        self.prev = [None, None];
+    }
+
+    /// One column whose window ends just before sample `end`.
+    fn column(&mut self, end: u64, sink: &mut impl PipelineSink) {
+        let start = end - self.window_len as u64;
+        let centre = start + self.window_len as u64 / 2;
+        let t_s = centre as f64 / self.fs;
+        if self.stft.process(&self.win, &mut self.power).is_err() {
+            return;
+        }
+        let noise = self.noise.process(&self.power).unwrap_or(0.0);
+        let mut interference = self.interference.process(noise);
+        if start < self.external_interference_until && end > self.external_interference_from {
+            interference = true;
+        }
+        let mut edge = EdgeEstimate::default();
+        if self
+            .envelope
+            .process(&self.power, noise, &mut edge)
+            .is_err()
+        {
+            return;
+        }
+        interference |= edge.saturated;
+        let cal = self.cfg.calibration;
+        let scale = cal
+            .velocity_true_cm_s_from_measured(self.velocity_per_hz, self.params.beam_angle_deg)
+            - cal.velocity_true_cm_s_from_measured(0.0, self.params.beam_angle_deg);
+        sink.spectrum_column(&SpectrumColumn {
+            sample_index: centre,
+            t_s,
+            power: &self.power,
+            zero_bin: self.power.len() / 2,
+            bin_hz: self.fs / self.power.len() as f64,
+            velocity_cm_s_per_bin: scale * self.fs / self.power.len() as f64,
+            noise_power: noise,
+            interference,
+        });
+        let v = if edge.shift_hz > 0.0 {
+            cal.velocity_true_cm_s_from_measured(
+                f64::from(edge.shift_hz) * self.velocity_per_hz,
+                self.params.beam_angle_deg,
+            )
+        } else {
+            0.0
+        };
+        let raw = RawPoint {
+            input: DetectorInput {
+                sample_index: centre,
+                t_s,
+                v_cm_s: v as f32,
+                snr: if interference { 0.0 } else { edge.snr },
+                clipped: start < self.clipped_until,
+                interference,
+                gap_before: std::mem::take(&mut self.gap_pending),
+                completed_by_sample: end - 1,
+            },
+        };
+        // Median of three in time: removes single-column outliers without
+        // moving a monotone edge.
+        let out = match self.prev {
+            [Some(a), Some(b)] => {
+                let mut m = b;
+                let (x, y, z) = (a.input.v_cm_s, b.input.v_cm_s, raw.input.v_cm_s);
+                m.input.v_cm_s = x.max(y).min(x.min(y).max(z));
+                m.input.completed_by_sample = end - 1;
+                Some(m)
+            }
+            [None, Some(b)] => Some(b),
+            _ => None,
+        };
+        self.prev = [self.prev[1], Some(raw)];
+        if let Some(p) = out {
+            self.emit_point(p, sink);
+        }
+        self.check_signal(end, sink);
+    }
+
+    fn emit_point(&mut self, p: RawPoint, sink: &mut impl PipelineSink) {
+        let q = f64::from(p.input.snr);
+        sink.envelope_point(&EnvelopePoint {
+            sample_index: p.input.sample_index,
+            t_s: p.input.t_s,
+            velocity_cm_s: f64::from(p.input.v_cm_s),
+            quality: q / (q + 2.0),
+        });
+        if let Some(beat) = self.detector.process(&p.input) {
+            if beat.accepted {
+                self.last_accepted_sample = Some(p.input.completed_by_sample);
+                if self.lost {
+                    self.lost = false;
+                    sink.status(&Status::SignalRegained {
+                        t_s: p.input.completed_by_sample as f64 / self.fs,
+                    });
+                }
+            }
+            sink.beat(&beat);
+        }
+    }
+
+    fn check_signal(&mut self, end: u64, sink: &mut impl PipelineSink) {
+        if self.lost {
+            return;
+        }
+        let since = self.last_accepted_sample.or(self.first_sample).unwrap_or(0);
+        if (end.saturating_sub(since)) as f64 / self.fs >= self.cfg.signal_lost_after_s {
+            self.lost = true;
+            sink.status(&Status::SignalLost {
+                t_s: end as f64 / self.fs,
+            });
+        }
+    }
+}
