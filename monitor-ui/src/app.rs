@@ -1,0 +1,1276 @@
+//! The theatre display: `MonitorApp` owns the state; `ui` reads it and draws.
+//!
+//! Layout (1920×1080 and 1280×800): a top bar (source, SIMULATED badge,
+//! replay controls, record, marker), the alarm bar, the numerics on the
+//! right, the waterfall and trends in the middle, and the quality, probe,
+//! patient, fluid-challenge and diagnostics panels along the bottom.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use egui::{
+    Align2, Color32, FontId, Rect, RichText, Sense, Stroke, StrokeKind, Ui, Vec2, WidgetInfo, pos2,
+    vec2,
+};
+use odm_dsp::haemo::BsaFormula;
+
+use crate::alarms::Priority;
+use crate::challenge::{AFTER_WINDOW_S, BEFORE_WINDOW_S, DEFAULT_VOLUME_ML, RESPONSIVE_PCT};
+use crate::control::{Backend, Command, PatientSettings, PatientSex, RecordingStatus, SourceSpec};
+use crate::handoff::{Handoff, SourceState, row_from_velocity_cm_s};
+use crate::readings::{AVERAGE_BEATS, Averages};
+use crate::state::{MonitorState, PROBE_LIFE_WARNING_MIN};
+
+/// Theatre palette: high contrast on black.
+mod colour {
+    use egui::Color32;
+    pub const BG: Color32 = Color32::from_rgb(8, 10, 14);
+    pub const PANEL: Color32 = Color32::from_rgb(18, 22, 30);
+    pub const TEXT: Color32 = Color32::from_rgb(235, 238, 242);
+    pub const DIM: Color32 = Color32::from_rgb(120, 126, 136);
+    pub const SV: Color32 = Color32::from_rgb(90, 220, 120);
+    pub const FLOW: Color32 = Color32::from_rgb(120, 200, 255);
+    pub const FTC: Color32 = Color32::from_rgb(255, 200, 90);
+    pub const ENVELOPE: Color32 = Color32::from_rgb(255, 230, 0);
+    pub const BOLUS: Color32 = Color32::from_rgb(255, 140, 40);
+    pub const SIMULATED: Color32 = Color32::from_rgb(200, 60, 200);
+    /// IEC 60601-1-8 alarm colours.
+    pub const HIGH: Color32 = Color32::from_rgb(230, 30, 30);
+    pub const MEDIUM: Color32 = Color32::from_rgb(250, 210, 0);
+    pub const LOW: Color32 = Color32::from_rgb(0, 200, 220);
+    pub const GOOD: Color32 = Color32::from_rgb(60, 200, 90);
+}
+
+/// Trend ranges the user can pick, minutes.
+pub const TREND_RANGES_MIN: [u32; 3] = [15, 30, 60];
+
+/// Form state of the patient panel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PatientForm {
+    /// Age, years.
+    pub age_years: u32,
+    /// Sex.
+    pub sex: PatientSex,
+    /// Height, cm.
+    pub height_cm: f64,
+    /// Weight, kg.
+    pub weight_kg: f64,
+    /// Use a measured diameter instead of the population model.
+    pub use_diameter: bool,
+    /// Measured diameter, mm.
+    pub diameter_mm: f64,
+    /// The settings last applied, if any.
+    pub applied: Option<PatientSettings>,
+}
+
+impl Default for PatientForm {
+    fn default() -> Self {
+        Self {
+            age_years: 60,
+            sex: PatientSex::Unknown,
+            height_cm: 170.0,
+            weight_kg: 70.0,
+            use_diameter: false,
+            diameter_mm: 24.0,
+            applied: None,
+        }
+    }
+}
+
+impl PatientForm {
+    fn settings(&self) -> PatientSettings {
+        PatientSettings {
+            age_years: self.age_years,
+            sex: self.sex,
+            height_cm: self.height_cm,
+            weight_kg: self.weight_kg,
+            aortic_diameter_mm: self.use_diameter.then_some(self.diameter_mm),
+        }
+    }
+}
+
+/// The theatre display.
+pub struct MonitorApp {
+    handoff: Arc<Handoff>,
+    backend: Box<dyn Backend>,
+    /// What the screen shows.
+    pub state: MonitorState,
+    /// Patient panel form.
+    pub patient: PatientForm,
+    /// Bolus volume entry, ml.
+    pub bolus_volume_ml: f64,
+    /// Marker text entry.
+    pub marker_text: String,
+    /// Trend range, minutes.
+    pub trend_range_min: u32,
+    /// Replay speed factor.
+    pub replay_speed: f64,
+    /// Seek slider position, s.
+    pub seek_target_s: f64,
+    /// Doppler audio volume 0..=1.
+    pub audio_volume: f32,
+    /// Doppler audio muted.
+    pub audio_muted: bool,
+    /// Serial ports found by the last scan (source chooser).
+    pub ports: Vec<String>,
+    /// Chosen port in the source chooser.
+    pub chosen_port: String,
+    /// Replay path typed into the source chooser.
+    pub replay_path: String,
+    /// The user paused the source.
+    pub paused: bool,
+    show_source_window: bool,
+    seek_dragging: bool,
+    frames_drawn: u64,
+}
+
+impl MonitorApp {
+    /// The app on a backend that feeds `handoff`.
+    pub fn new(handoff: Arc<Handoff>, backend: Box<dyn Backend>) -> Self {
+        Self {
+            handoff,
+            backend,
+            state: MonitorState::new(),
+            patient: PatientForm::default(),
+            bolus_volume_ml: DEFAULT_VOLUME_ML,
+            marker_text: String::new(),
+            trend_range_min: 30,
+            replay_speed: 1.0,
+            seek_target_s: 0.0,
+            audio_volume: 0.5,
+            audio_muted: false,
+            ports: Vec::new(),
+            chosen_port: String::new(),
+            replay_path: String::new(),
+            paused: false,
+            show_source_window: false,
+            seek_dragging: false,
+            frames_drawn: 0,
+        }
+    }
+
+    /// The handoff the app drains.
+    pub fn handoff(&self) -> &Arc<Handoff> {
+        &self.handoff
+    }
+
+    /// The backend (tests drive a synchronous one through this).
+    pub fn backend_mut(&mut self) -> &mut dyn Backend {
+        self.backend.as_mut()
+    }
+
+    /// Frames drawn so far.
+    pub fn frames_drawn(&self) -> u64 {
+        self.frames_drawn
+    }
+
+    /// Applies dark theatre styling to a context (call once).
+    pub fn style_context(ctx: &egui::Context) {
+        ctx.set_theme(egui::Theme::Dark);
+        ctx.all_styles_mut(|s| {
+            s.visuals.panel_fill = colour::BG;
+            s.visuals.window_fill = colour::PANEL;
+            s.visuals.override_text_color = Some(colour::TEXT);
+            s.spacing.item_spacing = vec2(8.0, 6.0);
+            s.spacing.button_padding = vec2(10.0, 6.0);
+            for (_, font) in s.text_styles.iter_mut() {
+                font.size *= 1.35;
+            }
+        });
+    }
+
+    /// Draws one frame: drain the handoff, judge alarms, paint.
+    pub fn ui(&mut self, ui: &mut Ui) {
+        let now_s = ui.input(|i| i.time);
+        self.state.ingest(&self.handoff, now_s);
+        self.state.spectrogram.upload(ui.ctx());
+        self.frames_drawn += 1;
+
+        let size = ui.available_size();
+        // Scale from the 1080-line design; 1280×800 gets 0.74.
+        let scale = (size.y / 1080.0).clamp(0.6, 1.5);
+
+        egui::Panel::top("odm-top")
+            .frame(egui::Frame::new().fill(colour::PANEL).inner_margin(6.0))
+            .show(ui, |ui| self.top_bar_ui(ui, scale));
+        egui::Panel::top("odm-alarms")
+            .frame(egui::Frame::new().fill(colour::BG).inner_margin(4.0))
+            .show(ui, |ui| self.alarms_ui(ui, scale, now_s));
+        egui::Panel::bottom("odm-panels")
+            .frame(egui::Frame::new().fill(colour::PANEL).inner_margin(6.0))
+            .show(ui, |ui| self.bottom_panels_ui(ui, scale));
+        egui::Panel::right("odm-numerics")
+            .exact_size(size.x * 0.34)
+            .resizable(false)
+            .frame(egui::Frame::new().fill(colour::BG).inner_margin(6.0))
+            .show(ui, |ui| self.numerics_ui(ui, scale));
+        egui::CentralPanel::default()
+            .frame(egui::Frame::new().fill(colour::BG).inner_margin(6.0))
+            .show(ui, |ui| {
+                let avail = ui.available_size();
+                let wf_h = avail.y * 0.55;
+                let (wf_rect, _) = ui.allocate_exact_size(vec2(avail.x, wf_h), Sense::hover());
+                self.waterfall_ui(ui, wf_rect, scale);
+                ui.add_space(4.0);
+                self.trends_ui(ui, scale);
+            });
+
+        if self.show_source_window {
+            self.source_window_ui(ui);
+        }
+
+        // Repaint policy: the DSP thread requests a repaint when data arrives;
+        // while live we also wake on a timer so "no data" alarms fire; flashing
+        // alarms need their flash rate; paused and quiet: no repaint at all.
+        if let Some(hz) = self.state.alarms.highest().and_then(Priority::flash_hz) {
+            ui.ctx()
+                .request_repaint_after(Duration::from_secs_f64(0.5 / hz));
+        }
+        if self.state.monitoring() {
+            ui.ctx().request_repaint_after(Duration::from_millis(250));
+        }
+    }
+
+    fn top_bar_ui(&mut self, ui: &mut Ui, scale: f32) {
+        ui.horizontal(|ui| {
+            let source = self.backend.source().clone();
+            if source.is_simulated() {
+                let text = RichText::new(" SIMULATED ")
+                    .size(28.0 * scale)
+                    .strong()
+                    .color(Color32::WHITE)
+                    .background_color(colour::SIMULATED);
+                ui.label(text);
+            }
+            ui.label(RichText::new(source.describe()).size(18.0 * scale));
+            let state_text = match &self.state.source {
+                SourceState::Connecting(what) => format!("connecting {what}"),
+                SourceState::Live => "live".to_string(),
+                SourceState::Paused => "paused".to_string(),
+                SourceState::Reconnecting(why) => format!("reconnecting: {why}"),
+                SourceState::Ended => "end of recording".to_string(),
+                SourceState::Failed(why) => format!("failed: {why}"),
+            };
+            ui.label(
+                RichText::new(state_text)
+                    .size(18.0 * scale)
+                    .color(colour::DIM),
+            );
+            if ui.button("Source…").clicked() {
+                self.show_source_window = !self.show_source_window;
+            }
+            ui.separator();
+            if source.is_replay() || source.is_simulated() {
+                self.replay_controls_ui(ui, &source);
+                ui.separator();
+            }
+            self.record_ui(ui);
+            ui.separator();
+            let marker = ui.add(
+                egui::TextEdit::singleline(&mut self.marker_text)
+                    .hint_text("marker text")
+                    .desired_width(160.0 * scale),
+            );
+            let enter = marker.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+            if ui.button("Marker").clicked() || enter {
+                let text = if self.marker_text.trim().is_empty() {
+                    "marker".to_string()
+                } else {
+                    self.marker_text.trim().to_string()
+                };
+                let mut m = serde_json::Map::new();
+                m.insert("type".into(), "marker".into());
+                m.insert("text".into(), text.clone().into());
+                self.backend.send(Command::Annotate(m));
+                self.state.marker_now(&text);
+                self.marker_text.clear();
+            }
+            ui.separator();
+            self.audio_ui(ui);
+        });
+    }
+
+    fn replay_controls_ui(&mut self, ui: &mut Ui, source: &SourceSpec) {
+        let label = if self.paused { "Resume" } else { "Pause" };
+        if ui.button(label).clicked() {
+            self.paused = !self.paused;
+            self.backend.send(if self.paused {
+                Command::Pause
+            } else {
+                Command::Resume
+            });
+        }
+        if !source.is_replay() {
+            return;
+        }
+        let now = self.state.stream_now_s();
+        if ui.button("-10 s").clicked() {
+            self.backend.send(Command::Seek {
+                t_s: (now - 10.0).max(0.0),
+            });
+        }
+        if ui.button("+10 s").clicked() {
+            self.backend.send(Command::Seek { t_s: now + 10.0 });
+        }
+        if let Some(duration) = self.backend.replay_duration_s() {
+            if !self.seek_dragging {
+                self.seek_target_s = now.min(duration);
+            }
+            let slider = ui.add(
+                egui::Slider::new(&mut self.seek_target_s, 0.0..=duration.max(0.1))
+                    .text("position s")
+                    .show_value(true),
+            );
+            self.seek_dragging = slider.dragged();
+            if slider.drag_stopped() || (slider.changed() && !slider.dragged()) {
+                self.backend.send(Command::Seek {
+                    t_s: self.seek_target_s,
+                });
+            }
+        } else {
+            ui.label(format!("{now:.1} s"));
+        }
+        let before = self.replay_speed;
+        egui::ComboBox::new("odm-speed", "speed")
+            .selected_text(format!("×{}", self.replay_speed))
+            .show_ui(ui, |ui| {
+                for f in [0.5, 1.0, 2.0, 4.0, 8.0] {
+                    ui.selectable_value(&mut self.replay_speed, f, format!("×{f}"));
+                }
+            });
+        if self.replay_speed != before {
+            self.backend.send(Command::Speed {
+                factor: self.replay_speed,
+            });
+        }
+    }
+
+    fn record_ui(&mut self, ui: &mut Ui) {
+        match self.backend.recording() {
+            RecordingStatus::Recording(path) => {
+                let b = egui::Button::new(RichText::new("Stop recording").color(colour::HIGH));
+                if ui.add(b).clicked() {
+                    self.backend.send(Command::StopRecording);
+                }
+                let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+                ui.label(RichText::new(name.unwrap_or_default()).color(colour::DIM));
+            }
+            status => {
+                if ui.button("Record").clicked() {
+                    self.backend
+                        .send(Command::StartRecording(crate::default_recording_path()));
+                }
+                if let RecordingStatus::Failed(why) = status {
+                    ui.label(
+                        RichText::new(format!("recording failed: {why}")).color(colour::MEDIUM),
+                    );
+                }
+            }
+        }
+    }
+
+    fn audio_ui(&mut self, ui: &mut Ui) {
+        let before = (self.audio_volume, self.audio_muted);
+        ui.add(
+            egui::Slider::new(&mut self.audio_volume, 0.0..=1.0)
+                .show_value(false)
+                .text("volume"),
+        );
+        ui.checkbox(&mut self.audio_muted, "Mute");
+        if before != (self.audio_volume, self.audio_muted) {
+            self.backend.set_audio(self.audio_volume, self.audio_muted);
+        }
+        ui.label(RichText::new(self.backend.audio_status()).color(colour::DIM));
+    }
+
+    fn source_window_ui(&mut self, ui: &mut Ui) {
+        let mut open = self.show_source_window;
+        let mut chosen: Option<SourceSpec> = None;
+        egui::Window::new("Source")
+            .open(&mut open)
+            .collapsible(false)
+            .show(ui.ctx(), |ui| {
+                if ui.button("Virtual probe (SIMULATED)").clicked() {
+                    chosen = Some(SourceSpec::Simulated { seed: 1 });
+                }
+                ui.separator();
+                ui.horizontal(|ui| {
+                    if ui.button("Scan serial ports").clicked() {
+                        self.ports = crate::list_port_names();
+                    }
+                    ui.label(format!("{} found", self.ports.len()));
+                });
+                for p in &self.ports {
+                    ui.radio_value(&mut self.chosen_port, p.clone(), p);
+                }
+                ui.horizontal(|ui| {
+                    ui.label("port");
+                    ui.text_edit_singleline(&mut self.chosen_port);
+                    if ui.button("Open port").clicked() && !self.chosen_port.is_empty() {
+                        chosen = Some(SourceSpec::Serial {
+                            path: self.chosen_port.clone(),
+                            baud: crate::control::DEFAULT_BAUD,
+                        });
+                    }
+                });
+                ui.separator();
+                ui.horizontal(|ui| {
+                    ui.label("recording");
+                    ui.text_edit_singleline(&mut self.replay_path);
+                    if ui.button("Replay").clicked() && !self.replay_path.is_empty() {
+                        chosen = Some(SourceSpec::Replay {
+                            path: self.replay_path.clone().into(),
+                        });
+                    }
+                });
+            });
+        if let Some(spec) = chosen {
+            self.paused = false;
+            self.backend.send(Command::SwitchSource(spec));
+            open = false;
+        }
+        self.show_source_window = open;
+    }
+
+    fn alarms_ui(&mut self, ui: &mut Ui, scale: f32, now_s: f64) {
+        ui.horizontal(|ui| {
+            ui.set_min_height(40.0 * scale);
+            let active = self.state.alarms.active().to_vec();
+            if active.is_empty() {
+                ui.label(
+                    RichText::new("No alarms")
+                        .size(20.0 * scale)
+                        .color(colour::DIM),
+                );
+            }
+            for a in &active {
+                let p = a.kind.priority();
+                let base = match p {
+                    Priority::High => colour::HIGH,
+                    Priority::Medium => colour::MEDIUM,
+                    Priority::Low => colour::LOW,
+                };
+                // Unacknowledged alarms flash at their priority's rate; the
+                // text stays readable in both phases.
+                let lit = match p.flash_hz() {
+                    Some(hz) if !a.acknowledged => (now_s * hz).fract() < 0.5,
+                    _ => true,
+                };
+                let (fill, text) = if lit {
+                    (base, Color32::BLACK)
+                } else {
+                    (colour::PANEL, base)
+                };
+                let label = RichText::new(format!(" {} {} ", p.as_str(), a.kind.message()))
+                    .size(22.0 * scale)
+                    .strong()
+                    .color(text)
+                    .background_color(fill);
+                ui.label(label);
+            }
+            if !active.is_empty() {
+                if ui.button("Acknowledge").clicked() {
+                    self.state.alarms.acknowledge_all();
+                }
+                if ui.button("Audio pause 2 min").clicked() {
+                    self.state.alarms.pause_audio(now_s);
+                }
+            }
+            if let Some(left) = self.state.alarms.audio_pause_left_s(now_s) {
+                ui.label(
+                    RichText::new(format!(
+                        "AUDIO PAUSED {:.0}:{:02.0}",
+                        (left / 60.0).floor(),
+                        left % 60.0
+                    ))
+                    .color(colour::MEDIUM),
+                );
+            }
+        });
+    }
+
+    fn numerics_ui(&mut self, ui: &mut Ui, scale: f32) {
+        let avg = self.state.readings.averages();
+        let quality = self.state.readings.quality();
+        let poor = quality.poor() || avg.beats == 0;
+        let rect = ui.available_rect_before_wrap();
+        ui.allocate_rect(rect, Sense::hover());
+        let bsa = self
+            .patient
+            .applied
+            .map(|p| BsaFormula::Mosteller.bsa_m2(p.height_cm, p.weight_kg));
+
+        // SV: the top third, full width.
+        let sv_h = rect.height() * 0.30;
+        let sv_rect = Rect::from_min_size(rect.min, vec2(rect.width(), sv_h));
+        let model = self.sv_model_text();
+        let sv_sub = match (avg.sv_low_ml, avg.sv_high_ml) {
+            (Some(lo), Some(hi)) if avg.sv_ml.is_some() => {
+                format!("{model}  range {lo:.0}–{hi:.0} ml")
+            }
+            _ => model,
+        };
+        tile(
+            ui,
+            sv_rect,
+            scale * 1.5,
+            &TileSpec {
+                label: "SV",
+                value: fmt(avg.sv_ml, 0),
+                unit: "ml",
+                sub: sv_sub,
+                poor,
+                colour: colour::SV,
+            },
+        );
+        let grid_top = sv_rect.bottom() + 4.0;
+        let cell_w = rect.width() / 2.0;
+        let cell_h = (rect.bottom() - grid_top) / 5.0;
+        let ci = avg.co_l_min.zip(bsa).map(|(co, b)| co / b);
+        let tiles = [
+            TileSpec {
+                label: "CO",
+                value: fmt(avg.co_l_min, 1),
+                unit: "l/min",
+                sub: format!("CI {}", fmt(ci, 1)),
+                poor,
+                colour: colour::FLOW,
+            },
+            TileSpec {
+                label: "CI",
+                value: fmt(ci, 1),
+                unit: "l/min/m²",
+                sub: match bsa {
+                    Some(b) => format!("BSA {b:.2} m²"),
+                    None => "needs height and weight".into(),
+                },
+                poor,
+                colour: colour::FLOW,
+            },
+            TileSpec {
+                label: "FTc",
+                value: fmt(avg.ftc_ms, 0),
+                unit: "ms",
+                sub: "Bazett".into(),
+                poor,
+                colour: colour::FTC,
+            },
+            TileSpec {
+                label: "HR",
+                value: fmt(avg.hr_bpm, 0),
+                unit: "/min",
+                sub: String::new(),
+                poor,
+                colour: colour::TEXT,
+            },
+            TileSpec {
+                label: "PV",
+                value: fmt(avg.pv_cm_s, 0),
+                unit: "cm/s",
+                sub: String::new(),
+                poor,
+                colour: colour::TEXT,
+            },
+            TileSpec {
+                label: "SD",
+                value: fmt(avg.sd_cm, 1),
+                unit: "cm",
+                sub: String::new(),
+                poor,
+                colour: colour::TEXT,
+            },
+            TileSpec {
+                label: "MA",
+                value: fmt(avg.ma_cm_s2, 0),
+                unit: "cm/s²",
+                sub: String::new(),
+                poor,
+                colour: colour::TEXT,
+            },
+            TileSpec {
+                label: "SVV",
+                value: fmt(avg.svv_pct, 0),
+                unit: "%",
+                sub: "30 s window".into(),
+                poor,
+                colour: colour::TEXT,
+            },
+        ];
+        for (k, spec) in tiles.iter().enumerate() {
+            let (col, row) = ((k % 2) as f32, (k / 2) as f32);
+            let r = Rect::from_min_size(
+                pos2(rect.left() + col * cell_w, grid_top + row * cell_h),
+                vec2(cell_w - 4.0, cell_h - 4.0),
+            );
+            tile(ui, r, scale, spec);
+        }
+        // The averaging window, and why numbers are dimmed.
+        let footer = Rect::from_min_max(pos2(rect.left(), grid_top + 4.0 * cell_h), rect.max);
+        let mut lines = vec![averaging_text(&avg)];
+        if poor && avg.beats > 0 {
+            let why = quality
+                .main_reason
+                .map(|r| r.as_str().to_string())
+                .unwrap_or_else(|| "low quality".into());
+            lines.push(format!("? = poor signal ({why})"));
+        }
+        let resp = ui.interact(footer, egui::Id::unique("odm-averaging"), Sense::hover());
+        let text = lines.join("\n");
+        resp.widget_info(|| WidgetInfo::labeled(egui::Role::Label, true, text.clone()));
+        ui.painter().text(
+            pos2(footer.left() + 8.0, footer.top() + 8.0),
+            Align2::LEFT_TOP,
+            text,
+            FontId::proportional(18.0 * scale),
+            colour::DIM,
+        );
+    }
+
+    fn sv_model_text(&self) -> String {
+        match self.patient.applied {
+            None => "no area model: enter patient".into(),
+            Some(p) => match p.aortic_diameter_mm {
+                Some(d) => format!("measured diameter {d:.0} mm"),
+                None => "population model (age, sex)".into(),
+            },
+        }
+    }
+
+    fn waterfall_ui(&mut self, ui: &mut Ui, rect: Rect, scale: f32) {
+        let painter = ui.painter_at(rect);
+        painter.rect_filled(rect, 0.0, Color32::BLACK);
+        let spec = &self.state.spectrogram;
+        spec.paint(&painter, rect);
+
+        let y_of = |v: f32| {
+            rect.top()
+                + row_from_velocity_cm_s(v) / crate::handoff::COLUMN_ROWS as f32 * rect.height()
+        };
+        // Velocity grid every 50 cm/s, zero line brighter.
+        for v in [-50.0f32, 0.0, 50.0, 100.0, 150.0, 200.0] {
+            let y = y_of(v);
+            let c = if v == 0.0 {
+                Color32::from_gray(150)
+            } else {
+                Color32::from_gray(55)
+            };
+            painter.line_segment(
+                [pos2(rect.left(), y), pos2(rect.right(), y)],
+                Stroke::new(1.0, c),
+            );
+            painter.text(
+                pos2(rect.left() + 4.0, y - 2.0),
+                Align2::LEFT_BOTTOM,
+                format!("{v:.0}"),
+                FontId::proportional(13.0 * scale),
+                Color32::from_gray(170),
+            );
+        }
+        painter.text(
+            pos2(rect.left() + 4.0, rect.top() + 4.0),
+            Align2::LEFT_TOP,
+            "cm/s",
+            FontId::proportional(13.0 * scale),
+            Color32::from_gray(170),
+        );
+
+        let hz = self.state.sample_rate_hz().unwrap_or(0);
+        // Envelope over the waterfall.
+        let pts: Vec<egui::Pos2> = spec
+            .envelope()
+            .iter()
+            .filter_map(|p| {
+                spec.x_from_sample(rect, p.sample as f64)
+                    .map(|x| pos2(x, y_of(p.v_cm_s)))
+            })
+            .collect();
+        if pts.len() > 1 {
+            painter.add(egui::Shape::line(pts, Stroke::new(2.0, colour::ENVELOPE)));
+        }
+        // Beat marks: onset ▲, peak, end on accepted beats; rejected beats hatched grey with the reason.
+        if hz > 0 {
+            let fs = f64::from(hz);
+            for b in self.state.readings.recent() {
+                let xs = [b.onset_s, b.peak_s, b.end_s].map(|t| spec.x_from_sample(rect, t * fs));
+                if b.accepted {
+                    let y0 = y_of(0.0);
+                    if let Some(x) = xs[0] {
+                        painter.line_segment(
+                            [pos2(x, y0 - 14.0), pos2(x, y0 + 14.0)],
+                            Stroke::new(2.0, colour::GOOD),
+                        );
+                    }
+                    if let Some(x) = xs[1] {
+                        painter.circle_filled(
+                            pos2(x, y_of(b.pv_cm_s as f32)),
+                            4.0 * scale,
+                            colour::GOOD,
+                        );
+                    }
+                    if let Some(x) = xs[2] {
+                        painter.line_segment(
+                            [pos2(x, y0 - 14.0), pos2(x, y0 + 14.0)],
+                            Stroke::new(2.0, colour::FTC),
+                        );
+                    }
+                } else {
+                    let x0 = spec
+                        .x_from_sample(rect, b.onset_s * fs)
+                        .unwrap_or(rect.left());
+                    let x1 = spec
+                        .x_from_sample(rect, b.next_onset_s * fs)
+                        .unwrap_or(rect.right());
+                    if x1 > x0 && (xs[0].is_some() || xs[2].is_some()) {
+                        let band =
+                            Rect::from_min_max(pos2(x0, rect.top()), pos2(x1, rect.bottom()));
+                        painter.rect_filled(band, 0.0, Color32::from_black_alpha(110));
+                        let mut x = x0;
+                        while x < x1 {
+                            let top = pos2(x, rect.top());
+                            let bot = pos2((x + 30.0).min(x1), rect.top() + 30.0);
+                            painter
+                                .line_segment([top, bot], Stroke::new(1.0, Color32::from_gray(90)));
+                            x += 12.0;
+                        }
+                        let reason = b.reject_reason.map_or("rejected", |r| r.as_str());
+                        painter.text(
+                            pos2((x0 + x1) / 2.0, rect.top() + 34.0),
+                            Align2::CENTER_TOP,
+                            reason,
+                            FontId::proportional(14.0 * scale),
+                            Color32::from_gray(200),
+                        );
+                    }
+                }
+            }
+        }
+        if self.backend.source().is_simulated() {
+            painter.text(
+                rect.right_top() + vec2(-10.0, 8.0),
+                Align2::RIGHT_TOP,
+                "SIMULATED",
+                FontId::proportional(30.0 * scale),
+                colour::SIMULATED,
+            );
+        }
+        if spec.width_columns() == 0 {
+            let msg = if hz == 0 {
+                "no signal: waiting for PROBE_INFO"
+            } else {
+                "no signal"
+            };
+            painter.text(
+                rect.center(),
+                Align2::CENTER_CENTER,
+                msg,
+                FontId::proportional(28.0 * scale),
+                colour::DIM,
+            );
+        }
+        painter.text(
+            rect.left_bottom() + vec2(4.0, -4.0),
+            Align2::LEFT_BOTTOM,
+            "10 s",
+            FontId::proportional(13.0 * scale),
+            Color32::from_gray(170),
+        );
+    }
+
+    fn trends_ui(&mut self, ui: &mut Ui, scale: f32) {
+        ui.horizontal(|ui| {
+            ui.label(RichText::new("Trends").size(18.0 * scale));
+            for m in TREND_RANGES_MIN {
+                ui.selectable_value(&mut self.trend_range_min, m, format!("{m} min"));
+            }
+            ui.label(
+                RichText::new(format!(
+                    "{} beats stored",
+                    self.state.readings.trend().len()
+                ))
+                .color(colour::DIM),
+            );
+        });
+        let rect = ui.available_rect_before_wrap();
+        ui.allocate_rect(rect, Sense::hover());
+        let painter = ui.painter_at(rect);
+        let range_s = f64::from(self.trend_range_min) * 60.0;
+        let end_s = self.state.stream_now_s().max(range_s.min(60.0));
+        let start_s = end_s - range_s;
+        let has_sv = self
+            .state
+            .readings
+            .trend()
+            .iter()
+            .any(|p| p.sv_ml.is_some());
+        type Get = fn(&crate::readings::TrendPoint) -> Option<f64>;
+        let rows: [(&str, Get, Color32); 3] = [
+            if has_sv {
+                ("SV ml", |p| p.sv_ml, colour::SV)
+            } else {
+                ("SD cm", |p| Some(p.sd_cm), colour::SV)
+            },
+            ("CO l/min", |p| p.co_l_min, colour::FLOW),
+            ("FTc ms", |p| Some(p.ftc_ms), colour::FTC),
+        ];
+        let h = rect.height() / 3.0;
+        for (k, (name, get, c)) in rows.iter().enumerate() {
+            let r = Rect::from_min_size(
+                pos2(rect.left(), rect.top() + k as f32 * h),
+                vec2(rect.width(), h - 4.0),
+            );
+            painter.rect_stroke(
+                r,
+                2.0,
+                Stroke::new(1.0, Color32::from_gray(50)),
+                StrokeKind::Inside,
+            );
+            painter.text(
+                r.left_top() + vec2(6.0, 4.0),
+                Align2::LEFT_TOP,
+                *name,
+                FontId::proportional(15.0 * scale),
+                *c,
+            );
+            trend_line(&painter, r, &self.state, start_s, end_s, *get, *c, scale);
+        }
+        // Bolus markers across all three.
+        for m in &self.state.marks {
+            if m.t_s < start_s || m.t_s > end_s {
+                continue;
+            }
+            let x = rect.left() + ((m.t_s - start_s) / range_s) as f32 * rect.width();
+            let c = if m.bolus_ml.is_some() {
+                colour::BOLUS
+            } else {
+                colour::DIM
+            };
+            painter.line_segment(
+                [pos2(x, rect.top()), pos2(x, rect.bottom())],
+                Stroke::new(2.0, c),
+            );
+            painter.text(
+                pos2(x + 3.0, rect.top() + 20.0),
+                Align2::LEFT_TOP,
+                &m.text,
+                FontId::proportional(13.0 * scale),
+                c,
+            );
+        }
+    }
+
+    fn bottom_panels_ui(&mut self, ui: &mut Ui, scale: f32) {
+        ui.set_min_height(200.0 * scale);
+        ui.columns(5, |cols| {
+            self.quality_ui(&mut cols[0], scale);
+            self.probe_ui(&mut cols[1], scale);
+            self.patient_ui(&mut cols[2], scale);
+            self.challenge_ui(&mut cols[3], scale);
+            self.diagnostics_ui(&mut cols[4], scale);
+        });
+    }
+
+    fn quality_ui(&mut self, ui: &mut Ui, scale: f32) {
+        ui.label(RichText::new("Signal quality").size(18.0 * scale).strong());
+        let q = self.state.readings.quality();
+        let (text, c) = match q.mean_quality {
+            None => ("no signal".to_string(), colour::DIM),
+            Some(v) if q.poor() => (format!("POOR {:.0} %", v * 100.0), colour::MEDIUM),
+            Some(v) => (format!("GOOD {:.0} %", v * 100.0), colour::GOOD),
+        };
+        let resp = ui.label(RichText::new(&text).size(26.0 * scale).color(c));
+        resp.widget_info(|| {
+            WidgetInfo::labeled(egui::Role::Label, true, format!("Signal quality {text}"))
+        });
+        // A bar the operator can watch while focusing the probe.
+        let (r, _) =
+            ui.allocate_exact_size(vec2(ui.available_width(), 14.0 * scale), Sense::hover());
+        ui.painter().rect_filled(r, 2.0, Color32::from_gray(40));
+        let frac = q.mean_quality.unwrap_or(0.0).clamp(0.0, 1.0) as f32;
+        ui.painter().rect_filled(
+            Rect::from_min_size(r.min, vec2(r.width() * frac, r.height())),
+            2.0,
+            c,
+        );
+        ui.label(format!(
+            "rejected {:.0} % of last 10 beats",
+            q.rejected_fraction * 100.0
+        ));
+        if let Some(r) = q.main_reason {
+            ui.label(format!("mostly: {}", r.as_str()));
+        }
+    }
+
+    fn probe_ui(&mut self, ui: &mut Ui, scale: f32) {
+        ui.label(RichText::new("Probe").size(18.0 * scale).strong());
+        let Some(p) = self.state.probe.clone() else {
+            ui.label("no probe information yet");
+            return;
+        };
+        let model = match odm_device_io::ProbeModel::from_u8(p.probe_model) {
+            odm_device_io::ProbeModel::Unknown => "unknown model".to_string(),
+            odm_device_io::ProbeModel::AdultShortTerm => "adult short-term".to_string(),
+            odm_device_io::ProbeModel::AdultLongTerm => "adult long-term".to_string(),
+            odm_device_io::ProbeModel::Paediatric => "paediatric".to_string(),
+            odm_device_io::ProbeModel::Other(n) => format!("model {n}"),
+        };
+        ui.label(format!("serial {}", p.serial_str()));
+        ui.label(model);
+        let life = if p.minutes_limit == 0 {
+            format!("{} min used, no limit", p.minutes_used)
+        } else {
+            format!("{} of {} min used", p.minutes_used, p.minutes_limit)
+        };
+        ui.label(life);
+        if let Some(left) = self.state.probe_minutes_left() {
+            if left == 0 {
+                ui.label(
+                    RichText::new("PROBE LIFE EXPIRED")
+                        .color(colour::LOW)
+                        .strong(),
+                );
+            } else if left < PROBE_LIFE_WARNING_MIN {
+                ui.label(
+                    RichText::new(format!("{left} min of probe life left"))
+                        .color(colour::MEDIUM)
+                        .strong(),
+                );
+            }
+        }
+        // The calibration store is another issue's work; until it exists: none.
+        ui.label("calibration: none");
+        ui.label(
+            RichText::new(format!(
+                "{} Hz, {:.1}°, fw {}",
+                p.sample_rate_hz,
+                p.beam_angle_deg(),
+                p.firmware_str()
+            ))
+            .color(colour::DIM),
+        );
+    }
+
+    fn patient_ui(&mut self, ui: &mut Ui, scale: f32) {
+        ui.label(RichText::new("Patient").size(18.0 * scale).strong());
+        let f = &mut self.patient;
+        ui.horizontal(|ui| {
+            ui.label("age");
+            ui.add(
+                egui::DragValue::new(&mut f.age_years)
+                    .range(16..=110)
+                    .suffix(" y"),
+            );
+            egui::ComboBox::new("odm-sex", "sex")
+                .selected_text(f.sex.as_str())
+                .show_ui(ui, |ui| {
+                    for s in [PatientSex::Female, PatientSex::Male, PatientSex::Unknown] {
+                        ui.selectable_value(&mut f.sex, s, s.as_str());
+                    }
+                });
+        });
+        ui.horizontal(|ui| {
+            ui.add(
+                egui::DragValue::new(&mut f.height_cm)
+                    .range(100.0..=230.0)
+                    .suffix(" cm"),
+            );
+            ui.add(
+                egui::DragValue::new(&mut f.weight_kg)
+                    .range(25.0..=300.0)
+                    .suffix(" kg"),
+            );
+        });
+        ui.label(format!(
+            "BSA {:.2} m² (Mosteller)",
+            BsaFormula::Mosteller.bsa_m2(f.height_cm, f.weight_kg)
+        ));
+        ui.horizontal(|ui| {
+            ui.checkbox(&mut f.use_diameter, "measured aorta");
+            ui.add_enabled(
+                f.use_diameter,
+                egui::DragValue::new(&mut f.diameter_mm)
+                    .range(10.0..=45.0)
+                    .suffix(" mm"),
+            );
+        });
+        let changed = f.applied != Some(f.settings());
+        if ui
+            .add_enabled(changed, egui::Button::new("Apply patient"))
+            .clicked()
+        {
+            let s = f.settings();
+            f.applied = Some(s);
+            self.backend.send(Command::Patient(s));
+        }
+    }
+
+    fn challenge_ui(&mut self, ui: &mut Ui, scale: f32) {
+        ui.label(RichText::new("Fluid challenge").size(18.0 * scale).strong());
+        ui.horizontal(|ui| {
+            ui.add(
+                egui::DragValue::new(&mut self.bolus_volume_ml)
+                    .range(50.0..=1000.0)
+                    .speed(10.0)
+                    .suffix(" ml"),
+            );
+            if ui.button("Bolus").clicked() {
+                let mut m = serde_json::Map::new();
+                m.insert("type".into(), "bolus".into());
+                m.insert("volume_ml".into(), self.bolus_volume_ml.into());
+                self.backend.send(Command::Annotate(m));
+                self.state.bolus_now(self.bolus_volume_ml);
+            }
+        });
+        let list = self.state.challenges.list().to_vec();
+        if let Some(c) = list.last() {
+            let sv_or_sd = |sv: Option<f64>, sd: Option<f64>| match (sv, sd) {
+                (Some(sv), _) => format!("SV {sv:.0} ml"),
+                (None, Some(sd)) => format!("SD {sd:.1} cm"),
+                _ => "—".into(),
+            };
+            let base = format!(
+                "baseline {} ({} beats)",
+                sv_or_sd(c.sv_before_ml, c.sd_before_cm),
+                c.beats_before
+            );
+            let after = format!(
+                "now {} ({} beats)",
+                sv_or_sd(c.sv_after_ml, c.sd_after_cm),
+                c.beats_after
+            );
+            let l = ui.label(&base);
+            l.widget_info(|| {
+                WidgetInfo::labeled(egui::Role::Label, true, format!("Baseline {base}"))
+            });
+            ui.label(&after);
+            let (verdict, col) = match (c.delta_pct(), c.responsive()) {
+                (Some(d), Some(true)) => (format!("ΔSV {d:+.1} %  RESPONSIVE"), colour::GOOD),
+                (Some(d), _) => (format!("ΔSV {d:+.1} %  not responsive"), colour::FTC),
+                _ => ("ΔSV — (waiting for beats)".to_string(), colour::DIM),
+            };
+            let v = ui.label(
+                RichText::new(&verdict)
+                    .size(22.0 * scale)
+                    .strong()
+                    .color(col),
+            );
+            v.widget_info(|| WidgetInfo::labeled(egui::Role::Label, true, verdict.clone()));
+            ui.label(
+                RichText::new(format!(
+                    "before: {BEFORE_WINDOW_S:.0} s; after: latest {AFTER_WINDOW_S:.0} s; responsive at >= {RESPONSIVE_PCT:.0} %"
+                ))
+                .size(12.0 * scale)
+                .color(colour::DIM),
+            );
+        } else {
+            ui.label(RichText::new("no bolus yet").color(colour::DIM));
+        }
+        if list.len() > 1 {
+            egui::ScrollArea::vertical()
+                .max_height(60.0 * scale)
+                .show(ui, |ui| {
+                    for (k, c) in list.iter().enumerate().rev().skip(1) {
+                        let d = c.delta_pct().map_or("—".into(), |d| format!("{d:+.1} %"));
+                        ui.label(format!(
+                            "#{} {:.0} ml at {:.0} s: {d}",
+                            k + 1,
+                            c.volume_ml,
+                            c.bolus_t_s
+                        ));
+                    }
+                });
+        }
+    }
+
+    fn diagnostics_ui(&mut self, ui: &mut Ui, scale: f32) {
+        ui.label(RichText::new("Diagnostics").size(18.0 * scale).strong());
+        let h = &self.handoff;
+        let dropped = h.dropped_total();
+        let r = ui.label(format!("display items dropped: {dropped}"));
+        r.widget_info(|| {
+            WidgetInfo::labeled(
+                egui::Role::Label,
+                true,
+                format!("Dropped display items {dropped}"),
+            )
+        });
+        ui.label(format!(
+            "columns {} / envelope {} / beats {}",
+            h.columns.dropped(),
+            h.envelope.dropped(),
+            h.beats.dropped()
+        ));
+        ui.label(format!("beats received {}", self.state.beats_received));
+        match (
+            self.state.latency.percentile_ms(50.0),
+            self.state.latency.percentile_ms(99.0),
+        ) {
+            (Some(p50), Some(p99)) => {
+                ui.label(format!("beat-to-screen {p50:.1} / {p99:.1} ms (p50/p99)"))
+            }
+            _ => ui.label("beat-to-screen —"),
+        };
+        if let Some(s) = self.state.last_status {
+            ui.label(
+                RichText::new(format!("{s:?}"))
+                    .size(12.0 * scale)
+                    .color(colour::DIM),
+            );
+        }
+        for (code, value) in self.state.unknown_events.iter().rev().take(2) {
+            ui.label(RichText::new(format!("probe event {code} value {value}")).color(colour::DIM));
+        }
+    }
+}
+
+/// What a numerics tile shows.
+struct TileSpec {
+    label: &'static str,
+    value: String,
+    unit: &'static str,
+    sub: String,
+    poor: bool,
+    colour: Color32,
+}
+
+/// A numeric with its name and unit; from a poor signal it is dimmed and
+/// carries "?", never shown as if good. Accessible as label = name,
+/// value = the number as shown.
+fn tile(ui: &mut Ui, rect: Rect, scale: f32, spec: &TileSpec) {
+    let id = egui::Id::unique(("odm-tile", spec.label));
+    let resp = ui.interact(rect, id, Sense::hover());
+    let shown = if spec.poor && spec.value != "—" {
+        format!("{}?", spec.value)
+    } else {
+        spec.value.clone()
+    };
+    let shown_a11y = shown.clone();
+    let label = spec.label;
+    resp.widget_info(move || {
+        let mut info = WidgetInfo::labeled(egui::Role::Group, true, label);
+        info.current_text_value = Some(shown_a11y.clone());
+        info
+    });
+    let p = ui.painter();
+    p.rect_filled(rect, 4.0, colour::PANEL);
+    let c = if spec.poor {
+        spec.colour.gamma_multiply(0.45)
+    } else {
+        spec.colour
+    };
+    p.text(
+        rect.left_top() + vec2(10.0, 6.0),
+        Align2::LEFT_TOP,
+        spec.label,
+        FontId::proportional(22.0 * scale),
+        c,
+    );
+    p.text(
+        rect.right_top() + vec2(-10.0, 6.0),
+        Align2::RIGHT_TOP,
+        spec.unit,
+        FontId::proportional(18.0 * scale),
+        colour::DIM,
+    );
+    let value_size = (rect.height() * 0.55).min(rect.width() * 0.28).max(16.0);
+    p.text(
+        rect.center() + vec2(0.0, 4.0),
+        Align2::CENTER_CENTER,
+        &shown,
+        FontId::proportional(value_size),
+        c,
+    );
+    if !spec.sub.is_empty() {
+        p.text(
+            rect.center_bottom() + vec2(0.0, -4.0),
+            Align2::CENTER_BOTTOM,
+            &spec.sub,
+            FontId::proportional(14.0 * scale),
+            colour::DIM,
+        );
+    }
+}
+
+fn fmt(v: Option<f64>, decimals: usize) -> String {
+    match v {
+        Some(x) if x.is_finite() => format!("{x:.decimals$}"),
+        _ => "—".to_string(),
+    }
+}
+
+fn averaging_text(avg: &Averages) -> String {
+    if avg.beats == 0 {
+        "no accepted beats".to_string()
+    } else {
+        format!("mean of {} beats (window {AVERAGE_BEATS})", avg.beats)
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn trend_line(
+    painter: &egui::Painter,
+    r: Rect,
+    state: &MonitorState,
+    start_s: f64,
+    end_s: f64,
+    get: fn(&crate::readings::TrendPoint) -> Option<f64>,
+    c: Color32,
+    scale: f32,
+) {
+    // One bucket per two pixels: frame cost stays flat however many beats are stored.
+    let buckets = (r.width() / 2.0).max(1.0) as usize;
+    let mut sum = vec![0.0f64; buckets];
+    let mut n = vec![0u32; buckets];
+    let span = end_s - start_s;
+    for p in state.readings.trend() {
+        if p.t_s < start_s || p.t_s > end_s {
+            continue;
+        }
+        let Some(v) = get(p) else { continue };
+        let k = (((p.t_s - start_s) / span) * buckets as f64) as usize;
+        let k = k.min(buckets - 1);
+        sum[k] += v;
+        n[k] += 1;
+    }
+    let means: Vec<(usize, f64)> = (0..buckets)
+        .filter(|&k| n[k] > 0)
+        .map(|k| (k, sum[k] / f64::from(n[k])))
+        .collect();
+    if means.is_empty() {
+        painter.text(
+            r.center(),
+            Align2::CENTER_CENTER,
+            "—",
+            FontId::proportional(16.0 * scale),
+            colour::DIM,
+        );
+        return;
+    }
+    let lo = means.iter().map(|m| m.1).fold(f64::MAX, f64::min);
+    let hi = means.iter().map(|m| m.1).fold(f64::MIN, f64::max);
+    let pad = ((hi - lo) * 0.15).max(hi.abs() * 0.05).max(1e-6);
+    let (lo, hi) = (lo - pad, hi + pad);
+    let plot = r.shrink2(vec2(4.0, 22.0 * scale.min(1.0)));
+    let to_pos = |k: usize, v: f64| {
+        pos2(
+            plot.left() + (k as f32 + 0.5) / buckets as f32 * plot.width(),
+            plot.bottom() - ((v - lo) / (hi - lo)) as f32 * plot.height(),
+        )
+    };
+    let pts: Vec<egui::Pos2> = means.iter().map(|&(k, v)| to_pos(k, v)).collect();
+    painter.add(egui::Shape::line(pts, Stroke::new(2.0, c)));
+    for (v, align) in [(hi, Align2::RIGHT_TOP), (lo, Align2::RIGHT_BOTTOM)] {
+        let y = if align == Align2::RIGHT_TOP {
+            r.top() + 2.0
+        } else {
+            r.bottom() - 2.0
+        };
+        painter.text(
+            pos2(r.right() - 4.0, y),
+            align,
+            format!("{v:.1}"),
+            FontId::proportional(12.0 * scale),
+            colour::DIM,
+        );
+    }
+    let _ = Vec2::ZERO;
+}

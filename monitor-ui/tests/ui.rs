@@ -1,0 +1,356 @@
+//! The display driven through egui_kittest with a pinned clock: widgets are
+//! found by their accessible labels, fed beats whose expected display values
+//! are computed independently here.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Instant;
+
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use odm_device_io::{ProbeEvent, ProbeInfo, event_code};
+use odm_dsp::{Beat, RejectReason};
+use odm_monitor::MonitorApp;
+use odm_monitor::control::{Backend, Command, RecordingStatus, SourceSpec};
+use odm_monitor::handoff::{BeatMsg, EventMsg, Handoff, SourceState};
+
+const FS: u32 = 20_000;
+/// Harness step, s: the pinned clock advances exactly this much per step.
+const STEP_S: f32 = 0.1;
+
+struct TestBackend {
+    spec: SourceSpec,
+    sent: Rc<RefCell<Vec<Command>>>,
+}
+
+impl Backend for TestBackend {
+    fn send(&mut self, cmd: Command) {
+        self.sent.borrow_mut().push(cmd);
+    }
+    fn source(&self) -> &SourceSpec {
+        &self.spec
+    }
+    fn recording(&self) -> RecordingStatus {
+        RecordingStatus::Idle
+    }
+    fn audio_status(&self) -> String {
+        "audio off (test)".into()
+    }
+    fn set_audio(&mut self, _volume: f32, _muted: bool) {}
+    fn replay_duration_s(&self) -> Option<f64> {
+        self.spec.is_replay().then_some(120.0)
+    }
+}
+
+fn probe_info() -> ProbeInfo {
+    ProbeInfo {
+        sample_rate_hz: FS,
+        carrier_hz: 4_000_000,
+        beam_angle_cdeg: 4500,
+        probe_model: 1,
+        minutes_used: 100,
+        minutes_limit: 1000,
+        probe_serial: ProbeInfo::pad("TEST-0001"),
+        firmware: ProbeInfo::pad("1.0"),
+    }
+}
+
+/// A beat with onset `onset_s`, stroke distance `sd_cm` and cycle 0.8 s.
+fn beat(index: u64, onset_s: f64, sd_cm: f64, accepted: bool) -> Beat {
+    let cycle_s = 0.8;
+    let ft_ms = 330.0;
+    let sv = sd_cm * 4.2;
+    Beat {
+        index,
+        onset_s,
+        peak_s: onset_s + 0.09,
+        end_s: onset_s + 0.33,
+        next_onset_s: onset_s + cycle_s,
+        ft_ms,
+        cycle_s,
+        hr_bpm: 75.0,
+        ftc_ms: ft_ms / cycle_s.sqrt(),
+        sd_cm,
+        pv_cm_s: 95.0 + sd_cm,
+        ma_cm_s2: Some(1000.0 + sd_cm),
+        md_cm_min: sd_cm * 75.0,
+        sv_ml: Some(sv),
+        sv_range_ml: Some((sv * 0.8, sv * 1.2)),
+        co_l_min: Some(sv * 75.0 / 1000.0),
+        quality: if accepted { 0.95 } else { 0.15 },
+        accepted,
+        reject_reason: (!accepted).then_some(RejectReason::Interference),
+        completed_by_sample: ((onset_s + 0.8) * f64::from(FS)) as u64,
+    }
+}
+
+struct Rig {
+    handoff: Arc<Handoff>,
+    sent: Rc<RefCell<Vec<Command>>>,
+    next_index: u64,
+    t_s: f64,
+}
+
+impl Rig {
+    fn new() -> Self {
+        Self {
+            handoff: Handoff::shared(),
+            sent: Rc::default(),
+            next_index: 0,
+            t_s: 0.0,
+        }
+    }
+    fn app(&self, spec: SourceSpec) -> MonitorApp {
+        let backend = TestBackend {
+            spec,
+            sent: self.sent.clone(),
+        };
+        self.handoff.events.push(EventMsg::ProbeInfo(probe_info()));
+        self.handoff
+            .events
+            .push(EventMsg::Source(SourceState::Live));
+        MonitorApp::new(self.handoff.clone(), Box::new(backend))
+    }
+    /// Hands `n` beats of stroke distance `sd_cm` to the UI, as the DSP thread would.
+    fn beats(&mut self, n: usize, sd_cm: f64, accepted: bool) -> Vec<Beat> {
+        let mut out = Vec::new();
+        for _ in 0..n {
+            let b = beat(self.next_index, self.t_s, sd_cm, accepted);
+            self.next_index += 1;
+            self.t_s += 0.8;
+            self.handoff.set_latest_sample(b.completed_by_sample);
+            self.handoff.beats.push(BeatMsg {
+                beat: b.clone(),
+                pushed_at: Instant::now(),
+            });
+            out.push(b);
+        }
+        out
+    }
+}
+
+fn harness<'a>(app: MonitorApp) -> Harness<'a, MonitorApp> {
+    Harness::builder()
+        .with_size([1920.0, 1080.0])
+        .with_step_dt(STEP_S)
+        .with_max_steps(4)
+        .build_ui_state(
+            |ui, app: &mut MonitorApp| {
+                app.ui(ui);
+            },
+            app,
+        )
+}
+
+fn value_of(h: &Harness<'_, MonitorApp>, label: &str) -> String {
+    h.get_by_label(label).value().unwrap_or_default()
+}
+
+fn number_of(h: &Harness<'_, MonitorApp>, label: &str) -> f64 {
+    let v = value_of(h, label);
+    v.trim_end_matches('?')
+        .parse()
+        .unwrap_or_else(|_| panic!("{label} shows {v:?}, not a number"))
+}
+
+#[test]
+fn numerics_show_dashes_before_any_beat() {
+    let rig = Rig::new();
+    let mut h = harness(rig.app(SourceSpec::Simulated { seed: 1 }));
+    h.step();
+    for label in ["SV", "CO", "FTc", "PV", "SD", "MA", "HR", "SVV"] {
+        assert_eq!(value_of(&h, label), "—", "{label}");
+    }
+    h.get_by_label("no accepted beats");
+}
+
+#[test]
+fn numerics_are_the_mean_of_the_last_ten_accepted_beats() {
+    let mut rig = Rig::new();
+    let mut h = harness(rig.app(SourceSpec::Simulated { seed: 1 }));
+    let mut beats = Vec::new();
+    for k in 0..15 {
+        // SD climbs 12.0, 12.2, …; every fifth beat rejected with a wild SD.
+        let accepted = k % 5 != 4;
+        let sd = if accepted {
+            12.0 + 0.2 * f64::from(k)
+        } else {
+            40.0
+        };
+        beats.extend(rig.beats(1, sd, accepted));
+    }
+    h.step();
+    let used: Vec<&Beat> = beats.iter().rev().filter(|b| b.accepted).take(10).collect();
+    let mean =
+        |f: &dyn Fn(&Beat) -> f64| used.iter().map(|b| f(b)).sum::<f64>() / used.len() as f64;
+    let sv = mean(&|b| b.sv_ml.unwrap_or(f64::NAN));
+    let co = mean(&|b| b.co_l_min.unwrap_or(f64::NAN));
+    // Displayed to 0 / 1 decimals: within half the last digit.
+    assert!((number_of(&h, "SV") - sv).abs() <= 0.5, "SV {sv}");
+    assert!((number_of(&h, "CO") - co).abs() <= 0.05, "CO {co}");
+    assert!((number_of(&h, "SD") - mean(&|b| b.sd_cm)).abs() <= 0.05);
+    assert!((number_of(&h, "PV") - mean(&|b| b.pv_cm_s)).abs() <= 0.5);
+    assert!((number_of(&h, "FTc") - mean(&|b| b.ftc_ms)).abs() <= 0.5);
+    assert!((number_of(&h, "HR") - 75.0).abs() <= 0.5);
+    assert!(
+        !value_of(&h, "SV").ends_with('?'),
+        "a clean signal is not flagged"
+    );
+    h.get_by_label_contains("mean of 10 beats");
+}
+
+#[test]
+fn numbers_from_a_poor_signal_carry_a_question_mark() {
+    let mut rig = Rig::new();
+    let mut h = harness(rig.app(SourceSpec::Simulated { seed: 1 }));
+    rig.beats(4, 15.0, true);
+    rig.beats(6, 15.0, false);
+    h.step();
+    let sv = value_of(&h, "SV");
+    assert!(sv.ends_with('?'), "SV shows {sv:?}");
+    h.get_by_label_contains("poor signal (interference)");
+}
+
+#[test]
+fn bolus_shows_baseline_then_responsive_after_a_twelve_percent_rise() {
+    let mut rig = Rig::new();
+    let mut h = harness(rig.app(SourceSpec::Simulated { seed: 1 }));
+    rig.beats(80, 15.0, true);
+    h.step();
+    h.get_by_label("Bolus").click();
+    h.step();
+    assert!(
+        rig.sent
+            .borrow()
+            .iter()
+            .any(|c| matches!(c, Command::Annotate(m)
+            if m.get("type").and_then(|v| v.as_str()) == Some("bolus")
+            && m.get("volume_ml").and_then(|v| v.as_f64()) == Some(250.0))),
+        "a bolus annotation of the default 250 ml goes to the recorder"
+    );
+    // 60 s baseline of beats 0.8 s apart: 75 beats of SV 15 × 4.2 = 63 ml.
+    h.get_by_label_contains("Baseline baseline SV 63 ml (75 beats)");
+    h.get_by_label_contains("waiting for beats");
+    rig.beats(60, 16.8, true);
+    h.step();
+    h.get_by_label("ΔSV +12.0 %  RESPONSIVE");
+}
+
+#[test]
+fn alarm_appears_when_the_source_stops_and_clears_when_it_resumes() {
+    let mut rig = Rig::new();
+    let mut h = harness(rig.app(SourceSpec::Simulated { seed: 1 }));
+    rig.beats(5, 15.0, true);
+    h.step();
+    assert!(
+        h.query_by_label_contains("NO DATA FROM PROBE INTERFACE")
+            .is_none()
+    );
+    // 4.5 s of pinned clock without samples: not yet > 5 s.
+    for _ in 0..45 {
+        h.step();
+    }
+    assert!(
+        h.query_by_label_contains("NO DATA FROM PROBE INTERFACE")
+            .is_none()
+    );
+    for _ in 0..60 {
+        h.step();
+    }
+    h.get_by_label_contains("MEDIUM NO DATA FROM PROBE INTERFACE");
+    h.get_by_label_contains("SIGNAL LOST");
+    // Numerics are never hidden by an alarm.
+    assert_ne!(value_of(&h, "SV"), "—");
+    h.get_by_label("Acknowledge").click();
+    h.step();
+    h.get_by_label_contains("NO DATA FROM PROBE INTERFACE");
+    // Samples and beats flow again: both alarms clear.
+    rig.beats(2, 15.0, true);
+    h.step();
+    assert!(
+        h.query_by_label_contains("NO DATA FROM PROBE INTERFACE")
+            .is_none()
+    );
+    assert!(h.query_by_label_contains("SIGNAL LOST").is_none());
+}
+
+#[test]
+fn probe_unplugged_event_raises_an_alarm_until_plugged_in() {
+    let rig = Rig::new();
+    let mut h = harness(rig.app(SourceSpec::Simulated { seed: 1 }));
+    let ev = |code| {
+        EventMsg::Probe(ProbeEvent {
+            at_sample: 100,
+            code,
+            value: 0,
+        })
+    };
+    rig.handoff.events.push(ev(event_code::PROBE_UNPLUGGED));
+    h.step();
+    h.get_by_label_contains("PROBE UNPLUGGED");
+    rig.handoff.events.push(ev(event_code::PROBE_PLUGGED));
+    h.step();
+    assert!(h.query_by_label_contains("PROBE UNPLUGGED").is_none());
+}
+
+#[test]
+fn replay_pause_and_seek_buttons_command_the_reader() {
+    let mut rig = Rig::new();
+    let mut h = harness(rig.app(SourceSpec::Replay {
+        path: "case.odmrec".into(),
+    }));
+    rig.beats(50, 15.0, true); // up to 40 s of stream
+    h.step();
+    h.get_by_label("Pause").click();
+    h.run_steps(2);
+    h.get_by_label("Resume");
+    h.get_by_label("-10 s").click();
+    h.run_steps(2);
+    let sent = rig.sent.borrow().clone();
+    assert_eq!(sent.first(), Some(&Command::Pause));
+    let seek = sent.iter().find_map(|c| match c {
+        Command::Seek { t_s } => Some(*t_s),
+        _ => None,
+    });
+    // Newest sample is the last beat's completion: 49 × 0.8 + 0.8 = 40 s.
+    let expect = 40.0 - 10.0;
+    // Within a sample or two (beat times are truncated to samples).
+    assert!(
+        seek.is_some_and(|t| (t - expect).abs() <= 2.0 / f64::from(FS)),
+        "{seek:?}"
+    );
+}
+
+#[test]
+fn simulated_source_is_labelled_on_screen() {
+    let rig = Rig::new();
+    let mut h = harness(rig.app(SourceSpec::Simulated { seed: 1 }));
+    h.step();
+    h.get_by_label_contains("SIMULATED");
+    let rig = Rig::new();
+    let mut h = harness(rig.app(SourceSpec::Serial {
+        path: "/dev/ttyACM0".into(),
+        baud: 921_600,
+    }));
+    h.step();
+    assert!(h.query_by_label_contains("SIMULATED").is_none());
+}
+
+#[test]
+fn applying_the_patient_sends_demographics_for_the_sv_model() {
+    let rig = Rig::new();
+    let mut h = harness(rig.app(SourceSpec::Simulated { seed: 1 }));
+    h.step();
+    h.get_by_label("Apply patient").click();
+    h.step();
+    let sent = rig.sent.borrow().clone();
+    let Some(Command::Patient(p)) = sent.last() else {
+        panic!("no patient command: {sent:?}");
+    };
+    let json = p.annotation_json();
+    assert_eq!(json.get("type").and_then(|v| v.as_str()), Some("patient"));
+    assert_eq!(json.get("height_cm").and_then(|v| v.as_f64()), Some(170.0));
+    // Mosteller: 170 cm, 70 kg → 1.818 m² (primer), shown to 2 decimals.
+    h.get_by_label_contains("BSA 1.82 m²");
+}
