@@ -227,8 +227,17 @@ impl<'a> BundleWriter<'a> {
 /// Exports the store's records as a bundle in `out`: all of them, or only
 /// those after the record whose hash is `after` (a bundle continuing an
 /// earlier one). The store's chain is checked while reading, so a tampered
-/// store is never signed.
+/// store is never signed. `exported_utc` is now.
 pub fn export_bundle(
+    store: &UptakeStore,
+    out: &Path,
+    after: Option<ChainHash>,
+) -> Result<ExportSummary, ExportError> {
+    export_bundle_at(store, out, after, time::OffsetDateTime::now_utc())
+}
+
+/// As [`export_bundle`], with a given export time.
+pub fn export_bundle_at(
     store: &UptakeStore,
     out: &Path,
     after: Option<ChainHash>,

@@ -9,7 +9,9 @@
 //!   the NHS modulus-11 check digit;
 //! - full dates: `YYYY-MM-DD` and `DD/MM/YYYY` (also `D/M/YYYY`);
 //! - UK postcodes: `A9 9AA`, `A99 9AA`, `AA9 9AA`, `AA99 9AA`, `A9A 9AA`,
-//!   `AA9A 9AA`, with or without the space, any case.
+//!   `AA9A 9AA`: with the space in any case, without it in upper case only
+//!   (lower-case hex — hashes, ids, and their fragments inside SQLite's
+//!   index pages — forms such shapes by chance).
 
 /// What kind of identifier was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,8 +53,8 @@ fn is_alnum(b: Option<&u8>) -> bool {
     b.is_some_and(u8::is_ascii_alphanumeric)
 }
 
-/// Matches `shape` at the start of `data`: `9` a digit, `A` a letter, `X`
-/// a letter or digit, anything else itself. Returns the matched length.
+/// Matches `shape` at the start of `data`: `9` a digit, `A` a letter, `U`
+/// an upper-case letter, `X` a letter or digit, anything else itself. Returns the matched length.
 fn shape_len(data: &[u8], shape: &str) -> Option<usize> {
     let s = shape.as_bytes();
     if data.len() < s.len() {
@@ -61,6 +63,7 @@ fn shape_len(data: &[u8], shape: &str) -> Option<usize> {
     let ok = s.iter().zip(data).all(|(&p, &c)| match p {
         b'9' => c.is_ascii_digit(),
         b'A' => c.is_ascii_alphabetic(),
+        b'U' => c.is_ascii_uppercase(),
         b'X' => c.is_ascii_alphanumeric(),
         _ => p == c,
     });
@@ -83,8 +86,8 @@ pub fn scan_for_identifiers(data: &[u8]) -> Vec<Finding> {
     const DATE_SHAPES: [&str; 4] = ["9999-99-99", "99/99/9999", "9/99/9999", "99/9/9999"];
     const SHORT_DATE: &str = "9/9/9999";
     const POSTCODES: [&str; 12] = [
-        "A9 9AA", "A99 9AA", "AA9 9AA", "AA99 9AA", "A9A 9AA", "AA9A 9AA", "A99AA", "A999AA",
-        "AA99AA", "AA999AA", "A9A9AA", "AA9A9AA",
+        "A9 9AA", "A99 9AA", "AA9 9AA", "AA99 9AA", "A9A 9AA", "AA9A 9AA", "U99UU", "U999UU",
+        "UU99UU", "UU999UU", "U9U9UU", "UU9U9UU",
     ];
     let mut found = Vec::new();
     for start in 0..data.len() {
@@ -175,6 +178,8 @@ mod tests {
             kinds("e8c0c07a8b5d1918b2255f82f55fae9da1e45b643e1e5b3628172331e9cf3807").is_empty()
         );
         assert!(kinds("3f2c9a4e-8b1d-4c7a-9e5f-0a1b2c3d4e5f").is_empty());
+        // A hex fragment as SQLite stores it in an index page.
+        assert!(kinds("\x12a893bc\x00").is_empty());
     }
 
     #[test]

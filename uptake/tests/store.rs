@@ -1,0 +1,307 @@
+//! The store: append-only, chained, crash-safe, opt-out.
+
+use std::path::{Path, PathBuf};
+
+use odm_uptake::store::StoreError;
+use odm_uptake::{
+    AgeBand, Category, Eligibility, OdsCode, Period, Settings, Software, UptakeStore,
+};
+
+fn fresh_dir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("uptake-store-{name}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+const ON: Settings = Settings {
+    participation: true,
+};
+
+fn init_store(dir: &Path) -> PathBuf {
+    let db = dir.join("uptake.sqlite");
+    let line = UptakeStore::init(
+        &db,
+        OdsCode::parse("RH802").unwrap(),
+        &dir.join("device.key"),
+        ON,
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(line.len(), 36 + 1 + 64);
+    db
+}
+
+/// Closes `n` cases with distinct contents.
+fn close_cases(store: &mut UptakeStore, n: u32) {
+    for i in 0..n {
+        let case = store
+            .open_case(
+                OdsCode::parse("RH802").unwrap(),
+                Period::parse("2026-03").unwrap(),
+                2,
+                &Software::parse("odm 0.3.1").unwrap(),
+            )
+            .unwrap();
+        store.add_monitored_s(&case, 3600 + i * 900).unwrap();
+        store.add_beats(&case, 900, 1000).unwrap();
+        store.close_case(case).unwrap().unwrap();
+    }
+}
+
+#[test]
+fn a_case_accumulates_and_closes_into_a_rounded_record() {
+    let dir = fresh_dir("accumulate");
+    let db = init_store(&dir);
+    let mut store = UptakeStore::open(&db, ON).unwrap();
+    let case = store
+        .open_case(
+            OdsCode::parse("RH802").unwrap(),
+            Period::parse("2026-03").unwrap(),
+            2,
+            &Software::parse("odm 0.3.1").unwrap(),
+        )
+        .unwrap();
+    store.set_category(&case, Category::Colorectal).unwrap();
+    store.set_eligibility(&case, Eligibility::Major).unwrap();
+    store
+        .set_age_band(&case, AgeBand::from_age_years(67))
+        .unwrap();
+    store.add_bolus(&case, 250).unwrap();
+    store.add_bolus(&case, 250).unwrap();
+    store.add_bolus(&case, 230).unwrap();
+    store.add_beats(&case, 5000, 5300).unwrap();
+    store.add_beats(&case, 400, 700).unwrap();
+    // 2 h 10 min → nearest 15 min is 2 h 15 min = 135.
+    for _ in 0..13 {
+        store.add_monitored_s(&case, 600).unwrap();
+    }
+    let rec = store.close_case(case).unwrap().unwrap().record;
+    let mut line = String::new();
+    rec.write_fields(',', &mut line);
+    let fields: Vec<&str> = line.split(',').collect();
+    assert_eq!(
+        &fields[2..],
+        &[
+            "RH802",
+            "2026-03",
+            "colorectal",
+            "major",
+            "60-69",
+            "135",
+            "3",
+            "750",
+            "0.9",
+            "2",
+            "odm 0.3.1"
+        ]
+    );
+    assert_eq!(store.verify_chain().unwrap(), 1);
+}
+
+#[test]
+fn a_case_open_at_a_crash_is_closed_on_the_next_start() {
+    let dir = fresh_dir("crash");
+    let db = init_store(&dir);
+    {
+        let mut store = UptakeStore::open(&db, ON).unwrap();
+        close_cases(&mut store, 1);
+        let case = store
+            .open_case(
+                OdsCode::parse("RH8").unwrap(),
+                Period::parse("2026-04").unwrap(),
+                1,
+                &Software::parse("odm 0.3.1").unwrap(),
+            )
+            .unwrap();
+        store.set_category(&case, Category::HipFracture).unwrap();
+        store.add_monitored_s(&case, 2700).unwrap();
+        // The monitor dies here: the handle is forgotten, never closed.
+        let _never_closed = case;
+        std::mem::forget(store);
+    }
+    let store = UptakeStore::open(&db, ON).unwrap();
+    assert_eq!(store.recovered_cases(), 1);
+    let mut records = Vec::new();
+    assert_eq!(
+        store
+            .for_each_record(None, |r| {
+                records.push(r.record.clone());
+                Ok(())
+            })
+            .unwrap(),
+        2
+    );
+    let last = &records[1];
+    assert_eq!(last.org.as_str(), "RH8");
+    assert_eq!(last.category, Category::HipFracture);
+    assert_eq!(last.minutes.get(), 45);
+    // Opening again finds nothing left to recover.
+    drop(store);
+    assert_eq!(UptakeStore::open(&db, ON).unwrap().recovered_cases(), 0);
+}
+
+fn raw(db: &Path) -> rusqlite::Connection {
+    rusqlite::Connection::open(db).unwrap()
+}
+
+#[test]
+fn updates_and_deletes_of_closed_records_are_refused() {
+    let dir = fresh_dir("append-only");
+    let db = init_store(&dir);
+    close_cases(&mut UptakeStore::open(&db, ON).unwrap(), 2);
+    let conn = raw(&db);
+    assert!(conn.execute("UPDATE record SET minutes = 15", []).is_err());
+    assert!(
+        conn.execute("DELETE FROM record WHERE seq = 1", [])
+            .is_err()
+    );
+    assert_eq!(
+        UptakeStore::open(&db, ON).unwrap().verify_chain().unwrap(),
+        2
+    );
+}
+
+/// Tampers behind SQLite's back (triggers dropped) and expects the chain
+/// check to fail.
+fn tampered(name: &str, tamper: &str) -> StoreError {
+    let dir = fresh_dir(name);
+    let db = init_store(&dir);
+    close_cases(&mut UptakeStore::open(&db, ON).unwrap(), 4);
+    raw(&db)
+        .execute_batch(&format!(
+            "DROP TRIGGER record_no_update; DROP TRIGGER record_no_delete; {tamper}"
+        ))
+        .unwrap();
+    let store = UptakeStore::open(&db, ON).unwrap();
+    store.verify_chain().unwrap_err()
+}
+
+#[test]
+fn an_edited_field_breaks_the_chain() {
+    let e = tampered(
+        "edit",
+        "UPDATE record SET minutes = minutes + 15 WHERE seq = 2;",
+    );
+    assert!(matches!(e, StoreError::ChainBroken { seq: 2, .. }), "{e}");
+}
+
+#[test]
+fn a_deleted_record_breaks_the_chain() {
+    let e = tampered("delete-middle", "DELETE FROM record WHERE seq = 2;");
+    assert!(matches!(e, StoreError::ChainBroken { seq: 3, .. }), "{e}");
+}
+
+#[test]
+fn a_deleted_last_record_is_found_by_the_signed_head() {
+    let e = tampered("delete-last", "DELETE FROM record WHERE seq = 4;");
+    assert!(matches!(e, StoreError::ChainBroken { seq: 0, .. }), "{e}");
+}
+
+#[test]
+fn reordered_records_break_the_chain() {
+    let e = tampered(
+        "reorder",
+        "UPDATE record SET seq = 100 WHERE seq = 2; UPDATE record SET seq = 2 WHERE seq = 3;
+         UPDATE record SET seq = 3 WHERE seq = 100;",
+    );
+    assert!(matches!(e, StoreError::ChainBroken { seq: 2, .. }), "{e}");
+}
+
+#[test]
+fn an_inserted_record_breaks_the_chain() {
+    // The intruder even hashes the inserted record correctly after record
+    // 2; record 3 then no longer links to the record before it.
+    let dir = fresh_dir("insert");
+    let db = init_store(&dir);
+    let store = UptakeStore::open(&db, ON).unwrap();
+    let mut store = store;
+    close_cases(&mut store, 4);
+    let mut second = None;
+    store
+        .for_each_record(None, |r| {
+            if second.is_none() && r.prev_hash != odm_uptake::ChainHash::GENESIS {
+                second = Some(r.clone());
+            }
+            Ok(())
+        })
+        .unwrap();
+    drop(store);
+    let second = second.unwrap();
+    let mut forged = second.record.clone();
+    forged.record_id = odm_uptake::RandomId::new_random();
+    forged.minutes = odm_uptake::Minutes::from_seconds(9000);
+    let forged_hash = forged.chain_hash(&second.hash);
+    let conn = raw(&db);
+    conn.execute_batch("DROP TRIGGER record_no_update; UPDATE record SET seq = seq * 10;")
+        .unwrap();
+    conn.execute(
+        "INSERT INTO record SELECT 25, ?1, device, org, period, category, eligibility, age_band,
+             150, boluses, bolus_ml, accepted_fraction, probe_model, software, ?2, ?3
+         FROM record WHERE seq = 20",
+        [
+            forged.record_id.to_string(),
+            second.hash.to_hex(),
+            forged_hash.to_hex(),
+        ],
+    )
+    .unwrap();
+    drop(conn);
+    let e = UptakeStore::open(&db, ON)
+        .unwrap()
+        .verify_chain()
+        .unwrap_err();
+    assert!(matches!(e, StoreError::ChainBroken { seq: 30, .. }), "{e}");
+}
+
+#[test]
+fn participation_off_writes_nothing() {
+    let dir = fresh_dir("opt-out");
+    let off = Settings::from_opt_out_value("off");
+    assert!(!off.participation);
+    assert!(Settings::from_opt_out_value("").participation);
+    let db = dir.join("uptake.sqlite");
+    assert_eq!(
+        UptakeStore::init(&db, OdsCode::parse("RH8").unwrap(), &dir.join("k"), off).unwrap(),
+        None
+    );
+    let mut store = UptakeStore::open(&db, off).unwrap();
+    assert!(!store.is_active());
+    let case = store
+        .open_case(
+            OdsCode::parse("RH8").unwrap(),
+            Period::parse("2026-03").unwrap(),
+            1,
+            &Software::this_build(),
+        )
+        .unwrap();
+    store.add_bolus(&case, 250).unwrap();
+    assert_eq!(store.close_case(case).unwrap(), None);
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        0,
+        "no file was created"
+    );
+}
+
+#[test]
+fn a_newer_schema_is_refused_rather_than_misread() {
+    let dir = fresh_dir("schema");
+    let db = init_store(&dir);
+    raw(&db).pragma_update(None, "user_version", 99).unwrap();
+    assert!(matches!(
+        UptakeStore::open(&db, ON),
+        Err(StoreError::NewerSchema { found: 99, .. })
+    ));
+}
+
+#[test]
+fn an_uninitialised_store_is_reported_not_created() {
+    let dir = fresh_dir("uninit");
+    let db = dir.join("missing.sqlite");
+    assert!(matches!(
+        UptakeStore::open(&db, ON),
+        Err(StoreError::NotInitialised(_))
+    ));
+    assert!(!db.exists());
+}
