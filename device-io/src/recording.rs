@@ -173,6 +173,7 @@ pub struct RecordingWriter<W: Write> {
     buf: Vec<u8>,
     last_flush: Instant,
     frames_written: u64,
+    frames_flushed: u64,
     bytes_written: u64,
 }
 
@@ -210,6 +211,7 @@ impl<W: Write> RecordingWriter<W> {
             buf: Vec::with_capacity(WRITE_THROUGH_BYTES + 8192),
             last_flush: Instant::now(),
             frames_written: 0,
+            frames_flushed: 0,
             bytes_written: 0,
         };
         w.buf.extend_from_slice(&MAGIC);
@@ -225,6 +227,12 @@ impl<W: Write> RecordingWriter<W> {
     /// Number of frames written so far (annotations included).
     pub fn frames_written(&self) -> u64 {
         self.frames_written
+    }
+
+    /// Number of frames that the last flush made safe: a crash from now on
+    /// loses none of these.
+    pub fn frames_flushed(&self) -> u64 {
+        self.frames_flushed
     }
 
     /// Number of bytes handed to the sink or buffered so far, magic included.
@@ -336,6 +344,7 @@ impl<W: Write> RecordingWriter<W> {
         self.write_through()?;
         self.sink.flush().map_err(|source| self.io_err(source))?;
         self.last_flush = Instant::now();
+        self.frames_flushed = self.frames_written;
         Ok(())
     }
 
