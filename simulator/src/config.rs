@@ -200,7 +200,7 @@ impl Default for SimConfig {
             blood_rms_counts: 100.0,
             profile_exponent: 6.0,
             scatterer_count: 48,
-            scatterer_lifetime_ms: 40.0,
+            scatterer_lifetime_ms: 80.0,
             snr_db: Some(30.0),
             clutter_db: Some(30.0),
             clutter_hz: 40.0,

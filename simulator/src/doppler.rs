@@ -9,9 +9,13 @@
 //! power-law profile `v(r) = v_max(1 − (r/R)^n)` (r² is uniform over the
 //! lumen): `n = 2` (parabolic) gives a flat spectrum, larger `n` (blunt, as in
 //! the aorta) puts more power near the edge. Each group lives a random time
-//! (about the transit time through the beam) under a half-sine amplitude, then
-//! is replaced by a new group with a new `u` and phase: the amplitudes fade
-//! and renew like speckle, and the spectrum is continuous, not a set of lines.
+//! under a raised-cosine (sin²) amplitude, then is replaced by a new group with
+//! a new `u` and phase: the amplitudes fade and renew like speckle, and the
+//! spectrum is continuous, not a set of lines. The lifetime (default 80 ms
+//! mean) is kept well above a 10 ms analysis window so that the amplitude
+//! modulation broadens each line by only ~±15 Hz: the sin² envelope's
+//! sidebands fall 18 dB/octave, so no measurable power appears above the
+//! edge.
 //!
 //! Phases are 32-bit fixed point (exact wrap-around) and looked up in a
 //! 4096-entry table: phase-quantisation spurs are near −62 dB.
@@ -28,8 +32,9 @@ const TWO_POW_32: f64 = 4_294_967_296.0;
 struct Scatterer {
     phase: u32,
     u: f32,
-    env_prev: f32,
-    env_cur: f32,
+    /// cos(2π·age/life), advanced by the recurrence c' = 2cos(w)·c − c_prev.
+    osc_prev: f32,
+    osc_cur: f32,
     coef: f32,
     age: u32,
     life: u32,
@@ -112,8 +117,8 @@ impl DopplerSynth {
             })
             .collect();
         let n = scatterer_count.max(1);
-        // Each group's half-sine envelope has mean square amp²/2.
-        let amp = (2.0 * levels.blood_power / n as f64).sqrt() as f32;
+        // Each group's sin² envelope has mean square amp²·3/8.
+        let amp = (levels.blood_power / (n as f64 * 0.375)).sqrt() as f32;
         let mut s = Self {
             inv_fs: 1.0 / f64::from(sample_rate_hz),
             table,
@@ -137,10 +142,10 @@ impl DopplerSynth {
             let mut sc = s.spawn();
             // Stagger ages so the sum is stationary from the first sample.
             let age = s.rng.gen_range(0..sc.life);
-            let w = std::f64::consts::PI / f64::from(sc.life);
+            let w = std::f64::consts::TAU / f64::from(sc.life);
             sc.age = age;
-            sc.env_cur = (f64::from(s.amp) * (w * f64::from(age)).sin()) as f32;
-            sc.env_prev = (f64::from(s.amp) * (w * (f64::from(age) - 1.0)).sin()) as f32;
+            sc.osc_cur = (w * f64::from(age)).cos() as f32;
+            sc.osc_prev = (w * (f64::from(age) - 1.0)).cos() as f32;
             s.scatterers.push(sc);
         }
         s
@@ -148,14 +153,14 @@ impl DopplerSynth {
 
     fn spawn(&mut self) -> Scatterer {
         let life = (self.life_mean_samples * self.rng.gen_range(0.5..1.5)).max(4.0) as u32;
-        let w = std::f64::consts::PI / f64::from(life);
+        let w = std::f64::consts::TAU / f64::from(life);
         let big_u: f64 = self.rng.gen_range(0.0..1.0);
         let u = 1.0 - big_u.powf(self.half_exp);
         Scatterer {
             phase: self.rng.r#gen(),
             u: u as f32,
-            env_prev: -(f64::from(self.amp) * w.sin()) as f32,
-            env_cur: 0.0,
+            osc_prev: w.cos() as f32,
+            osc_cur: 1.0,
             coef: (2.0 * w.cos()) as f32,
             age: 0,
             life,
@@ -169,6 +174,7 @@ impl DopplerSynth {
         out.resize(n, [0.0, 0.0]);
         let cycles_scale = (TWO_POW_32 * self.inv_fs) as f32;
         let shift = 32 - TABLE_BITS;
+        let half_amp = 0.5 * self.amp;
         for (i, o) in out.iter_mut().enumerate() {
             let dq = drive.edge_hz[i] * cycles_scale;
             let mut re = 0.0f32;
@@ -177,11 +183,13 @@ impl DopplerSynth {
                 let sc = &mut self.scatterers[k];
                 sc.phase = sc.phase.wrapping_add((sc.u * dq) as i64 as u32);
                 let [c, s] = self.table[(sc.phase >> shift) as usize];
-                re += sc.env_cur * c;
-                im += sc.env_cur * s;
-                let next = sc.coef * sc.env_cur - sc.env_prev;
-                sc.env_prev = sc.env_cur;
-                sc.env_cur = next;
+                // sin²(π·age/life) = (1 − cos(2π·age/life))/2.
+                let env = half_amp * (1.0 - sc.osc_cur);
+                re += env * c;
+                im += env * s;
+                let next = sc.coef * sc.osc_cur - sc.osc_prev;
+                sc.osc_prev = sc.osc_cur;
+                sc.osc_cur = next;
                 sc.age += 1;
                 if sc.age >= sc.life {
                     self.scatterers[k] = self.spawn();
