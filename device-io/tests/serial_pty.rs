@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use nix::pty::openpty;
 use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};
 use odm_device_io::{
-    ByteSource, DecodedItem, Decoder, Encoder, IqBlock, Payload, SerialSource, SourceRead,
+    ByteSource, DecodedItem, Decoder, Encoder, Frame, IqBlock, Payload, SerialSource, SourceRead,
 };
 
 /// A pty pair in raw mode: (master as a writable file, slave, slave path).
@@ -55,10 +55,12 @@ fn read_blocks(
             SourceRead::Bytes(n) => {
                 dec.feed(&buf[..n]);
                 while let Some(item) = dec.next_item() {
-                    if let DecodedItem::Frame(f) = item {
-                        if let Payload::Iq(b) = f.payload {
-                            firsts.push(b.first_sample);
-                        }
+                    if let DecodedItem::Frame(Frame {
+                        payload: Payload::Iq(b),
+                        ..
+                    }) = item
+                    {
+                        firsts.push(b.first_sample);
                     }
                 }
             }
