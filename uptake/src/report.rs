@@ -375,7 +375,7 @@ fn uptake_chart_svg(org: &str, points: &[(String, Row)]) -> String {
     let mut s = String::new();
     let _ = write!(
         s,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" role=\"img\" width=\"{W}\" height=\"{H}\" viewBox=\"0 0 {W} {H}\">\
+        "<svg role=\"img\" width=\"{W}\" height=\"{H}\" viewBox=\"0 0 {W} {H}\">\
          <title>Uptake over time, {org}</title>",
         org = html_text(org)
     );

@@ -1,0 +1,292 @@
+//! `odm uptake` end to end: the commands, their output contract, and an
+//! identifier scan of every file they write.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use odm_uptake::scan::scan_for_identifiers;
+use odm_uptake::{Category, Eligibility, OdsCode, Period, Settings, Software, UptakeStore};
+
+fn fresh_dir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("uptake-cli-{name}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn odm(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_odm"))
+        .arg("uptake")
+        .args(args)
+        .env_remove("ODM_UPTAKE")
+        .output()
+        .unwrap()
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = odm(args);
+    assert!(
+        out.status.success(),
+        "odm uptake {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// A store with `n` synthetic records and one real closed case, exported.
+fn exported_bundle(dir: &Path, n: u64) -> (PathBuf, PathBuf, String) {
+    let db = dir.join("store").join("uptake.sqlite");
+    std::fs::create_dir_all(db.parent().unwrap()).unwrap();
+    let register_line = ok(&["init", "--db", s(&db), "--org", "RH802"]);
+    ok(&[
+        "demo",
+        "--db",
+        s(&db),
+        "--records",
+        &n.to_string(),
+        "--seed",
+        "3",
+    ]);
+    {
+        let mut store = UptakeStore::open(
+            &db,
+            Settings {
+                participation: true,
+            },
+        )
+        .unwrap();
+        let case = store
+            .open_case(
+                OdsCode::parse("RH802").unwrap(),
+                Period::parse("2026-02").unwrap(),
+                2,
+                &Software::this_build(),
+            )
+            .unwrap();
+        store.set_category(&case, Category::Colorectal).unwrap();
+        store.set_eligibility(&case, Eligibility::Major).unwrap();
+        store.add_monitored_s(&case, 5400).unwrap();
+        store.add_bolus(&case, 250).unwrap();
+        store.close_case(case).unwrap();
+    }
+    let bundle = dir.join("bundles").join("rh802-a");
+    ok(&["export", "--db", s(&db), "--out", s(&bundle)]);
+    (db, bundle, register_line)
+}
+
+#[test]
+fn init_prints_the_register_line_and_export_verifies() {
+    let dir = fresh_dir("roundtrip");
+    let (db, bundle, line) = exported_bundle(&dir, 40);
+    let line = line.trim();
+    assert_eq!(line.len(), 101, "device,public_key: {line}");
+    assert_eq!(
+        ok(&["register-key", "--db", s(&db), "--header"]),
+        format!("device,public_key\n{line}\n")
+    );
+    let register = dir.join("register.csv");
+    std::fs::write(&register, format!("device,public_key\n{line}\n")).unwrap();
+    assert_eq!(ok(&["verify", "--keys", s(&register), s(&bundle)]), "");
+    assert!(ok(&["check", "--db", s(&db)]).contains("41 records"));
+}
+
+#[test]
+fn verify_prints_problem_lines_and_exits_1_on_errors() {
+    let dir = fresh_dir("verify-lines");
+    let (_, bundle, _) = exported_bundle(&dir, 5);
+    let path = bundle.join("records.csv");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    lines[2] = lines[2].replacen(",RH802,", ",RH8,", 1);
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    let out = odm(&["verify", s(&bundle)]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        format!(
+            "{}: line 3: error: hash does not recompute from the values and prev_hash\n",
+            bundle.display()
+        )
+    );
+}
+
+#[test]
+fn the_same_bundle_given_twice_is_a_warning_and_exit_0() {
+    let dir = fresh_dir("twice");
+    let (_, bundle, _) = exported_bundle(&dir, 2);
+    let out = odm(&["verify", s(&bundle), s(&bundle)]);
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let warnings: Vec<&str> = stdout.lines().collect();
+    assert_eq!(warnings.len(), 3, "{stdout}");
+    assert!(
+        warnings
+            .iter()
+            .all(|l| l.contains(": warning: duplicate of line"))
+    );
+}
+
+#[test]
+fn participation_off_refuses_to_write() {
+    let dir = fresh_dir("opt-out");
+    let db = dir.join("u.sqlite");
+    let out = Command::new(env!("CARGO_BIN_EXE_odm"))
+        .args(["uptake", "init", "--db", s(&db), "--org", "RH8"])
+        .env("ODM_UPTAKE", "off")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!db.exists());
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    assert_eq!(odm(&["report", "--bundles", "x"]).status.code(), Some(2));
+    assert_eq!(odm(&["verify"]).status.code(), Some(2));
+}
+
+/// Scans a file and returns what was found (kind and offset).
+fn scan_file(path: &Path) -> Vec<String> {
+    let data = std::fs::read(path).unwrap();
+    scan_for_identifiers(&data)
+        .iter()
+        .map(|f| format!("{}: {:?} at byte {}", path.display(), f.kind, f.offset))
+        .collect()
+}
+
+#[test]
+fn report_store_and_bundles_carry_no_identifiers() {
+    let dir = fresh_dir("report");
+    let (db, bundle, line) = exported_bundle(&dir, 400);
+    // A second, damaged copy: its records must land in excluded.csv.
+    let damaged = dir.join("bundles").join("rh802-damaged");
+    std::fs::create_dir_all(&damaged).unwrap();
+    std::fs::copy(bundle.join("manifest.json"), damaged.join("manifest.json")).unwrap();
+    let text = std::fs::read_to_string(bundle.join("records.csv")).unwrap();
+    std::fs::write(damaged.join("records.csv"), text.replacen(",0.", ",1.", 3)).unwrap();
+    let register = dir.join("register.csv");
+    std::fs::write(&register, format!("device,public_key\n{}", line)).unwrap();
+    // Denominators for every month but the last one with records.
+    let mut eligible = String::from("org,period,category,eligible\n");
+    let now = Period::current_utc();
+    for back in 1..12u32 {
+        let p = Period::new(now.year() - 1, now.month())
+            .unwrap()
+            .plus_months(back);
+        for c in Category::ALL {
+            eligible.push_str(&format!("RH802,{p},{c},40\n"));
+        }
+    }
+    let eligible_path = dir.join("eligible.csv");
+    std::fs::write(&eligible_path, eligible).unwrap();
+    let out_dir = dir.join("out");
+    let out = odm(&[
+        "report",
+        "--bundles",
+        s(&dir.join("bundles")),
+        "--eligible",
+        s(&eligible_path),
+        "--keys",
+        s(&register),
+        "--out",
+        s(&out_dir),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("excluded"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("no eligible count for RH802,{now},")),
+        "{stderr}"
+    );
+
+    let report = std::fs::read_to_string(out_dir.join("report.csv")).unwrap();
+    assert!(report.starts_with("org,period,category,monitored,eligible,uptake_pct\n"));
+    let this_month: Vec<&str> = report
+        .lines()
+        .filter(|l| l.starts_with(&format!("RH802,{now},")))
+        .collect();
+    assert!(!this_month.is_empty());
+    for row in this_month {
+        // eligible empty; uptake `*` (suppressed count) or empty.
+        let v: Vec<&str> = row.split(',').collect();
+        assert_eq!(v[4], "", "{row}");
+        assert!(v[5].is_empty() || v[5] == "*", "{row}");
+    }
+    let excluded = std::fs::read_to_string(out_dir.join("excluded.csv")).unwrap();
+    assert!(excluded.starts_with("bundle,line,record_id,reason\n"));
+    assert_eq!(
+        excluded.lines().count(),
+        1 + 401,
+        "every damaged record is listed"
+    );
+    assert!(
+        excluded
+            .lines()
+            .nth(1)
+            .unwrap()
+            .starts_with("rh802-damaged,2,")
+    );
+
+    let html = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
+    assert!(html.contains("<svg"));
+    for forbidden in [
+        "<script", "http:", "https:", "<link", "src=", "@import", "url(",
+    ] {
+        assert!(!html.contains(forbidden), "report.html holds {forbidden}");
+    }
+
+    // The identifier scan: the store (and its WAL), the bundle and every
+    // report output. The manifest's exported_utc is the export's own time
+    // stamp (spec "Bundle"), not a patient's date, so it is blanked first.
+    let manifest = std::fs::read_to_string(bundle.join("manifest.json")).unwrap();
+    let mut m: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+    m["exported_utc"] = "".into();
+    let blanked = dir.join("manifest-without-export-time.json");
+    std::fs::write(&blanked, m.to_string()).unwrap();
+    let mut files = vec![
+        db.clone(),
+        bundle.join("records.csv"),
+        blanked,
+        out_dir.join("report.csv"),
+        out_dir.join("report.html"),
+        out_dir.join("excluded.csv"),
+    ];
+    let wal = PathBuf::from(format!("{}-wal", db.display()));
+    if wal.exists() {
+        files.push(wal);
+    }
+    let found: Vec<String> = files.iter().flat_map(|f| scan_file(f)).collect();
+    assert!(found.is_empty(), "identifiers found: {found:?}");
+}
+
+#[test]
+fn the_scanner_catches_identifiers_planted_in_an_export() {
+    let dir = fresh_dir("planted");
+    let (_, bundle, _) = exported_bundle(&dir, 3);
+    let records = bundle.join("records.csv");
+    let clean = std::fs::read_to_string(&records).unwrap();
+    for planted in [
+        "943 476 5919",
+        "4010232137",
+        "1957-03-14",
+        "14/03/1957",
+        "SW1A 1AA",
+    ] {
+        let dirty = dir.join("dirty.csv");
+        std::fs::write(
+            &dirty,
+            clean.replacen("odm ", &format!("{planted} odm "), 1),
+        )
+        .unwrap();
+        assert_eq!(scan_file(&dirty).len(), 1, "{planted} not caught");
+        let out = odm(&["scan", s(&dirty)]);
+        assert_eq!(out.status.code(), Some(1), "{planted}");
+    }
+    assert!(scan_file(&records).is_empty());
+    assert_eq!(ok(&["scan", s(&records)]), "");
+}
