@@ -1,10 +1,479 @@
-//! `odm calibrate`: not built yet (owned by the issue that delivers it).
+//! `odm calibrate`: measures a probe against flow-phantom runs of known
+//! velocity, fits measured against reference velocity by least squares,
+//! checks the acceptance limits and writes `calibration.json` and a
+//! printable `certificate.html` (procedure in `docs/calibration.md`).
+//!
+//! Exit status: 0 when the calibration PASSes, 1 when it FAILs its
+//! acceptance limits (the files are still written) or cannot be made.
+
+use crate::calib_cert;
+use crate::calib_stream::{CalibrationPolicy, StreamAnalyser, median, probe_calibration_from};
+use anyhow::{Context, bail};
+use odm_device_io::RecordingReader;
+use odm_device_io::calibration::{
+    CALIBRATION_FORMAT, CALIBRATION_VERSION, CalDate, Calibration, CalibrationLimits,
+    CalibrationRun, CalibrationStore, DEFAULT_VALID_DAYS, MeasurementMode, VelocityCorrection,
+};
+use odm_dsp::calfit::{AcceptanceLimits, assess, fit_linear};
+use odm_dsp::pipeline::PipelineConfig;
+use std::path::{Path, PathBuf};
+
+/// Envelope points in the first half second of a run are left out: the
+/// wall filter and the spectrum window are still filling.
+const SETTLE_S: f64 = 0.5;
+/// A steady run needs at least this many envelope points (1 s at the
+/// pipeline's 5 ms hop) after settling.
+const MIN_ENVELOPE_POINTS: usize = 200;
+/// A pulsatile run needs at least this many accepted beats.
+const MIN_BEATS: usize = 3;
+/// The fit needs three runs for a confidence interval (n − 2 ≥ 1 degrees of freedom).
+const MIN_RUNS: usize = 3;
 
 /// Arguments of `odm calibrate`.
-#[derive(clap::Args)]
-pub struct Args {}
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Serial of the probe being calibrated (every run must come from it).
+    #[arg(long, value_name = "SERIAL")]
+    pub probe: String,
+    /// A phantom run: recording and the phantom's set velocity, e.g.
+    /// `run1.odmrec:50`. At least three, at different velocities.
+    #[arg(long = "run", value_name = "FILE:VELOCITY_CM_S", required = true, value_parser = parse_run)]
+    pub runs: Vec<RunArg>,
+    /// Engineer performing the calibration (staff identifier).
+    #[arg(long, value_name = "NAME")]
+    pub engineer: String,
+    /// Phantom used (equipment identifier).
+    #[arg(long, value_name = "ID")]
+    pub phantom: String,
+    /// Directory for calibration.json and certificate.html (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Steady flow (median of the maximum-velocity envelope) or pulsatile
+    /// (median beat peak velocity).
+    #[arg(long, value_enum, default_value_t = ModeArg::Steady)]
+    pub mode: ModeArg,
+    /// Days the calibration stays in date.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_VALID_DAYS)]
+    pub valid_days: u32,
+    /// Accept a gain within 1 ± this.
+    #[arg(long, value_name = "F", default_value_t = 0.05)]
+    pub gain_tolerance: f64,
+    /// Every residual must be within the larger of this (cm/s) …
+    #[arg(long, value_name = "CM_S", default_value_t = 3.0)]
+    pub residual_limit_cm_s: f64,
+    /// … and this percentage of the run's reference velocity.
+    #[arg(long, value_name = "PCT", default_value_t = 3.0)]
+    pub residual_limit_pct: f64,
+    /// Also install the calibration in the calibration store, so the monitor
+    /// and `odm analyse` apply it to this probe (not done when the fit is
+    /// non-linear beyond the residual limits).
+    #[arg(long, conflicts_with = "check")]
+    pub install: bool,
+    /// As-left check: measure with the probe's installed calibration applied
+    /// (the result should be gain ≈ 1, offset ≈ 0); nothing is installed.
+    #[arg(long)]
+    pub check: bool,
+    /// Calibration store directory (default: $ODM_CALIBRATIONS, else
+    /// $XDG_DATA_HOME/odm/calibrations, else ~/.local/share/odm/calibrations).
+    #[arg(long, value_name = "DIR")]
+    pub calibrations: Option<PathBuf>,
+    /// Calibration date, YYYY-MM-DD (default: today, UTC).
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_date)]
+    pub date: Option<CalDate>,
+}
+
+/// `--mode`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModeArg {
+    /// Steady flow.
+    Steady,
+    /// Pulsatile flow.
+    Pulsatile,
+}
+
+/// One `--run FILE:VELOCITY_CM_S`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunArg {
+    /// The recording.
+    pub file: PathBuf,
+    /// The phantom's set velocity, cm/s.
+    pub reference_cm_s: f64,
+}
+
+fn parse_run(text: &str) -> Result<RunArg, String> {
+    // Split at the last colon: a path may contain colons, a number does not.
+    let (file, v) = text
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{text:?} is not FILE:VELOCITY_CM_S"))?;
+    if file.is_empty() {
+        return Err(format!("{text:?} has no file before the colon"));
+    }
+    let reference_cm_s: f64 = v
+        .trim()
+        .parse()
+        .map_err(|_| format!("{v:?} in {text:?} is not a velocity in cm/s"))?;
+    if !(reference_cm_s.is_finite() && reference_cm_s > 0.0 && reference_cm_s <= 1000.0) {
+        return Err(format!(
+            "velocity {v} cm/s in {text:?} is not within 0 < v ≤ 1000"
+        ));
+    }
+    Ok(RunArg {
+        file: PathBuf::from(file),
+        reference_cm_s,
+    })
+}
+
+fn parse_date(text: &str) -> Result<CalDate, String> {
+    CalDate::parse(text).ok_or_else(|| format!("{text:?} is not a date YYYY-MM-DD"))
+}
+
+/// What one run measured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunMeasurement {
+    /// Median velocity, cm/s.
+    pub measured_cm_s: f64,
+    /// How many envelope points or beats it is the median of.
+    pub points: u64,
+}
+
+/// Measures one recording: steady = median envelope after settling;
+/// pulsatile = median peak velocity of accepted beats. Checks the
+/// recording comes from `probe` alone.
+pub fn measure_recording(
+    path: &Path,
+    probe: &str,
+    mode: MeasurementMode,
+    policy: CalibrationPolicy,
+) -> anyhow::Result<RunMeasurement> {
+    let shown = path.display();
+    let mut reader = RecordingReader::open(path).with_context(|| format!("opening run {shown}"))?;
+    let mut analyser = StreamAnalyser::new(PipelineConfig::default(), policy);
+    while let Some(item) = reader
+        .next_item()
+        .with_context(|| format!("reading run {shown}"))?
+    {
+        analyser
+            .handle(item)
+            .with_context(|| format!("analysing run {shown}"))?;
+        if let Some(other) = analyser.serials.iter().find(|s| s.as_str() != probe) {
+            bail!("run {shown} comes from probe {other:?}, not {probe:?}");
+        }
+    }
+    analyser.finish();
+    if analyser.serials.is_empty() {
+        bail!("run {shown} has no PROBE_INFO frame: its probe and velocity scale are unknown");
+    }
+    let out = analyser.out;
+    match mode {
+        MeasurementMode::Steady => {
+            let t0 = out.envelope.first().map(|p| p.0).unwrap_or(0.0);
+            let mut v: Vec<f64> = out
+                .envelope
+                .iter()
+                .filter(|(t, _, q)| *t >= t0 + SETTLE_S && *q > 0.0)
+                .map(|p| p.1)
+                .collect();
+            if v.len() < MIN_ENVELOPE_POINTS {
+                bail!(
+                    "run {shown}: only {} usable envelope points (need {MIN_ENVELOPE_POINTS}, about {:.1} s of clean flow); record a longer run",
+                    v.len(),
+                    SETTLE_S + MIN_ENVELOPE_POINTS as f64 * 0.005
+                );
+            }
+            let points = v.len() as u64;
+            let measured_cm_s = median(&mut v).unwrap_or(f64::NAN);
+            Ok(RunMeasurement {
+                measured_cm_s,
+                points,
+            })
+        }
+        MeasurementMode::Pulsatile => {
+            let mut pv: Vec<f64> = out
+                .beats
+                .iter()
+                .filter(|b| b.accepted)
+                .map(|b| b.pv_cm_s)
+                .collect();
+            if pv.len() < MIN_BEATS {
+                bail!(
+                    "run {shown}: only {} accepted beats (need {MIN_BEATS}); record a longer or cleaner run",
+                    pv.len()
+                );
+            }
+            let points = pv.len() as u64;
+            let measured_cm_s = median(&mut pv).unwrap_or(f64::NAN);
+            Ok(RunMeasurement {
+                measured_cm_s,
+                points,
+            })
+        }
+    }
+}
+
+fn software() -> String {
+    format!("odm {}", env!("CARGO_PKG_VERSION"))
+}
+
+fn store_from(dir: Option<&PathBuf>) -> anyhow::Result<CalibrationStore> {
+    Ok(match dir {
+        Some(d) => CalibrationStore::new(d),
+        None => CalibrationStore::open_default().context("finding the calibration store")?,
+    })
+}
 
 /// Runs `odm calibrate`.
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("odm calibrate is not built yet")
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let mode = match args.mode {
+        ModeArg::Steady => MeasurementMode::Steady,
+        ModeArg::Pulsatile => MeasurementMode::Pulsatile,
+    };
+    if args.runs.len() < MIN_RUNS {
+        bail!(
+            "{} --run given; a calibration needs at least {MIN_RUNS} runs at different velocities",
+            args.runs.len()
+        );
+    }
+    for (name, v) in [
+        ("--gain-tolerance", args.gain_tolerance),
+        ("--residual-limit-cm-s", args.residual_limit_cm_s),
+        ("--residual-limit-pct", args.residual_limit_pct),
+    ] {
+        if !(v.is_finite() && v >= 0.0) {
+            bail!("{name} {v} must be a number ≥ 0");
+        }
+    }
+    if args.valid_days == 0 {
+        bail!("--valid-days must be at least 1");
+    }
+    let store = if args.install || args.check {
+        Some(store_from(args.calibrations.as_ref())?)
+    } else {
+        None
+    };
+    let (policy, measured_with_correction) = if args.check {
+        let store = store.clone().context("no calibration store")?;
+        let cal = store
+            .lookup(&args.probe)
+            .with_context(|| format!("looking up the calibration of probe {:?}", args.probe))?
+            .with_context(|| {
+                format!(
+                    "--check: probe {:?} has no calibration in {}",
+                    args.probe,
+                    store.dir().display()
+                )
+            })?;
+        (
+            CalibrationPolicy::Fixed(probe_calibration_from(&cal)),
+            Some(VelocityCorrection {
+                gain: cal.gain,
+                offset_cm_s: cal.offset_cm_s,
+            }),
+        )
+    } else {
+        (CalibrationPolicy::Raw, None)
+    };
+
+    let mut runs = Vec::with_capacity(args.runs.len());
+    for r in &args.runs {
+        let m = measure_recording(&r.file, &args.probe, mode, policy.clone())?;
+        eprintln!(
+            "odm calibrate: {}: reference {:.2} cm/s, measured {:.2} cm/s ({} {})",
+            r.file.display(),
+            r.reference_cm_s,
+            m.measured_cm_s,
+            m.points,
+            if mode == MeasurementMode::Steady {
+                "envelope points"
+            } else {
+                "beats"
+            }
+        );
+        runs.push((r, m));
+    }
+    let reference: Vec<f64> = runs.iter().map(|(r, _)| r.reference_cm_s).collect();
+    let measured: Vec<f64> = runs.iter().map(|(_, m)| m.measured_cm_s).collect();
+    let fit =
+        fit_linear(&reference, &measured).context("fitting measured against reference velocity")?;
+    let limits = AcceptanceLimits {
+        gain_tolerance: args.gain_tolerance,
+        residual_limit_cm_s: args.residual_limit_cm_s,
+        residual_limit_pct: args.residual_limit_pct,
+    };
+    let acceptance = assess(&fit, &reference, &limits);
+    let gain_ci95 = fit
+        .gain_ci95
+        .context("the fit has no confidence interval (fewer than 3 runs)")?;
+    let date = args.date.unwrap_or_else(CalDate::today_utc);
+    let cal = Calibration {
+        format: CALIBRATION_FORMAT.into(),
+        version: CALIBRATION_VERSION,
+        probe_serial: args.probe.clone(),
+        date,
+        valid_until: date.plus_days(i64::from(args.valid_days)),
+        engineer: args.engineer.clone(),
+        phantom: args.phantom.clone(),
+        mode,
+        gain: fit.gain,
+        offset_cm_s: fit.offset_cm_s,
+        gain_ci95: [gain_ci95.0, gain_ci95.1],
+        r2: fit.r2,
+        residuals_cm_s: fit.residuals_cm_s.clone(),
+        gain_within_tolerance: acceptance.gain_ok,
+        pass: acceptance.pass,
+        limits: CalibrationLimits {
+            gain_tolerance: limits.gain_tolerance,
+            residual_limit_cm_s: limits.residual_limit_cm_s,
+            residual_limit_pct: limits.residual_limit_pct,
+        },
+        runs: runs
+            .iter()
+            .enumerate()
+            .map(|(i, (r, m))| CalibrationRun {
+                recording: r.file.display().to_string(),
+                reference_cm_s: r.reference_cm_s,
+                measured_cm_s: m.measured_cm_s,
+                residual_cm_s: fit.residuals_cm_s.get(i).copied().unwrap_or(f64::NAN),
+                residual_limit_cm_s: acceptance
+                    .residual_limits_cm_s
+                    .get(i)
+                    .copied()
+                    .unwrap_or(0.0),
+                within_limit: acceptance.residual_ok.get(i).copied().unwrap_or(false),
+                points: m.points,
+            })
+            .collect(),
+        measured_with_correction,
+        software: software(),
+    };
+    cal.check().map_err(|what| {
+        anyhow::anyhow!(
+            "the calibration of probe {:?} is unusable: {what}",
+            args.probe
+        )
+    })?;
+
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating output directory {}", args.out.display()))?;
+    let json_path = args.out.join("calibration.json");
+    odm_device_io::calibration::write_calibration_file(&json_path, &cal)
+        .with_context(|| format!("writing {}", json_path.display()))?;
+    let cert_path = args.out.join("certificate.html");
+    std::fs::write(&cert_path, calib_cert::certificate_html(&cal))
+        .with_context(|| format!("writing {}", cert_path.display()))?;
+
+    println!("{}", calib_cert::summary_text(&cal));
+    println!("written: {}", json_path.display());
+    println!("written: {}", cert_path.display());
+
+    let linear = acceptance.residual_ok.iter().all(|&ok| ok);
+    if args.install
+        && let Some(store) = &store
+    {
+        if linear {
+            let path = store.save(&cal).context("installing the calibration")?;
+            println!("installed: {}", path.display());
+        } else {
+            eprintln!(
+                "odm calibrate: not installed: residuals exceed their limits, so a straight-line correction would not make this probe read true"
+            );
+        }
+    }
+    if !cal.pass {
+        bail!(
+            "probe {:?} FAILED calibration (gain {:.4}{}); certificate {}",
+            args.probe,
+            cal.gain,
+            if linear { "" } else { ", residuals over limit" },
+            cert_path.display()
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_argument_splits_at_the_last_colon() {
+        assert_eq!(
+            parse_run("a:b/run.odmrec:50.5"),
+            Ok(RunArg {
+                file: PathBuf::from("a:b/run.odmrec"),
+                reference_cm_s: 50.5
+            })
+        );
+        assert!(parse_run("run.odmrec").is_err());
+        assert!(parse_run(":50").is_err());
+        assert!(parse_run("run.odmrec:fast").is_err());
+        assert!(parse_run("run.odmrec:-5").is_err());
+        assert!(parse_run("run.odmrec:NaN").is_err());
+    }
+
+    /// Writes a steady phantom recording from the virtual probe.
+    pub(crate) fn write_phantom(
+        path: &Path,
+        v_cm_s: f64,
+        gain_error: f64,
+        serial: &str,
+        seconds: f64,
+    ) {
+        let cfg = odm_simulator::SimConfig {
+            seed: (v_cm_s * 10.0) as u64,
+            duration_s: Some(seconds),
+            phantom_cm_s: Some(v_cm_s),
+            probe_gain_error: gain_error,
+            probe_serial: serial.into(),
+            ..Default::default()
+        };
+        let mut probe = odm_simulator::VirtualProbe::new(cfg).unwrap();
+        let start = odm_device_io::RecordingStart::new("2026-11-30T12:00:00Z", "test", 0);
+        let info = probe.probe_info().clone();
+        let mut w = odm_device_io::RecordingWriter::create(path, &start, &info).unwrap();
+        while let Some(p) = probe.next_payload() {
+            w.write_payload(&p).unwrap();
+        }
+        w.finish().unwrap();
+    }
+
+    #[test]
+    fn steady_runs_measure_the_phantom_velocity() {
+        let dir = std::env::temp_dir().join(format!("odm-cal-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (v, g) in [(20.0, 0.0), (50.0, 0.0), (100.0, 0.07), (150.0, 0.0)] {
+            let path = dir.join(format!("p{v}.odmrec"));
+            write_phantom(&path, v, g, "CAL-1", 2.0);
+            let m = measure_recording(
+                &path,
+                "CAL-1",
+                MeasurementMode::Steady,
+                CalibrationPolicy::Raw,
+            )
+            .unwrap();
+            let expect = v * (1.0 + g);
+            eprintln!(
+                "v {v} gain error {g}: measured {} ({} points)",
+                m.measured_cm_s, m.points
+            );
+            // The simulator's phantom edge is exact. A calibration fit
+            // absorbs a constant envelope bias as offset, so this only
+            // checks the scale is right (a wrong angle, carrier or sample
+            // rate would be off by far more than 5 cm/s or 5%).
+            let band = f64::max(5.0, 0.05 * expect);
+            assert!(
+                (m.measured_cm_s - expect).abs() <= band,
+                "{v}: {} vs {expect}",
+                m.measured_cm_s
+            );
+            let e = measure_recording(
+                &path,
+                "OTHER",
+                MeasurementMode::Steady,
+                CalibrationPolicy::Raw,
+            )
+            .unwrap_err();
+            assert!(format!("{e:#}").contains("CAL-1"), "{e:#}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

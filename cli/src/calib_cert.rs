@@ -1,0 +1,423 @@
+//! The printable calibration certificate (`certificate.html`): one
+//! self-contained HTML file — inline CSS and an inline SVG plot, no scripts,
+//! no links, nothing fetched — and the plain-text summary printed by
+//! `odm calibrate`.
+
+use odm_device_io::calibration::Calibration;
+use std::fmt::Write;
+
+/// Escapes text for HTML element content and attribute values.
+pub fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c if c.is_control() && c != '\n' && c != '\t' => out.push('\u{FFFD}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn verdict(pass: bool) -> &'static str {
+    if pass { "PASS" } else { "FAIL" }
+}
+
+/// A step of 1, 2 or 5 × 10ᵏ that cuts `0..max` into about five intervals.
+fn nice_step(max: f64) -> f64 {
+    let raw = (max / 5.0).max(1e-9);
+    let mag = 10f64.powf(raw.log10().floor());
+    let norm = raw / mag;
+    let nice = if norm <= 1.0 {
+        1.0
+    } else if norm <= 2.0 {
+        2.0
+    } else if norm <= 5.0 {
+        5.0
+    } else {
+        10.0
+    };
+    nice * mag
+}
+
+/// The inline SVG plot: measured against reference, the identity line
+/// (a perfect probe) dashed, the fitted line solid, the runs as points.
+pub fn plot_svg(cal: &Calibration) -> String {
+    const W: f64 = 520.0;
+    const H: f64 = 400.0;
+    const L: f64 = 64.0; // left margin (axis labels)
+    const R: f64 = 16.0;
+    const T: f64 = 16.0;
+    const B: f64 = 52.0;
+    let data_max = cal
+        .runs
+        .iter()
+        .flat_map(|r| [r.reference_cm_s, r.measured_cm_s])
+        .filter(|v| v.is_finite())
+        .fold(1.0f64, f64::max);
+    let step = nice_step(data_max * 1.05);
+    let axis_max = (data_max * 1.05 / step).ceil() * step;
+    let sx = |v: f64| L + (v / axis_max) * (W - L - R);
+    let sy = |v: f64| H - B - (v / axis_max) * (H - T - B);
+
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" role="img" aria-label="Measured against reference velocity">"#
+    );
+    // Grid and tick labels.
+    let mut v = 0.0;
+    while v <= axis_max + step * 1e-6 {
+        let (x, y) = (sx(v), sy(v));
+        let _ = write!(
+            s,
+            r##"<line x1="{x:.1}" y1="{t:.1}" x2="{x:.1}" y2="{b:.1}" stroke="#ddd"/><line x1="{l:.1}" y1="{y:.1}" x2="{r:.1}" y2="{y:.1}" stroke="#ddd"/><text x="{x:.1}" y="{ty:.1}" font-size="11" text-anchor="middle">{v}</text><text x="{tx:.1}" y="{yy:.1}" font-size="11" text-anchor="end">{v}</text>"##,
+            t = T,
+            b = H - B,
+            l = L,
+            r = W - R,
+            ty = H - B + 16.0,
+            tx = L - 6.0,
+            yy = y + 4.0,
+        );
+        v += step;
+    }
+    let _ = write!(
+        s,
+        r##"<rect x="{L}" y="{T}" width="{pw}" height="{ph}" fill="none" stroke="#333"/><text x="{cx:.1}" y="{lx:.1}" font-size="12" text-anchor="middle">Reference (phantom) velocity, cm/s</text><text x="14" y="{cy:.1}" font-size="12" text-anchor="middle" transform="rotate(-90 14 {cy:.1})">Measured velocity, cm/s</text>"##,
+        pw = W - L - R,
+        ph = H - T - B,
+        cx = (L + W - R) / 2.0,
+        lx = H - 12.0,
+        cy = (T + H - B) / 2.0,
+    );
+    // Identity line, then the fit, clipped to the plot square.
+    let _ = write!(
+        s,
+        r##"<line x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="#888" stroke-dasharray="6 4"/>"##,
+        sx(0.0),
+        sy(0.0),
+        sx(axis_max),
+        sy(axis_max)
+    );
+    let line_at = |x: f64| cal.gain * x + cal.offset_cm_s;
+    let (mut x0, mut x1) = (0.0, axis_max);
+    // Keep the fitted line inside 0..axis_max vertically.
+    if cal.gain > 0.0 {
+        x0 = f64::max(x0, (0.0 - cal.offset_cm_s) / cal.gain);
+        x1 = f64::min(x1, (axis_max - cal.offset_cm_s) / cal.gain);
+    }
+    if x1 > x0 {
+        let _ = write!(
+            s,
+            r##"<line x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="#1f5fbf" stroke-width="2"/>"##,
+            sx(x0),
+            sy(line_at(x0)),
+            sx(x1),
+            sy(line_at(x1))
+        );
+    }
+    for r in &cal.runs {
+        let colour = if r.within_limit { "#1a7f37" } else { "#c62828" };
+        let _ = write!(
+            s,
+            r##"<circle cx="{:.1}" cy="{:.1}" r="5" fill="{colour}" stroke="#000"><title>{} cm/s → {:.2} cm/s</title></circle>"##,
+            sx(r.reference_cm_s),
+            sy(r.measured_cm_s),
+            r.reference_cm_s,
+            r.measured_cm_s
+        );
+    }
+    let _ = write!(
+        s,
+        r##"<g font-size="11"><line x1="{a:.1}" y1="{y1:.1}" x2="{b:.1}" y2="{y1:.1}" stroke="#1f5fbf" stroke-width="2"/><text x="{c:.1}" y="{t1:.1}">fit: measured = {g:.4} × reference {sign} {o:.2}</text><line x1="{a:.1}" y1="{y2:.1}" x2="{b:.1}" y2="{y2:.1}" stroke="#888" stroke-dasharray="6 4"/><text x="{c:.1}" y="{t2:.1}">identity (a probe that reads true)</text></g>"##,
+        a = L + 10.0,
+        b = L + 34.0,
+        c = L + 40.0,
+        y1 = T + 14.0,
+        t1 = T + 18.0,
+        y2 = T + 30.0,
+        t2 = T + 34.0,
+        g = cal.gain,
+        sign = if cal.offset_cm_s < 0.0 { "−" } else { "+" },
+        o = cal.offset_cm_s.abs(),
+    );
+    s.push_str("</svg>");
+    s
+}
+
+/// The whole certificate page.
+pub fn certificate_html(cal: &Calibration) -> String {
+    let e = |t: &str| escape_html(t);
+    let check = cal.measured_with_correction.is_some();
+    let title = if check {
+        "Probe calibration check (as left)"
+    } else {
+        "Probe calibration certificate"
+    };
+    let pass = cal.pass;
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        r#"<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>{title} — probe {serial}</title>
+<style>
+body {{ font-family: "DejaVu Sans", Arial, sans-serif; margin: 24px; color: #111; max-width: 900px; }}
+h1 {{ font-size: 22px; margin-bottom: 4px; }}
+table {{ border-collapse: collapse; margin: 8px 0 16px 0; }}
+th, td {{ border: 1px solid #999; padding: 4px 8px; text-align: left; font-size: 13px; }}
+td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
+.verdict {{ display: inline-block; font-size: 28px; font-weight: bold; padding: 6px 18px; border: 3px solid; margin: 8px 0; }}
+.pass {{ color: #1a7f37; border-color: #1a7f37; }}
+.fail {{ color: #c62828; border-color: #c62828; }}
+.sig {{ margin-top: 36px; }}
+.sig span {{ display: inline-block; width: 280px; border-top: 1px solid #000; margin-right: 40px; padding-top: 4px; font-size: 12px; }}
+@media print {{ body {{ margin: 10mm; }} }}
+</style>
+</head>
+<body>
+<h1>{title}</h1>
+<p>Oesophageal Doppler monitor probe, measured against a flow phantom of known velocity.</p>
+<div class="verdict {cls}">{verdict}</div>
+"#,
+        serial = e(&cal.probe_serial),
+        cls = if pass { "pass" } else { "fail" },
+        verdict = verdict(pass),
+    );
+    let _ = write!(
+        h,
+        r#"<table>
+<tr><th>Probe serial</th><td>{serial}</td></tr>
+<tr><th>Date</th><td>{date}</td></tr>
+<tr><th>Valid until</th><td>{until}</td></tr>
+<tr><th>Engineer</th><td>{eng}</td></tr>
+<tr><th>Phantom</th><td>{ph}</td></tr>
+<tr><th>Measurement</th><td>{mode}</td></tr>
+<tr><th>Software</th><td>{sw}</td></tr>
+</table>
+"#,
+        serial = e(&cal.probe_serial),
+        date = cal.date,
+        until = cal.valid_until,
+        eng = e(&cal.engineer),
+        ph = e(&cal.phantom),
+        mode = match cal.mode {
+            odm_device_io::calibration::MeasurementMode::Steady =>
+                "steady flow: median of the maximum-velocity envelope over each run",
+            odm_device_io::calibration::MeasurementMode::Pulsatile =>
+                "pulsatile flow: median beat peak velocity over each run",
+        },
+        sw = e(&cal.software),
+    );
+    if let Some(c) = &cal.measured_with_correction {
+        let _ = writeln!(
+            h,
+            "<p>Measured with the probe's installed calibration applied (gain {:.4}, offset {:.2} cm/s): a probe that now reads true has gain ≈ 1 and offset ≈ 0.</p>",
+            c.gain, c.offset_cm_s
+        );
+    }
+    h.push_str("<h2>Runs</h2>\n<table>\n<tr><th>#</th><th>Recording</th><th>Reference, cm/s</th><th>Measured, cm/s</th><th>Fitted, cm/s</th><th>Residual, cm/s</th><th>Limit, ± cm/s</th><th>Points</th><th>Result</th></tr>\n");
+    for (i, r) in cal.runs.iter().enumerate() {
+        let _ = writeln!(
+            h,
+            r#"<tr><td>{n}</td><td>{file}</td><td class="num">{rf:.2}</td><td class="num">{m:.2}</td><td class="num">{f:.2}</td><td class="num">{res:+.2}</td><td class="num">{lim:.2}</td><td class="num">{pts}</td><td>{v}</td></tr>"#,
+            n = i + 1,
+            file = e(&r.recording),
+            rf = r.reference_cm_s,
+            m = r.measured_cm_s,
+            f = cal.gain * r.reference_cm_s + cal.offset_cm_s,
+            res = r.residual_cm_s,
+            lim = r.residual_limit_cm_s,
+            pts = r.points,
+            v = verdict(r.within_limit),
+        );
+    }
+    h.push_str("</table>\n<h2>Fit: measured = gain × reference + offset</h2>\n");
+    let _ = write!(
+        h,
+        r#"<table>
+<tr><th>Gain</th><td class="num">{g:.4}</td><td>95% confidence interval {lo:.4} – {hi:.4} (Student's t, {dof} degrees of freedom)</td></tr>
+<tr><th>Offset</th><td class="num">{o:+.2} cm/s</td><td></td></tr>
+<tr><th>R²</th><td class="num">{r2:.5}</td><td></td></tr>
+<tr><th>Gain limit</th><td class="num">1 ± {tol}</td><td>{gv}</td></tr>
+<tr><th>Residual limit</th><td class="num">± max({ra} cm/s, {rp}%)</td><td>{rv}</td></tr>
+</table>
+<p>Correction applied by the monitor for this probe: v<sub>true</sub> = (v<sub>measured</sub> − offset) / gain.</p>
+"#,
+        g = cal.gain,
+        lo = cal.gain_ci95[0],
+        hi = cal.gain_ci95[1],
+        dof = cal.runs.len().saturating_sub(2),
+        o = cal.offset_cm_s,
+        r2 = cal.r2,
+        tol = cal.limits.gain_tolerance,
+        gv = verdict(cal.gain_within_tolerance),
+        ra = cal.limits.residual_limit_cm_s,
+        rp = cal.limits.residual_limit_pct,
+        rv = verdict(cal.runs.iter().all(|r| r.within_limit)),
+    );
+    h.push_str("<h2>Measured against reference</h2>\n");
+    h.push_str(&plot_svg(cal));
+    h.push('\n');
+    if !pass {
+        h.push_str("<p><strong>FAIL:</strong> the probe is outside its acceptance limits. See docs/calibration.md, \"What to do on FAIL\".</p>\n");
+    }
+    h.push_str(
+        r#"<div class="sig"><span>Engineer signature and date</span><span>Checked by (name, signature, date)</span></div>
+</body>
+</html>
+"#,
+    );
+    h
+}
+
+/// The summary `odm calibrate` prints: one line per run, then the fit and the verdict.
+pub fn summary_text(cal: &Calibration) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{:<3} {:>10} {:>10} {:>9} {:>8}  result  recording",
+        "run", "ref cm/s", "meas cm/s", "resid", "limit"
+    );
+    for (i, r) in cal.runs.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            "{:<3} {:>10.2} {:>10.2} {:>+9.2} {:>8.2}  {:<6}  {}",
+            i + 1,
+            r.reference_cm_s,
+            r.measured_cm_s,
+            r.residual_cm_s,
+            r.residual_limit_cm_s,
+            verdict(r.within_limit),
+            r.recording
+        );
+    }
+    let _ = writeln!(
+        s,
+        "gain {:.4} (95% CI {:.4}–{:.4}; limit 1 ± {}: {}), offset {:+.2} cm/s, R² {:.5}",
+        cal.gain,
+        cal.gain_ci95[0],
+        cal.gain_ci95[1],
+        cal.limits.gain_tolerance,
+        verdict(cal.gain_within_tolerance),
+        cal.offset_cm_s,
+        cal.r2
+    );
+    let _ = write!(
+        s,
+        "probe {}: {} (valid until {})",
+        cal.probe_serial,
+        verdict(cal.pass),
+        cal.valid_until
+    );
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use odm_device_io::calibration::{
+        CALIBRATION_FORMAT, CALIBRATION_VERSION, CalDate, CalibrationLimits, CalibrationRun,
+        MeasurementMode,
+    };
+
+    fn cal(pass: bool, engineer: &str) -> Calibration {
+        let refs = [20.0, 50.0, 100.0, 150.0];
+        Calibration {
+            format: CALIBRATION_FORMAT.into(),
+            version: CALIBRATION_VERSION,
+            probe_serial: "P-1".into(),
+            date: CalDate::from_ymd(2026, 11, 30).unwrap_or_else(|| panic!("date")),
+            valid_until: CalDate::from_ymd(2027, 11, 30).unwrap_or_else(|| panic!("date")),
+            engineer: engineer.into(),
+            phantom: "string phantom <SP-2>".into(),
+            mode: MeasurementMode::Steady,
+            gain: if pass { 1.01 } else { 1.07 },
+            offset_cm_s: -0.3,
+            gain_ci95: [1.0, 1.1],
+            r2: 0.99999,
+            residuals_cm_s: vec![0.1; 4],
+            gain_within_tolerance: pass,
+            pass,
+            limits: CalibrationLimits {
+                gain_tolerance: 0.05,
+                residual_limit_cm_s: 3.0,
+                residual_limit_pct: 3.0,
+            },
+            runs: refs
+                .iter()
+                .map(|&r| CalibrationRun {
+                    recording: format!("run-{r}.odmrec"),
+                    reference_cm_s: r,
+                    measured_cm_s: r * 1.07,
+                    residual_cm_s: 0.1,
+                    residual_limit_cm_s: 3.0,
+                    within_limit: true,
+                    points: 1000,
+                })
+                .collect(),
+            measured_with_correction: None,
+            software: "odm test".into(),
+        }
+    }
+
+    #[test]
+    fn certificate_is_self_contained() {
+        let html = certificate_html(&cal(false, "A. Engineer"));
+        let lower = html.to_lowercase();
+        // The only URL allowed is the SVG namespace name, which is never fetched.
+        let without_ns = lower.replace("xmlns=\"http://www.w3.org/2000/svg\"", "");
+        for banned in [
+            "http:", "https:", "<script", "<link", "<img", "@import", "url(", "<iframe",
+        ] {
+            assert!(
+                !without_ns.contains(banned),
+                "certificate contains {banned}"
+            );
+        }
+        assert!(html.contains("<svg") && html.contains("</svg>"));
+    }
+
+    #[test]
+    fn certificate_states_identity_runs_and_verdict() {
+        let html = certificate_html(&cal(false, "A. Engineer"));
+        for needle in [
+            "P-1",
+            "2026-11-30",
+            "2027-11-30",
+            "A. Engineer",
+            "run-150.odmrec",
+            ">FAIL<",
+            "1.0700",
+        ] {
+            assert!(html.contains(needle), "missing {needle}");
+        }
+        // Four runs, four points in the plot.
+        assert_eq!(html.matches("<circle").count(), 4);
+        let ok = certificate_html(&cal(true, "A. Engineer"));
+        assert!(ok.contains(">PASS<") && !ok.contains(">FAIL<"));
+    }
+
+    #[test]
+    fn certificate_escapes_text_fields() {
+        let html = certificate_html(&cal(true, "<script>alert(1)</script> & Co"));
+        assert!(!html.contains("<script>"));
+        assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; Co"));
+        assert!(html.contains("string phantom &lt;SP-2&gt;"));
+    }
+
+    #[test]
+    fn tick_steps_are_one_two_or_five() {
+        assert_eq!(nice_step(160.0), 50.0);
+        assert_eq!(nice_step(100.0), 20.0);
+        assert_eq!(nice_step(9.0), 2.0);
+        assert_eq!(nice_step(5.0), 1.0);
+    }
+}

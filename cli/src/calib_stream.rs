@@ -1,0 +1,212 @@
+//! Decoded stream items → the DSP pipeline, for `odm calibrate` and
+//! `odm verify`: builds the [`Pipeline`] when PROBE_INFO arrives (rebuilding
+//! it if the stream parameters change), applies the probe's calibration
+//! according to a [`CalibrationPolicy`], and collects envelope points and
+//! beats.
+//!
+//! IQ blocks that arrive before the first PROBE_INFO cannot be converted to
+//! velocity (serial-stream.md): they are dropped and counted.
+
+use anyhow::Context;
+use odm_device_io::calibration::{Calibration, CalibrationStore};
+use odm_device_io::{DecodedItem, Payload, ProbeInfo};
+use odm_dsp::pipeline::{EnvelopePoint, Pipeline, PipelineConfig, PipelineSink, ProbeCalibration};
+use odm_dsp::{Beat, StreamParams};
+
+/// Which velocity correction the pipeline applies.
+#[derive(Debug, Clone)]
+pub enum CalibrationPolicy {
+    /// Raw velocities, as the stream's parameters imply (what a calibration measures).
+    Raw,
+    /// This correction, whatever the probe.
+    Fixed(ProbeCalibration),
+    /// The probe's calibration from this store, looked up by serial when its
+    /// PROBE_INFO arrives (what the monitor and `odm analyse` do).
+    Store(CalibrationStore),
+}
+
+/// The pipeline correction for a stored calibration: `v_true = (v − offset)/gain`,
+/// no angle change.
+pub fn probe_calibration_from(cal: &Calibration) -> ProbeCalibration {
+    ProbeCalibration {
+        gain: cal.gain,
+        offset_cm_s: cal.offset_cm_s,
+        beam_angle_deg: None,
+    }
+}
+
+/// What the pipeline produced, kept for measuring.
+#[derive(Debug)]
+pub struct Collected {
+    /// Whether to keep envelope points (true unless only beats are needed).
+    pub keep_envelope: bool,
+    /// `(t_s, velocity_cm_s, quality)` of every envelope point.
+    pub envelope: Vec<(f64, f64, f64)>,
+    /// Every beat, accepted or not.
+    pub beats: Vec<Beat>,
+}
+
+impl Default for Collected {
+    fn default() -> Self {
+        Self {
+            keep_envelope: true,
+            envelope: Vec::new(),
+            beats: Vec::new(),
+        }
+    }
+}
+
+impl PipelineSink for Collected {
+    fn envelope_point(&mut self, p: &EnvelopePoint) {
+        if self.keep_envelope {
+            self.envelope.push((p.t_s, p.velocity_cm_s, p.quality));
+        }
+    }
+    fn beat(&mut self, beat: &Beat) {
+        self.beats.push(beat.clone());
+    }
+}
+
+/// Drives a [`Pipeline`] from decoded stream items.
+pub struct StreamAnalyser {
+    cfg: PipelineConfig,
+    policy: CalibrationPolicy,
+    pipeline: Option<Pipeline>,
+    params: Option<StreamParams>,
+    /// The latest PROBE_INFO.
+    pub probe: Option<ProbeInfo>,
+    /// Every distinct probe serial seen, in order.
+    pub serials: Vec<String>,
+    /// The calibration applied to the current probe, if any.
+    pub applied: Option<(String, ProbeCalibration)>,
+    /// The serial the current pipeline's calibration was chosen for.
+    decided_for: Option<String>,
+    /// Samples dropped because no PROBE_INFO had arrived yet.
+    pub samples_before_probe_info: u64,
+    /// The outputs.
+    pub out: Collected,
+}
+
+impl StreamAnalyser {
+    /// A driver with this pipeline configuration and calibration policy.
+    pub fn new(cfg: PipelineConfig, policy: CalibrationPolicy) -> Self {
+        Self {
+            cfg,
+            policy,
+            pipeline: None,
+            params: None,
+            probe: None,
+            serials: Vec::new(),
+            applied: None,
+            decided_for: None,
+            samples_before_probe_info: 0,
+            out: Collected::default(),
+        }
+    }
+
+    /// Feeds one decoded item.
+    pub fn handle(&mut self, item: DecodedItem) -> anyhow::Result<()> {
+        let DecodedItem::Frame(frame) = item else {
+            // Gaps and discontinuities are seen by the pipeline itself from
+            // `first_sample`; damage shows in the decoder's counters.
+            return Ok(());
+        };
+        match frame.payload {
+            Payload::ProbeInfo(info) => self.probe_info(info)?,
+            Payload::Iq(block) => match self.pipeline.as_mut() {
+                Some(p) => p.push(
+                    block.first_sample,
+                    &block.samples,
+                    block.clipped(),
+                    &mut self.out,
+                ),
+                None => self.samples_before_probe_info += block.samples.len() as u64,
+            },
+            Payload::Event(_) | Payload::Annotation(_) => {}
+        }
+        Ok(())
+    }
+
+    fn probe_info(&mut self, info: ProbeInfo) -> anyhow::Result<()> {
+        let serial = info.serial_str();
+        if !self.serials.contains(&serial) {
+            self.serials.push(serial.clone());
+        }
+        let params = StreamParams {
+            sample_rate_hz: info.sample_rate_hz,
+            carrier_hz: info.carrier_hz,
+            beam_angle_deg: info.beam_angle_deg(),
+        };
+        if self.params != Some(params) || self.pipeline.is_none() {
+            if let Some(mut old) = self.pipeline.take() {
+                old.finish(&mut self.out);
+            }
+            let pipeline = Pipeline::new(self.cfg, params)
+                .map_err(|e| anyhow::anyhow!("cannot analyse probe {serial:?}'s stream: {e}"))?;
+            self.pipeline = Some(pipeline);
+            self.params = Some(params);
+            self.decided_for = None;
+        }
+        // A new probe (or a rebuilt pipeline) gets its own calibration.
+        if self.decided_for.as_deref() != Some(serial.as_str()) {
+            self.apply_calibration(&serial)?;
+            self.decided_for = Some(serial);
+        }
+        self.probe = Some(info);
+        Ok(())
+    }
+
+    fn apply_calibration(&mut self, serial: &str) -> anyhow::Result<()> {
+        let correction = match &self.policy {
+            CalibrationPolicy::Raw => None,
+            CalibrationPolicy::Fixed(c) => Some(*c),
+            CalibrationPolicy::Store(store) => store
+                .lookup(serial)
+                .with_context(|| format!("looking up the calibration of probe {serial:?}"))?
+                .map(|cal| probe_calibration_from(&cal)),
+        };
+        let Some(pipeline) = self.pipeline.as_mut() else {
+            return Ok(());
+        };
+        let correction_or_none = correction.unwrap_or_default();
+        pipeline.set_calibration(correction_or_none).map_err(|e| {
+            anyhow::anyhow!("cannot apply the calibration of probe {serial:?}: {e}")
+        })?;
+        self.applied = correction.map(|c| (serial.to_string(), c));
+        Ok(())
+    }
+
+    /// Ends the stream: the pipeline emits what it still holds.
+    pub fn finish(&mut self) {
+        if let Some(p) = self.pipeline.as_mut() {
+            p.finish(&mut self.out);
+        }
+    }
+}
+
+/// The median of a list (mean of the middle two for an even count); `None` when empty.
+pub fn median(values: &mut [f64]) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    let mid = n / 2;
+    Some(if n % 2 == 1 {
+        values[mid]
+    } else {
+        0.5 * (values[mid - 1] + values[mid])
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_and_even_lists() {
+        assert_eq!(median(&mut []), None);
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), Some(2.5));
+    }
+}
