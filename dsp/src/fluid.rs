@@ -64,8 +64,8 @@ impl Default for FluidConfig {
 pub struct FluidChallengeResult {
     /// Time of the bolus, s.
     pub bolus_t_s: f64,
-    /// Volume from the annotation, ml.
-    pub volume_ml: f64,
+    /// Volume from the annotation, ml (`None` when not stated).
+    pub volume_ml: Option<f64>,
     /// `[start, end]` of the baseline window, s.
     pub before_window_s: [f64; 2],
     /// `[start, end]` of the window averaged after the bolus, s: the best
@@ -98,8 +98,8 @@ pub struct FluidChallengeResult {
 pub struct FluidLive {
     /// Time of the bolus, s.
     pub bolus_t_s: f64,
-    /// Volume, ml.
-    pub volume_ml: f64,
+    /// Volume, ml (`None` when not stated).
+    pub volume_ml: Option<f64>,
     /// Time since the bolus, s.
     pub elapsed_s: f64,
     /// Accepted beats in the baseline window.
@@ -131,7 +131,7 @@ struct Stored {
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Bolus {
     t_s: f64,
-    volume_ml: f64,
+    volume_ml: Option<f64>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -215,17 +215,14 @@ impl FluidTracker {
         &self.cfg
     }
 
-    /// Records a bolus at `t_s` (s) of `volume_ml`. Non-finite times are
-    /// ignored; a non-finite volume is kept as 0.
-    pub fn bolus(&mut self, t_s: f64, volume_ml: f64) {
+    /// Records a bolus at `t_s` (s) of `volume_ml` (`None` when the
+    /// annotation does not state it). Non-finite times are ignored, and a
+    /// non-finite volume counts as not stated.
+    pub fn bolus(&mut self, t_s: f64, volume_ml: Option<f64>) {
         if !t_s.is_finite() {
             return;
         }
-        let volume_ml = if volume_ml.is_finite() {
-            volume_ml
-        } else {
-            0.0
-        };
+        let volume_ml = volume_ml.filter(|v| v.is_finite());
         if self.pending.len() >= self.cfg.max_pending {
             // Bounded memory: the oldest finishes now with what is there.
             let oldest = self.pending.remove(0);
@@ -432,7 +429,7 @@ mod tests {
     fn a_15_percent_rise_is_responsive() {
         let mut tr = FluidTracker::new(FluidConfig::default());
         feed(&mut tr, 0.0, 100.0, 1.0, |_| 15.0);
-        tr.bolus(100.0, 250.0);
+        tr.bolus(100.0, Some(250.0));
         // SD ramps from 15 to 17.25 (+15 %) over two minutes, then holds.
         feed(&mut tr, 100.0, 420.0, 1.0, |t| {
             15.0 + 2.25 * ((t - 100.0) / 120.0).min(1.0)
@@ -441,7 +438,7 @@ mod tests {
         let r = tr.poll().unwrap();
         assert!(tr.poll().is_none());
         assert_eq!(r.bolus_t_s, 100.0);
-        assert_eq!(r.volume_ml, 250.0);
+        assert_eq!(r.volume_ml, Some(250.0));
         assert_eq!(r.before_window_s, [40.0, 100.0]);
         assert_eq!(r.beats_before, 60);
         assert!((r.sd_before_cm.unwrap() - 15.0).abs() < 1e-9);
@@ -461,7 +458,7 @@ mod tests {
     fn a_5_percent_rise_is_not_responsive() {
         let mut tr = FluidTracker::new(FluidConfig::default());
         feed(&mut tr, 0.0, 60.0, 0.8, |_| 12.0);
-        tr.bolus(60.0, 200.0);
+        tr.bolus(60.0, Some(200.0));
         feed(&mut tr, 60.0, 400.0, 0.8, |t| {
             if t > 120.0 { 12.6 } else { 12.0 }
         });
@@ -475,7 +472,7 @@ mod tests {
         // The response peaks 2–3 min after the bolus, then fades.
         let mut tr = FluidTracker::new(FluidConfig::default());
         feed(&mut tr, 0.0, 60.0, 1.0, |_| 10.0);
-        tr.bolus(60.0, 250.0);
+        tr.bolus(60.0, Some(250.0));
         feed(&mut tr, 60.0, 400.0, 1.0, |t| {
             if (180.0..240.0).contains(&t) {
                 11.5
@@ -492,7 +489,7 @@ mod tests {
     fn too_few_beats_before_gives_null_delta() {
         let mut tr = FluidTracker::new(FluidConfig::default());
         feed(&mut tr, 0.0, 5.0, 1.0, |_| 15.0); // 5 beats < 10
-        tr.bolus(5.0, 250.0);
+        tr.bolus(5.0, Some(250.0));
         feed(&mut tr, 5.0, 400.0, 1.0, |_| 18.0);
         let r = tr.poll().unwrap();
         assert_eq!(r.beats_before, 5);
@@ -508,7 +505,7 @@ mod tests {
     fn too_few_beats_after_gives_null_and_states_the_search_span() {
         let mut tr = FluidTracker::new(FluidConfig::default());
         feed(&mut tr, 0.0, 60.0, 1.0, |_| 15.0);
-        tr.bolus(60.0, 250.0);
+        tr.bolus(60.0, Some(250.0));
         // Signal lost after the bolus: only rejected beats.
         let mut t = 60.0;
         while t < 400.0 {
@@ -528,7 +525,7 @@ mod tests {
     fn end_of_stream_reports_what_is_available() {
         let mut tr = FluidTracker::new(FluidConfig::default());
         feed(&mut tr, 0.0, 60.0, 1.0, |_| 15.0);
-        tr.bolus(60.0, 250.0);
+        tr.bolus(60.0, Some(250.0));
         feed(&mut tr, 60.0, 150.0, 1.0, |_| 16.5);
         assert!(tr.poll().is_none(), "after-window still open");
         let live = tr.live().unwrap();
@@ -546,7 +543,7 @@ mod tests {
     fn time_advance_without_beats_finishes_a_challenge() {
         let mut tr = FluidTracker::new(FluidConfig::default());
         feed(&mut tr, 0.0, 60.0, 1.0, |_| 15.0);
-        tr.bolus(60.0, 250.0);
+        tr.bolus(60.0, Some(250.0));
         tr.advance_to(359.0);
         assert!(tr.poll().is_none());
         tr.advance_to(360.0);
@@ -561,9 +558,9 @@ mod tests {
             ..FluidConfig::default()
         });
         feed(&mut tr, 0.0, 60.0, 1.0, |_| 15.0);
-        tr.bolus(60.0, 250.0);
-        tr.bolus(50.0, 100.0);
-        tr.bolus(55.0, 100.0); // third: the oldest (t = 50) finishes early
+        tr.bolus(60.0, Some(250.0));
+        tr.bolus(50.0, Some(100.0));
+        tr.bolus(55.0, Some(100.0)); // third: the oldest (t = 50) finishes early
         let early = tr.poll().unwrap();
         assert_eq!(early.bolus_t_s, 50.0);
         assert!(!early.complete);

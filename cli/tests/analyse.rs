@@ -1,0 +1,632 @@
+//! End-to-end tests of `odm analyse` on recordings made with the virtual
+//! probe (odm-simulator) and written with the device-io recorder: output
+//! format per `shared/spec/analysis-output.md`, counters, CSV, standard
+//! input, damaged files, fluid challenges and area models.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use odm_device_io::{Payload, RecordingStart, RecordingWriter, Sex};
+use odm_simulator::{ScheduleSegment, SimConfig, TruthBeat, VirtualProbe};
+use serde_json::Value;
+
+const BEAT_FIELDS: [&str; 18] = [
+    "index",
+    "onset_s",
+    "peak_s",
+    "end_s",
+    "next_onset_s",
+    "ft_ms",
+    "cycle_s",
+    "hr_bpm",
+    "ftc_ms",
+    "sd_cm",
+    "pv_cm_s",
+    "ma_cm_s2",
+    "md_cm_min",
+    "sv_ml",
+    "co_l_min",
+    "quality",
+    "accepted",
+    "reject_reason",
+];
+
+const STREAM_FIELDS: [&str; 11] = [
+    "type",
+    "version",
+    "software",
+    "sample_rate_hz",
+    "carrier_hz",
+    "beam_angle_deg",
+    "probe_serial",
+    "ftc_formula",
+    "ftc_linear_k_ms_per_bpm",
+    "area_model",
+    "aortic_diameter_mm",
+];
+
+const COUNTERS: [&str; 10] = [
+    "bytes_read",
+    "frames_good",
+    "crc_errors",
+    "malformed",
+    "unknown_kinds",
+    "lost_frames",
+    "seq_resets",
+    "lost_samples",
+    "discontinuities",
+    "resync_bytes",
+];
+
+/// An annotation to write once the stream reaches `t_s`.
+enum Note {
+    Bolus {
+        t_s: f64,
+        volume_ml: f64,
+    },
+    Patient {
+        t_s: f64,
+        age: u32,
+        height_cm: f64,
+        weight_kg: f64,
+        sex: Sex,
+    },
+}
+
+impl Note {
+    fn t_s(&self) -> f64 {
+        match self {
+            Note::Bolus { t_s, .. } | Note::Patient { t_s, .. } => *t_s,
+        }
+    }
+}
+
+/// Runs the virtual probe for `cfg` and records it, with `notes` inserted
+/// at their times. Returns the file bytes and the truth beats.
+fn record(cfg: SimConfig, mut notes: Vec<Note>) -> (Vec<u8>, Vec<TruthBeat>) {
+    let fs = f64::from(cfg.sample_rate_hz);
+    let mut probe = VirtualProbe::new(cfg).unwrap();
+    let start = RecordingStart::new("2026-11-30T12:00:00Z", "analyse-test", 0);
+    let info = probe.probe_info().clone();
+    let mut w = RecordingWriter::new(Vec::new(), &start, &info).unwrap();
+    notes.sort_by(|a, b| a.t_s().total_cmp(&b.t_s()));
+    let mut notes = notes.into_iter().peekable();
+    let mut truth = Vec::new();
+    while let Some(p) = probe.next_payload() {
+        if let Payload::Iq(b) = &p {
+            let t = b.first_sample as f64 / fs;
+            while let Some(n) = notes.next_if(|n| n.t_s() <= t) {
+                let at = (n.t_s() * fs).round() as u64;
+                match n {
+                    Note::Bolus { volume_ml, .. } => {
+                        w.annotate_bolus(at, volume_ml, Some("Hartmann's")).unwrap();
+                    }
+                    Note::Patient {
+                        age,
+                        height_cm,
+                        weight_kg,
+                        sex,
+                        ..
+                    } => {
+                        w.annotate_patient(at, age, height_cm, weight_kg, sex)
+                            .unwrap();
+                    }
+                }
+            }
+        }
+        w.write_payload(&p).unwrap();
+        truth.extend(probe.take_truth_beats());
+    }
+    truth.extend(probe.take_truth_beats());
+    (w.finish().unwrap(), truth)
+}
+
+fn base_cfg(seed: u64, duration_s: f64) -> SimConfig {
+    SimConfig {
+        seed,
+        duration_s: Some(duration_s),
+        hr_bpm: 80.0,
+        sv_ml: 70.0,
+        aortic_diameter_mm: 24.0,
+        descending_flow_fraction: 1.0,
+        ..SimConfig::default()
+    }
+}
+
+fn temp_path(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("odm-analyse-tests-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+fn write_file(name: &str, bytes: &[u8]) -> PathBuf {
+    let p = temp_path(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+fn odm(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_odm"))
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(bytes) = stdin {
+        let mut si = child.stdin.take().unwrap();
+        si.write_all(bytes).unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn analyse(path: &Path, extra: &[&str]) -> (Vec<Value>, String) {
+    let p = path.to_str().unwrap();
+    let mut args = vec!["analyse", p];
+    args.extend_from_slice(extra);
+    let out = odm(&args, None);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "odm analyse failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = stdout
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    (lines, stdout)
+}
+
+fn keys(line: &str) -> Vec<String> {
+    // Field order as written (serde_json's Map sorts, so read the text).
+    let mut out = Vec::new();
+    let mut depth = 0;
+    let mut in_str = false;
+    let mut esc = false;
+    let mut cur = String::new();
+    let mut reading_key = false;
+    let b = line.as_bytes();
+    for (i, &c) in b.iter().enumerate() {
+        if in_str {
+            if esc {
+                esc = false;
+            } else if c == b'\\' {
+                esc = true;
+            } else if c == b'"' {
+                in_str = false;
+                if reading_key {
+                    out.push(std::mem::take(&mut cur));
+                    reading_key = false;
+                }
+            } else if reading_key {
+                cur.push(c as char);
+            }
+            continue;
+        }
+        match c {
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => depth -= 1,
+            b'"' => {
+                in_str = true;
+                let prev = b[..i].iter().rev().find(|c| !c.is_ascii_whitespace());
+                reading_key = depth == 1 && matches!(prev, Some(b'{') | Some(b','));
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+fn of_type<'a>(lines: &'a [Value], t: &str) -> Vec<&'a Value> {
+    lines.iter().filter(|l| l["type"] == t).collect()
+}
+
+fn median(mut xs: Vec<f64>) -> Option<f64> {
+    if xs.is_empty() {
+        return None;
+    }
+    xs.sort_by(f64::total_cmp);
+    let n = xs.len();
+    Some(if n % 2 == 1 {
+        xs[n / 2]
+    } else {
+        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
+    })
+}
+
+/// One 40-s recording shared by several tests.
+fn clean_recording() -> &'static (PathBuf, Vec<u8>, Vec<TruthBeat>) {
+    static REC: std::sync::OnceLock<(PathBuf, Vec<u8>, Vec<TruthBeat>)> =
+        std::sync::OnceLock::new();
+    REC.get_or_init(|| {
+        let (bytes, truth) = record(base_cfg(7, 40.0), vec![]);
+        (write_file("clean.odmrec", &bytes), bytes, truth)
+    })
+}
+
+#[test]
+fn jsonl_follows_the_spec_order_types_and_counters() {
+    let (path, bytes, truth) = clean_recording();
+    let (lines, text) = analyse(
+        path,
+        &["--aortic-diameter-mm", "24", "--descending-fraction", "1"],
+    );
+    let raw: Vec<&str> = text.lines().collect();
+
+    // Stream first, every spec field in order.
+    assert_eq!(lines[0]["type"], "stream");
+    let k = keys(raw[0]);
+    assert_eq!(&k[..STREAM_FIELDS.len()], STREAM_FIELDS, "{}", raw[0]);
+    assert_eq!(lines[0]["version"], 1);
+    assert!(lines[0]["software"].as_str().unwrap().starts_with("odm "));
+    assert_eq!(lines[0]["sample_rate_hz"], 20_000);
+    assert_eq!(lines[0]["carrier_hz"], 4_000_000);
+    assert_eq!(lines[0]["beam_angle_deg"], 45.0);
+    assert_eq!(lines[0]["probe_serial"], "SIM-0001");
+    assert_eq!(lines[0]["ftc_formula"], "bazett");
+    assert!(lines[0]["ftc_linear_k_ms_per_bpm"].is_null());
+    assert_eq!(lines[0]["area_model"], "measured_diameter");
+    assert_eq!(lines[0]["aortic_diameter_mm"], 24.0);
+
+    // Summary last.
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["type"], "summary");
+
+    // Beats: spec fields in order, types, SV from the stated area.
+    let beats = of_type(&lines, "beat");
+    assert!(
+        beats.len() as f64 >= 0.8 * truth.len() as f64,
+        "{} beats for {} true cycles",
+        beats.len(),
+        truth.len()
+    );
+    let area_cm2 = std::f64::consts::PI * 1.2 * 1.2;
+    for (i, (b, line)) in beats
+        .iter()
+        .zip(raw.iter().filter(|l| l.contains("\"type\":\"beat\"")))
+        .enumerate()
+    {
+        assert_eq!(&keys(line)[1..19], BEAT_FIELDS, "{line}");
+        assert_eq!(b["index"], i as u64);
+        for f in &BEAT_FIELDS[1..16] {
+            assert!(b[f].is_number() || b[f].is_null(), "{f} in {line}");
+        }
+        assert!(b["accepted"].is_boolean());
+        assert_eq!(
+            b["reject_reason"].is_null(),
+            b["accepted"] == true,
+            "{line}"
+        );
+        let sd = b["sd_cm"].as_f64().unwrap();
+        let sv = b["sv_ml"].as_f64().unwrap();
+        assert!((sv - sd * area_cm2).abs() < 0.01 + 1e-4 * sv, "{line}");
+        let co = b["co_l_min"].as_f64().unwrap();
+        assert!(
+            (co - sv * b["hr_bpm"].as_f64().unwrap() / 1000.0).abs() < 1e-3,
+            "{line}"
+        );
+        let (lo, hi) = (
+            b["sv_low_ml"].as_f64().unwrap(),
+            b["sv_high_ml"].as_f64().unwrap(),
+        );
+        // ±1 mm on 24 mm: area ×(23/24)², ×(25/24)².
+        assert!(
+            (lo - sd * area_cm2 * (23.0f64 / 24.0).powi(2)).abs() < 0.02,
+            "{line}"
+        );
+        assert!(
+            (hi - sd * area_cm2 * (25.0f64 / 24.0).powi(2)).abs() < 0.02,
+            "{line}"
+        );
+    }
+
+    // Summary: counts, medians of the written values, all ten counters.
+    let accepted: Vec<&&Value> = beats.iter().filter(|b| b["accepted"] == true).collect();
+    assert_eq!(summary["beats"], beats.len() as u64);
+    assert_eq!(summary["accepted"], accepted.len() as u64);
+    for f in [
+        "ft_ms", "ftc_ms", "sd_cm", "pv_cm_s", "ma_cm_s2", "hr_bpm", "sv_ml", "co_l_min",
+    ] {
+        let m = median(accepted.iter().filter_map(|b| b[f].as_f64()).collect());
+        let got = summary["median"][f].as_f64();
+        match (m, got) {
+            (Some(m), Some(g)) => assert!((m - g).abs() < 1e-9, "median {f}: {g} vs {m}"),
+            (m, g) => assert_eq!(m, g, "median {f}"),
+        }
+    }
+    for c in COUNTERS {
+        assert!(summary[c].is_u64(), "counter {c}");
+    }
+    assert_eq!(summary["bytes_read"], bytes.len() as u64 - 8);
+    for c in [
+        "crc_errors",
+        "malformed",
+        "lost_frames",
+        "resync_bytes",
+        "lost_samples",
+    ] {
+        assert_eq!(summary[c], 0, "{c} on a clean recording");
+    }
+    let duration = summary["duration_s"].as_f64().unwrap();
+    assert!((duration - 40.0).abs() < 0.1, "duration {duration}");
+}
+
+#[test]
+fn csv_has_the_exact_header_and_one_row_per_beat() {
+    let (path, _, _) = clean_recording();
+    let out = odm(
+        &["analyse", path.to_str().unwrap(), "--format", "csv"],
+        None,
+    );
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut rows = text.lines();
+    assert_eq!(rows.next().unwrap(), BEAT_FIELDS.join(","));
+    let (lines, _) = analyse(path, &[]);
+    let beats = of_type(&lines, "beat");
+    let rows: Vec<&str> = rows.collect();
+    assert_eq!(rows.len(), beats.len());
+    for (row, b) in rows.iter().zip(&beats) {
+        let cells: Vec<&str> = row.split(',').collect();
+        assert_eq!(cells.len(), 18, "{row}");
+        assert_eq!(cells[0], b["index"].to_string());
+        assert_eq!(
+            cells[9].parse::<f64>().unwrap(),
+            b["sd_cm"].as_f64().unwrap()
+        );
+        // No area model: SV and CO are empty cells, never "null" or NaN.
+        assert_eq!(cells[13], "");
+        assert_eq!(cells[14], "");
+        assert_eq!(cells[16], b["accepted"].to_string());
+    }
+    assert!(!text.contains("NaN") && !text.contains("null"));
+}
+
+#[test]
+fn standard_input_gives_the_same_analysis_as_the_file() {
+    let (path, bytes, _) = clean_recording();
+    let from_file = odm(&["analyse", path.to_str().unwrap()], None);
+    let from_stdin = odm(&["analyse", "-"], Some(bytes));
+    assert!(from_stdin.status.success());
+    assert_eq!(from_file.stdout, from_stdin.stdout);
+}
+
+#[test]
+fn damaged_and_truncated_file_still_analyses_and_reports_counters() {
+    let (_, bytes, _) = clean_recording();
+    let mut bad = bytes.clone();
+    // Corrupt a few bytes a third of the way in, and cut the file mid-frame.
+    let third = bad.len() / 3;
+    for b in &mut bad[third..third + 40] {
+        *b ^= 0x5A;
+    }
+    let cut = bad.len() * 3 / 4 + 7;
+    bad.truncate(cut);
+    let path = write_file("damaged.odmrec", &bad);
+    let (lines, _) = analyse(&path, &[]);
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["type"], "summary");
+    assert!(summary["crc_errors"].as_u64().unwrap() >= 1, "{summary}");
+    assert!(summary["resync_bytes"].as_u64().unwrap() > 0, "{summary}");
+    assert!(summary["lost_frames"].as_u64().unwrap() >= 1, "{summary}");
+    assert_eq!(summary["bytes_read"], cut as u64 - 8);
+    let beats = of_type(&lines, "beat");
+    assert!(
+        beats.len() > 20,
+        "analysis went on after the damage: {} beats",
+        beats.len()
+    );
+    // The lost samples show as a gap event, and no accepted beat spans it.
+    let gaps = of_type(&lines, "event")
+        .into_iter()
+        .filter(|e| e["kind"] == "gap")
+        .collect::<Vec<_>>();
+    assert!(!gaps.is_empty());
+    for g in &gaps {
+        let t = g["t_s"].as_f64().unwrap();
+        for b in &beats {
+            let (a, z) = (
+                b["onset_s"].as_f64().unwrap(),
+                b["next_onset_s"].as_f64().unwrap(),
+            );
+            if a <= t && t < z {
+                assert_eq!(b["accepted"], false, "beat {b} spans the gap at {t}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_bolus_with_a_stroke_volume_rise_gives_one_responsive_fluid_challenge() {
+    // SV 60 ml, rising to 72 ml (+20 %) from 25 s; bolus at 25 s.
+    let mut cfg = base_cfg(11, 75.0);
+    cfg.sv_ml = 60.0;
+    cfg.svv_pct = 0.0;
+    cfg.schedule = vec![ScheduleSegment {
+        start_s: 25.0,
+        hr_bpm: None,
+        sv_ml: Some(72.0),
+        ftc_ms: None,
+        pv_cm_s: None,
+    }];
+    let (bytes, truth) = record(
+        cfg,
+        vec![Note::Bolus {
+            t_s: 25.0,
+            volume_ml: 250.0,
+        }],
+    );
+    let path = write_file("bolus.odmrec", &bytes);
+    let (lines, _) = analyse(
+        &path,
+        &[
+            "--bolus-before-s",
+            "20",
+            "--bolus-after-s",
+            "40",
+            "--bolus-window-s",
+            "10",
+            "--bolus-min-beats",
+            "5",
+        ],
+    );
+    let fc = of_type(&lines, "fluid_challenge");
+    assert_eq!(fc.len(), 1, "{fc:?}");
+    let fc = fc[0];
+    assert!((fc["bolus_t_s"].as_f64().unwrap() - 25.0).abs() < 1e-3);
+    assert_eq!(fc["volume_ml"], 250.0);
+    let bw: Vec<f64> = fc["before_window_s"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    assert_eq!(bw, vec![5.0, 25.0]);
+    let aw = fc["after_window_s"].as_array().unwrap();
+    let (a0, a1) = (aw[0].as_f64().unwrap(), aw[1].as_f64().unwrap());
+    assert!(
+        a0 >= 25.0 && a1 <= 65.0 + 1e-6 && (a1 - a0 - 10.0).abs() < 1e-6,
+        "{fc}"
+    );
+    // Independent expectation: the truth's own SD change over the same windows.
+    let mean_sd = |lo: f64, hi: f64| {
+        let v: Vec<f64> = truth
+            .iter()
+            .filter(|b| b.onset_s >= lo && b.onset_s < hi)
+            .map(|b| b.sd_cm)
+            .collect();
+        v.iter().sum::<f64>() / v.len() as f64
+    };
+    let true_delta = 100.0 * (mean_sd(a0, a1) - mean_sd(5.0, 25.0)) / mean_sd(5.0, 25.0);
+    let delta = fc["delta_pct"].as_f64().unwrap();
+    assert!(
+        (delta - true_delta).abs() < 5.0,
+        "delta {delta} %, truth {true_delta} %"
+    );
+    assert_eq!(fc["responsive"], true);
+    assert!(fc["beats_before"].as_u64().unwrap() >= 5);
+    assert!(fc["sv_before_ml"].is_null(), "no area model");
+    // Written after the after-window has passed: after the beats that end it.
+    let pos = lines
+        .iter()
+        .position(|l| l["type"] == "fluid_challenge")
+        .unwrap();
+    let last_beat_before = lines[..pos]
+        .iter()
+        .rev()
+        .find(|l| l["type"] == "beat")
+        .unwrap();
+    assert!(last_beat_before["onset_s"].as_f64().unwrap() >= 65.0 - 15.0);
+}
+
+#[test]
+fn patient_annotation_sets_the_population_model_and_the_command_line_overrides_it() {
+    let (bytes, _) = record(
+        base_cfg(3, 20.0),
+        vec![Note::Patient {
+            t_s: 8.0,
+            age: 50,
+            height_cm: 180.0,
+            weight_kg: 80.0,
+            sex: Sex::Male,
+        }],
+    );
+    let path = write_file("patient.odmrec", &bytes);
+    let (lines, _) = analyse(&path, &[]);
+    assert_eq!(lines[0]["area_model"], "none");
+    let ev = of_type(&lines, "event")
+        .into_iter()
+        .find(|e| e["kind"] == "area_model")
+        .unwrap();
+    assert_eq!(ev["area_model"], "fhs_ct_age_sex");
+    // Framingham men: 25.8 mm at the reference age of 50.
+    assert_eq!(ev["aortic_diameter_mm"], 25.8);
+    let area = std::f64::consts::PI * 1.29 * 1.29;
+    for b in of_type(&lines, "beat") {
+        let onset = b["onset_s"].as_f64().unwrap();
+        let sd = b["sd_cm"].as_f64().unwrap();
+        if onset < 8.0 {
+            assert!(b["sv_ml"].is_null(), "{b}");
+        } else {
+            let sv = b["sv_ml"].as_f64().unwrap();
+            assert!((sv - sd * area / 0.7).abs() < 0.01 + 1e-4 * sv, "{b}");
+        }
+    }
+    // The command line wins over the annotation.
+    let (lines, _) = analyse(&path, &["--aortic-diameter-mm", "20"]);
+    assert_eq!(lines[0]["area_model"], "measured_diameter");
+    assert!(
+        of_type(&lines, "event")
+            .iter()
+            .all(|e| e["kind"] != "area_model")
+    );
+    for b in of_type(&lines, "beat") {
+        let sd = b["sd_cm"].as_f64().unwrap();
+        let sv = b["sv_ml"].as_f64().unwrap();
+        assert!((sv - sd * std::f64::consts::PI / 0.7).abs() < 0.01 + 1e-4 * sv);
+    }
+}
+
+#[test]
+fn linear_ftc_is_stated_in_the_stream_line() {
+    let (path, _, _) = clean_recording();
+    let (lines, _) = analyse(path, &["--ftc", "linear:1.5"]);
+    assert_eq!(lines[0]["ftc_formula"], "linear");
+    assert_eq!(lines[0]["ftc_linear_k_ms_per_bpm"], 1.5);
+    for b in of_type(&lines, "beat") {
+        let ft = b["ft_ms"].as_f64().unwrap();
+        let hr = b["hr_bpm"].as_f64().unwrap();
+        let ftc = b["ftc_ms"].as_f64().unwrap();
+        assert!((ftc - (ft + 1.5 * (hr - 60.0))).abs() < 0.02, "{b}");
+    }
+}
+
+#[test]
+fn garbage_input_gives_a_stream_line_with_nulls_and_the_counters() {
+    let junk: Vec<u8> = (0..5000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let out = odm(&["analyse", "-"], Some(&junk));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["type"], "stream");
+    assert!(lines[0]["sample_rate_hz"].is_null());
+    assert_eq!(lines[1]["type"], "summary");
+    assert_eq!(lines[1]["beats"], 0);
+    assert!(lines[1]["median"]["sd_cm"].is_null());
+    // Not a recording (no magic, no sync at the start): 8 bytes are taken as
+    // a damaged magic, the rest is resync.
+    assert_eq!(lines[1]["resync_bytes"], lines[1]["bytes_read"]);
+}
+
+#[test]
+fn usage_errors_exit_2_and_runtime_errors_exit_1_with_the_file_named() {
+    let (path, _, _) = clean_recording();
+    let p = path.to_str().unwrap();
+    let partial = odm(&["analyse", p, "--age", "50"], None);
+    assert_eq!(partial.status.code(), Some(2), "demographics need all four");
+    let bad_ftc = odm(&["analyse", p, "--ftc", "hodges"], None);
+    assert_eq!(bad_ftc.status.code(), Some(2));
+    let bad_d = odm(&["analyse", p, "--aortic-diameter-mm", "2.4"], None);
+    assert_eq!(bad_d.status.code(), Some(2), "cm typed as mm");
+    let missing = odm(&["analyse", "/nonexistent/x.odmrec"], None);
+    assert_eq!(missing.status.code(), Some(1));
+    let err = String::from_utf8(missing.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("/nonexistent/x.odmrec"), "{err}");
+}
