@@ -5,6 +5,9 @@
 
 use clap::{Parser, Subcommand};
 
+mod calib_cert;
+mod calib_pty;
+mod calib_stream;
 mod analysis_output;
 mod cmd_analyse;
 mod cmd_calibrate;
