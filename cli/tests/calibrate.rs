@@ -1,0 +1,288 @@
+//! End to end: `odm simulate` phantom runs → `odm calibrate` → store →
+//! as-left check, against the simulator's exact phantom velocities.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const ODM: &str = env!("CARGO_BIN_EXE_odm");
+/// Phantom velocities of the runs, cm/s.
+const VELOCITIES: [f64; 4] = [20.0, 50.0, 100.0, 150.0];
+/// Seconds per run: enough for ~500 envelope points after settling.
+const RUN_S: &str = "3";
+
+fn odm(args: &[&str]) -> Output {
+    Command::new(ODM).args(args).output().expect("running odm")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+struct TempDir(PathBuf);
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("odm-calibrate-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        Self(dir)
+    }
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Simulates the steady phantom runs; returns the `--run` arguments.
+fn simulate_runs(dir: &TempDir, serial: &str, gain_error: f64) -> Vec<String> {
+    let mut runs = Vec::new();
+    for (i, v) in VELOCITIES.iter().enumerate() {
+        let file = dir.path(&format!("{serial}-{v}.odmrec"));
+        let out = odm(&[
+            "simulate",
+            "--out",
+            file.to_str().expect("utf-8 path"),
+            "--duration",
+            RUN_S,
+            "--seed",
+            &(100 + i).to_string(),
+            "--phantom-cm-s",
+            &v.to_string(),
+            "--probe-gain-error",
+            &gain_error.to_string(),
+            "--probe-serial",
+            serial,
+        ]);
+        assert!(
+            out.status.success(),
+            "simulate failed: {}",
+            text(&out.stderr)
+        );
+        runs.push(format!("{}:{v}", file.display()));
+    }
+    runs
+}
+
+fn calibrate(serial: &str, runs: &[String], out: &Path, extra: &[&str]) -> Output {
+    let mut args: Vec<String> = vec![
+        "calibrate".into(),
+        "--probe".into(),
+        serial.into(),
+        "--engineer".into(),
+        "T. Engineer".into(),
+        "--phantom".into(),
+        "PH-STRING-1".into(),
+        "--out".into(),
+        out.display().to_string(),
+        "--date".into(),
+        "2026-11-30".into(),
+    ];
+    for r in runs {
+        args.push("--run".into());
+        args.push(r.clone());
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    odm(&refs)
+}
+
+fn read_json(path: &Path) -> serde_json::Value {
+    let t =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    serde_json::from_str(&t).expect("calibration.json parses")
+}
+
+fn assert_self_contained(html: &str) {
+    let lower = html
+        .to_lowercase()
+        .replace("xmlns=\"http://www.w3.org/2000/svg\"", "");
+    for banned in ["http:", "https:", "<script", "<link", "<img", "url("] {
+        assert!(!lower.contains(banned), "certificate contains {banned}");
+    }
+}
+
+#[test]
+fn recovers_a_seven_percent_gain_error_fails_it_and_corrects_it() {
+    let dir = TempDir::new("gain");
+    let serial = "CAL-GAIN-7";
+    let runs = simulate_runs(&dir, serial, 0.07);
+    let store = dir.path("store");
+    let cert = dir.path("cert");
+    let out = calibrate(
+        serial,
+        &runs,
+        &cert,
+        &[
+            "--install",
+            "--calibrations",
+            store.to_str().expect("utf-8"),
+        ],
+    );
+    // 7% is outside the default ±5%: FAIL, exit 1, files still written.
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "stdout {}\nstderr {}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stderr).contains("FAILED"),
+        "{}",
+        text(&out.stderr)
+    );
+    let cal = read_json(&cert.join("calibration.json"));
+    let gain = cal["gain"].as_f64().expect("gain");
+    assert!(
+        (gain / 1.07 - 1.0).abs() <= 0.005,
+        "fitted gain {gain}, true 1.07"
+    );
+    assert_eq!(cal["pass"], false);
+    assert_eq!(cal["gain_within_tolerance"], false);
+    assert_eq!(cal["probe_serial"], serial);
+    assert_eq!(cal["date"], "2026-11-30");
+    assert_eq!(cal["valid_until"], "2027-11-30");
+    let ci = cal["gain_ci95"].as_array().expect("gain_ci95");
+    assert_eq!(ci.len(), 2);
+    let (lo, hi) = (ci[0].as_f64().expect("lo"), ci[1].as_f64().expect("hi"));
+    assert!(lo <= gain && gain <= hi && lo < hi);
+    assert_eq!(cal["residuals_cm_s"].as_array().map(Vec::len), Some(4));
+    assert_eq!(cal["runs"].as_array().map(Vec::len), Some(4));
+    let html = std::fs::read_to_string(cert.join("certificate.html")).expect("certificate");
+    assert!(html.contains(">FAIL<") && !html.contains(">PASS</div>"));
+    assert!(html.contains(serial) && html.contains("T. Engineer") && html.contains("PH-STRING-1"));
+    assert_self_contained(&html);
+
+    // A gain-only failure is linear, so the correction was installed …
+    assert!(store.join(format!("{serial}.json")).exists());
+    // … and with it applied the probe reads true: gain 1, and every run
+    // within 0.5% of the phantom velocity.
+    let check_dir = dir.path("check");
+    let out = calibrate(
+        serial,
+        &runs,
+        &check_dir,
+        &["--check", "--calibrations", store.to_str().expect("utf-8")],
+    );
+    assert!(
+        out.status.success(),
+        "as-left check failed: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let check = read_json(&check_dir.join("calibration.json"));
+    let g = check["gain"].as_f64().expect("gain");
+    assert!((g - 1.0).abs() <= 0.005, "as-left gain {g}");
+    assert_eq!(check["pass"], true);
+    assert!(check["measured_with_correction"].is_object());
+    for run in check["runs"].as_array().expect("runs") {
+        let reference = run["reference_cm_s"].as_f64().expect("reference");
+        let measured = run["measured_cm_s"].as_f64().expect("measured");
+        assert!(
+            (measured / reference - 1.0).abs() <= 0.005,
+            "corrected {measured} cm/s against phantom {reference} cm/s"
+        );
+    }
+    let html = std::fs::read_to_string(check_dir.join("certificate.html")).expect("certificate");
+    assert!(html.contains("as left") && html.contains(">PASS<"));
+}
+
+#[test]
+fn a_well_calibrated_probe_passes() {
+    let dir = TempDir::new("good");
+    let serial = "CAL-GOOD-1";
+    let runs = simulate_runs(&dir, serial, 0.0);
+    let cert = dir.path("cert");
+    let out = calibrate(serial, &runs, &cert, &["--valid-days", "30"]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("PASS"), "{stdout}");
+    let cal = read_json(&cert.join("calibration.json"));
+    assert!((cal["gain"].as_f64().expect("gain") - 1.0).abs() <= 0.01);
+    assert_eq!(cal["pass"], true);
+    assert_eq!(cal["valid_until"], "2026-12-30");
+    let html = std::fs::read_to_string(cert.join("certificate.html")).expect("certificate");
+    assert!(html.contains(">PASS<") && !html.contains(">FAIL<"));
+    assert_self_contained(&html);
+}
+
+#[test]
+fn refuses_runs_from_another_probe() {
+    let dir = TempDir::new("serial");
+    let runs = simulate_runs(&dir, "CAL-OTHER", 0.0);
+    let out = calibrate("CAL-MINE", &runs, &dir.path("cert"), &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("CAL-OTHER") && err.contains("CAL-MINE"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(!dir.path("cert").join("calibration.json").exists());
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    // No --engineer.
+    let out = odm(&[
+        "calibrate",
+        "--probe",
+        "P",
+        "--phantom",
+        "X",
+        "--out",
+        "/tmp/x",
+        "--run",
+        "a:1",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    // A run without a velocity.
+    let out = odm(&[
+        "calibrate",
+        "--probe",
+        "P",
+        "--engineer",
+        "E",
+        "--phantom",
+        "X",
+        "--out",
+        "/tmp/x",
+        "--run",
+        "a.odmrec",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("FILE:VELOCITY_CM_S"));
+}
+
+#[test]
+fn too_few_runs_is_an_error_naming_the_minimum() {
+    let out = odm(&[
+        "calibrate",
+        "--probe",
+        "P",
+        "--engineer",
+        "E",
+        "--phantom",
+        "X",
+        "--out",
+        "/tmp/x",
+        "--run",
+        "a:10",
+        "--run",
+        "b:20",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("at least 3 runs"),
+        "{}",
+        text(&out.stderr)
+    );
+}
