@@ -261,19 +261,24 @@ fn analyse<R: Read, W: Write>(
     a.end(reader.counters(), reader.magic())
 }
 
-/// Collects what one `Pipeline::push` produced.
+/// One output of the pipeline, kept in the order it was produced.
+enum Produced {
+    Beat(Box<Beat>),
+    Status(Status),
+}
+
+/// Collects what one `Pipeline::push` produced, in order.
 #[derive(Default)]
 struct Collect {
-    beats: Vec<Beat>,
-    statuses: Vec<Status>,
+    items: Vec<Produced>,
 }
 
 impl PipelineSink for Collect {
     fn beat(&mut self, beat: &Beat) {
-        self.beats.push(beat.clone());
+        self.items.push(Produced::Beat(Box::new(beat.clone())));
     }
     fn status(&mut self, status: &Status) {
-        self.statuses.push(*status);
+        self.items.push(Produced::Status(*status));
     }
 }
 
@@ -331,16 +336,18 @@ impl Medians {
             self.co_l_min.add(x);
         }
     }
+    /// One decimal more than the beats: the mean of the two middle values
+    /// of an even count is then written exactly.
     fn json(&self) -> String {
         JsonLine::object()
-            .num("ft_ms", self.ft_ms.median(), decimals::MS)
-            .num("ftc_ms", self.ftc_ms.median(), decimals::MS)
-            .num("sd_cm", self.sd_cm.median(), decimals::SD)
-            .num("pv_cm_s", self.pv_cm_s.median(), decimals::PV)
-            .num("ma_cm_s2", self.ma_cm_s2.median(), decimals::MA)
-            .num("hr_bpm", self.hr_bpm.median(), decimals::HR)
-            .num("sv_ml", self.sv_ml.median(), decimals::SV)
-            .num("co_l_min", self.co_l_min.median(), decimals::CO)
+            .num("ft_ms", self.ft_ms.median(), decimals::MS + 1)
+            .num("ftc_ms", self.ftc_ms.median(), decimals::MS + 1)
+            .num("sd_cm", self.sd_cm.median(), decimals::SD + 1)
+            .num("pv_cm_s", self.pv_cm_s.median(), decimals::PV + 1)
+            .num("ma_cm_s2", self.ma_cm_s2.median(), decimals::MA + 1)
+            .num("hr_bpm", self.hr_bpm.median(), decimals::HR + 1)
+            .num("sv_ml", self.sv_ml.median(), decimals::SV + 1)
+            .num("co_l_min", self.co_l_min.median(), decimals::CO + 1)
             .finish_object()
     }
 }
@@ -754,22 +761,38 @@ impl<'a, W: Write> Analyser<'a, W> {
         self.write_fluid()
     }
 
-    /// Writes what the pipeline produced, in order: statuses, then beats.
+    /// Writes what the pipeline produced, in the order it was produced.
     fn drain(&mut self) -> Result<()> {
-        let statuses = std::mem::take(&mut self.collect.statuses);
-        for s in &statuses {
-            self.status_line(s)?;
+        let mut items = std::mem::take(&mut self.collect.items);
+        for item in items.drain(..) {
+            match item {
+                Produced::Status(s) => {
+                    self.status_line(&s)?;
+                    if matches!(s, Status::Discontinuity { .. }) {
+                        self.restart_segment()?;
+                    }
+                }
+                Produced::Beat(mut b) => self.beat(&mut b)?,
+            }
         }
-        let mut beats = std::mem::take(&mut self.collect.beats);
-        for b in beats.iter_mut() {
-            self.beat(b)?;
-        }
-        // Keep the buffers' storage.
-        let mut statuses = statuses;
-        statuses.clear();
-        beats.clear();
-        self.collect.statuses = statuses;
-        self.collect.beats = beats;
+        // Keep the buffer's storage.
+        self.collect.items = items;
+        Ok(())
+    }
+
+    /// After a discontinuity the sample counter went back (the sender
+    /// restarted): challenges in progress are reported with what they have
+    /// and time-keyed state starts again; the area model in force stays.
+    fn restart_segment(&mut self) -> Result<()> {
+        self.fluid.finish();
+        self.write_fluid()?;
+        self.fluid = FluidTracker::new(*self.fluid.config());
+        let model = self.current_model();
+        self.models.clear();
+        self.models.push(ModelFrom {
+            at_sample: 0,
+            model,
+        });
         Ok(())
     }
 

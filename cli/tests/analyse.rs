@@ -630,3 +630,114 @@ fn usage_errors_exit_2_and_runtime_errors_exit_1_with_the_file_named() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("/nonexistent/x.odmrec"), "{err}");
 }
+
+/// A raw probe stream (no file magic) of `cfg`, as a probe interface sends it.
+fn raw_stream(cfg: SimConfig) -> Vec<Payload> {
+    let mut probe = VirtualProbe::new(cfg).unwrap();
+    let mut out = Vec::new();
+    while let Some(p) = probe.next_payload() {
+        out.push(p);
+    }
+    out
+}
+
+fn encode(payloads: &[Payload], enc: &mut odm_device_io::Encoder) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for p in payloads {
+        enc.encode(p, &mut bytes).unwrap();
+    }
+    bytes
+}
+
+#[test]
+fn samples_before_the_first_probe_info_are_held_not_lost() {
+    let payloads = raw_stream(base_cfg(5, 20.0));
+    assert!(matches!(payloads[0], Payload::ProbeInfo(_)));
+    let mut enc = odm_device_io::Encoder::new();
+    let in_order = encode(&payloads, &mut enc);
+    // The stream joined late: the first 50 IQ blocks (0.5 s) and a probe
+    // event come before any PROBE_INFO.
+    let mut late: Vec<Payload> = payloads[1..51].to_vec();
+    late.push(Payload::Event(odm_device_io::ProbeEvent {
+        at_sample: 3_000,
+        code: 1,
+        value: 0,
+    }));
+    late.push(payloads[0].clone());
+    late.extend_from_slice(&payloads[51..]);
+    let mut enc = odm_device_io::Encoder::new();
+    let late = encode(&late, &mut enc);
+
+    let run = |bytes: &[u8]| {
+        let out = odm(&["analyse", "-"], Some(bytes));
+        assert!(out.status.success());
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .collect::<Vec<_>>()
+    };
+    let a = run(&in_order);
+    let b = run(&late);
+    assert_eq!(
+        b[0]["type"], "stream",
+        "stream line first even after held items"
+    );
+    assert_eq!(b[0]["samples_before_probe_info"], "held");
+    let ev = &b[1];
+    assert_eq!(
+        (ev["kind"].as_str(), ev["code"].as_u64()),
+        (Some("probe_event"), Some(1))
+    );
+    assert!((ev["t_s"].as_f64().unwrap() - 0.15).abs() < 1e-9);
+    let summary = b.last().unwrap();
+    assert_eq!(summary["samples_dropped_before_probe_info"], 0);
+    assert_eq!(summary["magic"], "raw_stream");
+    // Same beats as when PROBE_INFO came first.
+    let beats = |v: &[Value]| {
+        v.iter()
+            .filter(|l| l["type"] == "beat")
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(beats(&a), beats(&b));
+}
+
+#[test]
+fn a_restarted_sender_gives_one_discontinuity_and_continuous_beat_indices() {
+    let first = raw_stream(base_cfg(8, 15.0));
+    let second = raw_stream(base_cfg(9, 15.0));
+    let mut enc = odm_device_io::Encoder::new();
+    let mut bytes = encode(&first, &mut enc);
+    // The sender restarted: seq and first_sample start from 0 again.
+    let mut enc = odm_device_io::Encoder::new();
+    bytes.extend(encode(&second, &mut enc));
+    let out = odm(&["analyse", "-"], Some(&bytes));
+    assert!(out.status.success());
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["discontinuities"], 1);
+    assert_eq!(summary["seq_resets"], 1);
+    let disc: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["kind"] == "discontinuity")
+        .collect();
+    assert_eq!(disc.len(), 1);
+    assert_eq!(disc[0]["t_s"], 0.0);
+    let beats = of_type(&lines, "beat");
+    for (i, b) in beats.iter().enumerate() {
+        assert_eq!(b["index"], i as u64);
+    }
+    // Beats from both segments: onsets restart after the discontinuity.
+    let pos = lines
+        .iter()
+        .position(|l| l["kind"] == "discontinuity")
+        .unwrap();
+    let before = lines[..pos].iter().filter(|l| l["type"] == "beat").count();
+    let after = lines[pos..].iter().filter(|l| l["type"] == "beat").count();
+    assert!(before >= 10 && after >= 10, "{before} + {after} beats");
+}
