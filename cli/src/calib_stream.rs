@@ -28,11 +28,7 @@ pub enum CalibrationPolicy {
 /// The pipeline correction for a stored calibration: `v_true = (v − offset)/gain`,
 /// no angle change.
 pub fn probe_calibration_from(cal: &Calibration) -> ProbeCalibration {
-    ProbeCalibration {
-        gain: cal.gain,
-        offset_cm_s: cal.offset_cm_s,
-        beam_angle_deg: None,
-    }
+    odm_dsp::calfit::probe_calibration_from(cal.gain, cal.offset_cm_s)
 }
 
 /// What the pipeline produced, kept for measuring.

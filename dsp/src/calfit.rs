@@ -12,7 +12,20 @@
 //! and inverted by bisection, so any positive degrees of freedom work; it is
 //! tested against published table values.
 
+use crate::pipeline::ProbeCalibration;
 use nalgebra::{DMatrix, DVector, Matrix2};
+
+/// The pipeline correction for a calibration's gain and offset
+/// (`v_true = (v_measured − offset)/gain`, no angle change): what the
+/// monitor and `odm analyse` pass to [`crate::Pipeline::set_calibration`]
+/// when a probe's calibration is found in the store.
+pub fn probe_calibration_from(gain: f64, offset_cm_s: f64) -> ProbeCalibration {
+    ProbeCalibration {
+        gain,
+        offset_cm_s,
+        beam_angle_deg: None,
+    }
+}
 
 /// Why a calibration fit could not be made.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -67,6 +80,11 @@ pub struct LinearFit {
 }
 
 impl LinearFit {
+    /// The pipeline correction this fit implies.
+    pub fn probe_calibration(&self) -> ProbeCalibration {
+        probe_calibration_from(self.gain, self.offset_cm_s)
+    }
+
     /// Applies the correction this fit implies: `v_true = (v_measured − offset)/gain`.
     pub fn true_from_measured_cm_s(&self, measured_cm_s: f64) -> f64 {
         (measured_cm_s - self.offset_cm_s) / self.gain
@@ -543,6 +561,10 @@ mod tests {
             80.0,
             1e-10
         ));
+        // The pipeline's correction is the same inversion.
+        let pc = fit.probe_calibration();
+        let v = pc.velocity_true_cm_s_from_measured(1.07 * 80.0 - 0.4, 45.0);
+        assert!(close(v, 80.0, 1e-10));
     }
 
     #[test]
