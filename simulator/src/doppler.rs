@@ -31,11 +31,11 @@ const TWO_POW_32: f64 = 4_294_967_296.0;
 #[derive(Debug, Clone)]
 struct Scatterer {
     phase: u32,
-    u: f32,
-    /// cos(2π·age/life), advanced by the recurrence c' = 2cos(w)·c − c_prev.
-    osc_prev: f32,
-    osc_cur: f32,
-    coef: f32,
+    /// Velocity fraction u in Q16 (65 536 = the edge).
+    u_q16: i64,
+    /// 2π·age/life in 2^-32 cycles: the envelope's phase.
+    env_phase: u32,
+    env_step: u32,
     age: u32,
     life: u32,
 }
@@ -92,6 +92,7 @@ pub struct DopplerSynth {
     clutter_amp: [f32; 2],
     noise_sigma: f32,
     diathermy_sigma: f32,
+    dq: Vec<i64>,
 }
 
 impl DopplerSynth {
@@ -137,15 +138,14 @@ impl DopplerSynth {
             ],
             noise_sigma: (levels.noise_power / 2.0).sqrt() as f32,
             diathermy_sigma: (levels.diathermy_power / 2.0).sqrt() as f32,
+            dq: Vec::new(),
         };
         for _ in 0..n {
             let mut sc = s.spawn();
             // Stagger ages so the sum is stationary from the first sample.
             let age = s.rng.gen_range(0..sc.life);
-            let w = std::f64::consts::TAU / f64::from(sc.life);
             sc.age = age;
-            sc.osc_cur = (w * f64::from(age)).cos() as f32;
-            sc.osc_prev = (w * (f64::from(age) - 1.0)).cos() as f32;
+            sc.env_phase = sc.env_step.wrapping_mul(age);
             s.scatterers.push(sc);
         }
         s
@@ -153,15 +153,15 @@ impl DopplerSynth {
 
     fn spawn(&mut self) -> Scatterer {
         let life = (self.life_mean_samples * self.rng.gen_range(0.5..1.5)).max(4.0) as u32;
-        let w = std::f64::consts::TAU / f64::from(life);
+
         let big_u: f64 = self.rng.gen_range(0.0..1.0);
         let u = 1.0 - big_u.powf(self.half_exp);
         Scatterer {
             phase: self.rng.r#gen(),
-            u: u as f32,
-            osc_prev: w.cos() as f32,
-            osc_cur: 1.0,
-            coef: (2.0 * w.cos()) as f32,
+            u_q16: (u * 65_536.0).round() as i64,
+            env_phase: 0,
+            // One envelope cycle (2π of cos) per life: 2^32 / life per sample.
+            env_step: (TWO_POW_32 / f64::from(life)).round() as u32,
             age: 0,
             life,
         }
@@ -175,26 +175,45 @@ impl DopplerSynth {
         let cycles_scale = (TWO_POW_32 * self.inv_fs) as f32;
         let shift = 32 - TABLE_BITS;
         let half_amp = 0.5 * self.amp;
-        for (i, o) in out.iter_mut().enumerate() {
-            let dq = drive.edge_hz[i] * cycles_scale;
-            let mut re = 0.0f32;
-            let mut im = 0.0f32;
-            for k in 0..self.scatterers.len() {
+        // Phase increment of the edge per sample, 2^-32 cycles.
+        self.dq.clear();
+        self.dq.extend(
+            drive
+                .edge_hz
+                .iter()
+                .map(|&f| (f64::from(f) * TWO_POW_32 * self.inv_fs) as i64),
+        );
+        // Scatterer-major: each group's state stays in registers over a run of
+        // samples up to its renewal, which keeps the inner loop branch-free.
+        for k in 0..self.scatterers.len() {
+            let mut i = 0;
+            while i < n {
                 let sc = &mut self.scatterers[k];
-                sc.phase = sc.phase.wrapping_add((sc.u * dq) as i64 as u32);
-                let [c, s] = self.table[(sc.phase >> shift) as usize];
-                // sin²(π·age/life) = (1 − cos(2π·age/life))/2.
-                let env = half_amp * (1.0 - sc.osc_cur);
-                re += env * c;
-                im += env * s;
-                let next = sc.coef * sc.osc_cur - sc.osc_prev;
-                sc.osc_prev = sc.osc_cur;
-                sc.osc_cur = next;
-                sc.age += 1;
+                let run = (n - i).min((sc.life - sc.age) as usize);
+                let u_q16 = sc.u_q16;
+                let env_step = sc.env_step;
+                let (mut ph, mut eph) = (sc.phase, sc.env_phase);
+                for (o, &dq) in out[i..i + run].iter_mut().zip(&self.dq[i..i + run]) {
+                    // u ≤ 1 exactly (Q16), so no group is ever above the edge.
+                    ph = ph.wrapping_add(((u_q16 * dq) >> 16) as u32);
+                    let [c, s] = self.table[(ph >> shift) as usize];
+                    // sin²(π·age/life) = (1 − cos(2π·age/life))/2, from the same table.
+                    let env = half_amp * (1.0 - self.table[(eph >> shift) as usize][0]);
+                    eph = eph.wrapping_add(env_step);
+                    o[0] += env * c;
+                    o[1] += env * s;
+                }
+                sc.phase = ph;
+                sc.env_phase = eph;
+                sc.age += run as u32;
+                i += run;
                 if sc.age >= sc.life {
                     self.scatterers[k] = self.spawn();
                 }
             }
+        }
+        for (i, o) in out.iter_mut().enumerate() {
+            let [mut re, mut im] = *o;
             // Wall clutter: near wall at +f_w, far wall at −0.5·f_w.
             let fw = drive.clutter_hz[i] * cycles_scale;
             self.clutter_phase[0] = self.clutter_phase[0].wrapping_add(fw as i64 as u32);

@@ -457,6 +457,21 @@ impl BeatTimeline {
         self.beat_at(t_s).map(|b| b.systolic_velocity_cm_s(t_s))
     }
 
+    /// Signed velocity (as [`signed_velocity_cm_s`](Self::signed_velocity_cm_s))
+    /// and cardiac phase (as [`cardiac_phase`](Self::cardiac_phase)) with one lookup.
+    pub fn velocity_and_phase(&mut self, t_s: f64) -> (f64, f64) {
+        if let Some(v) = self.phantom_cm_s {
+            return (v, 0.0);
+        }
+        if t_s < self.first_onset_s {
+            return (0.0, 0.0);
+        }
+        self.ensure_until(t_s);
+        self.beat_at(t_s).map_or((0.0, 0.0), |b| {
+            (b.signed_velocity_cm_s(t_s), (t_s - b.onset_s) / b.cycle_s())
+        })
+    }
+
     /// Fraction of the current cardiac cycle elapsed at `t_s` (0 before the first beat).
     pub fn cardiac_phase(&mut self, t_s: f64) -> f64 {
         if self.phantom_cm_s.is_some() || t_s < self.first_onset_s {

@@ -21,6 +21,8 @@ const BASE_GAIN_DB10: i32 = 300;
 const RETAIN_S: f64 = 30.0;
 /// Undrained truth beats and impairments kept at most (oldest dropped).
 const MAX_UNDRAINED: usize = 100_000;
+/// Samples between updates of the wall-clutter shift.
+const CLUTTER_STEP: usize = 16;
 /// Firmware string reported in PROBE_INFO.
 const FIRMWARE: &str = "odmsim1";
 
@@ -452,29 +454,43 @@ impl VirtualProbe {
         // Per-sample drive.
         self.drive.resize(len);
         let clip_gain = 10f64.powf(self.cfg.clipping_gain_db / 20.0) as f32;
+        let diathermy_here = self
+            .diathermy
+            .upcoming
+            .iter()
+            .any(|ep| ep.iv.start_s < t1 && t0 < ep.iv.end_s);
+        let clipping_here = self
+            .clipping
+            .upcoming
+            .iter()
+            .any(|ep| ep.iv.start_s < t1 && t0 <= ep.iv.end_s);
+        let mut clutter_hz = 0.0f32;
         for i in 0..len {
             let t = (n0 + i as u64) as f64 / self.fs;
-            let v = self.timeline.signed_velocity_cm_s(t).unwrap_or(0.0);
+            let (v, phase) = self.timeline.velocity_and_phase(t);
             self.drive.edge_hz[i] = (v * self.hz_per_cm_s) as f32;
-            self.drive.clutter_hz[i] = if self.clutter_on {
-                let phase = self.timeline.cardiac_phase(t);
-                (self.cfg.clutter_hz * (std::f64::consts::TAU * phase).sin()) as f32
-            } else {
-                0.0
-            };
+            if self.clutter_on && i % CLUTTER_STEP == 0 {
+                // Wall motion is slow: its shift is updated every CLUTTER_STEP
+                // samples (0.8 ms at 20 kHz); the phase is still integrated per sample.
+                clutter_hz = (self.cfg.clutter_hz * (std::f64::consts::TAU * phase).sin()) as f32;
+            }
+            self.drive.clutter_hz[i] = clutter_hz;
             let mut d = 0.0f64;
-            for ep in self.diathermy.upcoming.iter() {
-                if ep.iv.start_s < t && t < ep.iv.end_s {
-                    let edge = (t - ep.iv.start_s).min(ep.iv.end_s - t) / DIATHERMY_RAMP_S;
-                    d = d.max(edge.min(1.0));
+            if diathermy_here {
+                for ep in self.diathermy.upcoming.iter() {
+                    if ep.iv.start_s < t && t < ep.iv.end_s {
+                        let edge = (t - ep.iv.start_s).min(ep.iv.end_s - t) / DIATHERMY_RAMP_S;
+                        d = d.max(edge.min(1.0));
+                    }
                 }
             }
             self.drive.diathermy[i] = d as f32;
-            let clipping = self
-                .clipping
-                .upcoming
-                .iter()
-                .any(|ep| ep.iv.start_s <= t && t < ep.iv.end_s);
+            let clipping = clipping_here
+                && self
+                    .clipping
+                    .upcoming
+                    .iter()
+                    .any(|ep| ep.iv.start_s <= t && t < ep.iv.end_s);
             self.drive.gain[i] = if clipping { clip_gain } else { 1.0 };
         }
         self.synth.render(&self.drive, &mut self.buf);
