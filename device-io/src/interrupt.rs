@@ -1,32 +1,24 @@
 //! Ctrl-C / SIGTERM as a flag, for headless commands (`odm record`) that
 //! must stop cleanly: finish the last frame, flush the file, print counters.
 //!
-//! Implemented without `unsafe` and without a signal handler: the signals
-//! are blocked in the calling thread (and so in every thread it spawns
-//! afterwards) and a small thread waits for them with `sigwait`.
+//! Uses the `ctrlc` crate's handler (a self-pipe read by a watcher thread),
+//! not a blocked signal mask: the serial port's `ppoll` unblocks every
+//! signal while it waits, so a masked SIGINT would still kill the process.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use nix::sys::signal::{SigSet, Signal};
+/// Why the handler could not be installed.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot install the Ctrl-C handler: {0}")]
+pub struct InterruptError(String);
 
-/// Blocks SIGINT and SIGTERM and returns a flag that becomes `true` when
-/// one arrives. Call it at the start of `main`/`run`, before spawning
-/// threads, so that no other thread receives the signals.
-pub fn stop_flag_on_interrupt() -> std::io::Result<Arc<AtomicBool>> {
-    let mut set = SigSet::empty();
-    set.add(Signal::SIGINT);
-    set.add(Signal::SIGTERM);
-    set.thread_block().map_err(std::io::Error::from)?;
+/// Installs a SIGINT/SIGTERM handler and returns a flag that becomes `true`
+/// when one arrives. Only one handler per process: a second call fails.
+pub fn stop_flag_on_interrupt() -> Result<Arc<AtomicBool>, InterruptError> {
     let flag = Arc::new(AtomicBool::new(false));
     let seen = Arc::clone(&flag);
-    std::thread::Builder::new()
-        .name("odm-interrupt".into())
-        .spawn(move || {
-            // A failing sigwait cannot recover; leave the flag as it is.
-            if set.wait().is_ok() {
-                seen.store(true, Ordering::SeqCst);
-            }
-        })?;
+    ctrlc::set_handler(move || seen.store(true, Ordering::SeqCst))
+        .map_err(|e| InterruptError(e.to_string()))?;
     Ok(flag)
 }
