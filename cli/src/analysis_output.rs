@@ -275,9 +275,11 @@ pub fn beat_numbers(b: &Beat) -> [(&'static str, Option<f64>); 15] {
 }
 
 /// The `beat` line. `index` is the analyser's own count (0, 1, 2, … over the
-/// whole output, whatever the pipeline restarts). The SV range follows the
-/// spec's fields as `sv_low_ml` / `sv_high_ml` (added fields are allowed).
-pub fn beat_json(index: u64, b: &Beat) -> String {
+/// whole output, whatever the pipeline restarts). After the spec's fields
+/// come added ones (allowed by the spec): the SV range `sv_low_ml` /
+/// `sv_high_ml`, and the cardiac and stroke-volume indices `ci_l_min_m2`,
+/// `svi_ml_m2` (null without demographics).
+pub fn beat_json(index: u64, b: &Beat, ci_l_min_m2: Option<f64>, svi_ml_m2: Option<f64>) -> String {
     let mut l = JsonLine::new("beat");
     l.int("index", index);
     for ((name, x), (_, dec)) in beat_numbers(b).into_iter().zip(BEAT_DECIMALS) {
@@ -287,6 +289,8 @@ pub fn beat_json(index: u64, b: &Beat) -> String {
     l.opt_string("reject_reason", b.reject_reason.map(|r| r.as_str()));
     l.num("sv_low_ml", b.sv_range_ml.map(|r| r.0), decimals::SV);
     l.num("sv_high_ml", b.sv_range_ml.map(|r| r.1), decimals::SV);
+    l.num("ci_l_min_m2", ci_l_min_m2, decimals::CO);
+    l.num("svi_ml_m2", svi_ml_m2, decimals::SV);
     l.finish()
 }
 

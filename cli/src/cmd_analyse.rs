@@ -32,7 +32,7 @@ use odm_device_io::{
 };
 use odm_dsp::area::{Demographics, Sex};
 use odm_dsp::fluid::{FluidChallengeResult, FluidConfig, FluidTracker};
-use odm_dsp::haemo::{FtcFormula, SvModel};
+use odm_dsp::haemo::{self, BsaFormula, FtcFormula, SvModel};
 use odm_dsp::{Beat, Pipeline, PipelineConfig, PipelineSink, Status, StreamParams};
 
 use crate::analysis_output::{self as out, JsonLine, QuantMedian, decimals};
@@ -233,6 +233,14 @@ fn cli_sv_model(args: &Args) -> Result<Option<SvModel>> {
         .transpose()
 }
 
+/// BSA (Mosteller) from the command-line demographics, when all are given.
+fn cli_bsa_m2(args: &Args) -> Option<f64> {
+    match (args.height_cm, args.weight_kg) {
+        (Some(h), Some(w)) if args.age.is_some() => Some(BsaFormula::Mosteller.bsa_m2(h, w)),
+        _ => None,
+    }
+}
+
 /// Reads `src` to the end and writes the analysis to `dst`.
 fn analyse<R: Read, W: Write>(
     src: R,
@@ -293,6 +301,8 @@ enum Held {
 struct ModelFrom {
     at_sample: u64,
     model: SvModel,
+    /// Body surface area (Mosteller) when demographics are known.
+    bsa_m2: Option<f64>,
 }
 
 /// Medians over accepted beats (summary).
@@ -396,6 +406,7 @@ impl<'a, W: Write> Analyser<'a, W> {
             models: vec![ModelFrom {
                 at_sample: 0,
                 model: cli_model.unwrap_or_default(),
+                bsa_m2: cli_bsa_m2(args),
             }],
             pipeline: None,
             params: None,
@@ -447,6 +458,11 @@ impl<'a, W: Write> Analyser<'a, W> {
     /// The model in force for the latest annotations (for the stream line).
     fn current_model(&self) -> SvModel {
         self.models.last().map_or(SvModel::None, |m| m.model)
+    }
+
+    /// The BSA in force for the latest annotations.
+    fn current_bsa_m2(&self) -> Option<f64> {
+        self.models.last().and_then(|m| m.bsa_m2)
     }
 
     fn payload(&mut self, payload: Payload, offset: u64) -> Result<()> {
@@ -613,6 +629,8 @@ impl<'a, W: Write> Analyser<'a, W> {
                 decimals::MM,
             )
             .num("descending_fraction", model.descending_fraction(), 3)
+            .string("bsa_formula", "mosteller")
+            .num("bsa_m2", self.current_bsa_m2(), 4)
             .string("samples_before_probe_info", "held");
         let fc = *self.fluid.config();
         l.num("fluid_before_s", Some(fc.before_s), 3)
@@ -721,20 +739,37 @@ impl<'a, W: Write> Analyser<'a, W> {
             self.models.remove(0);
         }
         let at = self.models.partition_point(|m| m.at_sample <= at_sample);
-        self.models.insert(at, ModelFrom { at_sample, model });
+        let bsa_m2 = match model {
+            SvModel::Population { demographics, .. } => {
+                Some(demographics.bsa_m2(BsaFormula::Mosteller))
+            }
+            _ => None,
+        };
+        self.models.insert(
+            at,
+            ModelFrom {
+                at_sample,
+                model,
+                bsa_m2,
+            },
+        );
     }
 
     /// The model for a beat starting at `onset_sample`, dropping models that
     /// no later beat can need (beats come in time order).
-    fn model_for(&mut self, onset_sample: u64) -> SvModel {
+    fn model_for(&mut self, onset_sample: u64) -> ModelFrom {
         let k = self.models.partition_point(|m| m.at_sample <= onset_sample);
         if k >= 2 {
             self.models.drain(..k - 1);
         }
         match self.models.first() {
-            Some(m) if m.at_sample <= onset_sample => m.model,
-            // Before the first annotation's sample: no model yet.
-            _ => self.cli_model.unwrap_or_default(),
+            Some(m) if m.at_sample <= onset_sample => *m,
+            // Before the first annotation's sample: the command line's model.
+            _ => ModelFrom {
+                at_sample: 0,
+                model: self.cli_model.unwrap_or_default(),
+                bsa_m2: cli_bsa_m2(self.args),
+            },
         }
     }
 
@@ -788,10 +823,12 @@ impl<'a, W: Write> Analyser<'a, W> {
         self.write_fluid()?;
         self.fluid = FluidTracker::new(*self.fluid.config());
         let model = self.current_model();
+        let bsa_m2 = self.current_bsa_m2();
         self.models.clear();
         self.models.push(ModelFrom {
             at_sample: 0,
             model,
+            bsa_m2,
         });
         Ok(())
     }
@@ -825,7 +862,7 @@ impl<'a, W: Write> Analyser<'a, W> {
         let onset_sample = self
             .fs()
             .map_or(0, |fs| (b.onset_s * fs).max(0.0).round() as u64);
-        let model = self.model_for(onset_sample);
+        let ModelFrom { model, bsa_m2, .. } = self.model_for(onset_sample);
         let sv = model.estimate(b.sd_cm);
         b.sv_ml = sv.map(|s| s.sv_ml);
         b.sv_range_ml = sv.map(|s| (s.low_ml, s.high_ml));
@@ -837,7 +874,14 @@ impl<'a, W: Write> Analyser<'a, W> {
             self.medians.add(b);
         }
         let line = match self.format {
-            Format::Jsonl => out::beat_json(index, b),
+            Format::Jsonl => {
+                let index_bsa = |x: Option<f64>, f: fn(f64, f64) -> Option<f64>| {
+                    x.zip(bsa_m2).and_then(|(x, bsa)| f(x, bsa))
+                };
+                let ci = index_bsa(b.co_l_min, haemo::ci_l_min_m2_from_co_l_min);
+                let svi = index_bsa(b.sv_ml, haemo::svi_ml_m2_from_sv_ml);
+                out::beat_json(index, b, ci, svi)
+            }
             Format::Csv => out::beat_csv(index, b),
         };
         self.write(&line)?;

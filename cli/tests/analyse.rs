@@ -556,6 +556,11 @@ fn patient_annotation_sets_the_population_model_and_the_command_line_overrides_i
         } else {
             let sv = b["sv_ml"].as_f64().unwrap();
             assert!((sv - sd * area / 0.7).abs() < 0.01 + 1e-4 * sv, "{b}");
+            // Mosteller BSA of 180 cm, 80 kg is exactly 2 m².
+            let svi = b["svi_ml_m2"].as_f64().unwrap();
+            assert!((svi - sv / 2.0).abs() < 0.002, "{b}");
+            let ci = b["ci_l_min_m2"].as_f64().unwrap();
+            assert!((ci - b["co_l_min"].as_f64().unwrap() / 2.0).abs() < 1e-4, "{b}");
         }
     }
     // The command line wins over the annotation.
