@@ -85,8 +85,8 @@ enum Command {
         #[arg(long)]
         keys: Option<PathBuf>,
         /// Comma-separated subset of org,period,category (default all three).
-        #[arg(long, default_value = "org,period,category")]
-        by: String,
+        #[arg(long, default_value = "org,period,category", value_parser = parse_dims)]
+        by: Dims,
         /// Output directory.
         #[arg(long)]
         out: PathBuf,
@@ -165,7 +165,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             keys,
             by,
             out,
-        } => report(&bundles, &eligible, keys.as_deref(), &by, &out),
+        } => report(&bundles, &eligible, keys.as_deref(), by, &out),
         Command::Demo { db, records, seed } => demo(&db, records, seed, settings),
         Command::DemoBundles {
             out,
@@ -185,6 +185,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         Command::Scan { files } => scan(&files),
     }
+}
+
+/// `--by` is checked by clap, so a bad value is a usage error (exit 2).
+fn parse_dims(text: &str) -> Result<Dims, String> {
+    Dims::parse(text).map_err(|e| e.to_string())
 }
 
 /// Opens the store for commands that read it; participation is not
@@ -284,10 +289,9 @@ fn report(
     bundles: &Path,
     eligible: &Path,
     keys: Option<&Path>,
-    by: &str,
+    dims: Dims,
     out: &Path,
 ) -> anyhow::Result<()> {
-    let dims = Dims::parse(by)?;
     let register = load_register(keys)?;
     let denominators = Denominators::load(eligible)?;
     let outcome = odm_uptake::report::write_report(

@@ -148,6 +148,18 @@ fn participation_off_refuses_to_write() {
 fn usage_errors_exit_2() {
     assert_eq!(odm(&["report", "--bundles", "x"]).status.code(), Some(2));
     assert_eq!(odm(&["verify"]).status.code(), Some(2));
+    let bad_by = [
+        "report",
+        "--bundles",
+        "b",
+        "--eligible",
+        "e",
+        "--by",
+        "org,ward",
+        "--out",
+        "o",
+    ];
+    assert_eq!(odm(&bad_by).status.code(), Some(2));
 }
 
 /// Scans a file and returns what was found (kind and offset).

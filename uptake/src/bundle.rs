@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::identity::DeviceIdentity;
 use crate::record::{ChainHash, OdsCode, Record, hex_from_bytes};
-use crate::store::{StoreError, UptakeStore};
+use crate::store::{ChainedRecord, StoreError, UptakeStore};
 
 /// `manifest.json` `format` value.
 pub const FORMAT: &str = "odm-uptake-bundle";
@@ -56,6 +56,9 @@ pub enum ExportError {
     /// A record of another device was offered.
     #[error("bundle {0}: record belongs to another device than the bundle's")]
     ForeignDevice(PathBuf),
+    /// A record does not follow the previous one written.
+    #[error("bundle {0}: record does not follow the previous record in the chain")]
+    NotNext(PathBuf),
     /// The manifest could not be made.
     #[error("bundle {path}: manifest: {source}")]
     Json {
@@ -145,8 +148,24 @@ impl<'a> BundleWriter<'a> {
         self.line.clear();
         record.write_fields('|', &mut self.line);
         let hash = crate::record::chain_hash_of_fields(&self.prev, &self.line);
-        // The CSV line is the same canonical text with `,` between values
-        // (no value may hold `,` or `|`, so the swap is exact).
+        self.write_line(record, hash)?;
+        Ok(hash)
+    }
+
+    /// Appends a record whose hash the caller has already checked (the
+    /// store recomputes every hash while reading); it must follow the
+    /// previous record written.
+    pub fn push_chained(&mut self, chained: &ChainedRecord) -> Result<(), ExportError> {
+        if chained.record.device != self.identity.device {
+            return Err(ExportError::ForeignDevice(self.dir.clone()));
+        }
+        if chained.prev_hash != self.prev {
+            return Err(ExportError::NotNext(self.dir.clone()));
+        }
+        self.write_line(&chained.record, chained.hash)
+    }
+
+    fn write_line(&mut self, record: &Record, hash: ChainHash) -> Result<(), ExportError> {
         self.line.clear();
         record.write_fields(',', &mut self.line);
         self.line.push(',');
@@ -160,7 +179,7 @@ impl<'a> BundleWriter<'a> {
             .map_err(|source| ExportError::Io { path, source })?;
         self.prev = hash;
         self.records += 1;
-        Ok(hash)
+        Ok(())
     }
 
     /// Flushes `records.csv` to disk, then writes and signs `manifest.json`
@@ -249,7 +268,7 @@ pub fn export_bundle_at(
     let mut writer = BundleWriter::create(out, identity, org, after.unwrap_or(ChainHash::GENESIS))?;
     let mut failure = None;
     store.for_each_record(after, |chained| {
-        if let Err(e) = writer.push(&chained.record) {
+        if let Err(e) = writer.push_chained(chained) {
             failure = Some(e);
         }
         Ok(())

@@ -19,6 +19,7 @@
 //! background thread, never from the signal-processing thread: each update
 //! is a durable SQLite write.
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
@@ -311,6 +312,20 @@ impl UptakeStore {
         .map_err(sql)?;
         tx.commit().map_err(sql)?;
         Ok(Some(identity.register_line()))
+    }
+
+    /// Opens the store at `db`, first initialising it (as [`UptakeStore::init`])
+    /// when the file does not exist yet: what a monitor does on every start.
+    pub fn open_or_init(
+        db: &Path,
+        org: OdsCode,
+        key_path: &Path,
+        settings: Settings,
+    ) -> Result<Self, StoreError> {
+        if settings.participation && !db.exists() {
+            Self::init(db, org, key_path, settings)?;
+        }
+        Self::open(db, settings)
     }
 
     /// Opens an initialised store, closing any case left open by a crash
@@ -724,19 +739,35 @@ impl UptakeStore {
         let mut ints = [String::new(), String::new(), String::new(), String::new()];
         while let Some(row) = rows.next().map_err(sql)? {
             let seq: i64 = row.get(0).map_err(sql)?;
-            let mut strs: [String; 10] = Default::default();
-            for (slot, col) in strs.iter_mut().zip([1usize, 2, 3, 4, 5, 6, 7, 11, 13, 14]) {
-                *slot = row.get(col).map_err(sql)?;
-            }
+            // Borrow the text columns from SQLite's row buffer: no copies.
+            let text_at = |col: usize| -> Result<&str, StoreError> {
+                row.get_ref(col)
+                    .map_err(sql)?
+                    .as_str()
+                    .map_err(|e| sql(rusqlite::Error::from(e)))
+            };
             for (slot, col) in ints.iter_mut().zip([8usize, 9, 10, 12]) {
                 let v: i64 = row.get(col).map_err(sql)?;
-                *slot = v.to_string();
+                slot.clear();
+                let _ = write!(slot, "{v}");
             }
-            let hash_text: String = row.get(15).map_err(sql)?;
             let fields: [&str; 13] = [
-                &strs[0], &strs[1], &strs[2], &strs[3], &strs[4], &strs[5], &strs[6], &ints[0],
-                &ints[1], &ints[2], &strs[7], &ints[3], &strs[8],
+                text_at(1)?,
+                text_at(2)?,
+                text_at(3)?,
+                text_at(4)?,
+                text_at(5)?,
+                text_at(6)?,
+                text_at(7)?,
+                &ints[0],
+                &ints[1],
+                &ints[2],
+                text_at(11)?,
+                &ints[3],
+                text_at(13)?,
             ];
+            let prev_text = text_at(14)?;
+            let hash_text = text_at(15)?;
             let record = Record::from_fields(&fields).map_err(|source| StoreError::BadField {
                 path: inner.path.clone(),
                 seq,
@@ -745,7 +776,7 @@ impl UptakeStore {
             if record.device != inner.identity.device {
                 return Err(broken(seq, "record of another device"));
             }
-            if ChainHash::from_hex(&strs[9]) != Some(prev) {
+            if ChainHash::from_hex(prev_text) != Some(prev) {
                 return Err(broken(
                     seq,
                     "prev_hash does not link to the record before it",
@@ -754,7 +785,7 @@ impl UptakeStore {
             text.clear();
             record.write_fields('|', &mut text);
             let hash = crate::record::chain_hash_of_fields(&prev, &text);
-            if ChainHash::from_hex(&hash_text) != Some(hash) {
+            if ChainHash::from_hex(hash_text) != Some(hash) {
                 return Err(broken(seq, "hash does not recompute from the fields"));
             }
             count += 1;

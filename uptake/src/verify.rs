@@ -438,6 +438,7 @@ fn check_records(
                     .push((line_no, RandomId::parse(values[0], "record_id").ok()));
                 prev_known = hash_col.is_some();
                 prev_hash_col = hash_col;
+                last_hash = hash_col;
                 continue;
             }
         };

@@ -305,3 +305,21 @@ fn an_uninitialised_store_is_reported_not_created() {
     ));
     assert!(!db.exists());
 }
+
+#[test]
+fn open_or_init_sets_up_a_new_store_once() {
+    let dir = fresh_dir("open-or-init");
+    let db = dir.join("uptake.sqlite");
+    let org = OdsCode::parse("RTH").unwrap();
+    let key = dir.join("device.key");
+    let first = UptakeStore::open_or_init(&db, org, &key, ON).unwrap();
+    let device = first.device().unwrap();
+    assert_eq!(first.org(), Some(org));
+    drop(first);
+    let again = UptakeStore::open_or_init(&db, org, &key, ON).unwrap();
+    assert_eq!(
+        again.device(),
+        Some(device),
+        "the pseudonym is made once, at install"
+    );
+}
