@@ -7,8 +7,9 @@ use std::process::{Command, Output};
 const ODM: &str = env!("CARGO_BIN_EXE_odm");
 /// Phantom velocities of the runs, cm/s.
 const VELOCITIES: [f64; 4] = [20.0, 50.0, 100.0, 150.0];
-/// Seconds per run: enough for ~500 envelope points after settling.
-const RUN_S: &str = "3";
+/// Seconds per run: 1500 envelope points after settling, so the median's
+/// own scatter (speckle) is well under 0.1 cm/s at 20 cm/s.
+const RUN_S: &str = "8";
 
 fn odm(args: &[&str]) -> Output {
     Command::new(ODM).args(args).output().expect("running odm")
@@ -181,8 +182,11 @@ fn recovers_a_seven_percent_gain_error_fails_it_and_corrects_it() {
     for run in check["runs"].as_array().expect("runs") {
         let reference = run["reference_cm_s"].as_f64().expect("reference");
         let measured = run["measured_cm_s"].as_f64().expect("measured");
+        // 0.5% of truth; at 20 cm/s that is 0.1 cm/s, about the scatter of
+        // an 8 s envelope median itself, so the floor there is 0.15 cm/s.
+        let allowed = f64::max(0.005 * reference, 0.15);
         assert!(
-            (measured / reference - 1.0).abs() <= 0.005,
+            (measured - reference).abs() <= allowed,
             "corrected {measured} cm/s against phantom {reference} cm/s"
         );
     }
@@ -284,5 +288,195 @@ fn too_few_runs_is_an_error_naming_the_minimum() {
         text(&out.stderr).contains("at least 3 runs"),
         "{}",
         text(&out.stderr)
+    );
+}
+
+/// Simulates phantom runs with extra `odm simulate` flags.
+fn simulate_with(
+    dir: &TempDir,
+    serial: &str,
+    name: &str,
+    seed: usize,
+    seconds: &str,
+    extra: &[&str],
+) -> PathBuf {
+    let file = dir.path(&format!("{name}.odmrec"));
+    let seed = seed.to_string();
+    let mut args = vec![
+        "simulate",
+        "--out",
+        file.to_str().expect("utf-8 path"),
+        "--duration",
+        seconds,
+        "--seed",
+        &seed,
+        "--probe-serial",
+        serial,
+    ];
+    args.extend_from_slice(extra);
+    let out = odm(&args);
+    assert!(
+        out.status.success(),
+        "simulate failed: {}",
+        text(&out.stderr)
+    );
+    file
+}
+
+#[test]
+fn an_angle_error_shows_as_the_doppler_equations_gain() {
+    // The beam meets the flow at 48° while PROBE_INFO says 45°: every
+    // velocity reads cos 48° / cos 45° = 0.94629 of true (serial-stream.md).
+    let dir = TempDir::new("angle");
+    let serial = "CAL-ANGLE-3";
+    let runs: Vec<String> = VELOCITIES
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let vs = v.to_string();
+            let f = simulate_with(
+                &dir,
+                serial,
+                &format!("a{v}"),
+                200 + i,
+                RUN_S,
+                &["--phantom-cm-s", &vs, "--probe-angle-error-deg", "3"],
+            );
+            format!("{}:{v}", f.display())
+        })
+        .collect();
+    let cert = dir.path("cert");
+    let out = calibrate(serial, &runs, &cert, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let cal = read_json(&cert.join("calibration.json"));
+    let expected = 48f64.to_radians().cos() / 45f64.to_radians().cos();
+    let gain = cal["gain"].as_f64().expect("gain");
+    assert!(
+        (gain / expected - 1.0).abs() <= 0.005,
+        "gain {gain}, Doppler equation {expected:.5}"
+    );
+    assert_eq!(cal["gain_within_tolerance"], false);
+}
+
+#[test]
+fn pulsatile_mode_recovers_the_gain_from_beat_peak_velocities() {
+    // Four stroke volumes give four peak velocities; the reference of each
+    // run is the median true PV of its beats (from the truth file).
+    let dir = TempDir::new("pulsatile");
+    let serial = "CAL-PULSE-7";
+    let mut runs = Vec::new();
+    for (i, sv) in [30, 60, 90, 120].iter().enumerate() {
+        let svs = sv.to_string();
+        let f = simulate_with(
+            &dir,
+            serial,
+            &format!("s{sv}"),
+            300 + i,
+            "12",
+            &["--sv-ml", &svs, "--probe-gain-error", "0.07"],
+        );
+        let truth = std::fs::read_to_string(f.with_extension("truth.jsonl")).expect("truth file");
+        let mut pv: Vec<f64> = truth
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("truth line"))
+            .filter(|b| b["accepted"] == true)
+            .map(|b| b["pv_cm_s"].as_f64().expect("pv"))
+            .collect();
+        pv.sort_by(f64::total_cmp);
+        assert!(pv.len() >= 5, "too few truth beats");
+        let n = pv.len();
+        let median = if n % 2 == 1 {
+            pv[n / 2]
+        } else {
+            0.5 * (pv[n / 2 - 1] + pv[n / 2])
+        };
+        runs.push(format!("{}:{median:.4}", f.display()));
+    }
+    let cert = dir.path("cert");
+    let out = calibrate(serial, &runs, &cert, &["--mode", "pulsatile"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let cal = read_json(&cert.join("calibration.json"));
+    assert_eq!(cal["mode"], "pulsatile");
+    let gain = cal["gain"].as_f64().expect("gain");
+    let ci = cal["gain_ci95"].as_array().expect("ci");
+    let (lo, hi) = (ci[0].as_f64().expect("lo"), ci[1].as_f64().expect("hi"));
+    // Beat PV is a noisier measure than a steady envelope: the DSP's PV goal
+    // is a 3% median error, so the gain must be within 3% and its interval
+    // must contain the true 1.07.
+    assert!((gain / 1.07 - 1.0).abs() <= 0.03, "pulsatile gain {gain}");
+    assert!(lo <= 1.07 && 1.07 <= hi, "95% CI {lo}–{hi} misses 1.07");
+    for run in cal["runs"].as_array().expect("runs") {
+        assert!(
+            run["points"].as_u64().expect("points") >= 5,
+            "beats per run: {run}"
+        );
+    }
+}
+
+#[test]
+fn a_non_linear_result_fails_and_is_not_installed() {
+    // The 150 cm/s run labelled 120: no straight line fits all four points.
+    let dir = TempDir::new("nonlinear");
+    let serial = "CAL-BENT-1";
+    let mut runs = simulate_runs(&dir, serial, 0.0);
+    let last = runs.pop().expect("four runs");
+    runs.push(last.replace(":150", ":120"));
+    let store = dir.path("store");
+    let cert = dir.path("cert");
+    let out = calibrate(
+        serial,
+        &runs,
+        &cert,
+        &[
+            "--install",
+            "--calibrations",
+            store.to_str().expect("utf-8"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("not installed") && err.contains("residuals over limit"),
+        "{err}"
+    );
+    assert!(!store.join(format!("{serial}.json")).exists());
+    let cal = read_json(&cert.join("calibration.json"));
+    let bad = cal["runs"]
+        .as_array()
+        .expect("runs")
+        .iter()
+        .filter(|r| r["within_limit"] == false)
+        .count();
+    assert!(bad >= 1);
+}
+
+#[test]
+fn check_without_an_installed_calibration_is_an_error() {
+    let dir = TempDir::new("nocal");
+    let runs = simulate_runs(&dir, "CAL-NONE", 0.0);
+    let store = dir.path("empty-store");
+    let out = calibrate(
+        "CAL-NONE",
+        &runs,
+        &dir.path("cert"),
+        &["--check", "--calibrations", store.to_str().expect("utf-8")],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("has no calibration") && err.contains("empty-store"),
+        "{err}"
     );
 }
