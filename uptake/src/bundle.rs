@@ -267,14 +267,23 @@ pub fn export_bundle_at(
     };
     let mut writer = BundleWriter::create(out, identity, org, after.unwrap_or(ChainHash::GENESIS))?;
     let mut failure = None;
-    store.for_each_record(after, |chained| {
-        if let Err(e) = writer.push_chained(chained) {
+    let read = store.for_each_record(after, |chained| {
+        if failure.is_none()
+            && let Err(e) = writer.push_chained(chained)
+        {
             failure = Some(e);
         }
         Ok(())
-    })?;
-    if let Some(e) = failure {
-        return Err(e);
+    });
+    let result = match (read, failure) {
+        (Err(e), _) => Err(e.into()),
+        (Ok(_), Some(e)) => Err(e),
+        (Ok(_), None) => writer.finish(exported_utc),
+    };
+    if result.is_err() {
+        // Leave no half-written records.csv behind (it has no manifest, so
+        // it is not a bundle, but it would block a retry into `out`).
+        let _ = std::fs::remove_file(out.join(RECORDS_FILE));
     }
-    writer.finish(exported_utc)
+    result
 }

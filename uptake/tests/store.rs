@@ -323,3 +323,31 @@ fn open_or_init_sets_up_a_new_store_once() {
         "the pseudonym is made once, at install"
     );
 }
+
+#[test]
+fn the_store_can_move_to_a_background_thread() {
+    fn assert_send<T: Send>() {}
+    assert_send::<UptakeStore>();
+    assert_send::<odm_uptake::CaseHandle>();
+}
+
+#[test]
+fn export_refuses_a_tampered_store_and_leaves_nothing_behind() {
+    let dir = fresh_dir("export-tampered");
+    let db = init_store(&dir);
+    close_cases(&mut UptakeStore::open(&db, ON).unwrap(), 3);
+    raw(&db)
+        .execute_batch(
+            "DROP TRIGGER record_no_update; UPDATE record SET boluses = 9 WHERE seq = 2;",
+        )
+        .unwrap();
+    let store = UptakeStore::open(&db, ON).unwrap();
+    let out = dir.join("bundle");
+    let e = odm_uptake::bundle::export_bundle(&store, &out, None).unwrap_err();
+    assert!(
+        e.to_string().contains("hash chain broken at record 2"),
+        "{e}"
+    );
+    assert!(!out.join("records.csv").exists());
+    assert!(!out.join("manifest.json").exists());
+}
