@@ -727,4 +727,101 @@ mod tests {
         assert!(!r.pass && (r.error + 5.714).abs() < 1e-3);
         assert!(!check(1, "SV ml", 70.0, f64::NAN, true, 5.0).pass);
     }
+
+    /// The truth beats of a schedule, straight from the virtual probe.
+    fn truth_of(segments: &[Segment]) -> Vec<TruthBeat> {
+        let mut probe = VirtualProbe::new(sim_config(segments, 7, 30.0)).unwrap();
+        let mut truth = Vec::new();
+        while probe.next_payload().is_some() {
+            truth.extend(probe.take_truth_beats());
+        }
+        truth
+    }
+
+    fn as_measured(t: &TruthBeat) -> odm_dsp::Beat {
+        odm_dsp::Beat {
+            index: t.index,
+            onset_s: t.onset_s,
+            peak_s: t.peak_s,
+            end_s: t.end_s,
+            next_onset_s: t.next_onset_s,
+            ft_ms: t.ft_ms,
+            cycle_s: t.cycle_s,
+            hr_bpm: t.hr_bpm,
+            ftc_ms: t.ftc_ms,
+            sd_cm: t.sd_cm,
+            pv_cm_s: t.pv_cm_s,
+            ma_cm_s2: Some(t.ma_cm_s2),
+            md_cm_min: t.md_cm_min,
+            sv_ml: Some(t.sv_ml),
+            sv_range_ml: None,
+            co_l_min: Some(t.co_l_min),
+            quality: 1.0,
+            accepted: t.accepted,
+            reject_reason: None,
+            completed_by_sample: 0,
+        }
+    }
+
+    #[test]
+    fn perfect_measurement_passes_and_each_kind_of_error_fails_its_own_row() {
+        let segments = scaled(&default_schedule(), Some(30.0)).unwrap();
+        let truth = truth_of(&segments);
+        let exact: Vec<odm_dsp::Beat> = truth.iter().map(as_measured).collect();
+        let rows = evaluate(&segments, &truth, &exact, &LIMITS);
+        assert_eq!(rows.len(), 15, "5 checks × 3 segments");
+        assert!(rows.iter().all(|r| r.pass), "{}", table_text(&rows));
+        // The true medians follow the schedule (HR within the simulator's variability).
+        for (seg, s) in segments.iter().enumerate() {
+            let hr = rows
+                .iter()
+                .find(|r| r.segment == seg + 1 && r.quantity == "HR 1/min")
+                .unwrap();
+            assert!((hr.truth - s.hr_bpm).abs() < 0.05 * s.hr_bpm, "{hr:?}");
+        }
+
+        // SV 6% high everywhere: only the SV rows fail.
+        let high_sv: Vec<_> = exact
+            .iter()
+            .map(|b| odm_dsp::Beat {
+                sv_ml: b.sv_ml.map(|v| v * 1.06),
+                ..b.clone()
+            })
+            .collect();
+        let rows = evaluate(&segments, &truth, &high_sv, &LIMITS);
+        for r in &rows {
+            assert_eq!(r.pass, r.quantity != "SV ml", "{r:?}");
+        }
+
+        // FTc 12 ms long: only FTc fails.
+        let long_ftc: Vec<_> = exact
+            .iter()
+            .map(|b| odm_dsp::Beat {
+                ftc_ms: b.ftc_ms + 12.0,
+                ..b.clone()
+            })
+            .collect();
+        let rows = evaluate(&segments, &truth, &long_ftc, &LIMITS);
+        for r in &rows {
+            assert_eq!(r.pass, r.quantity != "FTc ms", "{r:?}");
+        }
+
+        // Every third beat rejected: the beat counts fail, the medians still pass.
+        let thinned: Vec<_> = exact
+            .iter()
+            .enumerate()
+            .map(|(i, b)| odm_dsp::Beat {
+                accepted: i % 3 != 0,
+                ..b.clone()
+            })
+            .collect();
+        let rows = evaluate(&segments, &truth, &thinned, &LIMITS);
+        for r in &rows {
+            assert_eq!(r.pass, r.quantity != "accepted beats", "{r:?}");
+        }
+
+        // Nothing measured: everything fails, nothing panics.
+        let rows = evaluate(&segments, &truth, &[], &LIMITS);
+        assert!(rows.iter().all(|r| !r.pass));
+    }
 }
