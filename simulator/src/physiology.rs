@@ -594,6 +594,48 @@ mod tests {
     }
 
     #[test]
+    fn stroke_distance_varies_with_breathing_by_the_configured_svv() {
+        let cfg = SimConfig {
+            svv_pct: 20.0,
+            breathing_rate_per_min: 12.0,
+            hr_variability: 0.0,
+            sd_variability: 0.0,
+            ..SimConfig::default()
+        };
+        let mut p = Physiology::new(&cfg);
+        let beats: Vec<_> = (0..75).map(|_| p.next_beat()).collect();
+        let sd: Vec<f64> = beats.iter().map(BeatPlan::sd_cm).collect();
+        let mean = sd.iter().sum::<f64>() / sd.len() as f64;
+        let (lo, hi) = sd
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+        // Beats sample the 5 s breath 6.25 times, so the extremes are slightly inside ±10%.
+        let svv = 100.0 * (hi - lo) / mean;
+        assert!((18.0..=20.5).contains(&svv), "SVV {svv:.1}%");
+        // No beat departs from the target by more than SVV/2.
+        let target = cfg.sd_cm_from_sv_ml(cfg.sv_ml);
+        for b in &beats {
+            let rel = (b.sd_cm() / target - 1.0) / 0.1;
+            assert!(rel.abs() <= 1.0 + 1e-9, "{rel}");
+        }
+        // And it follows the breath: the SD series has a 10% component at
+        // 12/min and next to none at an unrelated rate.
+        let amplitude = |per_min: f64| {
+            let w = std::f64::consts::TAU * per_min / 60.0;
+            let (mut re, mut im) = (0.0, 0.0);
+            for b in &beats {
+                let x = b.sd_cm() / target - 1.0;
+                re += x * (w * b.onset_s).cos();
+                im += x * (w * b.onset_s).sin();
+            }
+            2.0 * (re * re + im * im).sqrt() / beats.len() as f64
+        };
+        let at_breathing = amplitude(12.0);
+        assert!((at_breathing - 0.1).abs() < 0.01, "{at_breathing}");
+        assert!(amplitude(17.0) < 0.02, "{}", amplitude(17.0));
+    }
+
+    #[test]
     fn schedule_steps_change_the_targets() {
         let cfg = SimConfig {
             schedule: vec![crate::config::ScheduleSegment {
