@@ -560,7 +560,10 @@ fn patient_annotation_sets_the_population_model_and_the_command_line_overrides_i
             let svi = b["svi_ml_m2"].as_f64().unwrap();
             assert!((svi - sv / 2.0).abs() < 0.002, "{b}");
             let ci = b["ci_l_min_m2"].as_f64().unwrap();
-            assert!((ci - b["co_l_min"].as_f64().unwrap() / 2.0).abs() < 1e-4, "{b}");
+            assert!(
+                (ci - b["co_l_min"].as_f64().unwrap() / 2.0).abs() < 1e-4,
+                "{b}"
+            );
         }
     }
     // The command line wins over the annotation.
@@ -745,4 +748,38 @@ fn a_restarted_sender_gives_one_discontinuity_and_continuous_beat_indices() {
     let before = lines[..pos].iter().filter(|l| l["type"] == "beat").count();
     let after = lines[pos..].iter().filter(|l| l["type"] == "beat").count();
     assert!(before >= 10 && after >= 10, "{before} + {after} beats");
+}
+
+#[test]
+fn a_bolus_near_the_end_is_reported_incomplete_before_the_summary() {
+    let (bytes, _) = record(
+        base_cfg(21, 30.0),
+        vec![Note::Bolus {
+            t_s: 25.0,
+            volume_ml: 200.0,
+        }],
+    );
+    let path = write_file("late-bolus.odmrec", &bytes);
+    let (lines, _) = analyse(&path, &[]);
+    let n = lines.len();
+    assert_eq!(lines[n - 1]["type"], "summary");
+    assert_eq!(lines[n - 2]["type"], "fluid_challenge");
+    let fc = &lines[n - 2];
+    assert_eq!(fc["complete"], false);
+    assert_eq!(fc["volume_ml"], 200.0);
+    // Only 5 s of stream after the bolus: at most ~6 beats, fewer than the
+    // 10 needed to judge, so no judgement (the means are still stated).
+    assert!(
+        fc["delta_pct"].is_null() && fc["responsive"].is_null(),
+        "{fc}"
+    );
+    let aw: Vec<f64> = fc["after_window_s"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    assert_eq!(aw, vec![25.0, 325.0], "the whole search span is stated");
+    assert!(fc["beats_before"].as_u64().unwrap() > 0);
+    assert!(fc["beats_after"].as_u64().unwrap() < 10);
 }
