@@ -288,7 +288,10 @@ pub fn excluded_records(verification: &Verification) -> Vec<Excluded> {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| b.path.display().to_string());
-        let first = b.first_error().map(|p| p.what.clone()).unwrap_or_default();
+        let first = b
+            .first_error()
+            .map(|p| format!("bundle set aside: line {}: {}", p.line, p.what))
+            .unwrap_or_default();
         let mut lines: Vec<(u64, String)> = b
             .entries
             .iter()
@@ -669,6 +672,51 @@ mod tests {
         assert_eq!(
             report_csv(&rows),
             "org,period,category,monitored,eligible,uptake_pct\nRH8,2026-01,vascular,0,10,0.0\n"
+        );
+    }
+
+    #[test]
+    fn excluded_lists_every_record_of_a_bundle_with_errors_with_its_reason() {
+        use crate::verify::{BundleCheck, Entry, Problem, Severity};
+        let entry = |line| Entry {
+            line,
+            record_id: crate::RandomId::from_random_bytes([line as u8; 16]),
+            hash: crate::ChainHash([line as u8; 32]),
+            org: OdsCode::parse("RH8").unwrap(),
+            period: Period::parse("2026-01").unwrap(),
+            category: Category::Other,
+        };
+        let bad = BundleCheck {
+            path: PathBuf::from("/x/bad"),
+            problems: vec![Problem {
+                line: 3,
+                severity: Severity::Error,
+                what: "field software: without , or |".into(),
+            }],
+            entries: vec![entry(2), entry(4)],
+            unparsed: vec![(3, None)],
+        };
+        let good = BundleCheck {
+            path: PathBuf::from("/x/good"),
+            problems: vec![],
+            entries: vec![entry(2)],
+            unparsed: vec![],
+        };
+        let v = Verification {
+            bundles: vec![bad, good],
+            failed_alone: vec![true, false],
+        };
+        let csv = excluded_csv(&excluded_records(&v));
+        let id2 = entry(2).record_id;
+        let id4 = entry(4).record_id;
+        assert_eq!(
+            csv,
+            format!(
+                "bundle,line,record_id,reason\n\
+                 bad,2,{id2},\"bundle set aside: line 3: field software: without , or |\"\n\
+                 bad,3,,\"field software: without , or |\"\n\
+                 bad,4,{id4},\"bundle set aside: line 3: field software: without , or |\"\n"
+            )
         );
     }
 
