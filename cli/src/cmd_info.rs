@@ -57,10 +57,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn summarise<R: Read>(
-    src: R,
-    name: &str,
-) -> anyhow::Result<(Summary, Counters, MagicStatus, Option<(u64, u64)>)> {
+/// The summary, the final counters, the magic and the damaged tail (offset, bytes).
+type Outcome = (Summary, Counters, MagicStatus, Option<(u64, u64)>);
+
+fn summarise<R: Read>(src: R, name: &str) -> anyhow::Result<Outcome> {
     let mut r = RecordingReader::with_name(src, name.to_owned())?;
     let mut s = Summary::default();
     while let Some(item) = r.next_item()? {

@@ -29,7 +29,7 @@ pub struct Args {
     #[arg(long)]
     pub out: PathBuf,
     /// Stop after this many seconds (default: until Ctrl-C or end of input).
-    #[arg(long)]
+    #[arg(long, value_parser = positive_seconds)]
     pub duration: Option<f64>,
     /// Baud rate of a serial port (nominal for USB CDC-ACM).
     #[arg(long, default_value_t = DEFAULT_BAUD)]
@@ -42,12 +42,10 @@ const ERROR_REPORT_INTERVAL: Duration = Duration::from_secs(1);
 /// Runs `odm record`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let stop = interrupt::stop_flag_on_interrupt().context("installing the Ctrl-C handler")?;
-    if let Some(d) = args.duration {
-        if !(d.is_finite() && d > 0.0) {
-            bail!("--duration must be a positive number of seconds, got {d}");
-        }
-    }
     let mut source = open_source(&args)?;
+    // Fail now, not when the first PROBE_INFO arrives, if the file cannot
+    // be written; the recorder recreates it then.
+    std::fs::File::create(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let mut rec = Recorder::new(&args);
     let started = Instant::now();
     let mut buf = vec![0u8; 16 * 1024];
@@ -108,6 +106,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     eprintln!("  frames_written   {frames}");
     eprintln!("  dropped_before_probe_info {dropped}");
     if !written {
+        // Only the empty placeholder made above; nothing of value is lost.
+        let _ = std::fs::remove_file(&args.out);
         bail!(
             "no PROBE_INFO frame received from {} after {} bytes; nothing recorded to {}",
             args.port,
@@ -116,6 +116,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Parses `--duration`: a finite number of seconds > 0.
+fn positive_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(d) if d.is_finite() && d > 0.0 => Ok(d),
+        _ => Err(format!(
+            "expected a positive number of seconds, got {text:?}"
+        )),
+    }
 }
 
 fn open_source(args: &Args) -> anyhow::Result<Box<dyn ByteSource>> {
@@ -179,8 +189,8 @@ impl Recorder {
                                     concat!("odm ", env!("CARGO_PKG_VERSION")),
                                     self.at_sample,
                                 );
-                                let w = RecordingWriter::create(&self.out, &start, info)
-                                    .with_context(|| self.ctx())?;
+                                // The error names the file already.
+                                let w = RecordingWriter::create(&self.out, &start, info)?;
                                 self.writer = Some(w);
                                 // Losses before the recording started are not its business.
                                 self.reported = *self.decoder.counters();

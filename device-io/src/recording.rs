@@ -63,7 +63,7 @@ const READ_CHUNK: usize = 64 * 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum RecordingError {
     /// An I/O error, with what was being done and where.
-    #[error("{what} {path}: {source}")]
+    #[error("{what} {path}")]
     Io {
         /// What was being done ("creating", "writing", "reading at byte 1234 of").
         what: String,

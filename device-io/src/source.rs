@@ -69,7 +69,7 @@ pub enum SourceError {
     },
     /// Reading failed (for a file replay; serial errors become
     /// [`SourceRead::Disconnected`]).
-    #[error("reading {path} at byte {offset}: {source}")]
+    #[error("reading {path} at byte {offset}")]
     Read {
         /// The port or file.
         path: String,
