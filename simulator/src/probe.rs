@@ -130,6 +130,10 @@ pub struct VirtualProbe {
     hz_per_cm_s: f64,
     sv_ml_per_cm: f64,
     clutter_on: bool,
+    /// Extra gain in clipping episodes: the configured gain, raised if needed
+    /// so that the signal's RMS reaches 70% of full scale (the ADC then
+    /// saturates on its peaks even without clutter).
+    clip_gain_db: f64,
     timeline: BeatTimeline,
     synth: DopplerSynth,
     diathermy: Episodes,
@@ -220,7 +224,10 @@ impl VirtualProbe {
         // half a second when blocks do not divide the second keeps every
         // spacing under one second (serial-stream.md, PROBE_INFO).
         let info_step = if fs_u % block == 0 { fs_u } else { fs_u / 2 };
+        let total_power = levels.blood_power + levels.clutter_power + levels.noise_power;
+        let needed_db = 20.0 * (0.7 * f64::from(i16::MAX) / total_power.sqrt()).log10();
         Ok(Self {
+            clip_gain_db: cfg.clipping_gain_db.max(needed_db),
             fs,
             hz_per_cm_s: cfg.signal_hz_per_cm_s(),
             sv_ml_per_cm: cfg.sv_ml_from_sd_cm(1.0),
@@ -407,7 +414,7 @@ impl VirtualProbe {
                 gain_events.push(ProbeEvent {
                     at_sample: ((ep.iv.start_s * self.fs).round() as u64).max(n0),
                     code: event_code::GAIN_CHANGED,
-                    value: BASE_GAIN_DB10 + (self.cfg.clipping_gain_db * 10.0).round() as i32,
+                    value: BASE_GAIN_DB10 + (self.clip_gain_db * 10.0).round() as i32,
                 });
             }
             if ep.started && !ep.ended && ep.iv.end_s < t1 {
@@ -453,7 +460,7 @@ impl VirtualProbe {
 
         // Per-sample drive.
         self.drive.resize(len);
-        let clip_gain = 10f64.powf(self.cfg.clipping_gain_db / 20.0) as f32;
+        let clip_gain = 10f64.powf(self.clip_gain_db / 20.0) as f32;
         let diathermy_here = self
             .diathermy
             .upcoming
