@@ -783,3 +783,77 @@ fn a_bolus_near_the_end_is_reported_incomplete_before_the_summary() {
     assert!(fc["beats_before"].as_u64().unwrap() > 0);
     assert!(fc["beats_after"].as_u64().unwrap() < 10);
 }
+
+#[test]
+fn odm_simulate_recording_with_gaps_bolus_and_patient_analyses_consistently() {
+    let path = temp_path("simulated.odmrec");
+    let p = path.to_str().unwrap();
+    let sim = odm(
+        &[
+            "simulate",
+            "--out",
+            p,
+            "--duration",
+            "40",
+            "--seed",
+            "4",
+            "--gaps",
+            "--diathermy",
+            "--bolus-at",
+            "12",
+            "--bolus-ml",
+            "250",
+            "--age",
+            "60",
+            "--sex",
+            "male",
+            "--height-cm",
+            "175",
+            "--weight-kg",
+            "80",
+        ],
+        None,
+    );
+    assert!(
+        sim.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sim.stderr)
+    );
+    let (lines, _) = analyse(&path, &[]);
+    let summary = lines.last().unwrap();
+    let events = of_type(&lines, "event");
+    // Every lost sample is in exactly one gap event.
+    let gaps: Vec<&&Value> = events.iter().filter(|e| e["kind"] == "gap").collect();
+    assert!(!gaps.is_empty());
+    let lost: u64 = gaps
+        .iter()
+        .map(|g| g["lost_samples"].as_u64().unwrap())
+        .sum();
+    assert_eq!(lost, summary["lost_samples"].as_u64().unwrap());
+    // No accepted beat's cycle overlaps a gap (analysis-output.md).
+    for g in &gaps {
+        let a = g["t_s"].as_f64().unwrap();
+        let z = a + g["lost_samples"].as_f64().unwrap() / 20_000.0;
+        for b in of_type(&lines, "beat") {
+            let (o, n) = (
+                b["onset_s"].as_f64().unwrap(),
+                b["next_onset_s"].as_f64().unwrap(),
+            );
+            if o < z && n > a {
+                assert_eq!(b["accepted"], false, "{b} overlaps the gap {a}..{z}");
+            }
+        }
+    }
+    // Patient annotation → population model: 25.8 + 0.16·(60 − 50) = 27.4 mm.
+    let m = events.iter().find(|e| e["kind"] == "area_model").unwrap();
+    assert_eq!(m["aortic_diameter_mm"], 27.4);
+    // One fluid challenge for the one bolus, with its volume and time.
+    let fc = of_type(&lines, "fluid_challenge");
+    assert_eq!(fc.len(), 1);
+    assert_eq!(fc[0]["bolus_t_s"], 12.0);
+    assert_eq!(fc[0]["volume_ml"], 250.0);
+    assert_eq!(fc[0]["before_window_s"][0], 0.0);
+    // Events come in time order within their kinds' sources.
+    let t: Vec<f64> = gaps.iter().map(|g| g["t_s"].as_f64().unwrap()).collect();
+    assert!(t.windows(2).all(|w| w[0] < w[1]));
+}

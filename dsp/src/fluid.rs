@@ -360,7 +360,9 @@ impl FluidTracker {
         FluidChallengeResult {
             bolus_t_s: b.t_s,
             volume_ml: b.volume_ml,
-            before_window_s: [b.t_s - self.cfg.before_s, b.t_s],
+            // Stream time starts at 0: a window reaching before it is stated
+            // as it was averaged.
+            before_window_s: [(b.t_s - self.cfg.before_s).max(0.0), b.t_s],
             after_window_s,
             beats_before: before.n,
             beats_after: after.n,
@@ -493,6 +495,7 @@ mod tests {
         feed(&mut tr, 5.0, 400.0, 1.0, |_| 18.0);
         let r = tr.poll().unwrap();
         assert_eq!(r.beats_before, 5);
+        assert_eq!(r.before_window_s, [0.0, 5.0], "clipped at the stream start");
         assert_eq!(r.delta_pct, None);
         assert_eq!(r.responsive, None);
         assert!(
