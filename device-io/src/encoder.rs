@@ -70,10 +70,10 @@ pub fn encode_payload(payload: &Payload, out: &mut Vec<u8>) -> Result<(), Encode
             // count <= 1000 checked above, so it fits in u16.
             out.extend_from_slice(&(count as u16).to_le_bytes());
             out.extend_from_slice(&b.flags.to_le_bytes());
-            for [i, q] in &b.samples {
-                out.extend_from_slice(&i.to_le_bytes());
-                out.extend_from_slice(&q.to_le_bytes());
-            }
+            out.extend(b.samples.iter().flat_map(|[i, q]| {
+                let (i, q) = (i.to_le_bytes(), q.to_le_bytes());
+                [i[0], i[1], q[0], q[1]]
+            }));
         }
         Payload::Event(e) => {
             out.reserve(EVENT_LEN);

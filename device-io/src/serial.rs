@@ -58,6 +58,20 @@ impl SerialSource {
         })
     }
 
+    /// A source for a device that may not be there yet (the monitor started
+    /// before the probe interface was plugged in): it starts disconnected,
+    /// tries to open `path` every [`RECONNECT_INTERVAL`], and reports
+    /// [`SourceRead::Reconnected`] when the device first appears.
+    pub fn open_or_wait(path: &str, baud: u32) -> Self {
+        let port = open_port(path, baud).ok();
+        Self {
+            path: path.to_owned(),
+            baud,
+            port,
+            last_attempt: Instant::now(),
+        }
+    }
+
     /// Whether the port is open right now.
     pub fn is_connected(&self) -> bool {
         self.port.is_some()

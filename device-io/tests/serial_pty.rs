@@ -156,3 +156,29 @@ fn reconnects_when_the_device_reappears_at_the_same_path() {
     assert!(events.is_empty(), "{events:?}");
     assert_eq!(dec.counters().lost_frames, 0);
 }
+
+#[test]
+fn open_or_wait_connects_when_the_device_appears() {
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("ttyLATER");
+    let mut src = SerialSource::open_or_wait(link.to_str().unwrap(), 921_600);
+    assert!(!src.is_connected());
+    let mut buf = [0u8; 256];
+    assert_eq!(src.read_chunk(&mut buf).unwrap(), SourceRead::Idle);
+    let (mut master, slave, path) = raw_pty();
+    point_link(&link, &path);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut connected = false;
+    while Instant::now() < deadline {
+        if src.read_chunk(&mut buf).unwrap() == SourceRead::Reconnected {
+            connected = true;
+            break;
+        }
+    }
+    assert!(connected, "never connected to the device that appeared");
+    drop(slave);
+    master.write_all(&stream(0, 0, 3)).unwrap();
+    let mut dec = Decoder::new();
+    let (firsts, _) = read_blocks(&mut src, &mut dec, 3, deadline);
+    assert_eq!(firsts, vec![0, 50, 100]);
+}
