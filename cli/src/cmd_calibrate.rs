@@ -160,6 +160,20 @@ pub fn measure_recording(
         }
     }
     analyser.finish();
+    let c = reader.counters();
+    if !c.is_clean() {
+        // Damage does not bias a median, but the engineer should know the
+        // run was not recorded cleanly (and may want to repeat it).
+        eprintln!(
+            "odm calibrate: warning: run {shown} is damaged: {} CRC errors, {} malformed, {} lost frames, {} lost samples, {} discontinuities, {} resync bytes",
+            c.crc_errors,
+            c.malformed,
+            c.lost_frames,
+            c.lost_samples,
+            c.discontinuities,
+            c.resync_bytes
+        );
+    }
     if analyser.serials.is_empty() {
         bail!("run {shown} has no PROBE_INFO frame: its probe and velocity scale are unknown");
     }
