@@ -9,16 +9,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use egui::{
-    Align2, Color32, FontId, Rect, RichText, Sense, Stroke, StrokeKind, Ui, Vec2, WidgetInfo, pos2,
-    vec2,
+    Align2, Color32, FontId, Rect, RichText, Sense, Stroke, StrokeKind, Ui, WidgetInfo, pos2, vec2,
 };
 use odm_dsp::haemo::BsaFormula;
+use odm_dsp::trend::TrendPoint;
 
 use crate::alarms::Priority;
-use crate::challenge::{AFTER_WINDOW_S, BEFORE_WINDOW_S, DEFAULT_VOLUME_ML, RESPONSIVE_PCT};
+use crate::challenge::DEFAULT_VOLUME_ML;
 use crate::control::{Backend, Command, PatientSettings, PatientSex, RecordingStatus, SourceSpec};
 use crate::handoff::{Handoff, SourceState, row_from_velocity_cm_s};
-use crate::readings::{AVERAGE_BEATS, Averages};
+use crate::readings::AVERAGE_BEATS;
 use crate::state::{MonitorState, PROBE_LIFE_WARNING_MIN};
 
 /// Theatre palette: high contrast on black.
@@ -490,7 +490,10 @@ impl MonitorApp {
     }
 
     fn numerics_ui(&mut self, ui: &mut Ui, scale: f32) {
-        let avg = self.state.readings.averages();
+        let avg = Averages::from_dsp(
+            self.state.readings.averages(),
+            self.state.readings.svv_pct(),
+        );
         let quality = self.state.readings.quality();
         let poor = quality.poor() || avg.beats == 0;
         let rect = ui.available_rect_before_wrap();
@@ -777,18 +780,13 @@ impl MonitorApp {
     }
 
     fn trends_ui(&mut self, ui: &mut Ui, scale: f32) {
+        let points = self.state.readings.trend_points();
         ui.horizontal(|ui| {
             ui.label(RichText::new("Trends").size(18.0 * scale));
             for m in TREND_RANGES_MIN {
                 ui.selectable_value(&mut self.trend_range_min, m, format!("{m} min"));
             }
-            ui.label(
-                RichText::new(format!(
-                    "{} beats stored",
-                    self.state.readings.trend().len()
-                ))
-                .color(colour::DIM),
-            );
+            ui.label(RichText::new("medians of 10 s bins").color(colour::DIM));
         });
         let rect = ui.available_rect_before_wrap();
         ui.allocate_rect(rect, Sense::hover());
@@ -796,21 +794,16 @@ impl MonitorApp {
         let range_s = f64::from(self.trend_range_min) * 60.0;
         let end_s = self.state.stream_now_s().max(range_s.min(60.0));
         let start_s = end_s - range_s;
-        let has_sv = self
-            .state
-            .readings
-            .trend()
-            .iter()
-            .any(|p| p.sv_ml.is_some());
-        type Get = fn(&crate::readings::TrendPoint) -> Option<f64>;
+        let has_sv = points.iter().any(|p| p.sv_ml.is_some());
+        type Get = fn(&TrendPoint) -> Option<f64>;
         let rows: [(&str, Get, Color32); 3] = [
             if has_sv {
                 ("SV ml", |p| p.sv_ml, colour::SV)
             } else {
-                ("SD cm", |p| Some(p.sd_cm), colour::SV)
+                ("SD cm (no area model)", |p| p.sd_cm, colour::SV)
             },
             ("CO l/min", |p| p.co_l_min, colour::FLOW),
-            ("FTc ms", |p| Some(p.ftc_ms), colour::FTC),
+            ("FTc ms", |p| p.ftc_ms, colour::FTC),
         ];
         let h = rect.height() / 3.0;
         for (k, (name, get, c)) in rows.iter().enumerate() {
@@ -831,7 +824,13 @@ impl MonitorApp {
                 FontId::proportional(15.0 * scale),
                 *c,
             );
-            trend_line(&painter, r, &self.state, start_s, end_s, *get, *c, scale);
+            let span = TrendSpan {
+                rect: r,
+                start_s,
+                end_s,
+                scale,
+            };
+            trend_line(&painter, &span, &points, *get, *c);
         }
         // Bolus markers across all three.
         for m in &self.state.marks {
@@ -956,7 +955,7 @@ impl MonitorApp {
             ui.label("age");
             ui.add(
                 egui::DragValue::new(&mut f.age_years)
-                    .range(16..=110)
+                    .range(18..=100)
                     .suffix(" y"),
             );
             egui::ComboBox::new("odm-sex", "sex")
@@ -970,12 +969,12 @@ impl MonitorApp {
         ui.horizontal(|ui| {
             ui.add(
                 egui::DragValue::new(&mut f.height_cm)
-                    .range(100.0..=230.0)
+                    .range(100.0..=250.0)
                     .suffix(" cm"),
             );
             ui.add(
                 egui::DragValue::new(&mut f.weight_kg)
-                    .range(25.0..=300.0)
+                    .range(25.0..=350.0)
                     .suffix(" kg"),
             );
         });
@@ -988,7 +987,7 @@ impl MonitorApp {
             ui.add_enabled(
                 f.use_diameter,
                 egui::DragValue::new(&mut f.diameter_mm)
-                    .range(10.0..=45.0)
+                    .range(10.0..=50.0)
                     .suffix(" mm"),
             );
         });
@@ -1020,31 +1019,40 @@ impl MonitorApp {
                 self.state.bolus_now(self.bolus_volume_ml);
             }
         });
-        let list = self.state.challenges.list().to_vec();
-        if let Some(c) = list.last() {
-            let sv_or_sd = |sv: Option<f64>, sd: Option<f64>| match (sv, sd) {
-                (Some(sv), _) => format!("SV {sv:.0} ml"),
-                (None, Some(sd)) => format!("SD {sd:.1} cm"),
-                _ => "—".into(),
-            };
+        let cfg = *self.state.challenges.config();
+        let sv_or_sd = |sv: Option<f64>, sd: Option<f64>| match (sv, sd) {
+            (Some(sv), _) => format!("SV {sv:.0} ml"),
+            (None, Some(sd)) => format!("SD {sd:.1} cm"),
+            _ => "—".into(),
+        };
+        if let Some(c) = self.state.challenges.live() {
             let base = format!(
                 "baseline {} ({} beats)",
                 sv_or_sd(c.sv_before_ml, c.sd_before_cm),
                 c.beats_before
             );
-            let after = format!(
-                "now {} ({} beats)",
-                sv_or_sd(c.sv_after_ml, c.sd_after_cm),
-                c.beats_after
+            let now = format!(
+                "now {} ({} beats), {:.0} s after bolus",
+                sv_or_sd(c.sv_now_ml, c.sd_now_cm),
+                c.beats_now,
+                c.elapsed_s
             );
             let l = ui.label(&base);
             l.widget_info(|| {
                 WidgetInfo::labeled(egui::Role::Label, true, format!("Baseline {base}"))
             });
-            ui.label(&after);
-            let (verdict, col) = match (c.delta_pct(), c.responsive()) {
-                (Some(d), Some(true)) => (format!("ΔSV {d:+.1} %  RESPONSIVE"), colour::GOOD),
-                (Some(d), _) => (format!("ΔSV {d:+.1} %  not responsive"), colour::FTC),
+            ui.label(&now);
+            // The verdict is the best change so far: what the final result
+            // reports unless a later window does better (odm_dsp::fluid).
+            let (verdict, col) = match (c.delta_now_pct, c.delta_best_pct) {
+                (Some(d), Some(best)) if best >= cfg.responsive_pct => (
+                    format!("ΔSV {d:+.1} % (best {best:+.1} %)  RESPONSIVE"),
+                    colour::GOOD,
+                ),
+                (Some(d), Some(best)) => {
+                    (format!("ΔSV {d:+.1} % (best {best:+.1} %)"), colour::FTC)
+                }
+                (Some(d), None) => (format!("ΔSV {d:+.1} %"), colour::FTC),
                 _ => ("ΔSV — (waiting for beats)".to_string(), colour::DIM),
             };
             let v = ui.label(
@@ -1054,27 +1062,42 @@ impl MonitorApp {
                     .color(col),
             );
             v.widget_info(|| WidgetInfo::labeled(egui::Role::Label, true, verdict.clone()));
-            ui.label(
-                RichText::new(format!(
-                    "before: {BEFORE_WINDOW_S:.0} s; after: latest {AFTER_WINDOW_S:.0} s; responsive at >= {RESPONSIVE_PCT:.0} %"
-                ))
-                .size(12.0 * scale)
-                .color(colour::DIM),
-            );
+        } else if let Some(r) = self.state.challenges.history().last() {
+            let verdict = match (r.delta_pct, r.responsive) {
+                (Some(d), Some(true)) => format!("last bolus: ΔSV {d:+.1} %  RESPONSIVE"),
+                (Some(d), _) => format!("last bolus: ΔSV {d:+.1} %  not responsive"),
+                _ => "last bolus: too few beats to judge".to_string(),
+            };
+            let v = ui.label(RichText::new(&verdict).size(20.0 * scale).strong());
+            v.widget_info(|| WidgetInfo::labeled(egui::Role::Label, true, verdict.clone()));
         } else {
             ui.label(RichText::new("no bolus yet").color(colour::DIM));
         }
-        if list.len() > 1 {
+        ui.label(
+            RichText::new(format!(
+                "before {:.0} s; after: best {:.0} s mean within {:.0} s; responsive at >= {:.0} %",
+                cfg.before_s, cfg.rolling_s, cfg.after_span_s, cfg.responsive_pct
+            ))
+            .size(12.0 * scale)
+            .color(colour::DIM),
+        );
+        let history = self.state.challenges.history();
+        if !history.is_empty() {
             egui::ScrollArea::vertical()
                 .max_height(60.0 * scale)
                 .show(ui, |ui| {
-                    for (k, c) in list.iter().enumerate().rev().skip(1) {
-                        let d = c.delta_pct().map_or("—".into(), |d| format!("{d:+.1} %"));
+                    for (k, r) in history.iter().enumerate().rev() {
+                        let d = r.delta_pct.map_or("—".into(), |d| format!("{d:+.1} %"));
+                        let yes = match r.responsive {
+                            Some(true) => "responsive",
+                            Some(false) => "not responsive",
+                            None => "not judged",
+                        };
+                        let ml = r.volume_ml.map_or("?".to_string(), |v| format!("{v:.0}"));
                         ui.label(format!(
-                            "#{} {:.0} ml at {:.0} s: {d}",
+                            "#{} {ml} ml at {:.0} s: {d} {yes}",
                             k + 1,
-                            c.volume_ml,
-                            c.bolus_t_s
+                            r.bolus_t_s
                         ));
                     }
                 });
@@ -1118,6 +1141,46 @@ impl MonitorApp {
         }
         for (code, value) in self.state.unknown_events.iter().rev().take(2) {
             ui.label(RichText::new(format!("probe event {code} value {value}")).color(colour::DIM));
+        }
+    }
+}
+
+/// The numbers shown, each `None` when there is nothing to show.
+#[derive(Debug, Clone, Copy, Default)]
+struct Averages {
+    beats: usize,
+    sv_ml: Option<f64>,
+    sv_low_ml: Option<f64>,
+    sv_high_ml: Option<f64>,
+    co_l_min: Option<f64>,
+    ftc_ms: Option<f64>,
+    pv_cm_s: Option<f64>,
+    sd_cm: Option<f64>,
+    ma_cm_s2: Option<f64>,
+    hr_bpm: Option<f64>,
+    svv_pct: Option<f64>,
+}
+
+impl Averages {
+    fn from_dsp(a: Option<odm_dsp::trend::BeatAverages>, svv_pct: Option<f64>) -> Self {
+        let Some(a) = a else {
+            return Self {
+                svv_pct,
+                ..Self::default()
+            };
+        };
+        Self {
+            beats: a.beats,
+            sv_ml: a.sv_ml,
+            sv_low_ml: a.sv_range_ml.map(|r| r.0),
+            sv_high_ml: a.sv_range_ml.map(|r| r.1),
+            co_l_min: a.co_l_min,
+            ftc_ms: Some(a.ftc_ms),
+            pv_cm_s: Some(a.pv_cm_s),
+            sd_cm: Some(a.sd_cm),
+            ma_cm_s2: a.ma_cm_s2,
+            hr_bpm: Some(a.hr_bpm),
+            svv_pct,
         }
     }
 }
@@ -1205,59 +1268,72 @@ fn averaging_text(avg: &Averages) -> String {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn trend_line(
-    painter: &egui::Painter,
-    r: Rect,
-    state: &MonitorState,
+/// Where and over what time a trend is drawn.
+struct TrendSpan {
+    rect: Rect,
     start_s: f64,
     end_s: f64,
-    get: fn(&crate::readings::TrendPoint) -> Option<f64>,
-    c: Color32,
     scale: f32,
+}
+
+/// One trend: bin medians joined by lines, broken where a bin has no value
+/// (a lost signal shows as a gap, never as an interpolated line).
+fn trend_line(
+    painter: &egui::Painter,
+    span: &TrendSpan,
+    points: &[TrendPoint],
+    get: fn(&TrendPoint) -> Option<f64>,
+    c: Color32,
 ) {
-    // One bucket per two pixels: frame cost stays flat however many beats are stored.
-    let buckets = (r.width() / 2.0).max(1.0) as usize;
-    let mut sum = vec![0.0f64; buckets];
-    let mut n = vec![0u32; buckets];
-    let span = end_s - start_s;
-    for p in state.readings.trend() {
-        if p.t_s < start_s || p.t_s > end_s {
-            continue;
-        }
-        let Some(v) = get(p) else { continue };
-        let k = (((p.t_s - start_s) / span) * buckets as f64) as usize;
-        let k = k.min(buckets - 1);
-        sum[k] += v;
-        n[k] += 1;
-    }
-    let means: Vec<(usize, f64)> = (0..buckets)
-        .filter(|&k| n[k] > 0)
-        .map(|k| (k, sum[k] / f64::from(n[k])))
+    let r = span.rect;
+    let visible: Vec<(f64, Option<f64>)> = points
+        .iter()
+        .filter(|p| p.t_end_s >= span.start_s && p.t_start_s <= span.end_s)
+        .map(|p| (0.5 * (p.t_start_s + p.t_end_s), get(p)))
         .collect();
-    if means.is_empty() {
+    let values: Vec<f64> = visible.iter().filter_map(|v| v.1).collect();
+    if values.is_empty() {
         painter.text(
             r.center(),
             Align2::CENTER_CENTER,
             "—",
-            FontId::proportional(16.0 * scale),
+            FontId::proportional(16.0 * span.scale),
             colour::DIM,
         );
         return;
     }
-    let lo = means.iter().map(|m| m.1).fold(f64::MAX, f64::min);
-    let hi = means.iter().map(|m| m.1).fold(f64::MIN, f64::max);
+    let lo = values.iter().copied().fold(f64::MAX, f64::min);
+    let hi = values.iter().copied().fold(f64::MIN, f64::max);
     let pad = ((hi - lo) * 0.15).max(hi.abs() * 0.05).max(1e-6);
     let (lo, hi) = (lo - pad, hi + pad);
-    let plot = r.shrink2(vec2(4.0, 22.0 * scale.min(1.0)));
-    let to_pos = |k: usize, v: f64| {
+    let plot = r.shrink2(vec2(4.0, 22.0 * span.scale.min(1.0)));
+    let range = span.end_s - span.start_s;
+    let to_pos = |t: f64, v: f64| {
         pos2(
-            plot.left() + (k as f32 + 0.5) / buckets as f32 * plot.width(),
+            plot.left() + ((t - span.start_s) / range) as f32 * plot.width(),
             plot.bottom() - ((v - lo) / (hi - lo)) as f32 * plot.height(),
         )
     };
-    let pts: Vec<egui::Pos2> = means.iter().map(|&(k, v)| to_pos(k, v)).collect();
-    painter.add(egui::Shape::line(pts, Stroke::new(2.0, c)));
+    let mut segment: Vec<egui::Pos2> = Vec::new();
+    let flush = |seg: &mut Vec<egui::Pos2>| {
+        match seg.len() {
+            0 => {}
+            1 => {
+                painter.circle_filled(seg[0], 2.0, c);
+            }
+            _ => {
+                painter.add(egui::Shape::line(std::mem::take(seg), Stroke::new(2.0, c)));
+            }
+        }
+        seg.clear();
+    };
+    for &(t, v) in &visible {
+        match v {
+            Some(v) => segment.push(to_pos(t, v)),
+            None => flush(&mut segment),
+        }
+    }
+    flush(&mut segment);
     for (v, align) in [(hi, Align2::RIGHT_TOP), (lo, Align2::RIGHT_BOTTOM)] {
         let y = if align == Align2::RIGHT_TOP {
             r.top() + 2.0
@@ -1268,9 +1344,8 @@ fn trend_line(
             pos2(r.right() - 4.0, y),
             align,
             format!("{v:.1}"),
-            FontId::proportional(12.0 * scale),
+            FontId::proportional(12.0 * span.scale),
             colour::DIM,
         );
     }
-    let _ = Vec2::ZERO;
 }

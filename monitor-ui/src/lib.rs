@@ -17,10 +17,13 @@
 
 pub mod alarms;
 pub mod app;
+pub mod audio;
 pub mod audio_split;
 pub mod challenge;
 pub mod control;
+pub mod engine;
 pub mod handoff;
+pub mod live;
 pub mod readings;
 pub mod spectrogram;
 pub mod state;

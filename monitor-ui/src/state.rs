@@ -16,6 +16,10 @@ use crate::spectrogram::Spectrogram;
 
 /// Minutes of probe life left below which the probe panel warns.
 pub const PROBE_LIFE_WARNING_MIN: u32 = 60;
+/// How far behind the newest sample beat-driven windows are advanced when
+/// no beat comes, s: a beat is emitted at its next onset (≤ 2 s at 30/min)
+/// plus the detector's look-ahead.
+const BEAT_LAG_S: f64 = 5.0;
 /// Bolus and marker annotations kept for the trend display.
 const MARKS_KEPT: usize = 512;
 
@@ -190,6 +194,7 @@ impl MonitorState {
         while let Some(msg) = handoff.beats.pop() {
             self.beats_received += 1;
             self.readings.push(&msg.beat);
+            self.challenges.push_beat(&msg.beat);
             if msg.beat.accepted {
                 self.last_accepted_at_s = Some(now_s);
                 self.acquired = true;
@@ -207,8 +212,11 @@ impl MonitorState {
             }
             self.last_seen_sample = latest;
         }
-        let stream_now = self.stream_now_s();
-        self.challenges.update(stream_now, &self.readings);
+        // Beats are emitted once the next onset is known, so the beats of the
+        // last seconds are still to come: time advances behind the samples.
+        let settled_s = self.stream_now_s() - BEAT_LAG_S;
+        self.challenges.advance_to(settled_s);
+        self.readings.advance_to(settled_s);
         let inputs = self.alarm_inputs();
         self.alarms.update(now_s, &inputs);
     }
@@ -263,12 +271,11 @@ impl MonitorState {
                 match a.kind() {
                     "bolus" => {
                         let ml = a.json.get("volume_ml").and_then(|v| v.as_f64());
-                        let volume = ml.unwrap_or(0.0);
-                        self.challenges.bolus(t_s, volume, &self.readings);
+                        self.challenges.bolus(t_s, ml);
                         self.push_mark(Mark {
                             t_s,
-                            bolus_ml: Some(volume),
-                            text: format!("bolus {volume:.0} ml"),
+                            bolus_ml: Some(ml.unwrap_or(0.0)),
+                            text: ml.map_or("bolus".to_string(), |v| format!("bolus {v:.0} ml")),
                         });
                     }
                     "marker" => {
@@ -305,7 +312,7 @@ impl MonitorState {
     /// Adds a bolus given from the UI at the newest sample.
     pub fn bolus_now(&mut self, volume_ml: f64) {
         let t_s = self.stream_now_s();
-        self.challenges.bolus(t_s, volume_ml, &self.readings);
+        self.challenges.bolus(t_s, Some(volume_ml));
         self.push_mark(Mark {
             t_s,
             bolus_ml: Some(volume_ml),

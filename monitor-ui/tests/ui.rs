@@ -234,7 +234,13 @@ fn bolus_shows_baseline_then_responsive_after_a_twelve_percent_rise() {
     h.get_by_label_contains("waiting for beats");
     rig.beats(60, 16.8, true);
     h.step();
-    h.get_by_label("ΔSV +12.0 %  RESPONSIVE");
+    // SD 15 → 16.8 is +12 %: at least Singer's 10 %.
+    h.get_by_label("ΔSV +12.0 % (best +12.0 %)  RESPONSIVE");
+    // After the 300 s after-span the result is final and kept in the history.
+    rig.beats(340, 16.8, true);
+    h.step();
+    h.get_by_label("last bolus: ΔSV +12.0 %  RESPONSIVE");
+    h.get_by_label_contains("#1 250 ml at");
 }
 
 #[test]

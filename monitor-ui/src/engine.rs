@@ -1,0 +1,404 @@
+//! The DSP stage: payloads in, display data out through the [`Handoff`].
+//!
+//! The same `Engine` runs on the DSP thread of the live app and,
+//! synchronously, in tests (so a test feeds an exact amount of simulated
+//! signal and checks the screen against the same pipeline's beats). It
+//! never blocks: display data, recorder frames and audio samples leave
+//! through bounded queues that drop (and count) rather than wait.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use odm_device_io::{Annotation, Payload, ProbeInfo};
+use odm_dsp::area::{Demographics, Sex};
+use odm_dsp::haemo::SvModel;
+use odm_dsp::{
+    Beat, EnvelopePoint, Pipeline, PipelineConfig, PipelineSink, SpectrumColumn, Status,
+    StreamParams,
+};
+
+use crate::control::{PatientSettings, PatientSex};
+use crate::handoff::{
+    BeatMsg, COLUMN_ROWS, ColumnMsg, EnvelopeMsg, EventMsg, Handoff, SourceState,
+    velocity_cm_s_from_row,
+};
+
+/// Dynamic range of the waterfall: power this many dB above the column's
+/// noise floor is full brightness; at or below the floor is black.
+pub const DISPLAY_RANGE_DB: f32 = 30.0;
+
+/// What the engine hands to the recorder thread.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RecorderMsg {
+    /// Start a recording with this PROBE_INFO at this sample.
+    Start {
+        /// File to create.
+        path: std::path::PathBuf,
+        /// The PROBE_INFO in force.
+        info: ProbeInfo,
+        /// Sample index the recording starts at.
+        at_sample: u64,
+    },
+    /// A received frame's payload, to be written as it is.
+    Payload(Payload),
+    /// An annotation from the operator.
+    Annotate {
+        /// Sample index it refers to.
+        at_sample: u64,
+        /// The JSON object (with its `type`).
+        json: serde_json::Map<String, serde_json::Value>,
+    },
+    /// Stop and close the recording.
+    Stop,
+}
+
+/// Turns one spectrum column into display rows (0 = top = fastest forward
+/// flow): each row takes the strongest bin it covers, in dB above the
+/// column's noise floor, scaled to 0..=255 over [`DISPLAY_RANGE_DB`].
+pub fn rows_from_column(col: &SpectrumColumn<'_>) -> [u8; COLUMN_ROWS] {
+    let mut rows = [0u8; COLUMN_ROWS];
+    let per_bin = col.velocity_cm_s_per_bin;
+    if !(per_bin.is_finite() && per_bin > 0.0) || col.power.is_empty() {
+        return rows;
+    }
+    let noise = col.noise_power.max(f32::MIN_POSITIVE);
+    let row_step = f64::from(velocity_cm_s_from_row(0) - velocity_cm_s_from_row(1));
+    let n = col.power.len() as i64;
+    for (r, out) in rows.iter_mut().enumerate() {
+        let v = f64::from(velocity_cm_s_from_row(r));
+        let lo = ((v - row_step / 2.0) / per_bin).round() as i64 + col.zero_bin as i64;
+        let hi = ((v + row_step / 2.0) / per_bin).round() as i64 + col.zero_bin as i64;
+        let mut p = 0.0f32;
+        for k in lo.max(0)..=hi.min(n - 1) {
+            p = p.max(col.power.get(k as usize).copied().unwrap_or(0.0));
+        }
+        if p > noise {
+            let db = 10.0 * (p / noise).log10();
+            *out = (db / DISPLAY_RANGE_DB * 255.0).clamp(0.0, 255.0) as u8;
+        }
+    }
+    rows
+}
+
+/// The SV model for the clinician's entries (a measured diameter wins).
+pub fn sv_model_from_patient(p: &PatientSettings) -> Result<SvModel, odm_dsp::area::AreaError> {
+    match p.aortic_diameter_mm {
+        Some(d) => SvModel::measured(d),
+        None => SvModel::population(Demographics {
+            age_years: f64::from(p.age_years),
+            sex: match p.sex {
+                PatientSex::Female => Sex::Female,
+                PatientSex::Male => Sex::Male,
+                PatientSex::Unknown => Sex::Unknown,
+            },
+            height_cm: p.height_cm,
+            weight_kg: p.weight_kg,
+        }),
+    }
+}
+
+/// The SV model from a `patient` annotation read from a recording, if usable.
+fn sv_model_from_annotation(a: &Annotation) -> Option<SvModel> {
+    let j = &a.json;
+    if let Some(d) = j.get("aortic_diameter_mm").and_then(|v| v.as_f64()) {
+        return SvModel::measured(d).ok();
+    }
+    let demographics = Demographics {
+        age_years: j.get("age_years")?.as_f64()?,
+        sex: j
+            .get("sex")
+            .and_then(|v| v.as_str())
+            .and_then(Sex::from_word)
+            .unwrap_or(Sex::Unknown),
+        height_cm: j.get("height_cm")?.as_f64()?,
+        weight_kg: j.get("weight_kg")?.as_f64()?,
+    };
+    SvModel::population(demographics).ok()
+}
+
+struct DisplaySink<'a> {
+    handoff: &'a Handoff,
+    pushed_at: Instant,
+}
+
+impl PipelineSink for DisplaySink<'_> {
+    fn spectrum_column(&mut self, column: &SpectrumColumn<'_>) {
+        self.handoff.columns.push(ColumnMsg {
+            sample: column.sample_index,
+            rows: rows_from_column(column),
+        });
+    }
+    fn envelope_point(&mut self, point: &EnvelopePoint) {
+        self.handoff.envelope.push(EnvelopeMsg {
+            sample: point.sample_index,
+            v_cm_s: point.velocity_cm_s as f32,
+        });
+    }
+    fn beat(&mut self, beat: &Beat) {
+        self.handoff.beats.push(BeatMsg {
+            beat: beat.clone(),
+            pushed_at: self.pushed_at,
+        });
+    }
+    fn status(&mut self, status: &Status) {
+        self.handoff.events.push(EventMsg::Status(*status));
+    }
+}
+
+/// Outputs the engine could not hand on because a consumer was full.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EngineDrops {
+    /// Samples received before the first PROBE_INFO (cannot be converted to
+    /// velocity; dropped, serial-stream.md).
+    pub samples_before_probe_info: u64,
+    /// Frames the recorder thread could not take in time.
+    pub recorder_frames: u64,
+    /// I/Q samples the audio callback could not take in time.
+    pub audio_samples: u64,
+}
+
+/// The DSP stage. See the module documentation.
+pub struct Engine {
+    handoff: Arc<Handoff>,
+    cfg: PipelineConfig,
+    pipeline: Option<Pipeline>,
+    info: Option<ProbeInfo>,
+    latest_sample: u64,
+    recorder: Option<rtrb::Producer<RecorderMsg>>,
+    recording: bool,
+    audio: Option<rtrb::Producer<[i16; 2]>>,
+    drops: EngineDrops,
+    unreported_recorder_drops: u64,
+}
+
+impl Engine {
+    /// An engine writing to `handoff`, with the default pipeline configuration.
+    pub fn new(handoff: Arc<Handoff>) -> Self {
+        Self {
+            handoff,
+            cfg: PipelineConfig::default(),
+            pipeline: None,
+            info: None,
+            latest_sample: 0,
+            recorder: None,
+            recording: false,
+            audio: None,
+            drops: EngineDrops::default(),
+            unreported_recorder_drops: 0,
+        }
+    }
+
+    /// Sends received frames and annotations to a recorder thread.
+    pub fn set_recorder(&mut self, producer: rtrb::Producer<RecorderMsg>) {
+        self.recorder = Some(producer);
+    }
+
+    /// Sends I/Q samples to the Doppler audio callback.
+    pub fn set_audio(&mut self, producer: rtrb::Producer<[i16; 2]>) {
+        self.audio = Some(producer);
+    }
+
+    /// The pipeline configuration in use.
+    pub fn config(&self) -> &PipelineConfig {
+        &self.cfg
+    }
+
+    /// The newest PROBE_INFO.
+    pub fn probe_info(&self) -> Option<&ProbeInfo> {
+        self.info.as_ref()
+    }
+
+    /// Index one past the newest sample processed.
+    pub fn latest_sample(&self) -> u64 {
+        self.latest_sample
+    }
+
+    /// What was dropped so far.
+    pub fn drops(&self) -> EngineDrops {
+        self.drops
+    }
+
+    /// Processes one payload.
+    pub fn handle(&mut self, payload: Payload) {
+        let pushed_at = Instant::now();
+        match &payload {
+            Payload::ProbeInfo(info) => self.probe_info_changed(info),
+            Payload::Iq(block) => {
+                if let Some(p) = &mut self.pipeline {
+                    let mut sink = DisplaySink {
+                        handoff: &self.handoff,
+                        pushed_at,
+                    };
+                    p.push(
+                        block.first_sample,
+                        &block.samples,
+                        block.clipped(),
+                        &mut sink,
+                    );
+                    self.latest_sample = block.end_sample();
+                    self.handoff.set_latest_sample(self.latest_sample);
+                    if let Some(audio) = &mut self.audio {
+                        for &s in &block.samples {
+                            if audio.push(s).is_err() {
+                                self.drops.audio_samples += 1;
+                            }
+                        }
+                    }
+                } else {
+                    self.drops.samples_before_probe_info += block.samples.len() as u64;
+                }
+            }
+            Payload::Event(e) => self.handoff.events.push(EventMsg::Probe(*e)),
+            Payload::Annotation(a) => {
+                if a.kind() == "patient"
+                    && let Some(model) = sv_model_from_annotation(a)
+                {
+                    self.set_sv_model(model);
+                }
+                self.handoff.events.push(EventMsg::Annotation(a.clone()));
+            }
+        }
+        if self.recording {
+            self.send_to_recorder(RecorderMsg::Payload(payload));
+        }
+    }
+
+    fn probe_info_changed(&mut self, info: &ProbeInfo) {
+        let params = StreamParams {
+            sample_rate_hz: info.sample_rate_hz,
+            carrier_hz: info.carrier_hz,
+            beam_angle_deg: info.beam_angle_deg(),
+        };
+        let same = self
+            .pipeline
+            .as_ref()
+            .is_some_and(|p| *p.params() == params);
+        if !same {
+            match Pipeline::new(self.cfg, params) {
+                Ok(p) => self.pipeline = Some(p),
+                Err(e) => {
+                    self.pipeline = None;
+                    self.handoff
+                        .events
+                        .push(EventMsg::Source(SourceState::Failed(format!(
+                            "signal processing cannot start for PROBE_INFO {} Hz, {} Hz carrier, {:.2}°: {e}",
+                            info.sample_rate_hz,
+                            info.carrier_hz,
+                            info.beam_angle_deg()
+                        ))));
+                }
+            }
+            self.handoff.set_sample_rate_hz(info.sample_rate_hz);
+        }
+        // Sent every time (about once a second): minutes used change.
+        if self.info.as_ref() != Some(info) {
+            self.handoff.events.push(EventMsg::ProbeInfo(info.clone()));
+        }
+        self.info = Some(info.clone());
+    }
+
+    /// Uses another SV model for subsequent beats.
+    pub fn set_sv_model(&mut self, model: SvModel) {
+        self.cfg.sv_model = model;
+        if let Some(p) = &mut self.pipeline {
+            p.set_sv_model(model);
+        }
+    }
+
+    /// New demographics from the patient panel: the SV model changes and a
+    /// `patient` annotation goes into the recording. Returns why the model
+    /// could not be built, if it could not.
+    pub fn set_patient(&mut self, p: &PatientSettings) -> Result<(), String> {
+        let model = sv_model_from_patient(p).map_err(|e| e.to_string())?;
+        self.set_sv_model(model);
+        self.annotate(p.annotation_json());
+        Ok(())
+    }
+
+    /// Writes an annotation at the newest sample (when recording).
+    pub fn annotate(&mut self, json: serde_json::Map<String, serde_json::Value>) {
+        if self.recording {
+            let at_sample = self.latest_sample;
+            self.send_to_recorder(RecorderMsg::Annotate { at_sample, json });
+        }
+    }
+
+    /// Starts recording to `path`; fails when no PROBE_INFO has been seen
+    /// (a recording must begin with one) or there is no recorder.
+    pub fn start_recording(&mut self, path: std::path::PathBuf) -> Result<(), String> {
+        let Some(info) = self.info.clone() else {
+            return Err("no PROBE_INFO received yet: nothing to record".into());
+        };
+        if self.recorder.is_none() {
+            return Err("no recorder thread".into());
+        }
+        self.recording = true;
+        let at_sample = self.latest_sample;
+        self.send_to_recorder(RecorderMsg::Start {
+            path,
+            info,
+            at_sample,
+        });
+        Ok(())
+    }
+
+    /// Stops recording.
+    pub fn stop_recording(&mut self) {
+        if self.recording {
+            self.send_to_recorder(RecorderMsg::Stop);
+            self.recording = false;
+        }
+    }
+
+    /// Whether frames go to the recorder.
+    pub fn is_recording(&self) -> bool {
+        self.recording
+    }
+
+    /// Starts a new stream (seek, new source): a fresh pipeline at the next
+    /// PROBE_INFO, and the UI clears its time-based displays.
+    pub fn reset(&mut self) {
+        self.pipeline = None;
+        self.info = None;
+        self.latest_sample = 0;
+        self.handoff.set_latest_sample(0);
+        self.handoff.events.push(EventMsg::Reset);
+    }
+
+    /// Flushes the pipeline's last outputs (end of a recording).
+    pub fn finish(&mut self) {
+        if let Some(p) = &mut self.pipeline {
+            let mut sink = DisplaySink {
+                handoff: &self.handoff,
+                pushed_at: Instant::now(),
+            };
+            p.finish(&mut sink);
+        }
+    }
+
+    fn send_to_recorder(&mut self, msg: RecorderMsg) {
+        let Some(r) = &mut self.recorder else {
+            return;
+        };
+        // Frames dropped while the recorder was behind are recorded as a
+        // `stream_error` annotation once there is room (serial-stream.md).
+        if self.unreported_recorder_drops > 0 && r.slots() >= 2 {
+            let mut json = serde_json::Map::new();
+            json.insert("type".into(), "stream_error".into());
+            json.insert("what".into(), "recorder_dropped_frames".into());
+            json.insert("count".into(), self.unreported_recorder_drops.into());
+            if r.push(RecorderMsg::Annotate {
+                at_sample: self.latest_sample,
+                json,
+            })
+            .is_ok()
+            {
+                self.unreported_recorder_drops = 0;
+            }
+        }
+        if r.push(msg).is_err() {
+            self.drops.recorder_frames += 1;
+            self.unreported_recorder_drops += 1;
+        }
+    }
+}

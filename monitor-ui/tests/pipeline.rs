@@ -1,0 +1,259 @@
+//! End to end without threads: the virtual probe's payloads go through the
+//! app's real `Engine` synchronously, and the numbers on screen (found by
+//! accessible label, pinned clock) are checked against an independent run of
+//! the same `Pipeline` over the same payloads.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use odm_device_io::Payload;
+use odm_dsp::{Beat, Pipeline, PipelineConfig, PipelineSink, StreamParams};
+use odm_monitor::MonitorApp;
+use odm_monitor::control::{Backend, Command, RecordingStatus, SourceSpec};
+use odm_monitor::engine::{Engine, sv_model_from_patient};
+use odm_monitor::handoff::{EventMsg, Handoff, SourceState};
+use odm_simulator::{SimConfig, VirtualProbe};
+
+/// The app's engine and the virtual probe, driven by the test.
+struct Feed {
+    engine: Engine,
+    probe: VirtualProbe,
+    /// Every payload fed, for the independent run.
+    log: Vec<Payload>,
+    /// Commands the UI sent.
+    sent: Vec<Command>,
+}
+
+impl Feed {
+    fn new(handoff: Arc<Handoff>) -> Self {
+        let cfg = SimConfig {
+            seed: 7,
+            duration_s: None,
+            snr_db: Some(20.0),
+            ..SimConfig::default()
+        };
+        Self {
+            engine: Engine::new(handoff),
+            probe: VirtualProbe::new(cfg).unwrap_or_else(|e| panic!("simulator: {e}")),
+            log: Vec::new(),
+            sent: Vec::new(),
+        }
+    }
+    /// Feeds `seconds` of signal.
+    fn feed_s(&mut self, seconds: f64) {
+        let until = self.probe.time_s() + seconds;
+        while self.probe.time_s() < until {
+            let Some(p) = self.probe.next_payload() else {
+                break;
+            };
+            self.log.push(p.clone());
+            self.engine.handle(p);
+        }
+    }
+}
+
+struct SyncBackend {
+    feed: Rc<RefCell<Feed>>,
+    spec: SourceSpec,
+}
+
+impl Backend for SyncBackend {
+    fn send(&mut self, cmd: Command) {
+        let mut f = self.feed.borrow_mut();
+        if let Command::Patient(p) = &cmd
+            && let Err(e) = f.engine.set_patient(p)
+        {
+            panic!("patient refused: {e}");
+        }
+        f.sent.push(cmd);
+    }
+    fn source(&self) -> &SourceSpec {
+        &self.spec
+    }
+    fn recording(&self) -> RecordingStatus {
+        RecordingStatus::Idle
+    }
+    fn audio_status(&self) -> String {
+        "audio off (test)".into()
+    }
+    fn set_audio(&mut self, _volume: f32, _muted: bool) {}
+    fn replay_duration_s(&self) -> Option<f64> {
+        None
+    }
+}
+
+#[derive(Default)]
+struct Collect {
+    beats: Vec<Beat>,
+}
+
+impl PipelineSink for Collect {
+    fn beat(&mut self, beat: &Beat) {
+        self.beats.push(beat.clone());
+    }
+}
+
+/// The independent run: a fresh `Pipeline` over the logged payloads, with
+/// the SV model switched at payload `model_from` (when given).
+fn reference_beats(
+    log: &[Payload],
+    model_from: Option<(usize, odm_dsp::haemo::SvModel)>,
+) -> Vec<Beat> {
+    let mut pipeline: Option<Pipeline> = None;
+    let mut sink = Collect::default();
+    for (k, p) in log.iter().enumerate() {
+        match p {
+            Payload::ProbeInfo(info) if pipeline.is_none() => {
+                let params = StreamParams {
+                    sample_rate_hz: info.sample_rate_hz,
+                    carrier_hz: info.carrier_hz,
+                    beam_angle_deg: info.beam_angle_deg(),
+                };
+                pipeline = Some(
+                    Pipeline::new(PipelineConfig::default(), params)
+                        .unwrap_or_else(|e| panic!("{e}")),
+                );
+            }
+            Payload::Iq(b) => {
+                // The app's engine switched model before the first payload
+                // fed after the click.
+                if let Some((at, model)) = model_from
+                    && k >= at
+                    && let Some(pl) = &mut pipeline
+                {
+                    pl.set_sv_model(model);
+                }
+                if let Some(pl) = &mut pipeline {
+                    pl.push(b.first_sample, &b.samples, b.clipped(), &mut sink);
+                }
+            }
+            _ => {}
+        }
+    }
+    sink.beats
+}
+
+fn mean_of_last_ten_accepted(beats: &[Beat], f: impl Fn(&Beat) -> f64) -> f64 {
+    let used: Vec<&Beat> = beats.iter().rev().filter(|b| b.accepted).take(10).collect();
+    assert_eq!(used.len(), 10, "fewer than 10 accepted beats");
+    used.iter().map(|b| f(b)).sum::<f64>() / 10.0
+}
+
+fn rig() -> (
+    Harness<'static, MonitorApp>,
+    Rc<RefCell<Feed>>,
+    Arc<Handoff>,
+) {
+    let handoff = Handoff::shared();
+    let feed = Rc::new(RefCell::new(Feed::new(handoff.clone())));
+    handoff.events.push(EventMsg::Source(SourceState::Live));
+    let backend = SyncBackend {
+        feed: feed.clone(),
+        spec: SourceSpec::Simulated { seed: 7 },
+    };
+    let app = MonitorApp::new(handoff.clone(), Box::new(backend));
+    let h = Harness::builder()
+        .with_size([1920.0, 1080.0])
+        .with_step_dt(0.1)
+        .build_ui_state(|ui, app: &mut MonitorApp| app.ui(ui), app);
+    (h, feed, handoff)
+}
+
+fn number(h: &Harness<'_, MonitorApp>, label: &str) -> f64 {
+    let v = h.get_by_label(label).value().unwrap_or_default();
+    assert!(
+        !v.ends_with('?'),
+        "{label} is flagged poor on a clean simulation: {v}"
+    );
+    v.parse().unwrap_or_else(|_| panic!("{label} shows {v:?}"))
+}
+
+#[test]
+fn numerics_equal_the_pipelines_beats_on_the_virtual_probe() {
+    let (mut h, feed, _handoff) = rig();
+    feed.borrow_mut().feed_s(30.0);
+    h.step();
+    let beats = reference_beats(&feed.borrow().log, None);
+    assert!(
+        beats.iter().filter(|b| b.accepted).count() >= 20,
+        "the simulation gives beats"
+    );
+    let check = |h: &Harness<'_, MonitorApp>, label: &str, expect: f64, half_digit: f64| {
+        let shown = number(h, label);
+        assert!(
+            (shown - expect).abs() <= half_digit + 1e-9,
+            "{label}: shown {shown}, pipeline {expect}"
+        );
+    };
+    check(
+        &h,
+        "SD",
+        mean_of_last_ten_accepted(&beats, |b| b.sd_cm),
+        0.05,
+    );
+    check(
+        &h,
+        "PV",
+        mean_of_last_ten_accepted(&beats, |b| b.pv_cm_s),
+        0.5,
+    );
+    check(
+        &h,
+        "FTc",
+        mean_of_last_ten_accepted(&beats, |b| b.ftc_ms),
+        0.5,
+    );
+    check(
+        &h,
+        "HR",
+        mean_of_last_ten_accepted(&beats, |b| b.hr_bpm),
+        0.5,
+    );
+    // No patient entered: no area model, so no SV and no CO, never a guess.
+    assert_eq!(h.get_by_label("SV").value().as_deref(), Some("—"));
+    assert_eq!(h.get_by_label("CO").value().as_deref(), Some("—"));
+    h.get_by_label("mean of 10 beats (window 10)");
+}
+
+#[test]
+fn applying_the_patient_gives_sv_from_the_population_model() {
+    let (mut h, feed, _handoff) = rig();
+    feed.borrow_mut().feed_s(5.0);
+    h.step();
+    h.get_by_label("Apply patient").click();
+    h.run_steps(2);
+    let applied_at = feed.borrow().log.len();
+    let Some(Command::Patient(p)) = feed.borrow().sent.last().cloned() else {
+        panic!("no patient command");
+    };
+    feed.borrow_mut().feed_s(30.0);
+    h.step();
+    let model = sv_model_from_patient(&p).unwrap_or_else(|e| panic!("{e}"));
+    let beats = reference_beats(&feed.borrow().log, Some((applied_at, model)));
+    let sv = mean_of_last_ten_accepted(&beats, |b| b.sv_ml.unwrap_or(f64::NAN));
+    let shown = number(&h, "SV");
+    assert!((shown - sv).abs() <= 0.5, "SV shown {shown}, pipeline {sv}");
+    let co = mean_of_last_ten_accepted(&beats, |b| b.co_l_min.unwrap_or(f64::NAN));
+    assert!((number(&h, "CO") - co).abs() <= 0.05);
+}
+
+#[test]
+fn signal_lost_alarm_when_the_probe_stops_and_cleared_when_it_resumes() {
+    let (mut h, feed, _handoff) = rig();
+    feed.borrow_mut().feed_s(15.0);
+    h.step();
+    assert!(h.query_by_label_contains("SIGNAL LOST").is_none());
+    // 11 s of pinned clock with no samples at all.
+    for _ in 0..110 {
+        h.step();
+    }
+    h.get_by_label_contains("SIGNAL LOST");
+    h.get_by_label_contains("NO DATA FROM PROBE INTERFACE");
+    feed.borrow_mut().feed_s(3.0);
+    h.step();
+    assert!(h.query_by_label_contains("NO DATA").is_none());
+    assert!(h.query_by_label_contains("SIGNAL LOST").is_none());
+}
