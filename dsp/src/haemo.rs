@@ -178,6 +178,28 @@ impl SvModel {
         }
     }
 
+    /// A one-line statement of the model for the display and reports, e.g.
+    /// `"SV from population model fhs_ct_age_sex: aorta 27.4 ± 3.0 mm, 70 %
+    /// of CO descending"`; the display must say how SV was derived
+    /// (primer, "Stroke volume").
+    pub fn description(&self) -> String {
+        let Some(d) = self.diameter() else {
+            return match self {
+                Self::None => "no area model: SD only, SV not computed".to_owned(),
+                _ => "area model unusable: SV not computed".to_owned(),
+            };
+        };
+        let what = match self {
+            Self::MeasuredDiameter { .. } => "measured diameter".to_owned(),
+            _ => format!("population model {}", self.name()),
+        };
+        let pct = 100.0 * self.descending_fraction().unwrap_or(f64::NAN);
+        format!(
+            "SV from {what}: aorta {:.1} ± {:.1} mm, {pct:.0} % of CO descending",
+            d.diameter_mm, d.spread_mm
+        )
+    }
+
     /// The diameter in use and its one-SD spread; `None` without a model or
     /// when its parameters are not usable.
     pub fn diameter(&self) -> Option<DiameterEstimate> {
@@ -270,6 +292,27 @@ mod sv_tests {
         assert!((e.low_ml - lo).abs() < 1e-9 && (e.high_ml - hi).abs() < 1e-9);
         assert_eq!(m.name(), "measured_diameter");
         assert_eq!(m.aortic_diameter_mm(), Some(20.0));
+    }
+
+    #[test]
+    fn description_names_the_model_and_its_spread() {
+        let m = SvModel::measured(22.0).unwrap();
+        assert_eq!(
+            m.description(),
+            "SV from measured diameter: aorta 22.0 ± 1.0 mm, 70 % of CO descending"
+        );
+        let p = SvModel::population(Demographics {
+            age_years: 60.0,
+            sex: Sex::Male,
+            height_cm: 175.0,
+            weight_kg: 80.0,
+        })
+        .unwrap();
+        assert_eq!(
+            p.description(),
+            "SV from population model fhs_ct_age_sex: aorta 27.4 ± 3.0 mm, 70 % of CO descending"
+        );
+        assert!(SvModel::None.description().contains("SD only"));
     }
 
     #[test]
