@@ -233,3 +233,64 @@ fn a_loopback_needs_both_ports() {
     let out = odm(&["verify", "--out-port", "/dev/ttyUSB0"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// One pseudo-terminal pair with its slave in raw mode: (master, slave kept open, slave path).
+fn raw_pty() -> (std::fs::File, std::os::fd::OwnedFd, String) {
+    use nix::sys::termios::{SetArg, Termios, cfmakeraw, tcgetattr, tcsetattr};
+    let pair = nix::pty::openpty(None::<&nix::pty::Winsize>, None::<&Termios>).expect("openpty");
+    let mut tio = tcgetattr(&pair.slave).expect("tcgetattr");
+    cfmakeraw(&mut tio);
+    tcsetattr(&pair.slave, SetArg::TCSANOW, &tio).expect("tcsetattr");
+    let path = nix::unistd::ttyname(&pair.slave)
+        .expect("ttyname")
+        .display()
+        .to_string();
+    (std::fs::File::from(pair.master), pair.slave, path)
+}
+
+#[test]
+fn a_loopback_cable_between_two_ports_is_verified() {
+    use std::io::{Read, Write};
+    // Two "ports" joined by a "cable": what is written to port A's device
+    // comes out of pair A's master, is copied into pair B's master, and is
+    // read from port B's device — the path a null-modem cable takes.
+    let (mut master_a, _slave_a, port_a) = raw_pty();
+    let (mut master_b, _slave_b, port_b) = raw_pty();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = master_a.read(&mut buf) {
+            if n == 0 || master_b.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+    });
+    let out = odm(&[
+        "verify",
+        "--out-port",
+        &port_a,
+        "--in-port",
+        &port_b,
+        "--fast",
+        "--duration",
+        "30",
+        "--no-calibration",
+    ]);
+    let stdout = text(&out.stdout);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("loopback cable"), "{stderr}");
+    let table = rows(&stdout);
+    let bytes = table
+        .iter()
+        .find(|r| r.1 == "bytes received")
+        .expect("bytes row");
+    assert!(bytes.2 > 2.0e6 && bytes.5 == "PASS", "{stdout}{stderr}");
+    let errors = table
+        .iter()
+        .find(|r| r.1 == "stream errors")
+        .expect("errors row");
+    assert_eq!(errors.5, "PASS", "{stdout}");
+    assert!(
+        table.iter().any(|r| r.0 == "3" && r.1 == "PV cm/s"),
+        "{stdout}"
+    );
+}
