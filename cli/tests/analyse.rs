@@ -857,3 +857,22 @@ fn odm_simulate_recording_with_gaps_bolus_and_patient_analyses_consistently() {
     let t: Vec<f64> = gaps.iter().map(|g| g["t_s"].as_f64().unwrap()).collect();
     assert!(t.windows(2).all(|w| w[0] < w[1]));
 }
+
+#[test]
+fn a_damaged_magic_is_reported_and_the_frames_still_analysed() {
+    let (path, bytes, _) = clean_recording();
+    let mut bad = bytes.clone();
+    bad[0] = b'X';
+    let bad_path = write_file("bad-magic.odmrec", &bad);
+    let (good, _) = analyse(path, &[]);
+    let (damaged, _) = analyse(&bad_path, &[]);
+    assert_eq!(damaged.last().unwrap()["magic"], "damaged");
+    assert_eq!(good.last().unwrap()["magic"], "good");
+    let beats = |v: &[Value]| {
+        v.iter()
+            .filter(|l| l["type"] == "beat")
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(beats(&good), beats(&damaged));
+}
