@@ -265,3 +265,88 @@ fn print_text(
         println!("  {k:<16} {v}");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use odm_device_io::{IqBlock, RecordingStart, RecordingWriter};
+
+    fn info() -> ProbeInfo {
+        ProbeInfo {
+            sample_rate_hz: 10_000,
+            carrier_hz: 4_000_000,
+            beam_angle_cdeg: 4500,
+            probe_model: 2,
+            minutes_used: 90,
+            minutes_limit: 0,
+            probe_serial: ProbeInfo::pad("INFO-TEST"),
+            firmware: ProbeInfo::pad("9.9"),
+        }
+    }
+
+    /// 2.5 s of signal at 10 kHz starting at sample 5000, with a marker.
+    fn recording() -> Vec<u8> {
+        let start = RecordingStart::new("2026-11-30T12:00:00Z", "info-test", 5000);
+        let mut w = RecordingWriter::new(Vec::new(), &start, &info()).unwrap();
+        for k in 0..25u64 {
+            w.write_payload(&Payload::Iq(IqBlock {
+                first_sample: 5000 + k * 1000,
+                flags: 0,
+                samples: vec![[1, 2]; 1000],
+            }))
+            .unwrap();
+        }
+        w.annotate_marker(7000, "fluid given").unwrap();
+        w.finish().unwrap()
+    }
+
+    #[test]
+    fn summarises_probe_duration_frames_and_annotations() {
+        let bytes = recording();
+        let (s, c, magic, tail) = summarise(&bytes[..], "mem").unwrap();
+        assert_eq!(magic, MagicStatus::Good);
+        assert_eq!(tail, None);
+        let p = s.probe.as_ref().unwrap();
+        assert_eq!(p.serial_str(), "INFO-TEST");
+        assert_eq!(duration_s(&s), Some(2.5));
+        assert_eq!((s.first_sample, s.end_sample), (Some(5000), Some(30_000)));
+        assert_eq!(s.iq_frames, 25);
+        assert_eq!(s.probe_info_frames, 1);
+        assert_eq!(s.annotation_frames, 2);
+        assert_eq!(s.annotations[1]["type"], "marker");
+        assert_eq!(s.annotations[1]["at_sample"], 7000);
+        assert_eq!(c.frames_good, 28);
+        assert!(c.is_clean());
+    }
+
+    #[test]
+    fn json_names_every_spec_counter_and_the_damaged_tail() {
+        let mut bytes = recording();
+        bytes.truncate(bytes.len() - 10);
+        let (s, c, magic, tail) = summarise(&bytes[..], "mem").unwrap();
+        assert_eq!(s.annotation_frames, 1, "the cut marker is not read");
+        let v = to_json("mem", &s, &c, &magic, tail);
+        for key in [
+            "bytes_read",
+            "frames_good",
+            "crc_errors",
+            "malformed",
+            "unknown_kinds",
+            "lost_frames",
+            "seq_resets",
+            "lost_samples",
+            "discontinuities",
+            "resync_bytes",
+        ] {
+            assert!(v["counters"][key].is_u64(), "counter {key} missing");
+        }
+        let t = &v["damaged_tail"];
+        assert_eq!(
+            t["offset"].as_u64().unwrap() + t["bytes"].as_u64().unwrap(),
+            bytes.len() as u64
+        );
+        assert_eq!(v["counters"]["resync_bytes"], t["bytes"]);
+        assert_eq!(v["probe"]["beam_angle_deg"], 45.0);
+        assert_eq!(v["frames"]["iq_samples"], 25);
+    }
+}

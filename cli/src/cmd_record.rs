@@ -285,3 +285,110 @@ fn print_counters(c: &Counters) {
         eprintln!("  {k:<16} {v}");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use odm_device_io::{Encoder, IqBlock, ProbeInfo, RecordingReader, encode_payload, kind};
+
+    fn info() -> ProbeInfo {
+        ProbeInfo {
+            sample_rate_hz: 20_000,
+            carrier_hz: 4_000_000,
+            beam_angle_cdeg: 4500,
+            probe_model: 1,
+            minutes_used: 3,
+            minutes_limit: 720,
+            probe_serial: ProbeInfo::pad("REC-TEST"),
+            firmware: ProbeInfo::pad("1.0"),
+        }
+    }
+
+    fn iq(first: u64) -> Payload {
+        Payload::Iq(IqBlock {
+            first_sample: first,
+            flags: 1,
+            samples: (0..100).map(|i| [i, -i]).collect(),
+        })
+    }
+
+    #[test]
+    fn records_good_frames_and_keeps_link_errors_as_annotations() {
+        let out =
+            std::env::temp_dir().join(format!("odm-record-test-{}.odmrec", std::process::id()));
+        let args = Args {
+            port: "test".into(),
+            out: out.clone(),
+            duration: None,
+            baud: DEFAULT_BAUD,
+        };
+        let mut enc = Encoder::starting_at(40);
+        let mut live = Vec::new();
+        enc.encode(&iq(0), &mut live).unwrap(); // before PROBE_INFO: dropped
+        enc.encode(&Payload::ProbeInfo(info()), &mut live).unwrap();
+        enc.encode(&iq(100), &mut live).unwrap();
+        enc.encode(&iq(200), &mut live).unwrap();
+        enc.encode(&iq(500), &mut live).unwrap(); // 200 samples lost
+        let before_bad = live.len();
+        enc.encode(&iq(600), &mut live).unwrap();
+        live[before_bad + 30] ^= 0x01; // CRC error: one frame lost
+        enc.encode(&iq(700), &mut live).unwrap();
+
+        let mut rec = Recorder::new(&args);
+        for chunk in live.chunks(37) {
+            rec.decoder.feed(chunk);
+            rec.drain().unwrap();
+        }
+        rec.decoder.finish();
+        rec.drain().unwrap();
+        rec.report_errors(true).unwrap();
+        assert_eq!(rec.dropped_before_info, 1);
+        rec.writer.take().unwrap().finish().unwrap();
+
+        let mut r = RecordingReader::open(&out).unwrap();
+        let mut frames = Vec::new();
+        while let Some(f) = r.next_frame().unwrap() {
+            frames.push(f);
+        }
+        std::fs::remove_file(&out).unwrap();
+        assert!(r.counters().crc_errors == 0 && r.counters().lost_frames == 0);
+        for (i, f) in frames.iter().enumerate() {
+            assert_eq!(usize::from(f.seq), i, "renumbered from 0");
+        }
+        let kinds: Vec<String> = frames
+            .iter()
+            .map(|f| match &f.payload {
+                Payload::Annotation(a) => format!(
+                    "{}:{}:{}",
+                    a.kind(),
+                    a.json.get("what").and_then(|w| w.as_str()).unwrap_or(""),
+                    a.json.get("count").and_then(|w| w.as_u64()).unwrap_or(0)
+                ),
+                Payload::Iq(b) => format!("iq:{}", b.first_sample),
+                Payload::ProbeInfo(_) => "info".into(),
+                Payload::Event(_) => "event".into(),
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "recording_started::0",
+                "info",
+                "iq:100",
+                "iq:200",
+                "stream_error:lost_samples:200",
+                "iq:500",
+                // The frame at 600 failed its CRC: its 100 samples are lost.
+                "stream_error:lost_samples:100",
+                "iq:700",
+                "stream_error:crc_errors:1",
+                "stream_error:lost_frames:1",
+                // The damaged frame: header 8 + 12 + 4 * 100 samples + CRC 4.
+                "stream_error:resync_bytes:424",
+            ]
+            .map(String::from)
+        );
+        // Payloads as sent (IQ encoding is canonical, so byte for byte).
+        assert_eq!(frames[7].payload, iq(700));
+    }
+}
