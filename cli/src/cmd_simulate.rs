@@ -23,7 +23,7 @@ use odm_device_io::{
     DEFAULT_BAUD, Encoder, Payload, RecordingStart, RecordingWriter, Sex, interrupt,
     open_serial_writer,
 };
-use odm_simulator::{ImpairmentSchedule, ScheduleSegment, SimConfig, VirtualProbe};
+use odm_simulator::{ImpairmentSchedule, Interval, ScheduleSegment, SimConfig, VirtualProbe};
 
 /// Patient sex for the `patient` annotation.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -118,9 +118,34 @@ pub struct Args {
     /// Samples per IQ_SAMPLES block.
     #[arg(long, default_value_t = 200)]
     pub block_len: u16,
+    /// Probe unplugged at this time, s (EVENT 3; no samples; EVENT 4 and
+    /// PROBE_INFO when plugged back in after --unplug-for).
+    #[arg(long, requires = "unplug_for")]
+    pub unplug_at: Option<f64>,
+    /// How long the probe stays unplugged, s.
+    #[arg(long, requires = "unplug_at")]
+    pub unplug_for: Option<f64>,
+    /// Probe run time at the start, minutes (PROBE_INFO `minutes_used`).
+    #[arg(long, default_value_t = 0)]
+    pub minutes_used: u32,
+    /// Probe life, minutes (PROBE_INFO `minutes_limit`; 0 = no limit).
+    #[arg(long, default_value_t = 0)]
+    pub minutes_limit: u32,
     /// Operator button press (EVENT 1) at this time, s; repeatable.
     #[arg(long = "button-at")]
     pub button_at: Vec<f64>,
+    /// Patient and fluid-bolus annotations (boxed: keeps the command enum small).
+    #[command(flatten)]
+    pub patient: Box<PatientArgs>,
+    /// `utc` of the `recording_started` annotation (default: now); fix it
+    /// to make the file byte-for-byte reproducible.
+    #[arg(long)]
+    pub utc: Option<String>,
+}
+
+/// Annotations of a simulated recording: demographics and a fluid bolus.
+#[derive(clap::Args, Debug)]
+pub struct PatientArgs {
     /// Patient age for a `patient` annotation (needs --height-cm and --weight-kg).
     #[arg(long, requires_all = ["height_cm", "weight_kg"])]
     pub age: Option<u32>,
@@ -142,10 +167,6 @@ pub struct Args {
     /// SV change after the bolus, % (≥ 10: a fluid responder).
     #[arg(long, default_value_t = 15.0, allow_negative_numbers = true)]
     pub bolus_sv_change_pct: f64,
-    /// `utc` of the `recording_started` annotation (default: now); fix it
-    /// to make the file byte-for-byte reproducible.
-    #[arg(long)]
-    pub utc: Option<String>,
 }
 
 /// The truth file beside a recording: `x.odmrec` → `x.truth.jsonl`.
@@ -185,6 +206,12 @@ fn config_from_args(a: &Args) -> anyhow::Result<SimConfig> {
         probe_gain_error: a.probe_gain_error,
         probe_angle_error_deg: a.probe_angle_error_deg,
         button_presses_s: a.button_at.clone(),
+        minutes_used: a.minutes_used,
+        minutes_limit: a.minutes_limit,
+        unplug: a.unplug_at.zip(a.unplug_for).map(|(at, d)| Interval {
+            start_s: at,
+            end_s: at + d,
+        }),
         ..SimConfig::default()
     };
     if a.ectopics {
@@ -211,13 +238,13 @@ fn config_from_args(a: &Args) -> anyhow::Result<SimConfig> {
             max_duration_s: 2.0,
         };
     }
-    if let (Some(at), Some(_)) = (a.bolus_at, a.bolus_ml) {
+    if let (Some(at), Some(_)) = (a.patient.bolus_at, a.patient.bolus_ml) {
         if !(at.is_finite() && at >= 0.0) {
             bail!("--bolus-at must be a time in seconds ≥ 0, got {at}");
         }
         cfg.schedule.push(ScheduleSegment {
             start_s: at,
-            sv_ml: Some(a.sv_ml * (1.0 + a.bolus_sv_change_pct / 100.0)),
+            sv_ml: Some(a.sv_ml * (1.0 + a.patient.bolus_sv_change_pct / 100.0)),
             ..ScheduleSegment::default()
         });
     }
@@ -250,8 +277,12 @@ fn to_file(args: &Args, cfg: SimConfig, out: &Path) -> anyhow::Result<()> {
     };
     let mut rec = RecordingWriter::create(out, &start, probe.probe_info())
         .with_context(|| format!("creating recording {}", out.display()))?;
-    if let (Some(age), Some(h), Some(w)) = (args.age, args.height_cm, args.weight_kg) {
-        let sex = match args.sex {
+    if let (Some(age), Some(h), Some(w)) = (
+        args.patient.age,
+        args.patient.height_cm,
+        args.patient.weight_kg,
+    ) {
+        let sex = match args.patient.sex {
             Some(SexArg::Female) => Sex::Female,
             Some(SexArg::Male) => Sex::Male,
             Some(SexArg::Unknown) | None => Sex::Unknown,
@@ -264,8 +295,9 @@ fn to_file(args: &Args, cfg: SimConfig, out: &Path) -> anyhow::Result<()> {
         File::create(&tpath).with_context(|| format!("creating {}", tpath.display()))?,
     );
     let mut bolus = args
+        .patient
         .bolus_at
-        .zip(args.bolus_ml)
+        .zip(args.patient.bolus_ml)
         .map(|(t, ml)| ((t * fs).round() as u64, ml));
     let mut beats = 0u64;
     let mut first = true;
@@ -633,6 +665,40 @@ mod tests {
         assert!(truth.contains("\"reject_reason\":\"gap\""));
         std::fs::remove_file(&out).ok();
         std::fs::remove_file(truth_path(&out)).ok();
+    }
+
+    #[test]
+    fn unplug_and_probe_life_reach_the_stream() {
+        let cfg = config_from_args(&args(&[
+            "--port",
+            "/dev/null",
+            "--unplug-at",
+            "2",
+            "--unplug-for",
+            "1.5",
+            "--minutes-used",
+            "590",
+            "--minutes-limit",
+            "600",
+        ]))
+        .unwrap();
+        assert_eq!(cfg.duration_s, None, "--port runs until stopped");
+        let mut probe = VirtualProbe::new(SimConfig {
+            duration_s: Some(5.0),
+            ..cfg
+        })
+        .unwrap();
+        let mut codes = Vec::new();
+        while let Some(p) = probe.next_payload() {
+            match p {
+                Payload::Event(e) => codes.push((e.code, e.at_sample)),
+                Payload::ProbeInfo(i) => {
+                    assert_eq!((i.minutes_used, i.minutes_limit), (590, 600));
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(codes, vec![(3, 40_000), (4, 70_000)]);
     }
 
     #[test]
