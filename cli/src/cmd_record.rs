@@ -289,7 +289,7 @@ fn print_counters(c: &Counters) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use odm_device_io::{Encoder, IqBlock, ProbeInfo, RecordingReader, encode_payload, kind};
+    use odm_device_io::{Encoder, IqBlock, ProbeInfo, RecordingReader};
 
     fn info() -> ProbeInfo {
         ProbeInfo {
