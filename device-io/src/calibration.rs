@@ -600,6 +600,53 @@ impl CalibrationStore {
         Ok(Some(cal))
     }
 
+    /// Every calibration in the store, for a caller that must not touch
+    /// files later (the monitor's DSP thread does no I/O after start-up: load
+    /// once, then look serials up in memory). Files that cannot be used are
+    /// returned as errors beside the good ones, never silently dropped; a
+    /// missing directory is an empty store. Files not named `*.json` are ignored.
+    pub fn load_all(&self) -> (Vec<Calibration>, Vec<CalibrationError>) {
+        let mut good = Vec::new();
+        let mut bad = Vec::new();
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (good, bad),
+            Err(source) => {
+                bad.push(CalibrationError::Read {
+                    path: self.dir.clone(),
+                    source,
+                });
+                return (good, bad);
+            }
+        };
+        let mut paths: Vec<PathBuf> = Vec::new();
+        for entry in entries {
+            match entry {
+                Ok(e) => paths.push(e.path()),
+                Err(source) => bad.push(CalibrationError::Read {
+                    path: self.dir.clone(),
+                    source,
+                }),
+            }
+        }
+        paths.sort();
+        for path in paths {
+            let Some(serial) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".json"))
+            else {
+                continue;
+            };
+            match self.lookup(serial) {
+                Ok(Some(cal)) => good.push(cal),
+                Ok(None) => {}
+                Err(e) => bad.push(e),
+            }
+        }
+        (good, bad)
+    }
+
     /// The probe's status on `today`.
     pub fn status(
         &self,
@@ -850,6 +897,27 @@ mod tests {
         newer.gain = 1.01;
         store.save(&newer).unwrap();
         assert_eq!(store.lookup("P1").unwrap().unwrap().gain, 1.01);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn load_all_returns_good_files_and_reports_bad_ones() {
+        let dir = temp_dir("load-all");
+        let store = CalibrationStore::new(&dir);
+        assert_eq!(
+            store.load_all().0.len(),
+            0,
+            "a missing directory is an empty store"
+        );
+        store.save(&sample("A1")).unwrap();
+        store.save(&sample("B2")).unwrap();
+        std::fs::write(dir.join("C3.json"), "[]").unwrap();
+        std::fs::write(dir.join("notes.txt"), "not a calibration").unwrap();
+        let (good, bad) = store.load_all();
+        let serials: Vec<&str> = good.iter().map(|c| c.probe_serial.as_str()).collect();
+        assert_eq!(serials, vec!["A1", "B2"]);
+        assert_eq!(bad.len(), 1);
+        assert!(bad[0].to_string().contains("C3.json"), "{}", bad[0]);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
