@@ -240,3 +240,47 @@ fn recording_file_is_created_and_reread_from_disk() {
     let err = RecordingReader::open(&dir.path().join("missing.odmrec")).unwrap_err();
     assert!(err.to_string().contains("missing.odmrec"), "{err}");
 }
+
+/// A sink that counts flushes and how many bytes had arrived at each.
+#[derive(Default)]
+struct CountingSink {
+    bytes: Vec<u8>,
+    flushed_at: Vec<usize>,
+}
+
+impl std::io::Write for CountingSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.flushed_at.push(self.bytes.len());
+        Ok(())
+    }
+}
+
+#[test]
+fn writer_flushes_once_the_last_flush_is_a_second_old() {
+    let start = RecordingStart::new("2026-11-30T12:00:00Z", "t", 0);
+    let mut w = RecordingWriter::new(CountingSink::default(), &start, &probe_info()).unwrap();
+    // The header is flushed at once.
+    assert_eq!(w.frames_flushed(), 2);
+    w.write_payload(&iq(0, 10)).unwrap();
+    // Idle for more than the flush interval, then one more frame: it must
+    // reach the sink without an explicit flush.
+    std::thread::sleep(
+        odm_device_io::recording::FLUSH_INTERVAL + std::time::Duration::from_millis(50),
+    );
+    w.write_payload(&iq(10, 10)).unwrap();
+    assert_eq!(w.frames_flushed(), 4);
+    // And an idle recorder thread flushes with flush_if_due.
+    w.write_payload(&iq(20, 10)).unwrap();
+    std::thread::sleep(
+        odm_device_io::recording::FLUSH_INTERVAL + std::time::Duration::from_millis(50),
+    );
+    assert!(w.flush_if_due().unwrap());
+    assert_eq!(w.frames_flushed(), 5);
+    let sink = w.finish().unwrap();
+    assert!(sink.flushed_at.len() >= 3);
+    assert_eq!(*sink.flushed_at.last().unwrap(), sink.bytes.len());
+}
