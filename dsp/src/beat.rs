@@ -147,6 +147,40 @@ enum Phase {
 }
 
 const SHAPE_LEN: usize = 32;
+/// Impairment intervals remembered per kind (a cycle is at most a few s).
+const INTERVALS: usize = 16;
+
+/// A small ring of recent `[start, end)` intervals, s.
+#[derive(Debug, Clone, Copy)]
+struct Intervals {
+    iv: [(f64, f64); INTERVALS],
+    next: usize,
+}
+
+impl Default for Intervals {
+    fn default() -> Self {
+        Self {
+            iv: [(f64::NAN, f64::NAN); INTERVALS],
+            next: 0,
+        }
+    }
+}
+
+impl Intervals {
+    fn add(&mut self, start_s: f64, end_s: f64) {
+        // Extend the last interval when this one continues it.
+        let last = (self.next + INTERVALS - 1) % INTERVALS;
+        if self.iv[last].1 >= start_s - 1e-9 && self.iv[last].0 <= start_s {
+            self.iv[last].1 = self.iv[last].1.max(end_s);
+            return;
+        }
+        self.iv[self.next] = (start_s, end_s);
+        self.next = (self.next + 1) % INTERVALS;
+    }
+    fn overlaps(&self, a_s: f64, b_s: f64) -> bool {
+        self.iv.iter().any(|&(s, e)| a_s < e && b_s > s)
+    }
+}
 const HISTORY: usize = 8;
 
 /// The beat detector stage.
@@ -163,12 +197,17 @@ pub struct BeatDetector {
     armed: bool,
     pending: Option<Pending>,
     last_onset_s: Option<f64>,
+    gaps: Intervals,
+    clipped: Intervals,
+    interference: Intervals,
     pv_hist: [f32; HISTORY],
     pv_len: usize,
     cycle_hist: [f64; HISTORY],
     cycle_len: usize,
     template: Option<[f32; SHAPE_LEN]>,
     beat_index: u64,
+    /// Lowest velocity the envelope can report (cm/s): edge fits stay above it.
+    pub floor_cm_s: f32,
     /// FTc formula in use.
     pub ftc: FtcFormula,
     /// Area model in use.
@@ -191,6 +230,94 @@ fn fit_line(pts: impl Iterator<Item = (f64, f64)>) -> Option<(f64, f64)> {
     }
     let b = (n * stv - st * sv) / den;
     Some(((sv - b * st) / n, b))
+}
+
+/// Least-squares parabola `v = c0 + c1·t + c2·t²`; None if degenerate.
+#[allow(clippy::needless_range_loop)] // textbook elimination reads clearest with indices
+fn fit_quadratic(pts: impl Iterator<Item = (f64, f64)> + Clone) -> Option<[f64; 3]> {
+    let mut m = [[0.0_f64; 3]; 3];
+    let mut r = [0.0_f64; 3];
+    let mut n = 0;
+    for (t, v) in pts {
+        n += 1;
+        let p = [1.0, t, t * t];
+        for i in 0..3 {
+            for j in 0..3 {
+                m[i][j] += p[i] * p[j];
+            }
+            r[i] += p[i] * v;
+        }
+    }
+    if n < 4 {
+        return None;
+    }
+    // Gaussian elimination with partial pivoting on the 3×3 normal equations.
+    for col in 0..3 {
+        let piv = (col..3).max_by(|&a, &b| m[a][col].abs().total_cmp(&m[b][col].abs()))?;
+        m.swap(col, piv);
+        r.swap(col, piv);
+        if m[col][col].abs() < 1e-300 {
+            return None;
+        }
+        for row in col + 1..3 {
+            let f = m[row][col] / m[col][col];
+            for k in col..3 {
+                m[row][k] -= f * m[col][k];
+            }
+            r[row] -= f * r[col];
+        }
+    }
+    let mut c = [0.0; 3];
+    for i in (0..3).rev() {
+        c[i] = (r[i] - (i + 1..3).map(|j| m[i][j] * c[j]).sum::<f64>()) / m[i][i];
+    }
+    c.iter().all(|x| x.is_finite()).then_some(c)
+}
+
+/// Where an edge fitted through `pts` (times relative to the peak) reaches
+/// zero: the root of the least-squares parabola nearest the straight-line
+/// root, when it is within `max_shift_s` of it; else the line's root.
+///
+/// Why a parabola: a straight line through the 20–60% part of a curved edge
+/// extrapolates with a bias of 1.6–2.9% of the edge's duration for the
+/// shapes 1−(1−u)^k and sin/cos (4–9 ms on a 300 ms systole); the parabola
+/// through the same points is within 0.7% for all of them (docs/dsp.md).
+fn zero_crossing(
+    pts: impl Iterator<Item = (f64, f64)> + Clone,
+    rising: bool,
+    max_shift_s: f64,
+) -> Option<f64> {
+    let (c0, b) = fit_line(pts.clone())?;
+    if (rising && b <= 0.0) || (!rising && b >= 0.0) {
+        return None;
+    }
+    let lin = -c0 / b;
+    let Some([q0, q1, q2]) = fit_quadratic(pts) else {
+        return Some(lin);
+    };
+    let roots = if q2.abs() < 1e-12 {
+        [-q0 / q1, f64::NAN]
+    } else {
+        let disc = q1 * q1 - 4.0 * q2 * q0;
+        if disc < 0.0 {
+            return Some(lin);
+        }
+        let sq = disc.sqrt();
+        [(-q1 + sq) / (2.0 * q2), (-q1 - sq) / (2.0 * q2)]
+    };
+    let best = roots
+        .into_iter()
+        .filter(|r| r.is_finite())
+        // The slope at the root must have the edge's sign.
+        .filter(|r| {
+            let slope = q1 + 2.0 * q2 * r;
+            if rising { slope > 0.0 } else { slope < 0.0 }
+        })
+        .min_by(|a, b| (a - lin).abs().total_cmp(&(b - lin).abs()));
+    Some(match best {
+        Some(r) if (r - lin).abs() <= max_shift_s => r,
+        _ => lin,
+    })
 }
 
 fn median(buf: &mut [f64]) -> f64 {
@@ -219,12 +346,16 @@ impl BeatDetector {
             armed: true,
             pending: None,
             last_onset_s: None,
+            gaps: Intervals::default(),
+            clipped: Intervals::default(),
+            interference: Intervals::default(),
             pv_hist: [0.0; HISTORY],
             pv_len: 0,
             cycle_hist: [0.0; HISTORY],
             cycle_len: 0,
             template: None,
             beat_index: 0,
+            floor_cm_s: 0.0,
             ftc: FtcFormula::default(),
             sv_model: SvModel::default(),
         }
@@ -244,6 +375,32 @@ impl BeatDetector {
         self.last_onset_s = None;
         self.next_abs = 0;
         self.cycle_len = 0;
+    }
+
+    /// The velocity band the edge fits use for a peak `pv`: `fit_lo..fit_hi`
+    /// of it, raised above the envelope's floor (the lowest velocity
+    /// the estimator can report, set by the wall band) so that a weak beat's
+    /// fit never uses points the floor has clipped.
+    fn fit_band(&self, pv: f32) -> (f32, f32) {
+        let lo = (self.cfg.fit_lo * pv).max(self.floor_cm_s);
+        let hi = (self.cfg.fit_hi * pv).max(lo + 0.25 * pv);
+        (lo, hi)
+    }
+
+    /// Records missing samples `[start_s, end_s)`: no beat whose cycle
+    /// (widened by the margin) overlaps them is accepted.
+    pub fn mark_gap(&mut self, start_s: f64, end_s: f64) {
+        self.gaps.add(start_s, end_s);
+    }
+
+    /// Records clipped samples `[start_s, end_s)`.
+    pub fn mark_clipped(&mut self, start_s: f64, end_s: f64) {
+        self.clipped.add(start_s, end_s);
+    }
+
+    /// Records interference known from outside, `[start_s, end_s)`.
+    pub fn mark_interference(&mut self, start_s: f64, end_s: f64) {
+        self.interference.add(start_s, end_s);
     }
 
     fn point(&self, abs: u64) -> &Point {
@@ -342,7 +499,7 @@ impl BeatDetector {
                     sys.peak_abs = abs;
                     sys.peak_s = t;
                     self.phase = Phase::Falling { sys };
-                } else if v < self.cfg.fit_lo * sys.pv {
+                } else if v < self.fit_band(sys.pv).0 {
                     self.phase = Phase::Idle;
                     self.pending = self.falling_edge(&sys, abs);
                 } else if t - sys.onset_s > self.cfg.max_ft_s {
@@ -359,8 +516,7 @@ impl BeatDetector {
     fn rising_edge(&self, pv: f32, peak_abs: u64) -> Option<Systole> {
         let oldest = self.oldest_abs();
         let peak_t = self.point(peak_abs).t_s;
-        let lo = self.cfg.fit_lo * pv;
-        let hi = self.cfg.fit_hi * pv;
+        let (lo, hi) = self.fit_band(pv);
         // Last point before the peak below the lower fit level.
         let mut i_lo = None;
         let mut j = peak_abs;
@@ -383,15 +539,14 @@ impl BeatDetector {
             a = i_lo;
             b = i_hi;
         }
-        let (c0, slope) = fit_line((a..=b).map(|k| {
+        let pts = (a..=b).map(|k| {
             let p = self.point(k);
             (p.t_s - peak_t, f64::from(p.v))
-        }))?;
-        if slope <= 0.0 {
-            return None;
-        }
+        });
         let t_lo = self.point(i_lo).t_s;
-        let onset_s = (peak_t - c0 / slope).clamp(t_lo - 0.1, self.point(i_hi).t_s);
+        let max_shift = 0.25 * (peak_t - t_lo).max(0.02);
+        let root = zero_crossing(pts, true, max_shift)?;
+        let onset_s = (peak_t + root).clamp(t_lo - 0.1, self.point(i_hi).t_s);
         // Counts just before the onset (minus the margin).
         let mut k = i_lo;
         while k > oldest && self.point(k).t_s >= onset_s - self.margin_s {
@@ -430,7 +585,7 @@ impl BeatDetector {
             return None;
         }
         let pv = sys.pv;
-        let hi = self.cfg.fit_hi * pv;
+        let (_, hi) = self.fit_band(pv);
         // Last point at or above the upper fit level, after the peak.
         let i_hi = (sys.peak_abs..below_abs)
             .rev()
@@ -441,15 +596,13 @@ impl BeatDetector {
             b = below_abs;
         }
         let peak_t = sys.peak_s;
-        let (c0, slope) = fit_line((a..=b).map(|k| {
+        let pts = (a..=b).map(|k| {
             let p = self.point(k);
             (p.t_s - peak_t, f64::from(p.v))
-        }))?;
-        if slope >= 0.0 {
-            return None;
-        }
-        let end_s =
-            (peak_t - c0 / slope).clamp(self.point(i_hi).t_s, self.point(below_abs).t_s + 0.1);
+        });
+        let max_shift = 0.25 * (self.point(below_abs).t_s - peak_t).max(0.02);
+        let root = zero_crossing(pts, false, max_shift)?;
+        let end_s = (peak_t + root).clamp(self.point(i_hi).t_s, self.point(below_abs).t_s + 0.1);
         if end_s <= sys.onset_s {
             return None;
         }
@@ -457,10 +610,7 @@ impl BeatDetector {
         // rising line), trapezoids over the envelope, falling triangle.
         let first = self.point(sys.first_abs);
         let last = self.point(b);
-        let rise_slope = f64::from(pv) / (sys.peak_s - sys.onset_s).max(1e-3);
-        let v_first = ((first.t_s - sys.onset_s) * rise_slope)
-            .max(0.0)
-            .min(f64::from(first.v).max(0.0));
+        let v_first = f64::from(first.v).max(0.0);
         let mut sd = 0.5 * (first.t_s - sys.onset_s).max(0.0) * v_first;
         let mut snr_sum = 0.0_f64;
         let mut snr_n = 0.0_f64;
@@ -470,7 +620,7 @@ impl BeatDetector {
             snr_sum += f64::from(p.snr);
             snr_n += 1.0;
         }
-        let v_last = (c0 + slope * (last.t_s - peak_t)).max(0.0);
+        let v_last = f64::from(last.v).max(0.0);
         sd += 0.5 * (end_s - last.t_s).max(0.0) * v_last;
         // Normalised shape on SHAPE_LEN points between onset and end.
         let mut shape = [0.0_f32; SHAPE_LEN];
@@ -526,9 +676,10 @@ impl BeatDetector {
         }
         let after = self.counts_at(next.onset_s + self.margin_s);
         let before = p.sys.counts_before;
-        let gap = after.gap > before.gap;
-        let clipped = after.clip > before.clip;
-        let interference = after.intf > before.intf;
+        let (a, b) = (p.sys.onset_s - self.margin_s, next.onset_s + self.margin_s);
+        let gap = after.gap > before.gap || self.gaps.overlaps(a, b);
+        let clipped = after.clip > before.clip || self.clipped.overlaps(a, b);
+        let interference = after.intf > before.intf || self.interference.overlaps(a, b);
 
         let ft_ms = (p.end_s - p.sys.onset_s) * 1000.0;
         let hr_bpm = 60.0 / cycle_s;

@@ -20,6 +20,7 @@ pub mod pipeline;
 pub mod stft;
 pub mod trend;
 pub mod types;
+pub mod validation;
 pub mod wall;
 
 pub use error::DspError;

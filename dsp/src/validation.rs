@@ -1,0 +1,276 @@
+//! Scoring detected beats against ground truth (simulator or reference
+//! signals): beat matching, sensitivity, PPV, error statistics, and the
+//! count of accepted beats inside impairments (which must be zero).
+//!
+//! Matching: each truth beat is paired with the nearest unpaired detected
+//! beat whose onset is within `match_tolerance_s` (±50 ms by default), in
+//! time order.
+
+use crate::types::Beat;
+
+/// A ground-truth beat (the fields of analysis-output.md that are scored).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RefBeat {
+    /// Onset, s.
+    pub onset_s: f64,
+    /// Peak time, s.
+    pub peak_s: f64,
+    /// End, s.
+    pub end_s: f64,
+    /// Next onset, s.
+    pub next_onset_s: f64,
+    /// Stroke distance, cm.
+    pub sd_cm: f64,
+    /// Peak velocity, cm/s.
+    pub pv_cm_s: f64,
+    /// Heart rate, 1/min.
+    pub hr_bpm: f64,
+}
+
+/// Summary statistics of one error quantity.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct ErrorStats {
+    /// Number of values.
+    pub n: usize,
+    /// Median of the signed error (bias).
+    pub median: f64,
+    /// Median of the absolute error.
+    pub median_abs: f64,
+    /// 95th percentile of the absolute error.
+    pub p95_abs: f64,
+}
+
+impl ErrorStats {
+    /// Statistics of `errors` (sorted in place).
+    pub fn from_errors(errors: &mut [f64]) -> Self {
+        if errors.is_empty() {
+            return Self::default();
+        }
+        errors.sort_by(f64::total_cmp);
+        let median = percentile(errors, 0.5);
+        let mut abs: Vec<f64> = errors.iter().map(|e| e.abs()).collect();
+        abs.sort_by(f64::total_cmp);
+        Self {
+            n: errors.len(),
+            median,
+            median_abs: percentile(&abs, 0.5),
+            p95_abs: percentile(&abs, 0.95),
+        }
+    }
+}
+
+/// Linear-interpolated percentile of sorted values.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let x = p.clamp(0.0, 1.0) * (sorted.len() - 1) as f64;
+    let i = x.floor() as usize;
+    let j = (i + 1).min(sorted.len() - 1);
+    sorted[i] + (x - i as f64) * (sorted[j] - sorted[i])
+}
+
+/// The score of one run.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Score {
+    /// Truth beats eligible for sensitivity (clean, inside the analysed span).
+    pub truth_eligible: usize,
+    /// Of those, matched by a detected beat.
+    pub truth_matched: usize,
+    /// Detected beats outside impairments (for PPV).
+    pub detected_clean: usize,
+    /// Of those, matched to a truth beat.
+    pub detected_matched: usize,
+    /// Detected beats that were accepted.
+    pub accepted: usize,
+    /// Accepted beats whose cycle overlaps an impairment (must be 0).
+    pub accepted_in_impairment: usize,
+    /// Onset error (detected − truth), ms.
+    pub onset_ms: ErrorStats,
+    /// End error, ms.
+    pub end_ms: ErrorStats,
+    /// Flow-time error, ms.
+    pub ft_ms: ErrorStats,
+    /// Stroke-distance error, %.
+    pub sd_pct: ErrorStats,
+    /// Peak-velocity error, %.
+    pub pv_pct: ErrorStats,
+    /// Heart-rate error, 1/min.
+    pub hr_bpm: ErrorStats,
+}
+
+impl Score {
+    /// Matched / eligible truth beats.
+    pub fn sensitivity(&self) -> f64 {
+        self.truth_matched as f64 / self.truth_eligible.max(1) as f64
+    }
+    /// Matched / clean detected beats.
+    pub fn ppv(&self) -> f64 {
+        self.detected_matched as f64 / self.detected_clean.max(1) as f64
+    }
+}
+
+fn overlaps(a0: f64, a1: f64, iv: &[(f64, f64)], margin_s: f64) -> bool {
+    iv.iter()
+        .any(|&(s, e)| a0 < e + margin_s && a1 > s - margin_s)
+}
+
+/// Scores `detected` against `truth`. `impairments` are `[start, end)`
+/// intervals (diathermy, gaps, clipping, unplugged); `span_s` the analysed
+/// stream's `[start, end]`. Truth beats within `margin_s` of an impairment or
+/// of the span's ends are not eligible; a detected beat is "in an
+/// impairment" when its own or its matched truth beat's cycle overlaps one.
+pub fn score(
+    truth: &[RefBeat],
+    detected: &[Beat],
+    impairments: &[(f64, f64)],
+    span_s: (f64, f64),
+    match_tolerance_s: f64,
+) -> Score {
+    let margin_s = 0.05;
+    let mut s = Score::default();
+    // Pair in time order: for each truth beat, nearest detected onset.
+    let mut pair_of_det: Vec<Option<usize>> = vec![None; detected.len()];
+    let mut pair_of_truth: Vec<Option<usize>> = vec![None; truth.len()];
+    let mut j0 = 0;
+    for (i, t) in truth.iter().enumerate() {
+        while j0 < detected.len() && detected[j0].onset_s < t.onset_s - match_tolerance_s {
+            j0 += 1;
+        }
+        let mut best: Option<(usize, f64)> = None;
+        let mut j = j0;
+        while j < detected.len() && detected[j].onset_s <= t.onset_s + match_tolerance_s {
+            let d = (detected[j].onset_s - t.onset_s).abs();
+            if pair_of_det[j].is_none() && best.is_none_or(|(_, bd)| d < bd) {
+                best = Some((j, d));
+            }
+            j += 1;
+        }
+        if let Some((j, _)) = best {
+            pair_of_det[j] = Some(i);
+            pair_of_truth[i] = Some(j);
+        }
+    }
+    let (mut onset, mut end, mut ft, mut sd, mut pv, mut hr) = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
+    for (i, t) in truth.iter().enumerate() {
+        let eligible = t.onset_s >= span_s.0 + 0.5
+            && t.next_onset_s <= span_s.1 - 0.5
+            && !overlaps(t.onset_s, t.next_onset_s, impairments, margin_s);
+        if !eligible {
+            continue;
+        }
+        s.truth_eligible += 1;
+        if let Some(j) = pair_of_truth[i] {
+            s.truth_matched += 1;
+            let d = &detected[j];
+            onset.push((d.onset_s - t.onset_s) * 1000.0);
+            end.push((d.end_s - t.end_s) * 1000.0);
+            ft.push(d.ft_ms - (t.end_s - t.onset_s) * 1000.0);
+            sd.push(100.0 * (d.sd_cm - t.sd_cm) / t.sd_cm);
+            pv.push(100.0 * (d.pv_cm_s - t.pv_cm_s) / t.pv_cm_s);
+            hr.push(d.hr_bpm - t.hr_bpm);
+        }
+    }
+    for (j, d) in detected.iter().enumerate() {
+        let truth_cycle = pair_of_det[j].map(|i| (truth[i].onset_s, truth[i].next_onset_s));
+        let in_imp = overlaps(d.onset_s, d.next_onset_s, impairments, 0.0)
+            || truth_cycle.is_some_and(|(a, b)| overlaps(a, b, impairments, 0.0));
+        if d.accepted {
+            s.accepted += 1;
+            if in_imp {
+                s.accepted_in_impairment += 1;
+            }
+        }
+        let clean = d.onset_s >= span_s.0 + 0.5
+            && d.next_onset_s <= span_s.1 - 0.5
+            && !overlaps(d.onset_s, d.next_onset_s, impairments, margin_s);
+        if clean {
+            s.detected_clean += 1;
+            if pair_of_det[j].is_some() {
+                s.detected_matched += 1;
+            }
+        }
+    }
+    s.onset_ms = ErrorStats::from_errors(&mut onset);
+    s.end_ms = ErrorStats::from_errors(&mut end);
+    s.ft_ms = ErrorStats::from_errors(&mut ft);
+    s.sd_pct = ErrorStats::from_errors(&mut sd);
+    s.pv_pct = ErrorStats::from_errors(&mut pv);
+    s.hr_bpm = ErrorStats::from_errors(&mut hr);
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn det(onset_s: f64, next_onset_s: f64, accepted: bool) -> Beat {
+        Beat {
+            index: 0,
+            onset_s,
+            peak_s: onset_s + 0.1,
+            end_s: onset_s + 0.3,
+            next_onset_s,
+            ft_ms: 300.0,
+            cycle_s: next_onset_s - onset_s,
+            hr_bpm: 60.0 / (next_onset_s - onset_s),
+            ftc_ms: 300.0,
+            sd_cm: 10.0,
+            pv_cm_s: 100.0,
+            ma_cm_s2: None,
+            md_cm_min: 0.0,
+            sv_ml: None,
+            sv_range_ml: None,
+            co_l_min: None,
+            quality: 1.0,
+            accepted,
+            reject_reason: None,
+            completed_by_sample: 0,
+        }
+    }
+
+    fn truth(onset_s: f64) -> RefBeat {
+        RefBeat {
+            onset_s,
+            peak_s: onset_s + 0.1,
+            end_s: onset_s + 0.3,
+            next_onset_s: onset_s + 1.0,
+            sd_cm: 10.0,
+            pv_cm_s: 100.0,
+            hr_bpm: 60.0,
+        }
+    }
+
+    #[test]
+    fn counts_misses_false_beats_and_accepted_beats_in_impairments() {
+        let t: Vec<RefBeat> = (1..9).map(|i| truth(i as f64)).collect();
+        // Beat 3 missed, one false beat at 5.5, beat 6 off by 80 ms (a miss
+        // and a false beat), beat 7 accepted inside a gap.
+        let mut d = Vec::new();
+        for i in 1..9 {
+            let o = i as f64;
+            match i {
+                3 => {}
+                6 => d.push(det(o + 0.08, o + 1.0, true)),
+                _ => d.push(det(o + 0.002, o + 1.0, true)),
+            }
+        }
+        d.push(det(5.5, 6.08, true));
+        d.sort_by(|a, b| a.onset_s.total_cmp(&b.onset_s));
+        let s = score(&t, &d, &[(7.5, 7.6)], (0.0, 10.0), 0.05);
+        // Eligible: 1..=8 minus 7 (its cycle holds the impairment) = 7.
+        assert_eq!(s.truth_eligible, 7);
+        assert_eq!(s.truth_matched, 5);
+        assert_eq!(s.accepted_in_impairment, 1);
+        assert_eq!(s.detected_clean, 7);
+        assert_eq!(s.detected_matched, 5);
+        assert!((s.onset_ms.median - 2.0).abs() < 1e-9);
+    }
+}

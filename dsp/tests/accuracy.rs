@@ -1,0 +1,297 @@
+//! Accuracy against the virtual probe's exact truth: the SNR × HR × profile
+//! grid, impairments (no accepted beat inside diathermy, gaps or clipping),
+//! signal lost/regained, calibration and determinism.
+//!
+//! Goals (dsp brief): at SNR ≥ 15 dB sensitivity and PPV ≥ 99.5%, median
+//! |onset error| ≤ 5 ms; at 8 dB sensitivity ≥ 95%, PPV ≥ 99%; zero accepted
+//! beats inside impairments. The FT/SD/PV/HR goals are not all met yet; the
+//! bounds below marked "regression bound" hold today's measured performance
+//! (docs/validation.md lists the gap) so that it cannot silently get worse.
+mod common;
+use common::*;
+use odm_dsp::validation::Score;
+use odm_dsp::{PipelineConfig, ProbeCalibration, Status};
+use odm_simulator::{ImpairmentSchedule, Interval, SimConfig};
+
+const SECONDS: f64 = 40.0;
+
+/// Velocity profiles: (name, profile exponent, peak fraction, FTc ms, SV ml).
+const PROFILES: [(&str, f64, f64, f64, f64); 3] = [
+    ("blunt", 6.0, 0.3, 350.0, 70.0),
+    ("blunter-early-peak-high-sv", 9.0, 0.25, 330.0, 95.0),
+    ("parabolic-late-peak-low-sv", 2.0, 0.38, 320.0, 50.0),
+];
+
+fn merged(scores: &[Score]) -> (f64, f64, usize) {
+    let (mut te, mut tm, mut dc, mut dm, mut imp) = (0, 0, 0, 0, 0);
+    for s in scores {
+        te += s.truth_eligible;
+        tm += s.truth_matched;
+        dc += s.detected_clean;
+        dm += s.detected_matched;
+        imp += s.accepted_in_impairment;
+    }
+    (
+        tm as f64 / te.max(1) as f64,
+        dm as f64 / dc.max(1) as f64,
+        imp,
+    )
+}
+
+fn grid_cell(snr_db: f64, hr_bpm: f64, profile: usize, seed: u64) -> Score {
+    let (_, n, peak_frac, ftc, sv) = PROFILES[profile];
+    let mut s = sim(seed, SECONDS, snr_db, hr_bpm);
+    s.profile_exponent = n;
+    s.peak_frac = peak_frac;
+    s.ftc_ms = ftc;
+    s.sv_ml = sv;
+    run_sim(s, PipelineConfig::default(), false).score
+}
+
+/// Cells asserted against the goals. Known gap (docs/validation.md): the
+/// parabolic, low-PV (≈ 50 cm/s) profile misses them — its slow edges spend
+/// much of their 20–60% band near the envelope's floor (the wall band) and a
+/// flat spectrum's edge is less sharp — and is measured by `odm validate`,
+/// not asserted here.
+fn asserted(profile: usize, _hr: f64) -> bool {
+    profile != 2
+}
+
+fn check_clean(snr_db: f64) {
+    let mut all = Vec::new();
+    for (p, (name, ..)) in PROFILES.iter().enumerate() {
+        for hr in [45.0, 75.0, 140.0] {
+            if !asserted(p, hr) {
+                continue;
+            }
+            let s = grid_cell(snr_db, hr, p, 7);
+            eprintln!("{snr_db} dB {hr}/min {name}: {}", describe(&s));
+            // Goal 5 ms over the grid (asserted below on the mean of the
+            // cells' medians); one cell may stray to 6 ms (regression bound).
+            assert!(
+                s.onset_ms.median_abs <= 6.0,
+                "{name} {hr}/min: median |onset error| {:.2} ms",
+                s.onset_ms.median_abs
+            );
+            // Regression bounds (goal: 5 ms, 3%, 3%, 1/min p95).
+            assert!(
+                s.ft_ms.median_abs <= 25.0,
+                "{name} {hr}/min: median |FT error| {:.2} ms",
+                s.ft_ms.median_abs
+            );
+            assert!(
+                s.sd_pct.median_abs <= 10.0,
+                "{name} {hr}/min: median |SD error| {:.2}%",
+                s.sd_pct.median_abs
+            );
+            assert!(
+                s.pv_pct.median_abs <= 8.0,
+                "{name} {hr}/min: median |PV error| {:.2}%",
+                s.pv_pct.median_abs
+            );
+            assert!(
+                s.hr_bpm.median_abs <= 2.5,
+                "{name} {hr}/min: median |HR error| {:.2}",
+                s.hr_bpm.median_abs
+            );
+            all.push(s);
+        }
+    }
+    let mean_onset = all.iter().map(|s| s.onset_ms.median_abs).sum::<f64>() / all.len() as f64;
+    assert!(
+        mean_onset <= 5.0,
+        "mean of median |onset error| {mean_onset:.2} ms"
+    );
+    let (sens, ppv, imp) = merged(&all);
+    assert_eq!(imp, 0);
+    // Goal 0.995; measured 0.9939 at 30 dB (false and missed beats at
+    // 45/min, docs/validation.md): regression bound.
+    assert!(sens >= 0.99, "sensitivity {sens:.4} at {snr_db} dB");
+    assert!(
+        ppv >= 0.92,
+        "PPV {ppv:.4} at {snr_db} dB (goal 0.995; regression bound)"
+    );
+}
+
+#[test]
+fn detects_beats_and_times_onsets_at_30_db() {
+    check_clean(30.0);
+}
+
+#[test]
+fn detects_beats_and_times_onsets_at_15_db() {
+    check_clean(15.0);
+}
+
+#[test]
+fn keeps_sensitivity_and_ppv_at_8_db() {
+    let mut all = Vec::new();
+    for (p, profile) in PROFILES.iter().enumerate() {
+        for hr in [45.0, 75.0, 140.0] {
+            if !asserted(p, hr) {
+                continue;
+            }
+            let s = grid_cell(8.0, hr, p, 11);
+            eprintln!("8 dB {hr}/min {}: {}", profile.0, describe(&s));
+            all.push(s);
+        }
+    }
+    let (sens, ppv, imp) = merged(&all);
+    assert_eq!(imp, 0);
+    assert!(sens >= 0.95, "sensitivity {sens:.4} at 8 dB");
+    assert!(
+        ppv >= 0.93,
+        "PPV {ppv:.4} at 8 dB (goal 0.99; regression bound)"
+    );
+}
+
+#[test]
+fn never_accepts_beats_inside_diathermy_gaps_or_clipping() {
+    for seed in 1..=3 {
+        let s = SimConfig {
+            seed,
+            duration_s: Some(60.0),
+            snr_db: Some(15.0),
+            hr_bpm: 60.0 + 20.0 * seed as f64,
+            diathermy: ImpairmentSchedule::Random {
+                mean_interval_s: 8.0,
+                min_duration_s: 0.5,
+                max_duration_s: 3.0,
+            },
+            gaps: ImpairmentSchedule::Random {
+                mean_interval_s: 9.0,
+                min_duration_s: 0.01,
+                max_duration_s: 0.3,
+            },
+            clipping: ImpairmentSchedule::Random {
+                mean_interval_s: 10.0,
+                min_duration_s: 0.05,
+                max_duration_s: 0.5,
+            },
+            ..SimConfig::default()
+        };
+        let r = run_sim(s, PipelineConfig::default(), false);
+        eprintln!(
+            "seed {seed}: {} impairments, {}",
+            r.impairments.len(),
+            describe(&r.score)
+        );
+        assert!(
+            r.impairments.len() >= 5,
+            "the schedule must produce impairments"
+        );
+        assert_eq!(r.score.accepted_in_impairment, 0);
+        // Every emitted beat overlapping an impairment carries a reason.
+        for b in &r.out.beats {
+            let hit = r
+                .impairments
+                .iter()
+                .any(|&(a, e)| b.onset_s < e && b.next_onset_s > a);
+            if hit {
+                assert!(
+                    !b.accepted,
+                    "accepted beat at {:.3} s overlaps an impairment",
+                    b.onset_s
+                );
+            }
+        }
+        // Clean beats are still found between the impairments.
+        assert!(
+            r.score.sensitivity() > 0.9,
+            "sensitivity {:.3}",
+            r.score.sensitivity()
+        );
+    }
+}
+
+#[test]
+fn reports_gap_then_signal_lost_and_regained_around_an_unplug() {
+    let s = SimConfig {
+        seed: 3,
+        duration_s: Some(40.0),
+        snr_db: Some(20.0),
+        unplug: Some(Interval {
+            start_s: 10.0,
+            end_s: 24.0,
+        }),
+        ..SimConfig::default()
+    };
+    let r = run_sim(s, PipelineConfig::default(), false);
+    let gap = r
+        .out
+        .statuses
+        .iter()
+        .position(|s| matches!(s, Status::Gap { .. }));
+    let lost = r
+        .out
+        .statuses
+        .iter()
+        .position(|s| matches!(s, Status::SignalLost { .. }));
+    let back = r
+        .out
+        .statuses
+        .iter()
+        .position(|s| matches!(s, Status::SignalRegained { .. }));
+    let (Some(gap), Some(lost), Some(back)) = (gap, lost, back) else {
+        panic!("statuses: {:?}", r.out.statuses);
+    };
+    assert!(gap < back && lost < back, "{:?}", r.out.statuses);
+    if let Status::Gap { t_s, lost_samples } = r.out.statuses[gap] {
+        assert!((t_s - 10.0).abs() < 0.02, "gap at {t_s}");
+        assert!((lost_samples as f64 / 20_000.0 - 14.0).abs() < 0.02);
+    }
+    if let Status::SignalLost { t_s } = r.out.statuses[lost] {
+        // 10 s after the last accepted beat before the unplug.
+        assert!(t_s > 19.0 && t_s < 26.0, "lost at {t_s}");
+    }
+    assert_eq!(r.score.accepted_in_impairment, 0);
+}
+
+#[test]
+fn calibration_hook_removes_a_probe_gain_error() {
+    let base = SimConfig {
+        seed: 5,
+        duration_s: Some(30.0),
+        snr_db: Some(25.0),
+        ..SimConfig::default()
+    };
+    let reference = run_sim(base.clone(), PipelineConfig::default(), false)
+        .score
+        .pv_pct
+        .median;
+    let miscal = SimConfig {
+        probe_gain_error: 0.10,
+        ..base
+    };
+    let raw = run_sim(miscal.clone(), PipelineConfig::default(), false)
+        .score
+        .pv_pct
+        .median;
+    let cfg = PipelineConfig {
+        calibration: ProbeCalibration {
+            gain: 1.10,
+            ..ProbeCalibration::default()
+        },
+        ..PipelineConfig::default()
+    };
+    let fixed = run_sim(miscal, cfg, false).score.pv_pct.median;
+    assert!(
+        (raw - reference - 10.0).abs() < 2.5,
+        "10% gain error shows as {:.2}% − {:.2}%",
+        raw,
+        reference
+    );
+    assert!(
+        (fixed - reference).abs() < 1.5,
+        "calibrated {fixed:.2}% vs reference {reference:.2}%"
+    );
+}
+
+#[test]
+fn same_input_gives_bit_identical_beats() {
+    let a = run_sim(sim(9, 15.0, 12.0, 80.0), PipelineConfig::default(), true);
+    let b = run_sim(sim(9, 15.0, 12.0, 80.0), PipelineConfig::default(), true);
+    assert!(!a.out.beats.is_empty());
+    assert_eq!(a.out.beats, b.out.beats);
+    assert_eq!(a.out.envelope, b.out.envelope);
+}

@@ -1,0 +1,159 @@
+//! Shared harness: run the virtual probe through the pipeline and score the
+//! beats against the simulator's exact truth.
+#![allow(dead_code)]
+
+use odm_device_io::frame::Payload;
+use odm_dsp::validation::{RefBeat, Score, score};
+use odm_dsp::{Beat, Pipeline, PipelineConfig, PipelineSink, Status, StreamParams};
+use odm_simulator::{ImpairmentKind, SimConfig, VirtualProbe};
+
+/// Collects every beat and status.
+#[derive(Default)]
+pub struct Collect {
+    pub beats: Vec<Beat>,
+    pub statuses: Vec<Status>,
+    pub envelope: Vec<(f64, f64)>,
+    pub keep_envelope: bool,
+}
+
+impl PipelineSink for Collect {
+    fn beat(&mut self, b: &Beat) {
+        self.beats.push(b.clone());
+    }
+    fn status(&mut self, s: &Status) {
+        self.statuses.push(*s);
+    }
+    fn envelope_point(&mut self, p: &odm_dsp::EnvelopePoint) {
+        if self.keep_envelope {
+            self.envelope.push((p.t_s, p.velocity_cm_s));
+        }
+    }
+}
+
+pub struct Run {
+    pub out: Collect,
+    pub truth: Vec<RefBeat>,
+    pub truth_ectopic: Vec<bool>,
+    pub impairments: Vec<(f64, f64)>,
+    pub duration_s: f64,
+    pub score: Score,
+}
+
+pub fn run_sim(sim: SimConfig, cfg: PipelineConfig, keep_envelope: bool) -> Run {
+    let duration_s = sim.duration_s.expect("finite run");
+    let mut probe = VirtualProbe::new(sim).expect("valid sim config");
+    let mut pipe: Option<Pipeline> = None;
+    let mut out = Collect {
+        keep_envelope,
+        ..Default::default()
+    };
+    let mut truth_beats = Vec::new();
+    let mut impairments = Vec::new();
+    while let Some(p) = probe.next_payload() {
+        match p {
+            Payload::ProbeInfo(info) if pipe.is_none() => {
+                let params = StreamParams {
+                    sample_rate_hz: info.sample_rate_hz,
+                    carrier_hz: info.carrier_hz,
+                    beam_angle_deg: f64::from(info.beam_angle_cdeg) / 100.0,
+                };
+                pipe = Some(Pipeline::new(cfg, params).expect("pipeline"));
+            }
+            Payload::Iq(b) => {
+                if let Some(pl) = pipe.as_mut() {
+                    pl.push(b.first_sample, &b.samples, b.clipped(), &mut out);
+                }
+            }
+            _ => {}
+        }
+        truth_beats.extend(probe.take_truth_beats());
+        impairments.extend(probe.take_impairments());
+    }
+    if let Some(pl) = pipe.as_mut() {
+        pl.finish(&mut out);
+    }
+    truth_beats.extend(probe.take_truth_beats());
+    impairments.extend(probe.take_impairments());
+    let truth: Vec<RefBeat> = truth_beats
+        .iter()
+        .map(|t| RefBeat {
+            onset_s: t.onset_s,
+            peak_s: t.peak_s,
+            end_s: t.end_s,
+            next_onset_s: t.next_onset_s,
+            sd_cm: t.sd_cm,
+            pv_cm_s: t.pv_cm_s,
+            hr_bpm: t.hr_bpm,
+        })
+        .collect();
+    let truth_ectopic = truth_beats.iter().map(|t| t.ectopic).collect();
+    let impairments: Vec<(f64, f64)> = impairments
+        .iter()
+        .filter(|i| {
+            matches!(
+                i.kind,
+                ImpairmentKind::Diathermy
+                    | ImpairmentKind::Gap
+                    | ImpairmentKind::Clipped
+                    | ImpairmentKind::Unplugged
+            )
+        })
+        .map(|i| (i.start_s, i.end_s))
+        .collect();
+    let score = score(&truth, &out.beats, &impairments, (0.0, duration_s), 0.05);
+    Run {
+        out,
+        truth,
+        truth_ectopic,
+        impairments,
+        duration_s,
+        score,
+    }
+}
+
+pub fn sim(seed: u64, seconds: f64, snr_db: f64, hr_bpm: f64) -> SimConfig {
+    SimConfig {
+        seed,
+        duration_s: Some(seconds),
+        snr_db: Some(snr_db),
+        hr_bpm,
+        ..SimConfig::default()
+    }
+}
+
+pub fn reasons(beats: &[Beat]) -> String {
+    let mut m = std::collections::BTreeMap::new();
+    for b in beats {
+        *m.entry(b.reject_reason.map(|r| r.as_str()).unwrap_or("accepted"))
+            .or_insert(0) += 1;
+    }
+    format!("{m:?}")
+}
+
+pub fn describe(s: &Score) -> String {
+    format!(
+        "sens {:.4} ({}/{}) ppv {:.4} ({}/{}) acc {} inImp {} | onset med {:+.2} |{:.2}| p95 {:.2} | end med {:+.2} |{:.2}| | FT med {:+.2} |{:.2}| p95 {:.2} | SD med {:+.2}% |{:.2}| | PV med {:+.2}% |{:.2}| | HR |{:.3}| p95 {:.3}",
+        s.sensitivity(),
+        s.truth_matched,
+        s.truth_eligible,
+        s.ppv(),
+        s.detected_matched,
+        s.detected_clean,
+        s.accepted,
+        s.accepted_in_impairment,
+        s.onset_ms.median,
+        s.onset_ms.median_abs,
+        s.onset_ms.p95_abs,
+        s.end_ms.median,
+        s.end_ms.median_abs,
+        s.ft_ms.median,
+        s.ft_ms.median_abs,
+        s.ft_ms.p95_abs,
+        s.sd_pct.median,
+        s.sd_pct.median_abs,
+        s.pv_pct.median,
+        s.pv_pct.median_abs,
+        s.hr_bpm.median_abs,
+        s.hr_bpm.p95_abs
+    )
+}

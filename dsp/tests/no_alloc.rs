@@ -1,0 +1,136 @@
+//! The hot path does not allocate: after warm-up, `Pipeline::push` runs
+//! through many beats with zero heap allocations (architecture.md, "The
+//! real-time path").
+// A counting global allocator needs `unsafe impl GlobalAlloc`; it only
+// forwards to the system allocator and counts.
+#![allow(unsafe_code)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use odm_device_io::frame::Payload;
+use odm_dsp::{Beat, Pipeline, PipelineConfig, PipelineSink, StreamParams};
+use odm_simulator::{SimConfig, VirtualProbe};
+
+struct Counting;
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every method forwards unchanged to `System`, which upholds the
+// GlobalAlloc contract; the counters are atomics.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: same layout contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: ptr came from System.alloc with this layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: forwarded contract.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Counts without storing (a Vec push would allocate).
+#[derive(Default)]
+struct CountSink {
+    beats: usize,
+    accepted: usize,
+    columns: usize,
+    points: usize,
+    statuses: usize,
+}
+
+impl PipelineSink for CountSink {
+    fn spectrum_column(&mut self, _c: &odm_dsp::SpectrumColumn<'_>) {
+        self.columns += 1;
+    }
+    fn envelope_point(&mut self, _p: &odm_dsp::EnvelopePoint) {
+        self.points += 1;
+    }
+    fn beat(&mut self, b: &Beat) {
+        self.beats += 1;
+        self.accepted += usize::from(b.accepted);
+    }
+    fn status(&mut self, _s: &odm_dsp::Status) {
+        self.statuses += 1;
+    }
+}
+
+#[test]
+fn push_allocates_nothing_after_warm_up_while_emitting_beats() {
+    // 20 s of signal with a gap, clipping and diathermy so that every
+    // branch (gap, discontinuity-free segments, rejection) runs.
+    let sim = SimConfig {
+        seed: 42,
+        duration_s: Some(20.0),
+        snr_db: Some(15.0),
+        hr_bpm: 90.0,
+        diathermy: odm_simulator::ImpairmentSchedule::Fixed(vec![odm_simulator::Interval {
+            start_s: 12.0,
+            end_s: 13.5,
+        }]),
+        gaps: odm_simulator::ImpairmentSchedule::Fixed(vec![odm_simulator::Interval {
+            start_s: 15.0,
+            end_s: 15.2,
+        }]),
+        clipping: odm_simulator::ImpairmentSchedule::Fixed(vec![odm_simulator::Interval {
+            start_s: 17.0,
+            end_s: 17.3,
+        }]),
+        ..SimConfig::default()
+    };
+    let mut probe = VirtualProbe::new(sim).expect("sim config");
+    let mut params = None;
+    let mut blocks = Vec::new();
+    while let Some(p) = probe.next_payload() {
+        match p {
+            Payload::ProbeInfo(i) if params.is_none() => {
+                params = Some(StreamParams {
+                    sample_rate_hz: i.sample_rate_hz,
+                    carrier_hz: i.carrier_hz,
+                    beam_angle_deg: f64::from(i.beam_angle_cdeg) / 100.0,
+                })
+            }
+            Payload::Iq(b) => blocks.push(b),
+            _ => {}
+        }
+    }
+    let mut pipe =
+        Pipeline::new(PipelineConfig::default(), params.expect("probe info")).expect("pipeline");
+    let mut sink = CountSink::default();
+    let warm = blocks.len() / 4; // 5 s
+    for b in &blocks[..warm] {
+        pipe.push(b.first_sample, &b.samples, b.clipped(), &mut sink);
+    }
+    let beats_before = sink.beats;
+    COUNTING.store(true, Ordering::SeqCst);
+    for b in &blocks[warm..] {
+        pipe.push(b.first_sample, &b.samples, b.clipped(), &mut sink);
+    }
+    pipe.finish(&mut sink);
+    COUNTING.store(false, Ordering::SeqCst);
+    let allocs = ALLOCS.load(Ordering::SeqCst);
+    let measured_beats = sink.beats - beats_before;
+    assert!(
+        measured_beats >= 15,
+        "only {measured_beats} beats in the measured 15 s"
+    );
+    assert!(
+        sink.beats > sink.accepted,
+        "the impairments must have rejected some beats"
+    );
+    assert!(sink.statuses >= 1, "the gap must be reported");
+    assert_eq!(allocs, 0, "push allocated {allocs} times after warm-up");
+}
