@@ -134,16 +134,31 @@ fn base_cfg(seed: u64, duration_s: f64) -> SimConfig {
     }
 }
 
-fn temp_path(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("odm-analyse-tests-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
+/// A file in the temporary directory, removed (with a simulator truth file
+/// beside it) when dropped, so test runs leave nothing behind.
+struct TempFile(PathBuf);
+
+impl TempFile {
+    fn path(&self) -> &Path {
+        &self.0
+    }
 }
 
-fn write_file(name: &str, bytes: &[u8]) -> PathBuf {
-    let p = temp_path(name);
-    std::fs::write(&p, bytes).unwrap();
-    p
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+        let _ = std::fs::remove_file(self.0.with_extension("truth.jsonl"));
+    }
+}
+
+fn temp_path(name: &str) -> TempFile {
+    TempFile(std::env::temp_dir().join(format!("odm-analyse-test-{}-{name}", std::process::id())))
+}
+
+fn write_file(name: &str, bytes: &[u8]) -> TempFile {
+    let f = temp_path(name);
+    std::fs::write(f.path(), bytes).unwrap();
+    f
 }
 
 fn odm(args: &[&str], stdin: Option<&[u8]>) -> Output {
@@ -241,18 +256,16 @@ fn median(mut xs: Vec<f64>) -> Option<f64> {
 }
 
 /// One 40-s recording shared by several tests.
-fn clean_recording() -> &'static (PathBuf, Vec<u8>, Vec<TruthBeat>) {
-    static REC: std::sync::OnceLock<(PathBuf, Vec<u8>, Vec<TruthBeat>)> =
-        std::sync::OnceLock::new();
-    REC.get_or_init(|| {
-        let (bytes, truth) = record(base_cfg(7, 40.0), vec![]);
-        (write_file("clean.odmrec", &bytes), bytes, truth)
-    })
+fn clean_recording() -> &'static (Vec<u8>, Vec<TruthBeat>) {
+    static REC: std::sync::OnceLock<(Vec<u8>, Vec<TruthBeat>)> = std::sync::OnceLock::new();
+    REC.get_or_init(|| record(base_cfg(7, 40.0), vec![]))
 }
 
 #[test]
 fn jsonl_follows_the_spec_order_types_and_counters() {
-    let (path, bytes, truth) = clean_recording();
+    let (bytes, truth) = clean_recording();
+    let file = write_file("clean.odmrec", bytes);
+    let path = file.path();
     let (lines, text) = analyse(
         path,
         &["--aortic-diameter-mm", "24", "--descending-fraction", "1"],
@@ -359,7 +372,8 @@ fn jsonl_follows_the_spec_order_types_and_counters() {
 
 #[test]
 fn csv_has_the_exact_header_and_one_row_per_beat() {
-    let (path, _, _) = clean_recording();
+    let file = write_file("clean.odmrec", &clean_recording().0);
+    let path = file.path();
     let out = odm(
         &["analyse", path.to_str().unwrap(), "--format", "csv"],
         None,
@@ -390,7 +404,9 @@ fn csv_has_the_exact_header_and_one_row_per_beat() {
 
 #[test]
 fn standard_input_gives_the_same_analysis_as_the_file() {
-    let (path, bytes, _) = clean_recording();
+    let bytes = &clean_recording().0;
+    let file = write_file("clean.odmrec", bytes);
+    let path = file.path();
     let from_file = odm(&["analyse", path.to_str().unwrap()], None);
     let from_stdin = odm(&["analyse", "-"], Some(bytes));
     assert!(from_stdin.status.success());
@@ -399,7 +415,7 @@ fn standard_input_gives_the_same_analysis_as_the_file() {
 
 #[test]
 fn damaged_and_truncated_file_still_analyses_and_reports_counters() {
-    let (_, bytes, _) = clean_recording();
+    let bytes = &clean_recording().0;
     let mut bad = bytes.clone();
     // Corrupt a few bytes a third of the way in, and cut the file mid-frame.
     let third = bad.len() / 3;
@@ -408,8 +424,9 @@ fn damaged_and_truncated_file_still_analyses_and_reports_counters() {
     }
     let cut = bad.len() * 3 / 4 + 7;
     bad.truncate(cut);
-    let path = write_file("damaged.odmrec", &bad);
-    let (lines, _) = analyse(&path, &[]);
+    let file = write_file("damaged.odmrec", &bad);
+    let path = file.path();
+    let (lines, _) = analyse(path, &[]);
     let summary = lines.last().unwrap();
     assert_eq!(summary["type"], "summary");
     assert!(summary["crc_errors"].as_u64().unwrap() >= 1, "{summary}");
@@ -462,9 +479,10 @@ fn a_bolus_with_a_stroke_volume_rise_gives_one_responsive_fluid_challenge() {
             volume_ml: 250.0,
         }],
     );
-    let path = write_file("bolus.odmrec", &bytes);
+    let file = write_file("bolus.odmrec", &bytes);
+    let path = file.path();
     let (lines, _) = analyse(
-        &path,
+        path,
         &[
             "--bolus-before-s",
             "20",
@@ -537,8 +555,9 @@ fn patient_annotation_sets_the_population_model_and_the_command_line_overrides_i
             sex: Sex::Male,
         }],
     );
-    let path = write_file("patient.odmrec", &bytes);
-    let (lines, _) = analyse(&path, &[]);
+    let file = write_file("patient.odmrec", &bytes);
+    let path = file.path();
+    let (lines, _) = analyse(path, &[]);
     assert_eq!(lines[0]["area_model"], "none");
     let ev = of_type(&lines, "event")
         .into_iter()
@@ -567,7 +586,7 @@ fn patient_annotation_sets_the_population_model_and_the_command_line_overrides_i
         }
     }
     // The command line wins over the annotation.
-    let (lines, _) = analyse(&path, &["--aortic-diameter-mm", "20"]);
+    let (lines, _) = analyse(path, &["--aortic-diameter-mm", "20"]);
     assert_eq!(lines[0]["area_model"], "measured_diameter");
     assert!(
         of_type(&lines, "event")
@@ -583,7 +602,8 @@ fn patient_annotation_sets_the_population_model_and_the_command_line_overrides_i
 
 #[test]
 fn linear_ftc_is_stated_in_the_stream_line() {
-    let (path, _, _) = clean_recording();
+    let file = write_file("clean.odmrec", &clean_recording().0);
+    let path = file.path();
     let (lines, _) = analyse(path, &["--ftc", "linear:1.5"]);
     assert_eq!(lines[0]["ftc_formula"], "linear");
     assert_eq!(lines[0]["ftc_linear_k_ms_per_bpm"], 1.5);
@@ -624,7 +644,8 @@ fn garbage_input_gives_a_stream_line_with_nulls_and_the_counters() {
 
 #[test]
 fn usage_errors_exit_2_and_runtime_errors_exit_1_with_the_file_named() {
-    let (path, _, _) = clean_recording();
+    let file = write_file("clean.odmrec", &clean_recording().0);
+    let path = file.path();
     let p = path.to_str().unwrap();
     let partial = odm(&["analyse", p, "--age", "50"], None);
     assert_eq!(partial.status.code(), Some(2), "demographics need all four");
@@ -759,8 +780,9 @@ fn a_bolus_near_the_end_is_reported_incomplete_before_the_summary() {
             volume_ml: 200.0,
         }],
     );
-    let path = write_file("late-bolus.odmrec", &bytes);
-    let (lines, _) = analyse(&path, &[]);
+    let file = write_file("late-bolus.odmrec", &bytes);
+    let path = file.path();
+    let (lines, _) = analyse(path, &[]);
     let n = lines.len();
     assert_eq!(lines[n - 1]["type"], "summary");
     assert_eq!(lines[n - 2]["type"], "fluid_challenge");
@@ -786,7 +808,8 @@ fn a_bolus_near_the_end_is_reported_incomplete_before_the_summary() {
 
 #[test]
 fn odm_simulate_recording_with_gaps_bolus_and_patient_analyses_consistently() {
-    let path = temp_path("simulated.odmrec");
+    let file = temp_path("simulated.odmrec");
+    let path = file.path();
     let p = path.to_str().unwrap();
     let sim = odm(
         &[
@@ -819,7 +842,7 @@ fn odm_simulate_recording_with_gaps_bolus_and_patient_analyses_consistently() {
         "{}",
         String::from_utf8_lossy(&sim.stderr)
     );
-    let (lines, _) = analyse(&path, &[]);
+    let (lines, _) = analyse(path, &[]);
     let summary = lines.last().unwrap();
     let events = of_type(&lines, "event");
     // Every lost sample is in exactly one gap event.
@@ -860,12 +883,15 @@ fn odm_simulate_recording_with_gaps_bolus_and_patient_analyses_consistently() {
 
 #[test]
 fn a_damaged_magic_is_reported_and_the_frames_still_analysed() {
-    let (path, bytes, _) = clean_recording();
+    let bytes = &clean_recording().0;
+    let file = write_file("clean.odmrec", bytes);
+    let path = file.path();
     let mut bad = bytes.clone();
     bad[0] = b'X';
-    let bad_path = write_file("bad-magic.odmrec", &bad);
+    let bad_file = write_file("bad-magic.odmrec", &bad);
+    let bad_path = bad_file.path();
     let (good, _) = analyse(path, &[]);
-    let (damaged, _) = analyse(&bad_path, &[]);
+    let (damaged, _) = analyse(bad_path, &[]);
     assert_eq!(damaged.last().unwrap()["magic"], "damaged");
     assert_eq!(good.last().unwrap()["magic"], "good");
     let beats = |v: &[Value]| {
