@@ -58,6 +58,9 @@ pub struct Args {
     /// Apply no probe calibration.
     #[arg(long)]
     pub no_calibration: bool,
+    /// Also write the result as JSON to this file (for the installation record).
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
 }
 
 /// One segment of a verification schedule.
@@ -451,6 +454,72 @@ pub fn table_text(rows: &[Check]) -> String {
     s
 }
 
+/// What a JSON report states besides the rows.
+struct ReportContext<'a> {
+    link: &'a str,
+    segments: &'a [Segment],
+    seed: u64,
+    snr_db: f64,
+    fast: bool,
+    applied: Option<&'a (String, odm_dsp::pipeline::ProbeCalibration)>,
+    rows: &'a [Check],
+}
+
+/// The `--report` file: the run's settings, every check, and the verdict.
+/// Unmeasured values are `null` (JSON has no NaN).
+fn report_json(ctx: &ReportContext<'_>) -> String {
+    let num = |x: f64| {
+        if x.is_finite() {
+            serde_json::json!(x)
+        } else {
+            serde_json::Value::Null
+        }
+    };
+    let rows: Vec<serde_json::Value> = ctx
+        .rows
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "segment": if r.segment == 0 { serde_json::json!("all") } else { serde_json::json!(r.segment) },
+                "quantity": r.quantity,
+                "true": num(r.truth),
+                "measured": num(r.measured),
+                "error": num(r.error),
+                "unit": r.unit,
+                "limit": r.limit,
+                "pass": r.pass,
+            })
+        })
+        .collect();
+    let segments: Vec<serde_json::Value> = ctx
+        .segments
+        .iter()
+        .map(|s| {
+            serde_json::json!({
+                "duration_s": s.duration_s, "hr_bpm": s.hr_bpm, "sv_ml": s.sv_ml, "ftc_ms": s.ftc_ms
+            })
+        })
+        .collect();
+    let v = serde_json::json!({
+        "type": "odm-verify",
+        "software": format!("odm {}", env!("CARGO_PKG_VERSION")),
+        "date": odm_device_io::calibration::CalDate::today_utc().to_string(),
+        "link": ctx.link,
+        "fast": ctx.fast,
+        "seed": ctx.seed,
+        "snr_db": ctx.snr_db,
+        "schedule": segments,
+        "calibration_applied": ctx.applied.map(|(serial, c)| serde_json::json!({
+            "probe_serial": serial, "gain": c.gain, "offset_cm_s": c.offset_cm_s
+        })),
+        "checks": rows,
+        "pass": ctx.rows.iter().all(|r| r.pass),
+    });
+    let mut text = serde_json::to_string_pretty(&v).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
 /// Runs `odm verify`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let segments = scaled(&load_schedule(&args.schedule)?, args.duration)?;
@@ -652,6 +721,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     ));
     print!("{}", table_text(&rows));
     let failed = rows.iter().filter(|r| !r.pass).count();
+    if let Some(path) = &args.report {
+        let report = report_json(&ReportContext {
+            link: &link,
+            segments: &segments,
+            seed: args.seed,
+            snr_db: args.snr_db,
+            fast: args.fast,
+            applied: analyser.applied.as_ref(),
+            rows: &rows,
+        });
+        std::fs::write(path, report)
+            .with_context(|| format!("writing --report {}", path.display()))?;
+    }
     if failed > 0 {
         bail!(
             "verification FAILED: {failed} of {} checks outside their limits",

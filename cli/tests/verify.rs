@@ -65,10 +65,30 @@ fn rows(stdout: &str) -> Vec<(String, String, f64, f64, String, String)> {
 
 #[test]
 fn streams_the_schedule_through_a_pty_and_judges_every_segment() {
-    let out = odm(&["verify", "--fast", "--duration", "30", "--no-calibration"]);
+    let dir = TempDir::new("report");
+    let report = dir.0.join("verify.json");
+    let report_arg = report.to_str().expect("utf-8");
+    let out = odm(&[
+        "verify",
+        "--fast",
+        "--duration",
+        "30",
+        "--no-calibration",
+        "--report",
+        report_arg,
+    ]);
     let stdout = text(&out.stdout);
     let stderr = text(&out.stderr);
     let table = rows(&stdout);
+    // The JSON report holds the same checks and verdict as the table.
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).expect("report written"))
+            .expect("report is JSON");
+    let checks = json["checks"].as_array().expect("checks");
+    assert_eq!(checks.len(), table.len());
+    assert_eq!(json["pass"], out.status.success());
+    assert_eq!(json["schedule"].as_array().map(Vec::len), Some(3));
+    assert!(json["calibration_applied"].is_null());
     // The receive path lost nothing.
     let bytes = table
         .iter()
