@@ -184,6 +184,9 @@ pub struct Decoder {
     buf_offset: u64,
     /// Stream offset one past the last good-CRC frame (or the base offset).
     last_good_end: u64,
+    /// Stream offset where the run of skipped bytes not yet reported in a
+    /// `Resync` item starts.
+    resync_from: u64,
     finished: bool,
     /// Whether the damaged tail after `finish` has been reported.
     tail_reported: bool,
@@ -218,6 +221,7 @@ impl Decoder {
             pos: 0,
             buf_offset: base,
             last_good_end: base,
+            resync_from: base,
             finished: false,
             tail_reported: false,
             counters: Counters::default(),
@@ -321,11 +325,12 @@ impl Decoder {
     /// Emits the damaged tail at the end of input, once everything is scanned.
     fn emit_tail(&mut self) {
         let end = self.buf_offset + self.pos as u64;
-        if !self.tail_reported && end > self.last_good_end {
+        if !self.tail_reported && end > self.resync_from {
             self.out.push_back(DecodedItem::Resync {
-                offset: self.last_good_end,
-                bytes: end - self.last_good_end,
+                offset: self.resync_from,
+                bytes: end - self.resync_from,
             });
+            self.resync_from = end;
         }
         self.tail_reported = true;
     }
@@ -404,13 +409,14 @@ impl Decoder {
     fn accept(&mut self, kind: u8, seq: u16, len: usize, total: usize) {
         let offset = self.buf_offset + self.pos as u64;
         self.counters.frames_good += 1;
-        if offset > self.last_good_end {
+        if offset > self.resync_from {
             self.out.push_back(DecodedItem::Resync {
-                offset: self.last_good_end,
-                bytes: offset - self.last_good_end,
+                offset: self.resync_from,
+                bytes: offset - self.resync_from,
             });
         }
         self.last_good_end = offset + total as u64;
+        self.resync_from = self.last_good_end;
         self.last_span = Some((offset, total));
 
         // Rule 4 over consecutive good frames of any kind.
@@ -1003,6 +1009,40 @@ mod tests {
         let c = d.counters();
         assert_eq!(c.resync_bytes, 11);
         assert_eq!(c.crc_errors, 0);
+    }
+
+    #[test]
+    fn feeding_after_finish_continues_without_reporting_bytes_twice() {
+        // A link drops mid-frame (finish), then comes back with whole frames.
+        let mut d = Decoder::new();
+        d.feed(&GOLDEN);
+        d.feed(&GOLDEN[..10]);
+        d.finish();
+        let mut items: Vec<_> = std::iter::from_fn(|| d.next_item()).collect();
+        d.feed(&[0x00, 0x01]);
+        d.feed(&GOLDEN);
+        d.finish();
+        items.extend(std::iter::from_fn(|| d.next_item()));
+        let resync: Vec<_> = items
+            .iter()
+            .filter(|i| matches!(i, DecodedItem::Resync { .. }))
+            .collect();
+        assert_eq!(
+            resync,
+            [
+                &DecodedItem::Resync {
+                    offset: 32,
+                    bytes: 10
+                },
+                &DecodedItem::Resync {
+                    offset: 42,
+                    bytes: 2
+                }
+            ]
+        );
+        assert_eq!(d.counters().resync_bytes, 12);
+        assert_eq!(d.counters().seq_resets, 1, "the same seq 7 came again");
+        assert_eq!(frames(&items).len(), 2);
     }
 
     #[test]
