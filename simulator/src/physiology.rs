@@ -250,7 +250,7 @@ impl Physiology {
             None => c0 * (1.0 + self.cfg.hr_variability * gauss(&mut self.rng)),
         }
         .clamp(CYCLE_MIN_S, CYCLE_MAX_S);
-        if !ectopic && self.cfg.ectopic_rate > 0.0 && self.rng.gen_bool(self.cfg.ectopic_rate) {
+        if !ectopic && self.rng.gen_range(0.0..1.0) < self.cfg.ectopic_rate {
             let f = self.rng.gen_range(0.55..0.75);
             cycle_s = (c0 * f).max(CYCLE_MIN_S);
             self.pending_ectopic = Some(f);
