@@ -670,7 +670,7 @@ impl MonitorApp {
             );
         }
         painter.text(
-            pos2(rect.left() + 4.0, rect.top() + 4.0),
+            pos2(rect.left() + 40.0 * scale, rect.top() + 4.0),
             Align2::LEFT_TOP,
             "cm/s",
             FontId::proportional(13.0 * scale),
@@ -1234,7 +1234,11 @@ fn tile(ui: &mut Ui, rect: Rect, scale: f32, spec: &TileSpec) {
         FontId::proportional(18.0 * scale),
         colour::DIM,
     );
-    let value_size = (rect.height() * 0.55).min(rect.width() * 0.28).max(16.0);
+    let mut value_size = (rect.height() * 0.55).min(rect.width() * 0.28).max(16.0);
+    if spec.value == "—" {
+        // "No value" is a short dash, not a bar the eye could read as a number.
+        value_size *= 0.5;
+    }
     p.text(
         rect.center() + vec2(0.0, 4.0),
         Align2::CENTER_CENTER,
