@@ -357,7 +357,10 @@ fn open_port(path: &str) -> anyhow::Result<Box<dyn Write>> {
 }
 
 fn to_port(cfg: SimConfig, path: &str) -> anyhow::Result<()> {
-    let stop = interrupt::stop_flag_on_interrupt().context("installing the Ctrl-C handler")?;
+    // One handler per process: if one is already installed (several commands
+    // in one test process), stream without it; nothing needs flushing on exit.
+    let stop = interrupt::stop_flag_on_interrupt()
+        .unwrap_or_else(|_| std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)));
     let fs = f64::from(cfg.sample_rate_hz);
     let block_len = u64::from(cfg.block_len);
     let unplug = cfg.unplug;
@@ -699,6 +702,40 @@ mod tests {
             }
         }
         assert_eq!(codes, vec![(3, 40_000), (4, 70_000)]);
+    }
+
+    #[test]
+    fn port_stream_loses_frames_where_blocks_are_dropped() {
+        // A plain file stands in for the port (open_serial_writer refuses it).
+        let path = tmp("port.bin");
+        std::fs::write(&path, b"").unwrap();
+        let cfg = SimConfig {
+            duration_s: Some(0.6),
+            scatterer_count: 8,
+            gaps: ImpairmentSchedule::Fixed(vec![Interval {
+                start_s: 0.2,
+                end_s: 0.25,
+            }]),
+            ..SimConfig::default()
+        };
+        to_port(cfg, path.to_str().unwrap()).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let mut dec = odm_device_io::Decoder::new();
+        dec.feed(&bytes);
+        dec.finish();
+        let mut iq = 0;
+        while let Some(item) = dec.next_item() {
+            if let odm_device_io::DecodedItem::Frame(f) = item {
+                iq += usize::from(matches!(f.payload, Payload::Iq(_)));
+            }
+        }
+        let c = dec.counters();
+        assert_eq!(c.crc_errors, 0);
+        // 0.20–0.25 s at 200-sample blocks: 5 blocks, 1 000 samples, 5 frames.
+        assert_eq!(c.lost_samples, 1000);
+        assert_eq!(c.lost_frames, 5);
+        assert_eq!(iq, 55);
+        std::fs::remove_file(&path).ok();
     }
 
     #[test]
