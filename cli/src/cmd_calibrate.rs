@@ -256,6 +256,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             bail!("{name} {v} must be a number ≥ 0");
         }
     }
+    for (name, v) in [("--engineer", &args.engineer), ("--phantom", &args.phantom)] {
+        if v.trim().is_empty() {
+            bail!("{name} is empty: the certificate must say who calibrated with what");
+        }
+    }
     if args.valid_days == 0 {
         bail!("--valid-days must be at least 1");
     }
