@@ -119,6 +119,8 @@ pub struct MonitorApp {
     pub replay_path: String,
     /// The user paused the source.
     pub paused: bool,
+    /// Uptake counting for this case.
+    pub uptake: crate::uptake::Uptake,
     show_source_window: bool,
     seek_dragging: bool,
     frames_drawn: u64,
@@ -143,6 +145,7 @@ impl MonitorApp {
             chosen_port: String::new(),
             replay_path: String::new(),
             paused: false,
+            uptake: crate::uptake::Uptake::from_env(),
             show_source_window: false,
             seek_dragging: false,
             frames_drawn: 0,
@@ -185,6 +188,21 @@ impl MonitorApp {
         self.state.ingest(&self.handoff, now_s);
         self.state.spectrogram.upload(ui.ctx());
         self.frames_drawn += 1;
+        let probe_model = self.state.probe.as_ref().map_or(0, |p| p.probe_model);
+        if matches!(
+            self.state.source,
+            SourceState::Ended | SourceState::Failed(_)
+        ) {
+            // Monitoring stopped: the case ends.
+            self.uptake.close_case(now_s);
+        } else {
+            self.uptake.tick(
+                now_s,
+                self.state.acquired,
+                probe_model,
+                (self.state.beats_accepted, self.state.beats_received),
+            );
+        }
 
         let size = ui.available_size();
         // Scale from the 1080-line design; 1280×800 gets 0.74.
@@ -217,6 +235,9 @@ impl MonitorApp {
 
         if self.show_source_window {
             self.source_window_ui(ui);
+        }
+        if self.uptake.should_ask() {
+            self.uptake_prompt_ui(ui, scale);
         }
 
         // Repaint policy: the DSP thread requests a repaint when data arrives;
@@ -426,10 +447,53 @@ impl MonitorApp {
             });
         if let Some(spec) = chosen {
             self.paused = false;
+            let now_s = ui.input(|i| i.time);
+            self.uptake.close_case(now_s);
             self.backend.send(Command::SwitchSource(spec));
             open = false;
         }
         self.show_source_window = open;
+    }
+
+    fn uptake_prompt_ui(&mut self, ui: &mut Ui, scale: f32) {
+        use odm_uptake::{Category, Eligibility};
+        let mut category = self.uptake.category;
+        let mut eligibility = self.uptake.eligibility;
+        let mut answer: Option<(Category, Eligibility)> = None;
+        egui::Window::new("Uptake record (anonymous)")
+            .anchor(Align2::RIGHT_BOTTOM, vec2(-12.0, -12.0 - 210.0 * scale))
+            .collapsible(true)
+            .resizable(false)
+            .show(ui.ctx(), |ui| {
+                ui.label("For NHS uptake counting; no patient details are stored.");
+                egui::ComboBox::new("odm-uptake-category", "surgical category")
+                    .selected_text(category.as_str())
+                    .show_ui(ui, |ui| {
+                        for c in Category::ALL {
+                            ui.selectable_value(&mut category, *c, c.as_str());
+                        }
+                    });
+                egui::ComboBox::new("odm-uptake-eligibility", "NICE MTG3 eligibility")
+                    .selected_text(eligibility.as_str())
+                    .show_ui(ui, |ui| {
+                        for e in Eligibility::ALL {
+                            ui.selectable_value(&mut eligibility, *e, e.as_str());
+                        }
+                    });
+                ui.horizontal(|ui| {
+                    if ui.button("Save uptake answers").clicked() {
+                        answer = Some((category, eligibility));
+                    }
+                    if ui.button("Not recorded").clicked() {
+                        answer = Some((Category::NotRecorded, Eligibility::NotRecorded));
+                    }
+                });
+            });
+        self.uptake.category = category;
+        self.uptake.eligibility = eligibility;
+        if let Some((c, e)) = answer {
+            self.uptake.answer(c, e);
+        }
     }
 
     fn alarms_ui(&mut self, ui: &mut Ui, scale: f32, now_s: f64) {
@@ -999,6 +1063,7 @@ impl MonitorApp {
             let s = f.settings();
             f.applied = Some(s);
             self.backend.send(Command::Patient(s));
+            self.uptake.age_years(s.age_years);
         }
     }
 
@@ -1017,6 +1082,7 @@ impl MonitorApp {
                 m.insert("volume_ml".into(), self.bolus_volume_ml.into());
                 self.backend.send(Command::Annotate(m));
                 self.state.bolus_now(self.bolus_volume_ml);
+                self.uptake.bolus(self.bolus_volume_ml);
             }
         });
         let cfg = *self.state.challenges.config();
@@ -1139,6 +1205,11 @@ impl MonitorApp {
                     .color(colour::DIM),
             );
         }
+        ui.label(
+            RichText::new(self.uptake.status())
+                .size(12.0 * scale)
+                .color(colour::DIM),
+        );
         for (code, value) in self.state.unknown_events.iter().rev().take(2) {
             ui.label(RichText::new(format!("probe event {code} value {value}")).color(colour::DIM));
         }

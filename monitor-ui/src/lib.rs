@@ -27,6 +27,7 @@ pub mod live;
 pub mod readings;
 pub mod spectrogram;
 pub mod state;
+pub mod uptake;
 
 pub use app::MonitorApp;
 

@@ -96,6 +96,8 @@ pub struct MonitorState {
     pub acquired: bool,
     /// Beats received.
     pub beats_received: u64,
+    /// Accepted beats received.
+    pub beats_accepted: u64,
     /// Probe events with codes this version does not know, kept and shown.
     pub unknown_events: Vec<(u16, i32)>,
     last_seen_sample: u64,
@@ -127,6 +129,7 @@ impl MonitorState {
             last_accepted_at_s: None,
             acquired: false,
             beats_received: 0,
+            beats_accepted: 0,
             unknown_events: Vec::new(),
             last_seen_sample: 0,
             now_s: 0.0,
@@ -196,6 +199,7 @@ impl MonitorState {
             self.readings.push(&msg.beat);
             self.challenges.push_beat(&msg.beat);
             if msg.beat.accepted {
+                self.beats_accepted += 1;
                 self.last_accepted_at_s = Some(now_s);
                 self.acquired = true;
             }
