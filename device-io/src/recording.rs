@@ -67,7 +67,7 @@ pub enum RecordingError {
     Io {
         /// What was being done ("creating", "writing", "reading at byte 1234 of").
         what: String,
-        /// The file (or "<stream>").
+        /// The file (or `<stream>`).
         path: String,
         /// The underlying error.
         #[source]
