@@ -312,6 +312,26 @@ pub enum CalibrationStatus {
     None,
 }
 
+impl fmt::Display for CalibrationStatus {
+    /// Short text for a probe panel: `calibrated to 2027-11-30`,
+    /// `calibrated to 2027-11-30 (FAILED acceptance)`, `calibration due
+    /// (was valid to 2027-11-30)`, `not calibrated`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Calibrated {
+                valid_until,
+                pass: true,
+            } => write!(f, "calibrated to {valid_until}"),
+            Self::Calibrated {
+                valid_until,
+                pass: false,
+            } => write!(f, "calibrated to {valid_until} (FAILED acceptance)"),
+            Self::Due { valid_until } => write!(f, "calibration due (was valid to {valid_until})"),
+            Self::None => write!(f, "not calibrated"),
+        }
+    }
+}
+
 impl Calibration {
     /// The correction to apply to this probe's velocities.
     pub fn correction(&self) -> VelocityCorrection {
@@ -869,6 +889,27 @@ mod tests {
             cal.status_on(until.plus_days(1)),
             CalibrationStatus::Due { valid_until: until }
         );
+    }
+
+    #[test]
+    fn status_reads_as_short_panel_text() {
+        let d = CalDate::parse("2027-11-30").unwrap();
+        let ok = CalibrationStatus::Calibrated {
+            valid_until: d,
+            pass: true,
+        };
+        assert_eq!(ok.to_string(), "calibrated to 2027-11-30");
+        let failed = CalibrationStatus::Calibrated {
+            valid_until: d,
+            pass: false,
+        };
+        assert_eq!(
+            failed.to_string(),
+            "calibrated to 2027-11-30 (FAILED acceptance)"
+        );
+        let due = CalibrationStatus::Due { valid_until: d };
+        assert_eq!(due.to_string(), "calibration due (was valid to 2027-11-30)");
+        assert_eq!(CalibrationStatus::None.to_string(), "not calibrated");
     }
 
     #[test]
