@@ -5,10 +5,10 @@
 
 use clap::{Parser, Subcommand};
 
+mod analysis_output;
 mod calib_cert;
 mod calib_pty;
 mod calib_stream;
-mod analysis_output;
 mod cmd_analyse;
 mod cmd_calibrate;
 mod cmd_info;
