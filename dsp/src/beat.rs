@@ -142,11 +142,24 @@ struct Pending {
 #[derive(Debug, Clone, Copy)]
 enum Phase {
     Idle,
-    Rising { max_v: f32, max_abs: u64 },
-    Falling { sys: Systole },
+    /// `below`: consecutive points under half the maximum.
+    Rising {
+        max_v: f32,
+        max_abs: u64,
+        below: u8,
+    },
+    /// `below_from`: first of the consecutive points under the lower fit level.
+    Falling {
+        sys: Systole,
+        below_from: Option<u64>,
+    },
 }
 
 const SHAPE_LEN: usize = 32;
+/// Shortest onset-to-peak time of a systole, s: half the shortest
+/// physiological one (FT ≥ 160 ms at 180/min × time to peak ≥ 25% of FT =
+/// 40 ms). Broadband clicks in the simulator rise in 5–10 ms.
+const MIN_RISE_S: f64 = 0.02;
 /// Impairment intervals remembered per kind (a cycle is at most a few s).
 const INTERVALS: usize = 16;
 
@@ -470,42 +483,91 @@ impl BeatDetector {
                     self.phase = Phase::Rising {
                         max_v: v,
                         max_abs: abs,
+                        below: 0,
                     };
                 }
             }
-            Phase::Rising { max_v, max_abs } => {
+            Phase::Rising {
+                max_v,
+                max_abs,
+                below,
+            } => {
+                // Confirmation needs two consecutive points under half the
+                // maximum: a one-column speckle dropout mid-systole (it
+                // survives the 3-point median when two columns fade) must
+                // not split a systole in two.
                 if v > max_v {
                     self.phase = Phase::Rising {
                         max_v: v,
                         max_abs: abs,
+                        below: 0,
                     };
-                } else if v < 0.5 * max_v {
+                } else if v < 0.5 * max_v && below >= 1 {
                     self.phase = Phase::Idle;
-                    if let Some(sys) = self.rising_edge(max_v, max_abs) {
+                    // A rise shorter than MIN_RISE_S is a click, not a
+                    // systole: it must not become the previous beat's next
+                    // onset (that would split a cycle).
+                    if let Some(sys) = self
+                        .rising_edge(max_v, max_abs)
+                        .filter(|s| s.peak_s - s.onset_s >= MIN_RISE_S)
+                    {
                         if self.point(max_abs).snr > 0.0 {
                             self.push_pv(max_v);
                         }
                         out = self.emit_pending(&sys, input.completed_by_sample);
                         self.last_onset_s = Some(sys.onset_s);
-                        self.phase = Phase::Falling { sys };
+                        self.phase = Phase::Falling {
+                            sys,
+                            below_from: None,
+                        };
                     }
                 } else if t - self.point(max_abs).t_s > self.cfg.max_ft_s {
                     self.phase = Phase::Idle;
+                } else {
+                    let below = if v < 0.5 * max_v { below + 1 } else { 0 };
+                    self.phase = Phase::Rising {
+                        max_v,
+                        max_abs,
+                        below,
+                    };
                 }
             }
-            Phase::Falling { mut sys } => {
+            Phase::Falling {
+                mut sys,
+                below_from,
+            } => {
                 if v > sys.pv {
                     sys.pv = v;
                     sys.peak_abs = abs;
                     sys.peak_s = t;
-                    self.phase = Phase::Falling { sys };
+                    self.phase = Phase::Falling {
+                        sys,
+                        below_from: None,
+                    };
                 } else if v < self.fit_band(sys.pv).0 {
-                    self.phase = Phase::Idle;
-                    self.pending = self.falling_edge(&sys, abs);
+                    // The end needs two consecutive points under the lower
+                    // fit level (same reason as the peak confirmation).
+                    match below_from {
+                        Some(first) => {
+                            self.phase = Phase::Idle;
+                            self.pending = self.falling_edge(&sys, first);
+                        }
+                        None => {
+                            self.phase = Phase::Falling {
+                                sys,
+                                below_from: Some(abs),
+                            }
+                        }
+                    }
                 } else if t - sys.onset_s > self.cfg.max_ft_s {
                     // No return to baseline: not a beat (artefact or loss).
                     self.phase = Phase::Idle;
                     self.pending = None;
+                } else {
+                    self.phase = Phase::Falling {
+                        sys,
+                        below_from: None,
+                    };
                 }
             }
         }

@@ -153,3 +153,31 @@ fn print_envelope_bias() {
         }
     }
 }
+
+#[test]
+#[ignore]
+fn print_false_beats() {
+    let r = run_sim(sim(7, 60.0, 30.0, 45.0), PipelineConfig::default(), false);
+    for b in &r.out.beats {
+        let matched = r.truth.iter().any(|t| (t.onset_s - b.onset_s).abs() < 0.05);
+        if !matched {
+            let near = r.truth.iter().min_by(|x, y| {
+                (x.onset_s - b.onset_s)
+                    .abs()
+                    .total_cmp(&(y.onset_s - b.onset_s).abs())
+            });
+            println!(
+                "false: onset {:.3} end {:.3} pv {:.1} ft {:.0} acc {} {:?} | nearest truth onset {:.3} end {:.3} pv {:.1}",
+                b.onset_s,
+                b.end_s,
+                b.pv_cm_s,
+                b.ft_ms,
+                b.accepted,
+                b.reject_reason,
+                near.map_or(0.0, |t| t.onset_s),
+                near.map_or(0.0, |t| t.end_s),
+                near.map_or(0.0, |t| t.pv_cm_s)
+            );
+        }
+    }
+}
