@@ -495,4 +495,32 @@ mod tests {
         }
         let _ = std::fs::remove_dir_all(&dir);
     }
+
+    #[test]
+    fn a_run_without_probe_info_is_refused() {
+        // Magic and IQ blocks only: no serial, no velocity scale.
+        let dir = std::env::temp_dir().join(format!("odm-cal-noinfo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("noinfo.odmrec");
+        let mut bytes = odm_device_io::MAGIC.to_vec();
+        let mut enc = odm_device_io::Encoder::new();
+        for k in 0..50u64 {
+            let block = odm_device_io::IqBlock {
+                first_sample: k * 200,
+                flags: 0,
+                samples: vec![[100, -100]; 200],
+            };
+            enc.encode(&odm_device_io::Payload::Iq(block), &mut bytes)
+                .unwrap();
+        }
+        std::fs::write(&path, bytes).unwrap();
+        let e = measure_recording(&path, "P", MeasurementMode::Steady, CalibrationPolicy::Raw)
+            .unwrap_err();
+        let msg = format!("{e:#}");
+        assert!(
+            msg.contains("no PROBE_INFO") && msg.contains("noinfo.odmrec"),
+            "{msg}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
