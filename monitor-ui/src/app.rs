@@ -123,6 +123,7 @@ pub struct MonitorApp {
     pub uptake: crate::uptake::Uptake,
     show_source_window: bool,
     seek_dragging: bool,
+    text_scale: f32,
     frames_drawn: u64,
 }
 
@@ -148,6 +149,7 @@ impl MonitorApp {
             uptake: crate::uptake::Uptake::from_env(),
             show_source_window: false,
             seek_dragging: false,
+            text_scale: 1.0,
             frames_drawn: 0,
         }
     }
@@ -176,8 +178,19 @@ impl MonitorApp {
             s.visuals.override_text_color = Some(colour::TEXT);
             s.spacing.item_spacing = vec2(8.0, 6.0);
             s.spacing.button_padding = vec2(10.0, 6.0);
-            for (_, font) in s.text_styles.iter_mut() {
-                font.size *= 1.35;
+        });
+        Self::scale_text(ctx, 1.0);
+    }
+
+    /// Text 1.35× egui's defaults at 1080 lines, in proportion below that
+    /// (so the 1280×800 layout keeps the same proportions).
+    fn scale_text(ctx: &egui::Context, scale: f32) {
+        let defaults = egui::Style::default().text_styles;
+        ctx.all_styles_mut(|s| {
+            for (style, font) in s.text_styles.iter_mut() {
+                if let Some(d) = defaults.get(style) {
+                    font.size = d.size * 1.35 * scale.max(0.85);
+                }
             }
         });
     }
@@ -207,6 +220,10 @@ impl MonitorApp {
         let size = ui.available_size();
         // Scale from the 1080-line design; 1280×800 gets 0.74.
         let scale = (size.y / 1080.0).clamp(0.6, 1.5);
+        if (scale - self.text_scale).abs() > 0.01 {
+            Self::scale_text(ui.ctx(), scale);
+            self.text_scale = scale;
+        }
 
         egui::Panel::top("odm-top")
             .frame(egui::Frame::new().fill(colour::PANEL).inner_margin(6.0))
