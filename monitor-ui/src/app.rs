@@ -710,13 +710,15 @@ impl MonitorApp {
         );
     }
 
+    /// The area model the pipeline uses, as the SV tile states it.
     fn sv_model_text(&self) -> String {
-        match self.patient.applied {
-            None => "no area model: enter patient".into(),
-            Some(p) => match p.aortic_diameter_mm {
-                Some(d) => format!("measured diameter {d:.0} mm"),
-                None => "population model (age, sex)".into(),
-            },
+        use odm_dsp::haemo::SvModel;
+        let m = &self.state.area_model;
+        let d = m.aortic_diameter_mm().unwrap_or(f64::NAN);
+        match m {
+            SvModel::None => "no area model: enter patient".into(),
+            SvModel::MeasuredDiameter { .. } => format!("measured aorta {d:.0} mm"),
+            SvModel::Population { .. } => format!("model {}, aorta {d:.1} mm", m.name()),
         }
     }
 

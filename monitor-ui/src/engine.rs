@@ -300,6 +300,7 @@ impl Engine {
     /// Uses another SV model for subsequent beats.
     pub fn set_sv_model(&mut self, model: SvModel) {
         self.cfg.sv_model = model;
+        self.handoff.events.push(EventMsg::AreaModel(model));
         if let Some(p) = &mut self.pipeline {
             p.set_sv_model(model);
         }

@@ -127,6 +127,9 @@ pub enum EventMsg {
     Status(Status),
     /// The reader's state changed.
     Source(SourceState),
+    /// The stroke-volume model changed (patient panel or a replayed
+    /// `patient` annotation); beats from now on use it.
+    AreaModel(odm_dsp::haemo::SvModel),
     /// The stream restarted (seek, new source, sample counter went back):
     /// the UI clears its time-based displays.
     Reset,

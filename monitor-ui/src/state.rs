@@ -80,6 +80,8 @@ pub struct MonitorState {
     pub probe_unplugged: bool,
     /// The reader's state.
     pub source: SourceState,
+    /// The stroke-volume model the pipeline uses.
+    pub area_model: odm_dsp::haemo::SvModel,
     /// The newest pipeline status.
     pub last_status: Option<Status>,
     /// Boluses and markers for the trend.
@@ -121,6 +123,7 @@ impl MonitorState {
             probe: None,
             probe_unplugged: false,
             source: SourceState::Connecting(String::new()),
+            area_model: odm_dsp::haemo::SvModel::None,
             last_status: None,
             marks: Vec::new(),
             latency: LatencyStats::default(),
@@ -299,6 +302,7 @@ impl MonitorState {
                 }
             }
             EventMsg::Status(s) => self.last_status = Some(s),
+            EventMsg::AreaModel(m) => self.area_model = m,
             EventMsg::Source(s) => {
                 let restarted = matches!(s, SourceState::Live) && !self.monitoring();
                 self.source = s;
