@@ -101,23 +101,31 @@ impl WallFilter {
                 got: output.len(),
             });
         }
-        let sections = self.sections;
-        let mut st = self.state;
+        // Scalars in registers, both sections and both channels unrolled:
+        // four independent recursions per sample, so the CPU overlaps their
+        // dependency chains (the loop-carried path is one section's
+        // out → s1 → out, ~3 flops).
+        let [p, q] = self.sections;
+        let [[[pi1, pi2], [pq1, pq2]], [[qi1, qi2], [qq1, qq2]]] = self.state;
+        let (mut pi1, mut pi2, mut pq1, mut pq2) = (pi1, pi2, pq1, pq2);
+        let (mut qi1, mut qi2, mut qq1, mut qq2) = (qi1, qi2, qq1, qq2);
         for (x, y) in input.iter().zip(output.iter_mut()) {
-            // I and Q run through the same sections in one loop so the two
-            // independent dependency chains overlap in the CPU.
-            let mut v = [f64::from(x[0]), f64::from(x[1])];
-            for (sec, sst) in sections.iter().zip(st.iter_mut()) {
-                for c in 0..2 {
-                    let xin = v[c];
-                    let out = sec.b[0] * xin + sst[c][0];
-                    sst[c][0] = sec.b[1] * xin - sec.a[0] * out + sst[c][1];
-                    sst[c][1] = sec.b[2] * xin - sec.a[1] * out;
-                    v[c] = out;
-                }
-            }
-            *y = Complex32::new(v[0] as f32, v[1] as f32);
+            let (xi, xq) = (f64::from(x[0]), f64::from(x[1]));
+            let ui = p.b[0] * xi + pi1;
+            let uq = p.b[0] * xq + pq1;
+            pi1 = p.b[1] * xi - p.a[0] * ui + pi2;
+            pq1 = p.b[1] * xq - p.a[0] * uq + pq2;
+            pi2 = p.b[2] * xi - p.a[1] * ui;
+            pq2 = p.b[2] * xq - p.a[1] * uq;
+            let vi = q.b[0] * ui + qi1;
+            let vq = q.b[0] * uq + qq1;
+            qi1 = q.b[1] * ui - q.a[0] * vi + qi2;
+            qq1 = q.b[1] * uq - q.a[0] * vq + qq2;
+            qi2 = q.b[2] * ui - q.a[1] * vi;
+            qq2 = q.b[2] * uq - q.a[1] * vq;
+            *y = Complex32::new(vi as f32, vq as f32);
         }
+        let st = [[[pi1, pi2], [pq1, pq2]], [[qi1, qi2], [qq1, qq2]]];
         self.state = st;
         Ok(())
     }
