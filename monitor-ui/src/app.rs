@@ -1208,6 +1208,13 @@ impl MonitorApp {
             h.beats.dropped()
         ));
         ui.label(format!("beats received {}", self.state.beats_received));
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        ui.label(format!(
+            "samples before PROBE_INFO dropped {}; recorder frames dropped {}; audio samples dropped {}",
+            load(&h.samples_before_probe_info),
+            load(&h.recorder_dropped),
+            load(&h.audio_dropped)
+        ));
         match (
             self.state.latency.percentile_ms(50.0),
             self.state.latency.percentile_ms(99.0),

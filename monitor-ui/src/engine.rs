@@ -7,6 +7,7 @@
 //! through bounded queues that drop (and count) rather than wait.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use odm_device_io::{Annotation, Payload, ProbeInfo};
@@ -66,8 +67,15 @@ pub fn rows_from_column(col: &SpectrumColumn<'_>) -> [u8; COLUMN_ROWS] {
     let n = col.power.len() as i64;
     for (r, out) in rows.iter_mut().enumerate() {
         let v = f64::from(velocity_cm_s_from_row(r));
-        let lo = ((v - row_step / 2.0) / per_bin).round() as i64 + col.zero_bin as i64;
-        let hi = ((v + row_step / 2.0) / per_bin).round() as i64 + col.zero_bin as i64;
+        let zero = col.zero_bin as i64;
+        // Bins whose centres lie in the row; a row narrower than a bin takes
+        // the nearest bin.
+        let mut lo = ((v - row_step / 2.0) / per_bin).ceil() as i64 + zero;
+        let mut hi = ((v + row_step / 2.0) / per_bin).ceil() as i64 - 1 + zero;
+        if lo > hi {
+            lo = (v / per_bin).round() as i64 + zero;
+            hi = lo;
+        }
         let mut p = 0.0f32;
         for k in lo.max(0)..=hi.min(n - 1) {
             p = p.max(col.power.get(k as usize).copied().unwrap_or(0.0));
@@ -238,14 +246,25 @@ impl Engine {
                     self.latest_sample = block.end_sample();
                     self.handoff.set_latest_sample(self.latest_sample);
                     if let Some(audio) = &mut self.audio {
+                        let before = self.drops.audio_samples;
                         for &s in &block.samples {
                             if audio.push(s).is_err() {
                                 self.drops.audio_samples += 1;
                             }
                         }
+                        let lost = self.drops.audio_samples - before;
+                        if lost > 0 {
+                            self.handoff
+                                .audio_dropped
+                                .fetch_add(lost, Ordering::Relaxed);
+                        }
                     }
                 } else {
-                    self.drops.samples_before_probe_info += block.samples.len() as u64;
+                    let n = block.samples.len() as u64;
+                    self.drops.samples_before_probe_info += n;
+                    self.handoff
+                        .samples_before_probe_info
+                        .fetch_add(n, Ordering::Relaxed);
                 }
             }
             Payload::Event(e) => self.handoff.events.push(EventMsg::Probe(*e)),
@@ -400,6 +419,64 @@ impl Engine {
         if r.push(msg).is_err() {
             self.drops.recorder_frames += 1;
             self.unreported_recorder_drops += 1;
+            self.handoff
+                .recorder_dropped
+                .fetch_add(1, Ordering::Relaxed);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::handoff::row_from_velocity_cm_s;
+    use odm_device_io::IqBlock;
+
+    #[test]
+    fn a_bin_30_db_over_noise_is_full_brightness_at_its_velocity_row() {
+        // 256 bins, 0 Hz at bin 128, 2 cm/s per bin: bin 178 is +100 cm/s.
+        let mut power = vec![1.0f32; 256];
+        power[178] = 1000.0;
+        let col = SpectrumColumn {
+            sample_index: 0,
+            t_s: 0.0,
+            power: &power,
+            zero_bin: 128,
+            bin_hz: 73.5,
+            velocity_cm_s_per_bin: 2.0,
+            noise_power: 1.0,
+            interference: false,
+        };
+        let rows = rows_from_column(&col);
+        let row = row_from_velocity_cm_s(100.0) as usize;
+        assert_eq!(rows[row], 255);
+        let lit: Vec<usize> = (0..COLUMN_ROWS).filter(|&r| rows[r] > 0).collect();
+        assert_eq!(lit, vec![row], "only the 100 cm/s row is lit");
+    }
+
+    #[test]
+    fn samples_before_the_first_probe_info_are_dropped_and_counted() {
+        let handoff = Handoff::shared();
+        let mut e = Engine::new(handoff.clone());
+        e.handle(Payload::Iq(IqBlock {
+            first_sample: 0,
+            flags: 0,
+            samples: vec![[1, 1]; 200],
+        }));
+        assert_eq!(e.drops().samples_before_probe_info, 200);
+        assert_eq!(
+            handoff.samples_before_probe_info.load(Ordering::Relaxed),
+            200
+        );
+        assert_eq!(handoff.latest_sample(), 0, "nothing was processed");
+    }
+
+    #[test]
+    fn recording_needs_a_probe_info_first() {
+        let mut e = Engine::new(Handoff::shared());
+        let (p, _c) = rtrb::RingBuffer::new(4);
+        e.set_recorder(p);
+        assert!(e.start_recording("x.odmrec".into()).is_err());
+        assert!(!e.is_recording());
     }
 }

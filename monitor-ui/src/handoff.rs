@@ -163,8 +163,14 @@ pub struct Handoff {
     pub beats: DropOldest<BeatMsg>,
     /// Metadata, status and source events.
     pub events: DropOldest<EventMsg>,
-    /// Doppler audio frames dropped because the audio callback fell behind.
+    /// I/Q samples the Doppler audio callback could not take in time.
     pub audio_dropped: AtomicU64,
+    /// Frames the recorder thread could not take in time (also written
+    /// into the recording as a `stream_error` annotation).
+    pub recorder_dropped: AtomicU64,
+    /// Samples dropped because they came before the first PROBE_INFO
+    /// (serial-stream.md: they cannot be converted to velocity).
+    pub samples_before_probe_info: AtomicU64,
     latest_sample: AtomicU64,
     sample_rate_hz: AtomicU32,
 }
@@ -184,6 +190,8 @@ impl Handoff {
             beats: DropOldest::new(BEAT_CAPACITY),
             events: DropOldest::new(EVENT_CAPACITY),
             audio_dropped: AtomicU64::new(0),
+            recorder_dropped: AtomicU64::new(0),
+            samples_before_probe_info: AtomicU64::new(0),
             latest_sample: AtomicU64::new(0),
             sample_rate_hz: AtomicU32::new(0),
         }
