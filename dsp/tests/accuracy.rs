@@ -107,10 +107,7 @@ fn check_clean(snr_db: f64) {
     // Goal 0.995; measured 0.9939 at 30 dB (false and missed beats at
     // 45/min, docs/validation.md): regression bound.
     assert!(sens >= 0.99, "sensitivity {sens:.4} at {snr_db} dB");
-    assert!(
-        ppv >= 0.92,
-        "PPV {ppv:.4} at {snr_db} dB (goal 0.995; regression bound)"
-    );
+    assert!(ppv >= 0.995, "PPV {ppv:.4} at {snr_db} dB (goal 0.995)");
 }
 
 #[test]
@@ -139,10 +136,7 @@ fn keeps_sensitivity_and_ppv_at_8_db() {
     let (sens, ppv, imp) = merged(&all);
     assert_eq!(imp, 0);
     assert!(sens >= 0.95, "sensitivity {sens:.4} at 8 dB");
-    assert!(
-        ppv >= 0.93,
-        "PPV {ppv:.4} at 8 dB (goal 0.99; regression bound)"
-    );
+    assert!(ppv >= 0.99, "PPV {ppv:.4} at 8 dB (goal 0.99)");
 }
 
 #[test]
