@@ -25,6 +25,7 @@ pub mod wall;
 
 pub use error::DspError;
 pub use pipeline::{
-    EnvelopePoint, NullSink, Pipeline, PipelineConfig, PipelineSink, ProbeCalibration, SpectrumColumn,
+    EnvelopePoint, NullSink, Pipeline, PipelineConfig, PipelineSink, ProbeCalibration,
+    SpectrumColumn,
 };
 pub use types::*;
