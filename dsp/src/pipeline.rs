@@ -431,7 +431,7 @@ impl Pipeline {
             }
             _ => {}
         }
-        let end = first_sample + samples.len() as u64;
+        let end = first_sample.saturating_add(samples.len() as u64);
         if clipped {
             self.clipped_until = self.clipped_until.max(end);
             self.detector
@@ -451,7 +451,7 @@ impl Pipeline {
                 return;
             }
             self.fill += n;
-            at += n as u64;
+            at = at.saturating_add(n as u64);
             rest = tail;
             if self.fill == self.window_len {
                 self.column(at, sink);
@@ -479,7 +479,7 @@ impl Pipeline {
 
     /// One column whose window ends just before sample `end`.
     fn column(&mut self, end: u64, sink: &mut impl PipelineSink) {
-        let start = end - self.window_len as u64;
+        let start = end.saturating_sub(self.window_len as u64);
         let centre = start + self.window_len as u64 / 2;
         let t_s = centre as f64 / self.fs;
         if self.stft.process(&self.win, &mut self.power).is_err() {
@@ -586,5 +586,100 @@ impl Pipeline {
                 t_s: end as f64 / self.fs,
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Default)]
+    struct Statuses(Vec<Status>, usize);
+    impl PipelineSink for Statuses {
+        fn status(&mut self, s: &Status) {
+            self.0.push(*s);
+        }
+        fn spectrum_column(&mut self, _c: &SpectrumColumn<'_>) {
+            self.1 += 1;
+        }
+    }
+
+    fn params() -> StreamParams {
+        StreamParams {
+            sample_rate_hz: 20_000,
+            carrier_hz: 4_000_000,
+            beam_angle_deg: 45.0,
+        }
+    }
+
+    #[test]
+    fn reports_gap_and_discontinuity_with_their_times() {
+        let mut p = Pipeline::new(PipelineConfig::default(), params()).unwrap();
+        let mut s = Statuses::default();
+        let block = vec![[100_i16, -100]; 200];
+        p.push(0, &block, false, &mut s);
+        p.push(200, &block, false, &mut s);
+        p.push(1400, &block, false, &mut s); // 1000 samples lost
+        p.push(1000, &block, false, &mut s); // step back
+        assert_eq!(
+            s.0,
+            vec![
+                Status::Gap {
+                    t_s: 0.02,
+                    lost_samples: 1000
+                },
+                Status::Discontinuity { t_s: 0.05 },
+            ]
+        );
+        assert!(s.1 > 0, "columns are produced");
+    }
+
+    #[test]
+    fn survives_a_sample_counter_at_the_top_of_u64() {
+        let mut p = Pipeline::new(PipelineConfig::default(), params()).unwrap();
+        let mut s = Statuses::default();
+        let block = vec![[1_i16, 2]; 1000];
+        p.push(u64::MAX - 500, &block, true, &mut s);
+        p.push(u64::MAX, &block, false, &mut s);
+        p.finish(&mut s);
+    }
+
+    #[test]
+    fn rejects_unusable_stream_parameters_and_calibration() {
+        let mut bad = params();
+        bad.beam_angle_deg = 90.0;
+        assert!(Pipeline::new(PipelineConfig::default(), bad).is_err());
+        let cfg = PipelineConfig {
+            calibration: ProbeCalibration {
+                gain: 0.0,
+                ..ProbeCalibration::default()
+            },
+            ..PipelineConfig::default()
+        };
+        assert!(Pipeline::new(cfg, params()).is_err());
+        let mut p = Pipeline::new(PipelineConfig::default(), params()).unwrap();
+        assert!(
+            p.set_calibration(ProbeCalibration {
+                gain: f64::NAN,
+                ..ProbeCalibration::default()
+            })
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn calibration_maps_measured_to_true_velocity() {
+        let c = ProbeCalibration {
+            gain: 1.1,
+            offset_cm_s: 2.0,
+            beam_angle_deg: None,
+        };
+        assert!((c.velocity_true_cm_s_from_measured(112.0, 45.0) - 100.0).abs() < 1e-9);
+        let a = ProbeCalibration {
+            beam_angle_deg: Some(60.0),
+            ..ProbeCalibration::default()
+        };
+        // cos 45° / cos 60° = 1.41421…
+        assert!((a.velocity_true_cm_s_from_measured(100.0, 45.0) - 141.421_356).abs() < 1e-5);
     }
 }
