@@ -64,6 +64,14 @@ pub enum Format {
 pub struct Args {
     /// Recording (`.odmrec`) or raw probe stream; `-` reads standard input.
     pub input: PathBuf,
+    /// How to analyse and what to write.
+    #[command(flatten)]
+    pub opts: Options,
+}
+
+/// Analysis options shared by `odm analyse` and the headless `odm monitor`.
+#[derive(clap::Args, Debug)]
+pub struct Options {
     /// Output format.
     #[arg(long, value_enum, default_value = "jsonl")]
     pub format: Format,
@@ -165,30 +173,15 @@ fn parse_sex(s: &str) -> Result<Sex, String> {
 
 /// Runs `odm analyse`.
 pub fn run(args: Args) -> Result<()> {
-    let cli_model = cli_sv_model(&args)?;
-    let fluid = FluidConfig {
-        before_s: args.bolus_before_s,
-        after_span_s: args.bolus_after_s,
-        rolling_s: args.bolus_window_s,
-        min_beats: args.bolus_min_beats as usize,
-        ..FluidConfig::default()
-    };
     let stdout = io::stdout();
     let sink = BufWriter::with_capacity(64 * 1024, stdout.lock());
     let result = if args.input.as_os_str() == "-" {
         let stdin = io::stdin();
-        analyse(
-            stdin.lock(),
-            "<stdin>".into(),
-            &args,
-            cli_model,
-            fluid,
-            sink,
-        )
+        analyse_stream(stdin.lock(), "<stdin>".into(), &args.opts, sink)
     } else {
         let name = args.input.display().to_string();
         let file = File::open(&args.input).with_context(|| format!("opening {name}"))?;
-        analyse(file, name, &args, cli_model, fluid, sink)
+        analyse_stream(file, name, &args.opts, sink)
     };
     match result {
         // The reader of our output went away (`odm analyse f | head`): not
@@ -198,7 +191,28 @@ pub fn run(args: Args) -> Result<()> {
     }
 }
 
-fn is_broken_pipe(e: &anyhow::Error) -> bool {
+/// Analyses the stream `src` (a recording or a raw probe stream) to the end
+/// and writes the analysis-output lines to `dst`; `name` names the input in
+/// errors. The same code path serves files, standard input and live sources.
+pub fn analyse_stream<R: Read, W: Write>(
+    src: R,
+    name: String,
+    opts: &Options,
+    dst: W,
+) -> Result<()> {
+    let cli_model = cli_sv_model(opts)?;
+    let fluid = FluidConfig {
+        before_s: opts.bolus_before_s,
+        after_span_s: opts.bolus_after_s,
+        rolling_s: opts.bolus_window_s,
+        min_beats: opts.bolus_min_beats as usize,
+        ..FluidConfig::default()
+    };
+    analyse(src, name, opts, cli_model, fluid, dst)
+}
+
+/// Whether `e` is the reader of our output having gone away.
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.downcast_ref::<io::Error>()
             .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
@@ -207,7 +221,7 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 
 /// The SV model fixed on the command line, if any (a diameter wins over
 /// demographics).
-fn cli_sv_model(args: &Args) -> Result<Option<SvModel>> {
+fn cli_sv_model(args: &Options) -> Result<Option<SvModel>> {
     let model = if let Some(d) = args.aortic_diameter_mm {
         Some(SvModel::measured(d).with_context(|| "--aortic-diameter-mm")?)
     } else if let (Some(age_years), Some(sex), Some(height_cm), Some(weight_kg)) =
@@ -234,7 +248,7 @@ fn cli_sv_model(args: &Args) -> Result<Option<SvModel>> {
 }
 
 /// BSA (Mosteller) from the command-line demographics, when all are given.
-fn cli_bsa_m2(args: &Args) -> Option<f64> {
+fn cli_bsa_m2(args: &Options) -> Option<f64> {
     match (args.height_cm, args.weight_kg) {
         (Some(h), Some(w)) if args.age.is_some() => Some(BsaFormula::Mosteller.bsa_m2(h, w)),
         _ => None,
@@ -245,7 +259,7 @@ fn cli_bsa_m2(args: &Args) -> Option<f64> {
 fn analyse<R: Read, W: Write>(
     src: R,
     name: String,
-    args: &Args,
+    args: &Options,
     cli_model: Option<SvModel>,
     fluid: FluidConfig,
     dst: W,
@@ -363,7 +377,7 @@ impl Medians {
 }
 
 struct Analyser<'a, W: Write> {
-    args: &'a Args,
+    args: &'a Options,
     name: String,
     dst: W,
     format: Format,
@@ -391,7 +405,7 @@ struct Analyser<'a, W: Write> {
 
 impl<'a, W: Write> Analyser<'a, W> {
     fn new(
-        args: &'a Args,
+        args: &'a Options,
         cli_model: Option<SvModel>,
         fluid: FluidConfig,
         dst: W,

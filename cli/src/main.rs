@@ -12,6 +12,7 @@ mod calib_stream;
 mod cmd_analyse;
 mod cmd_calibrate;
 mod cmd_info;
+mod cmd_monitor;
 mod cmd_record;
 mod cmd_simulate;
 mod cmd_uptake;
@@ -34,6 +35,8 @@ enum Command {
     Record(cmd_record::Args),
     /// Describe a recording: probe, duration and every receiver counter.
     Info(cmd_info::Args),
+    /// Headless monitor: the virtual probe (or --port) analysed live, beats to standard output.
+    Monitor(cmd_monitor::Args),
     /// Beat-by-beat analysis of a recording or stream (analysis-output.md).
     Analyse(cmd_analyse::Args),
     /// Measure accuracy against the simulator and write the validation report.
@@ -52,6 +55,7 @@ fn main() {
         Command::Simulate(a) => cmd_simulate::run(a),
         Command::Record(a) => cmd_record::run(a),
         Command::Info(a) => cmd_info::run(a),
+        Command::Monitor(a) => cmd_monitor::run(a),
         Command::Analyse(a) => cmd_analyse::run(a),
         Command::Validate(a) => cmd_validate::run(a),
         Command::Uptake(a) => cmd_uptake::run(a),
