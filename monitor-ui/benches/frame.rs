@@ -139,6 +139,7 @@ fn frame_time() {
                     None => break,
                 }
             }
+            let beats_before = app.state.beats_received;
             let t0 = Instant::now();
             let mut out = ctx.run_ui(input(t_ui, w, h), |ui| app.ui(ui));
             let t1 = Instant::now();
@@ -146,6 +147,15 @@ fn frame_time() {
             let prims = ctx.tessellate(out.shapes, out.pixels_per_point);
             let t2 = Instant::now();
             if probe.time_s() > 10.5 {
+                if std::env::var_os("ODM_BENCH_VERBOSE").is_some()
+                    && (t2 - t0).as_secs_f64() > 0.002
+                {
+                    println!(
+                        "  slow frame {frame}: {:.2} ms, beat arrived: {}",
+                        (t2 - t0).as_secs_f64() * 1000.0,
+                        app.state.beats_received != beats_before
+                    );
+                }
                 times.push((t2 - t0).as_secs_f64() * 1000.0);
                 tess.push((t2 - t1).as_secs_f64() * 1000.0);
             }
