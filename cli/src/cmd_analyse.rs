@@ -26,11 +26,13 @@ use std::io::{self, BufWriter, Read, Write};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use odm_device_io::calibration::{Calibration, CalibrationStore};
 use odm_device_io::{
     Annotation, Counters, DecodedItem, IqBlock, MAX_SAMPLE_RATE_HZ, MagicStatus, Payload,
     ProbeEvent, ProbeInfo, RecordingReader,
 };
 use odm_dsp::area::{Demographics, Sex};
+use odm_dsp::calfit::probe_calibration_from;
 use odm_dsp::fluid::{FluidChallengeResult, FluidConfig, FluidTracker};
 use odm_dsp::haemo::{self, BsaFormula, FtcFormula, SvModel};
 use odm_dsp::{Beat, Pipeline, PipelineConfig, PipelineSink, Status, StreamParams};
@@ -72,6 +74,14 @@ pub struct Args {
 /// Analysis options shared by `odm analyse` and the headless `odm monitor`.
 #[derive(clap::Args, Debug)]
 pub struct Options {
+    /// Calibration store in which the probe's calibration is looked up when
+    /// its PROBE_INFO arrives (default: `$ODM_CALIBRATIONS`, else
+    /// `$XDG_DATA_HOME/odm/calibrations`, else `~/.local/share/odm/calibrations`).
+    #[arg(long, value_name = "DIR", conflicts_with = "no_calibration")]
+    pub calibrations: Option<PathBuf>,
+    /// Analyse uncorrected: apply no installed probe calibration.
+    #[arg(long = "no-calibration")]
+    pub no_calibration: bool,
     /// Output format.
     #[arg(long, value_enum, default_value = "jsonl")]
     pub format: Format,
@@ -401,6 +411,10 @@ struct Analyser<'a, W: Write> {
     medians: Medians,
     first_sample: Option<u64>,
     last_end: u64,
+    /// Where probe calibrations are looked up; `None` with `--no-calibration`.
+    cal_store: Option<CalibrationStore>,
+    /// The last probe serial looked up, and the calibration found for it.
+    cal_for: Option<(String, Option<Calibration>)>,
 }
 
 impl<'a, W: Write> Analyser<'a, W> {
@@ -438,6 +452,15 @@ impl<'a, W: Write> Analyser<'a, W> {
             medians: Medians::new(),
             first_sample: None,
             last_end: 0,
+            cal_store: if args.no_calibration {
+                None
+            } else if let Some(dir) = &args.calibrations {
+                Some(CalibrationStore::new(dir))
+            } else {
+                // No default store (no home directory): nothing to apply.
+                CalibrationStore::open_default().ok()
+            },
+            cal_for: None,
         }
     }
 
@@ -540,6 +563,7 @@ impl<'a, W: Write> Analyser<'a, W> {
         };
         if self.params == Some(params) {
             self.probe = Some(info);
+            self.apply_calibration();
             return Ok(());
         }
         let mut cfg = PipelineConfig {
@@ -561,10 +585,46 @@ impl<'a, W: Write> Analyser<'a, W> {
         self.pipeline = Some(pipeline);
         self.params = Some(params);
         self.probe = Some(info);
+        self.apply_calibration();
         if !self.stream_written {
             self.start_stream()?;
         }
         Ok(())
+    }
+
+    /// Applies the installed calibration of the probe in force (looked up
+    /// once per serial) to the pipeline: "the DSP applies a probe's
+    /// calibration automatically when its PROBE_INFO arrives". A damaged or
+    /// foreign calibration file is reported on standard error and the
+    /// analysis goes on uncorrected, never silently.
+    fn apply_calibration(&mut self) {
+        let (Some(info), Some(store)) = (&self.probe, &self.cal_store) else {
+            return;
+        };
+        let serial = info.serial_str();
+        if self.cal_for.as_ref().is_none_or(|(s, _)| *s != serial) {
+            let found = match store.lookup(&serial) {
+                Ok(found) => found,
+                Err(e) => {
+                    eprintln!(
+                        "odm analyse: warning: calibration of probe {serial:?} not applied: {e}"
+                    );
+                    None
+                }
+            };
+            self.cal_for = Some((serial, found));
+        }
+        let correction = self
+            .cal_for
+            .as_ref()
+            .and_then(|(_, c)| c.as_ref())
+            .map(|c| probe_calibration_from(c.gain, c.offset_cm_s))
+            .unwrap_or_default();
+        if let Some(p) = self.pipeline.as_mut()
+            && let Err(e) = p.set_calibration(correction)
+        {
+            eprintln!("odm analyse: warning: probe calibration not applied: {e}");
+        }
     }
 
     /// Writes the stream line, then everything held before PROBE_INFO.
@@ -651,6 +711,18 @@ impl<'a, W: Write> Analyser<'a, W> {
             .num("fluid_after_span_s", Some(fc.after_span_s), 3)
             .num("fluid_rolling_s", Some(fc.rolling_s), 3)
             .int("fluid_min_beats", fc.min_beats as u64);
+        // Added field: the probe calibration applied, if any.
+        match self.cal_for.as_ref().and_then(|(_, c)| c.as_ref()) {
+            Some(c) => {
+                let mut cal = JsonLine::object();
+                cal.num("gain", Some(c.gain), 5)
+                    .num("offset_cm_s", Some(c.offset_cm_s), 3)
+                    .string("date", &c.date.to_string())
+                    .string("valid_until", &c.valid_until.to_string());
+                l.raw("probe_calibration", &cal.finish_object())
+            }
+            None => l.raw("probe_calibration", "null"),
+        };
         let line = l.finish();
         self.json(&line)
     }

@@ -512,3 +512,91 @@ fn a_damaged_run_is_measured_with_a_warning() {
         "damaged run measured {measured}"
     );
 }
+
+fn median_pv_and_stream(out: &Output) -> (f64, serde_json::Value) {
+    assert!(
+        out.status.success(),
+        "analyse failed: {}",
+        text(&out.stderr)
+    );
+    let mut pv: Vec<f64> = Vec::new();
+    let mut stream = serde_json::Value::Null;
+    for line in text(&out.stdout).lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("json line");
+        match v["type"].as_str() {
+            Some("stream") => stream = v,
+            Some("beat") if v["accepted"] == true => {
+                pv.push(v["pv_cm_s"].as_f64().expect("pv"));
+            }
+            _ => {}
+        }
+    }
+    assert!(pv.len() >= 10, "{} accepted beats", pv.len());
+    pv.sort_by(f64::total_cmp);
+    (pv[pv.len() / 2], stream)
+}
+
+#[test]
+fn analyse_applies_the_installed_calibration_of_the_probe() {
+    let dir = TempDir::new("analyse-cal");
+    let serial = "SIM-CAL-ANALYSE";
+    let runs = simulate_runs(&dir, serial, 0.07);
+    let store = dir.path("store");
+    let store_s = store.to_str().expect("utf-8");
+    // 7% is outside the gain tolerance (FAIL), but a gain-only failure is
+    // still installed: the correction is valid.
+    calibrate(
+        serial,
+        &runs,
+        &dir.path("cert"),
+        &["--install", "--calibrations", store_s],
+    );
+    let rec = dir.path("patient.odmrec");
+    let rec_s = rec.to_str().expect("utf-8");
+    let sim = odm(&[
+        "simulate",
+        "--out",
+        rec_s,
+        "--duration",
+        "30",
+        "--seed",
+        "9",
+        "--probe-gain-error",
+        "0.07",
+        "--probe-serial",
+        serial,
+    ]);
+    assert!(sim.status.success(), "{}", text(&sim.stderr));
+
+    let (pv_corrected, stream) =
+        median_pv_and_stream(&odm(&["analyse", rec_s, "--calibrations", store_s]));
+    let (pv_raw, raw_stream) = median_pv_and_stream(&odm(&["analyse", rec_s, "--no-calibration"]));
+    assert_eq!(raw_stream["probe_calibration"], serde_json::Value::Null);
+    let gain = stream["probe_calibration"]["gain"]
+        .as_f64()
+        .expect("gain stated");
+    assert!((gain - 1.07).abs() < 0.01, "fitted gain {gain}");
+
+    // The correction v_true = (v − offset)/gain, applied to the envelope.
+    let offset = stream["probe_calibration"]["offset_cm_s"]
+        .as_f64()
+        .expect("offset stated");
+    let expected = (pv_raw - offset) / gain;
+    assert!(
+        (pv_corrected - expected).abs() < 0.02 * expected,
+        "corrected PV {pv_corrected}, raw {pv_raw}, expected {expected}"
+    );
+    // And it brings the probe back to the truth.
+    let truth = std::fs::read_to_string(dir.path("patient.truth.jsonl")).expect("truth");
+    let mut tpv: Vec<f64> = truth
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("truth json"))
+        .map(|v| v["pv_cm_s"].as_f64().expect("truth pv"))
+        .collect();
+    tpv.sort_by(f64::total_cmp);
+    let true_pv = tpv[tpv.len() / 2];
+    assert!(
+        (pv_corrected - true_pv).abs() < (pv_raw - true_pv).abs(),
+        "calibrated {pv_corrected} no closer to true {true_pv} than raw {pv_raw}"
+    );
+}
