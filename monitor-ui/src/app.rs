@@ -5,6 +5,8 @@
 //! right, the waterfall and trends in the middle, and the quality, probe,
 //! patient, fluid-challenge and diagnostics panels along the bottom.
 
+use crate::calibrations::Calibrations;
+use odm_device_io::calibration::{CalDate, CalibrationStatus};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -101,6 +103,8 @@ pub struct MonitorApp {
     pub bolus_volume_ml: f64,
     /// Marker text entry.
     pub marker_text: String,
+    /// Installed probe calibrations, for the probe panel's status.
+    pub calibrations: Calibrations,
     /// Trend range, minutes.
     pub trend_range_min: u32,
     /// Replay speed factor.
@@ -137,6 +141,7 @@ impl MonitorApp {
             patient: PatientForm::default(),
             bolus_volume_ml: DEFAULT_VOLUME_ML,
             marker_text: String::new(),
+            calibrations: Calibrations::load_default(),
             trend_range_min: 30,
             replay_speed: 1.0,
             seek_target_s: 0.0,
@@ -1018,8 +1023,15 @@ impl MonitorApp {
                 );
             }
         }
-        // The calibration store is another issue's work; until it exists: none.
-        ui.label("calibration: none");
+        let status = self
+            .calibrations
+            .status(&p.serial_str(), CalDate::today_utc());
+        let text = RichText::new(format!("calibration: {status}"));
+        ui.label(match status {
+            CalibrationStatus::Calibrated { pass: true, .. } => text,
+            CalibrationStatus::None => text.color(colour::DIM),
+            _ => text.color(colour::MEDIUM).strong(),
+        });
         ui.label(
             RichText::new(format!(
                 "{} Hz, {:.1}°, fw {}",

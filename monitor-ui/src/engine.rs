@@ -6,6 +6,7 @@
 //! never blocks: display data, recorder frames and audio samples leave
 //! through bounded queues that drop (and count) rather than wait.
 
+use crate::calibrations::Calibrations;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -177,6 +178,10 @@ pub struct Engine {
     audio: Option<rtrb::Producer<[i16; 2]>>,
     drops: EngineDrops,
     unreported_recorder_drops: u64,
+    /// Installed probe calibrations (loaded before the thread started).
+    calibrations: Arc<Calibrations>,
+    /// The probe whose calibration the pipeline holds.
+    calibrated_serial: Option<[u8; 16]>,
 }
 
 impl Engine {
@@ -193,7 +198,15 @@ impl Engine {
             audio: None,
             drops: EngineDrops::default(),
             unreported_recorder_drops: 0,
+            calibrations: Arc::new(Calibrations::default()),
+            calibrated_serial: None,
         }
+    }
+
+    /// Probe calibrations to apply when a probe's PROBE_INFO arrives.
+    pub fn set_calibrations(&mut self, calibrations: Arc<Calibrations>) {
+        self.calibrations = calibrations;
+        self.calibrated_serial = None;
     }
 
     /// Sends received frames and annotations to a recorder thread.
@@ -308,6 +321,21 @@ impl Engine {
                 }
             }
             self.handoff.set_sample_rate_hz(info.sample_rate_hz);
+        }
+        // A new pipeline or another probe: apply that probe's calibration
+        // (issue "probe calibration": automatically, on its PROBE_INFO).
+        if !same || self.calibrated_serial != Some(info.probe_serial) {
+            let correction = self.calibrations.correction(&info.serial_str());
+            if let Some(p) = &mut self.pipeline
+                && let Err(e) = p.set_calibration(correction)
+            {
+                self.handoff
+                    .events
+                    .push(EventMsg::Source(SourceState::Failed(format!(
+                        "probe calibration not applied: {e}"
+                    ))));
+            }
+            self.calibrated_serial = Some(info.probe_serial);
         }
         // Sent every time (about once a second): minutes used change.
         if self.info.as_ref() != Some(info) {
@@ -452,6 +480,50 @@ mod tests {
         assert_eq!(rows[row], 255);
         let lit: Vec<usize> = (0..COLUMN_ROWS).filter(|&r| rows[r] > 0).collect();
         assert_eq!(lit, vec![row], "only the 100 cm/s row is lit");
+    }
+
+    /// Median PV of the accepted beats of 20 s of the virtual probe (a probe
+    /// reading 10% high), with `calibrations` installed.
+    fn median_pv_with(calibrations: Calibrations) -> f64 {
+        let handoff = Handoff::shared();
+        let mut e = Engine::new(handoff.clone());
+        e.set_calibrations(Arc::new(calibrations));
+        let cfg = odm_simulator::SimConfig {
+            seed: 11,
+            duration_s: Some(20.0),
+            probe_gain_error: 0.10,
+            ..odm_simulator::SimConfig::default()
+        };
+        let probe = odm_simulator::VirtualProbe::new(cfg).expect("config");
+        let mut pv = Vec::new();
+        for payload in probe {
+            e.handle(payload);
+            while let Some(b) = handoff.beats.pop() {
+                if b.beat.accepted {
+                    pv.push(b.beat.pv_cm_s);
+                }
+            }
+        }
+        assert!(pv.len() >= 10, "{} accepted beats", pv.len());
+        pv.sort_by(f64::total_cmp);
+        pv[pv.len() / 2]
+    }
+
+    #[test]
+    fn applies_the_probes_installed_calibration_when_its_probe_info_arrives() {
+        let raw = median_pv_with(Calibrations::default());
+        let mut cals = Calibrations::default();
+        let until = odm_device_io::calibration::CalDate::parse("2099-01-01").expect("date");
+        let correction = odm_dsp::calfit::probe_calibration_from(1.10, 0.0);
+        // Another probe's calibration must not be applied.
+        cals.insert_correction("OTHER", correction, until, true);
+        assert_eq!(median_pv_with(cals.clone()), raw);
+        cals.insert_correction("SIM-0001", correction, until, true);
+        let corrected = median_pv_with(cals);
+        assert!(
+            (corrected * 1.10 - raw).abs() < 0.01 * raw,
+            "raw {raw}, corrected {corrected}"
+        );
     }
 
     #[test]

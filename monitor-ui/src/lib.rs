@@ -19,6 +19,7 @@ pub mod alarms;
 pub mod app;
 pub mod audio;
 pub mod audio_split;
+pub mod calibrations;
 pub mod challenge;
 pub mod control;
 pub mod engine;

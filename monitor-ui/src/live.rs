@@ -112,6 +112,9 @@ impl LiveBackend {
         let replay_duration_bits = Arc::new(AtomicU64::new(0));
 
         let mut engine = Engine::new(self.handoff.clone());
+        engine.set_calibrations(std::sync::Arc::new(
+            crate::calibrations::Calibrations::load_default(),
+        ));
         engine.set_recorder(rec_tx);
         if let Some(p) = self.audio.new_producer() {
             engine.set_audio(p);
