@@ -118,4 +118,23 @@ mod tests {
         assert_eq!(c.correction("X"), ProbeCalibration::default());
         assert_eq!(c.status("X", CalDate::today_utc()), CalibrationStatus::None);
     }
+
+    #[test]
+    fn status_is_due_the_day_after_valid_until() {
+        let mut c = Calibrations::default();
+        let until = CalDate::parse("2026-12-31").expect("date");
+        c.insert_correction("P", ProbeCalibration::default(), until, true);
+        let on = |d: &str| c.status("P", CalDate::parse(d).expect("date"));
+        assert_eq!(
+            on("2026-12-31"),
+            CalibrationStatus::Calibrated {
+                valid_until: until,
+                pass: true
+            }
+        );
+        assert_eq!(
+            on("2027-01-01"),
+            CalibrationStatus::Due { valid_until: until }
+        );
+    }
 }
