@@ -151,8 +151,16 @@ impl Drop for TempFile {
     }
 }
 
+/// A path no other test of this run uses: tests run in parallel and several
+/// write the same recording, so the name alone would let one test delete or
+/// rewrite the file another is reading.
 fn temp_path(name: &str) -> TempFile {
-    TempFile(std::env::temp_dir().join(format!("odm-analyse-test-{}-{name}", std::process::id())))
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    TempFile(std::env::temp_dir().join(format!(
+        "odm-analyse-test-{}-{n}-{name}",
+        std::process::id()
+    )))
 }
 
 fn write_file(name: &str, bytes: &[u8]) -> TempFile {
