@@ -1004,29 +1004,22 @@ impl<'a, W: Write> Analyser<'a, W> {
         l.num("duration_s", duration_s, decimals::TIME_S)
             .int("beats", self.beats)
             .int("accepted", self.accepted)
-            .raw("median", &self.medians.json())
-            .int("bytes_read", counters.bytes_read)
-            .int("frames_good", counters.frames_good)
-            .int("crc_errors", counters.crc_errors)
-            .int("malformed", counters.malformed)
-            .int("unknown_kinds", counters.unknown_kinds)
-            .int("lost_frames", counters.lost_frames)
-            .int("seq_resets", counters.seq_resets)
-            .int("lost_samples", counters.lost_samples)
-            .int("discontinuities", counters.discontinuities)
-            .int("resync_bytes", counters.resync_bytes)
-            // Added fields.
-            .string(
-                "magic",
-                match magic {
-                    MagicStatus::Good => "good",
-                    MagicStatus::Damaged { .. } => "damaged",
-                    MagicStatus::RawStream => "raw_stream",
-                    MagicStatus::Truncated { .. } => "truncated",
-                },
-            )
-            .int("samples_dropped_before_probe_info", self.dropped_samples)
-            .int("events_dropped_before_probe_info", self.dropped_items);
+            .raw("median", &self.medians.json());
+        for (name, value) in counters.named() {
+            l.int(name, value);
+        }
+        // Added fields.
+        l.string(
+            "magic",
+            match magic {
+                MagicStatus::Good => "good",
+                MagicStatus::Damaged { .. } => "damaged",
+                MagicStatus::RawStream => "raw_stream",
+                MagicStatus::Truncated { .. } => "truncated",
+            },
+        )
+        .int("samples_dropped_before_probe_info", self.dropped_samples)
+        .int("events_dropped_before_probe_info", self.dropped_items);
         let line = l.finish();
         self.json(&line)?;
         self.dst.flush().context("writing standard output")

@@ -249,19 +249,7 @@ fn print_text(
         None => println!("damaged tail:    none"),
     }
     println!("counters:");
-    let rows = [
-        ("bytes_read", c.bytes_read),
-        ("frames_good", c.frames_good),
-        ("crc_errors", c.crc_errors),
-        ("malformed", c.malformed),
-        ("unknown_kinds", c.unknown_kinds),
-        ("lost_frames", c.lost_frames),
-        ("seq_resets", c.seq_resets),
-        ("lost_samples", c.lost_samples),
-        ("discontinuities", c.discontinuities),
-        ("resync_bytes", c.resync_bytes),
-    ];
-    for (k, v) in rows {
+    for (k, v) in c.named() {
         println!("  {k:<16} {v}");
     }
 }

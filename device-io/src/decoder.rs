@@ -82,6 +82,22 @@ pub struct Counters {
 }
 
 impl Counters {
+    /// Every counter with its name in the spec, in the spec's table order.
+    pub fn named(&self) -> [(&'static str, u64); 10] {
+        [
+            ("bytes_read", self.bytes_read),
+            ("frames_good", self.frames_good),
+            ("crc_errors", self.crc_errors),
+            ("malformed", self.malformed),
+            ("unknown_kinds", self.unknown_kinds),
+            ("lost_frames", self.lost_frames),
+            ("seq_resets", self.seq_resets),
+            ("lost_samples", self.lost_samples),
+            ("discontinuities", self.discontinuities),
+            ("resync_bytes", self.resync_bytes),
+        ]
+    }
+
     /// Whether anything went wrong on the link: any CRC error, malformed or
     /// unknown frame, lost frame or sample, reset, discontinuity or resync byte.
     pub fn is_clean(&self) -> bool {
