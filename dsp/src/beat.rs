@@ -195,6 +195,8 @@ impl Intervals {
     }
 }
 const HISTORY: usize = 8;
+/// Consecutive premature beats taken as a change of rhythm, not ectopy.
+const RHYTHM_CHANGE_RUN: usize = 3;
 
 /// The beat detector stage.
 #[derive(Debug, Clone)]
@@ -217,6 +219,8 @@ pub struct BeatDetector {
     pv_len: usize,
     cycle_hist: [f64; HISTORY],
     cycle_len: usize,
+    /// Consecutive beats premature against the cycle history.
+    premature_run: usize,
     template: Option<[f32; SHAPE_LEN]>,
     beat_index: u64,
     /// Lowest velocity the envelope can report (cm/s): edge fits stay above it.
@@ -366,6 +370,7 @@ impl BeatDetector {
             pv_len: 0,
             cycle_hist: [0.0; HISTORY],
             cycle_len: 0,
+            premature_run: 0,
             template: None,
             beat_index: 0,
             floor_cm_s: 0.0,
@@ -388,6 +393,7 @@ impl BeatDetector {
         self.last_onset_s = None;
         self.next_abs = 0;
         self.cycle_len = 0;
+        self.premature_run = 0;
     }
 
     /// The velocity band the edge fits use for a peak `pv`: `fit_lo..fit_hi`
@@ -750,8 +756,12 @@ impl BeatDetector {
         let ma = (rise_s > 0.0).then(|| pv / rise_s);
         let sv = self.sv_model.estimate(p.sd_cm);
 
-        // Ectopic: premature relative to the median recent cycle.
-        let ectopic = match p.sys.prev_interval_s {
+        // Ectopic: premature relative to the median recent cycle. An ectopic
+        // beat is isolated (a compensatory pause follows it); a run of
+        // premature beats is a new rhythm — a rate step, e.g. 60 → 110/min —
+        // and from its third beat on the cycle history follows it instead of
+        // rejecting every beat of the new rate.
+        let premature = match p.sys.prev_interval_s {
             Some(iv) if self.cycle_len >= 3 => {
                 let mut b = [0.0; HISTORY];
                 b[..self.cycle_len].copy_from_slice(&self.cycle_hist[..self.cycle_len]);
@@ -759,6 +769,8 @@ impl BeatDetector {
             }
             _ => false,
         };
+        self.premature_run = if premature { self.premature_run + 1 } else { 0 };
+        let ectopic = premature && self.premature_run < RHYTHM_CHANGE_RUN;
         let within = |x: f64, r: (f64, f64)| x >= r.0 && x <= r.1;
         let c = &self.cfg;
         let plausible = within(ft_ms, c.ft_ms_range)

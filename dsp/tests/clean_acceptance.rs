@@ -4,7 +4,7 @@
 
 use odm_device_io::Payload;
 use odm_dsp::{Beat, Pipeline, PipelineConfig, PipelineSink, RejectReason, StreamParams};
-use odm_simulator::{SimConfig, VirtualProbe};
+use odm_simulator::{ScheduleSegment, SimConfig, VirtualProbe};
 
 #[derive(Default)]
 struct Beats(Vec<Beat>);
@@ -16,12 +16,15 @@ impl PipelineSink for Beats {
 }
 
 fn beats_of(seed: u64, snr_db: f64) -> Vec<Beat> {
-    let cfg = SimConfig {
+    beats_with(SimConfig {
         seed,
         duration_s: Some(40.0),
         snr_db: Some(snr_db),
         ..SimConfig::default()
-    };
+    })
+}
+
+fn beats_with(cfg: SimConfig) -> Vec<Beat> {
     let mut probe = VirtualProbe::new(cfg).expect("valid config");
     let info = probe.probe_info();
     let params = StreamParams {
@@ -66,4 +69,38 @@ fn clean_beats_are_not_rejected_as_interference() {
         }
         assert!(total > 170, "{total} beats at {snr_db} dB");
     }
+}
+
+#[test]
+fn a_step_in_heart_rate_is_a_new_rhythm_not_a_run_of_ectopic_beats() {
+    let segment = |start_s: f64, hr_bpm: f64| ScheduleSegment {
+        start_s,
+        hr_bpm: Some(hr_bpm),
+        sv_ml: None,
+        ftc_ms: None,
+        pv_cm_s: None,
+    };
+    let beats = beats_with(SimConfig {
+        seed: 5,
+        duration_s: Some(50.0),
+        snr_db: Some(20.0),
+        schedule: vec![segment(0.0, 60.0), segment(20.0, 110.0)],
+        ..SimConfig::default()
+    });
+    let after_step: Vec<&Beat> = beats.iter().filter(|b| b.onset_s > 21.0).collect();
+    assert!(
+        after_step.len() > 40,
+        "{} beats after the step",
+        after_step.len()
+    );
+    let ectopic = after_step
+        .iter()
+        .filter(|b| b.reject_reason == Some(RejectReason::Ectopic))
+        .count();
+    // At most the first beats of the new rate, before it is recognised.
+    assert!(
+        ectopic <= 2,
+        "{ectopic} of {} beats after a 60 → 110/min step called ectopic",
+        after_step.len()
+    );
 }
