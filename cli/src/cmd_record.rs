@@ -106,7 +106,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     eprintln!("  frames_written   {frames}");
     eprintln!("  dropped_before_probe_info {dropped}");
     if !written {
-        // Only the empty placeholder made above; nothing of value is lost.
+        // Only the empty file created above; nothing of value is lost.
         let _ = std::fs::remove_file(&args.out);
         bail!(
             "no PROBE_INFO frame received from {} after {} bytes; nothing recorded to {}",
