@@ -30,6 +30,23 @@
 //! (MTCM: `(T − n)/A`; MGM: slope of the reference line `/A`), with `A`
 //! measured from the bins just below the edge. Nothing here is fitted to a
 //! simulator.
+//!
+//! **Shape fit** (the default). The step correction assumes the density is
+//! level just below the edge. It is not with a blunt aortic profile: the
+//! velocities pile up near the maximum, the smeared pile-up peaks *at* the
+//! edge and its half-height sits about 1.5 bins above it (+3 cm/s
+//! measured), while a flat (parabolic-profile) spectrum's noisy plateau
+//! makes the half-level cut inside (−2 cm/s). The shape fit takes the
+//! plateau-threshold edge as an anchor and fits, by least squares weighted
+//! for the multiplicative speckle of a periodogram, the expected column
+//! `n + a·T_β(k − f_e)` over 10 bins below to 4 above it, for edges within
+//! ±3 bins on a quarter-bin grid refined parabolically. `T_β` is the
+//! density `(f_e − f)^β` smeared by the analysis kernel ([`ShapeTemplates`]).
+//! The exponent `β` is *not* chosen column by column (one column's speckle
+//! would pick shapes at random, favouring edge-peaked ones); it is pooled
+//! over about a second of strong columns from the power balance of the
+//! upper band, `P[0.8 f_e, f_e] / P[0.5 f_e, 0.8 f_e)`, which is a known
+//! function of `β` for the power-law family.
 
 use crate::error::DspError;
 
@@ -41,13 +58,19 @@ pub enum EnvelopeMethod {
     /// MTCM whose level is raised to a fraction of the local spectral
     /// plateau (default ½: a symmetric kernel's step response crosses ½ at
     /// the edge, in frequency and in time) when that is above the noise
-    /// threshold (default; chosen by measurement, docs/dsp.md).
-    #[default]
+    /// threshold; step-edge correction only.
     PlateauThreshold,
     /// Modified geometric method (knee of the integrated spectrum).
     Geometric,
     /// Percentile of the integrated spectrum (uncorrected; for comparison).
     Percentile,
+    /// Shape fit (default; chosen by measurement, docs/validation.md): the
+    /// plateau-threshold edge refined by a weighted least-squares fit of the
+    /// expected column near the edge for the power-law family of velocity
+    /// distributions (flat to edge-peaked), the shape pooled over time; see
+    /// [`ShapeTemplates`].
+    #[default]
+    ShapeFit,
 }
 
 impl EnvelopeMethod {
@@ -58,10 +81,12 @@ impl EnvelopeMethod {
             Self::PlateauThreshold => "mtcm-plateau",
             Self::Geometric => "mgm",
             Self::Percentile => "percentile",
+            Self::ShapeFit => "shape-fit",
         }
     }
     /// All methods, for comparisons.
-    pub const ALL: [EnvelopeMethod; 4] = [
+    pub const ALL: [EnvelopeMethod; 5] = [
+        Self::ShapeFit,
         Self::PlateauThreshold,
         Self::Mtcm,
         Self::Geometric,
@@ -89,7 +114,7 @@ pub struct EnvelopeConfig {
 impl Default for EnvelopeConfig {
     fn default() -> Self {
         Self {
-            method: EnvelopeMethod::PlateauThreshold,
+            method: EnvelopeMethod::ShapeFit,
             smoothing_bins: 5,
             false_alarm_prob: 1e-3,
             percentile: 0.95,
@@ -121,43 +146,52 @@ struct StepResponse {
     tail: Vec<f64>,
 }
 
+/// `|W(δ)|²` of `window` zero-padded to `fft_len`, convolved with a boxcar
+/// of `boxcar` bins, on a grid of `1/sub` bin from `start` (returned with
+/// the table).
+fn smoothed_kernel(window: &[f32], fft_len: usize, boxcar: usize, sub: usize) -> (f64, Vec<f64>) {
+    let lobe = 2.0 * fft_len as f64 / window.len() as f64;
+    let half_range = (4.0 * lobe).ceil() as usize + boxcar;
+    let n = 2 * half_range * sub + 1;
+    let start = -(half_range as f64);
+    let step = 1.0 / sub as f64;
+    let kernel: Vec<f64> = (0..n)
+        .map(|i| {
+            let d = start + i as f64 * step;
+            let (mut re, mut im) = (0.0, 0.0);
+            for (t, &w) in window.iter().enumerate() {
+                let ph = -2.0 * std::f64::consts::PI * d * t as f64 / fft_len as f64;
+                re += f64::from(w) * ph.cos();
+                im += f64::from(w) * ph.sin();
+            }
+            re * re + im * im
+        })
+        .collect();
+    let h = (boxcar / 2) as isize;
+    let smoothed = (0..n as isize)
+        .map(|i| {
+            (-h..=h)
+                .map(|j| {
+                    let k = i + j * sub as isize;
+                    if k >= 0 && (k as usize) < n {
+                        kernel[k as usize]
+                    } else {
+                        0.0
+                    }
+                })
+                .sum()
+        })
+        .collect();
+    (start, smoothed)
+}
+
 impl StepResponse {
     /// `|W(δ)|²` of `window` zero-padded to `fft_len`, convolved with a
     /// boxcar of `boxcar` bins.
     fn new(window: &[f32], fft_len: usize, boxcar: usize) -> Self {
         const SUB: usize = 16;
-        let lobe = 2.0 * fft_len as f64 / window.len() as f64;
-        let half_range = (4.0 * lobe).ceil() as usize + boxcar;
-        let n = 2 * half_range * SUB + 1;
-        let start = -(half_range as f64);
-        let step = 1.0 / SUB as f64;
-        let kernel: Vec<f64> = (0..n)
-            .map(|i| {
-                let d = start + i as f64 * step;
-                let (mut re, mut im) = (0.0, 0.0);
-                for (t, &w) in window.iter().enumerate() {
-                    let ph = -2.0 * std::f64::consts::PI * d * t as f64 / fft_len as f64;
-                    re += f64::from(w) * ph.cos();
-                    im += f64::from(w) * ph.sin();
-                }
-                re * re + im * im
-            })
-            .collect();
-        let h = (boxcar / 2) as isize;
-        let smoothed: Vec<f64> = (0..n as isize)
-            .map(|i| {
-                (-h..=h)
-                    .map(|j| {
-                        let k = i + j * SUB as isize;
-                        if k >= 0 && (k as usize) < n {
-                            kernel[k as usize]
-                        } else {
-                            0.0
-                        }
-                    })
-                    .sum()
-            })
-            .collect();
+        let (start, smoothed) = smoothed_kernel(window, fft_len, boxcar, SUB);
+        let n = smoothed.len();
         let total: f64 = smoothed.iter().sum();
         let mut tail = vec![0.0; n];
         let mut acc = 0.0;
@@ -167,7 +201,7 @@ impl StepResponse {
             acc += smoothed[i];
         }
         Self {
-            step_bins: step,
+            step_bins: 1.0 / SUB as f64,
             start_bins: start,
             tail,
         }
@@ -184,6 +218,120 @@ impl StepResponse {
         let (t0, t1) = (self.tail[i - 1], self.tail[i]);
         let frac = if t0 > t1 { (t0 - tau) / (t0 - t1) } else { 0.0 };
         self.start_bins + ((i - 1) as f64 + frac.clamp(0.0, 1.0)) * self.step_bins
+    }
+}
+
+/// Expected smoothed columns near the edge for the power-law family of
+/// velocity distributions.
+///
+/// A power-law velocity profile `v(r) = v_max(1 − (r/R)^n)` insonated
+/// uniformly puts a spectral density `∝ (f_e − f)^β` just below the edge
+/// `f_e`, with `β = 2/n − 1`: `β = 0` (parabolic, n = 2) is a flat spectrum
+/// ending in a step, `β → −1` (plug flow) piles the power up at the edge
+/// (Evans & McDicken, *Doppler Ultrasound*, ch. 7: the Doppler spectrum is
+/// the histogram of velocities in the sample volume). Positive `β` (density
+/// falling to zero at the edge, e.g. a "triangular" spectrum) completes the
+/// family. Each template is the density smeared by the analysis kernel
+/// (`|W|²` of the window convolved with the smoothing boxcar), tabulated at
+/// quarter-bin offsets `d = k − f_e`. Fitting them by least squares to the
+/// smoothed column locates the edge without assuming the shape: the
+/// threshold estimators' bias (the half-peak of an edge-peaked spectrum lies
+/// above the edge, the half-plateau of a noisy flat one below it) is what
+/// the fit removes.
+#[derive(Debug, Clone)]
+pub struct ShapeTemplates {
+    /// Exponents `β` of the family.
+    betas: Vec<f64>,
+    /// Per `β`: template values at `d = -below + i/SUB`.
+    tables: Vec<Vec<f32>>,
+    /// Bins below the edge covered by the tables.
+    below: usize,
+}
+
+impl ShapeTemplates {
+    /// Template grid resolution: steps per bin.
+    pub const SUB: usize = 4;
+    /// Exponents of the family, edge-peaked to edge-vanishing.
+    pub const BETAS: [f64; 8] = [-0.85, -0.7, -0.55, -0.4, -0.2, 0.0, 0.5, 1.0];
+
+    /// Tables for offsets from `below` bins under the edge to `above` bins
+    /// over it, for columns made with `window`, `fft_len` and a boxcar of
+    /// `boxcar` bins.
+    pub fn new(window: &[f32], fft_len: usize, boxcar: usize, below: usize, above: usize) -> Self {
+        const FINE: usize = 16;
+        let (kstart, kernel) = smoothed_kernel(window, fft_len, boxcar, FINE);
+        let khalf = -kstart;
+        let kernel_at = |x: f64| -> f64 {
+            let pos = (x - kstart) * FINE as f64;
+            if pos < 0.0 {
+                return 0.0;
+            }
+            let i = pos.floor() as usize;
+            if i + 1 >= kernel.len() {
+                return 0.0;
+            }
+            let f = pos - i as f64;
+            kernel[i] * (1.0 - f) + kernel[i + 1] * f
+        };
+        // Density cells below the edge, far enough for the kernel to see.
+        let depth = below as f64 + khalf + 2.0;
+        let cells = (depth * FINE as f64).ceil() as usize;
+        let n = (below + above) * Self::SUB + 1;
+        let tables = Self::BETAS
+            .iter()
+            .map(|&beta| {
+                // Exact integral of (−g)^β over each cell (integrable for β > −1).
+                let mass: Vec<(f64, f64)> = (0..cells)
+                    .map(|c| {
+                        let a = c as f64 / FINE as f64;
+                        let b = (c + 1) as f64 / FINE as f64;
+                        let m = (b.powf(beta + 1.0) - a.powf(beta + 1.0)) / (beta + 1.0);
+                        (-(a + b) / 2.0, m)
+                    })
+                    .collect();
+                let mut t: Vec<f64> = (0..n)
+                    .map(|i| {
+                        let d = -(below as f64) + i as f64 / Self::SUB as f64;
+                        mass.iter().map(|&(g, m)| m * kernel_at(d - g)).sum()
+                    })
+                    .collect();
+                let peak = t.iter().fold(0.0_f64, |a, &b| a.max(b));
+                if peak > 0.0 {
+                    t.iter_mut().for_each(|x| *x /= peak);
+                }
+                t.into_iter().map(|x| x as f32).collect()
+            })
+            .collect();
+        Self {
+            betas: Self::BETAS.to_vec(),
+            tables,
+            below,
+        }
+    }
+
+    /// Number of shapes.
+    pub fn len(&self) -> usize {
+        self.betas.len()
+    }
+
+    /// Whether there are no shapes (never, once built).
+    pub fn is_empty(&self) -> bool {
+        self.betas.is_empty()
+    }
+
+    /// Exponent `β` of shape `b`.
+    pub fn beta(&self, b: usize) -> f64 {
+        self.betas[b]
+    }
+
+    /// Template `b` at offset `d` bins from the edge (0 outside the table).
+    pub fn value(&self, b: usize, d: f64) -> f32 {
+        let pos = (d + self.below as f64) * Self::SUB as f64;
+        let t = &self.tables[b];
+        if pos < 0.0 || pos > (t.len() - 1) as f64 {
+            return 0.0;
+        }
+        t[pos.round() as usize]
     }
 }
 
@@ -252,8 +400,58 @@ pub struct EnvelopeEstimator {
     guard_bins: usize,
     step_smoothed: StepResponse,
     step_raw: StepResponse,
+    templates: ShapeTemplates,
+    /// Shape fit: pooled share of the upper band's power in its top part …
+    shape_top: f32,
+    /// … and in its middle part (see `observe_shape`).
+    shape_mid: f32,
+    /// Shape fit: strong columns pooled so far (saturates).
+    shape_columns: u32,
     smooth: Vec<f32>,
     integ: Vec<f32>,
+}
+
+/// Shape fit: bins below the anchor edge included in the fit.
+const FIT_BELOW: usize = 10;
+/// Shape fit: bins above the anchor edge included in the fit.
+const FIT_ABOVE: usize = 4;
+/// Shape fit: the edge is searched within this many bins of the anchor.
+const FIT_SHIFT: usize = 3;
+/// Shape fit: columns whose flow stands this far over noise (linear) vote
+/// on the shape.
+const SHAPE_MIN_SNR: f64 = 4.0;
+/// Shape fit: the shape vote is a running mean over about this many strong
+/// columns (≈ 1 s of systole at a 5 ms hop).
+const SHAPE_POOL_COLUMNS: u32 = 200;
+/// Shape fit: only edges this many bins above 0 Hz vote (enough bins in the
+/// band halves, clear of the wall band).
+const SHAPE_MIN_EDGE_BINS: usize = 20;
+
+/// Shape exponent `β` of a density `∝ (f_e − f)^β` on `[0, f_e]` whose power
+/// in `[0.8, 1]·f_e` is `ratio` times that in `[0.5, 0.8)·f_e`:
+/// `ratio = 0.2^(β+1) / (0.5^(β+1) − 0.2^(β+1))`, decreasing in `β`;
+/// solved by bisection over the family's range.
+fn beta_from_band_ratio(ratio: f64) -> f64 {
+    let r = |beta: f64| {
+        let p = beta + 1.0;
+        0.2_f64.powf(p) / (0.5_f64.powf(p) - 0.2_f64.powf(p))
+    };
+    let (mut lo, mut hi) = (ShapeTemplates::BETAS[0], ShapeTemplates::BETAS[7]);
+    if ratio >= r(lo) {
+        return lo;
+    }
+    if ratio <= r(hi) {
+        return hi;
+    }
+    for _ in 0..40 {
+        let mid = 0.5 * (lo + hi);
+        if r(mid) > ratio {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    0.5 * (lo + hi)
 }
 
 impl EnvelopeEstimator {
@@ -348,6 +546,16 @@ impl EnvelopeEstimator {
             guard_bins,
             step_smoothed: StepResponse::new(window, fft_len, m),
             step_raw: StepResponse::new(window, fft_len, 1),
+            templates: ShapeTemplates::new(
+                window,
+                fft_len,
+                m,
+                FIT_BELOW + FIT_SHIFT + 1,
+                FIT_ABOVE + FIT_SHIFT + 1,
+            ),
+            shape_top: 0.0,
+            shape_mid: 0.0,
+            shape_columns: 0,
             smooth: vec![0.0; fft_len / 2],
             integ: vec![0.0; fft_len / 2],
         })
@@ -397,7 +605,9 @@ impl EnvelopeEstimator {
             return Ok(());
         }
         match self.cfg.method {
-            EnvelopeMethod::Mtcm | EnvelopeMethod::PlateauThreshold => self.mtcm(pos, noise, out),
+            EnvelopeMethod::Mtcm | EnvelopeMethod::PlateauThreshold | EnvelopeMethod::ShapeFit => {
+                self.mtcm(pos, noise, out)
+            }
             EnvelopeMethod::Geometric => self.geometric(pos, noise, out),
             EnvelopeMethod::Percentile => self.percentile(pos, noise, out),
         }
@@ -492,7 +702,10 @@ impl EnvelopeEstimator {
         let mut level = thr;
         let mut edge_bin = Self::crossing_below(s, k, level);
         let mut plateau = self.plateau(s, edge_bin) - f64::from(noise);
-        if self.cfg.method == EnvelopeMethod::PlateauThreshold {
+        if matches!(
+            self.cfg.method,
+            EnvelopeMethod::PlateauThreshold | EnvelopeMethod::ShapeFit
+        ) {
             // Raise the level to a fraction of the local plateau (twice: the
             // plateau is measured relative to the edge it defines).
             // The local level is the highest smoothed value just below the
@@ -513,7 +726,18 @@ impl EnvelopeEstimator {
         }
         let snr = (plateau / f64::from(noise)).max(0.0);
         let mut edge = edge_bin;
-        if self.cfg.bias_correction {
+        let fitted = if self.cfg.method == EnvelopeMethod::ShapeFit {
+            let e = self.fit_edge(edge_bin, noise);
+            if let Some(e) = e {
+                self.observe_shape(pos, noise, e);
+            }
+            e
+        } else {
+            None
+        };
+        if let Some(e) = fitted {
+            edge = e;
+        } else if self.cfg.bias_correction {
             let tau = if plateau > 0.0 {
                 f64::from(level - noise) / plateau
             } else {
@@ -523,6 +747,172 @@ impl EnvelopeEstimator {
         }
         out.shift_hz = (edge.max(0.0) * self.bin_hz) as f32;
         out.snr = snr as f32;
+    }
+
+    /// Least-squares fit of the shape templates to the smoothed column around
+    /// `anchor` (a fractional bin): the edge (fractional bin) of the best
+    /// shape and shift, or None when the fit region is too short or no
+    /// template fits with a positive amplitude.
+    fn fit_edge(&self, anchor: f64, noise: f32) -> Option<f64> {
+        let sub = ShapeTemplates::SUB;
+        let s = &self.smooth;
+        let ka = anchor.floor() as isize;
+        let lowest = (self.first_pos + self.cfg.smoothing_bins / 2) as isize;
+        let lo = (ka - FIT_BELOW as isize).max(lowest);
+        let hi = (ka + FIT_ABOVE as isize).min(s.len() as isize - 1);
+        if hi - lo < 6 {
+            return None;
+        }
+        let mut y = [0.0_f32; FIT_BELOW + FIT_ABOVE + 1];
+        let nb = (hi - lo + 1) as usize;
+        for (i, v) in y.iter_mut().take(nb).enumerate() {
+            *v = s[lo as usize + i] - noise;
+        }
+        let y = &y[..nb];
+        let below = FIT_BELOW + FIT_SHIFT + 1;
+        let shifts = 2 * FIT_SHIFT * sub + 1;
+        // Index into a table for bin offset o = k − ka and shift j:
+        // (o + below)·SUB + FIT_SHIFT·SUB − j.
+        let base0 = ((lo - ka) + below as isize) as usize * sub + FIT_SHIFT * sub;
+        let sse_of = |t: &[f32], j: usize| -> Option<f32> {
+            let mut yt = 0.0_f32;
+            let mut tt = 0.0_f32;
+            let mut idx = base0 - j;
+            for &v in y {
+                let tv = t[idx];
+                yt += v * tv;
+                tt += tv * tv;
+                idx += sub;
+            }
+            if !(yt > 0.0 && tt > 0.0) {
+                return None;
+            }
+            // Speckle is multiplicative (a smoothed periodogram bin is
+            // ≈ μ·χ²_ν/ν): weight each residual by the model's own level,
+            // or the fit trades the few high bins against the many low ones
+            // and cuts the edge short where speckle dips.
+            let a = yt / tt;
+            let mut idx = base0 - j;
+            let mut e = 0.0_f32;
+            for &v in y {
+                let m = a * t[idx];
+                let r = (v - m) / (m + noise);
+                e += r * r;
+                idx += sub;
+            }
+            Some(e)
+        };
+        // The shape is not read from this column: one column's speckle,
+        // conditioned on the anchor, makes edge-peaked shapes fit best at
+        // random. It comes from the pooled power balance of the upper band
+        // (`observe_shape`); the edge is read from the two tabulated shapes
+        // that bracket it, interpolated.
+        let (b0, b1, w) = self.shape_bracket();
+        let best_of = |b: usize| -> Option<(f32, usize)> {
+            let t = &self.templates.tables[b];
+            let mut best: Option<(f32, usize)> = None;
+            for j in 0..shifts {
+                if let Some(e) = sse_of(t, j)
+                    && best.is_none_or(|(be, _)| e < be)
+                {
+                    best = Some((e, j));
+                }
+            }
+            best
+        };
+        let refine = |b: usize, (e0, j): (f32, usize)| -> f64 {
+            let t = &self.templates.tables[b];
+            let mut frac = 0.0_f64;
+            if j > 0
+                && j + 1 < shifts
+                && let (Some(em), Some(ep)) = (sse_of(t, j - 1), sse_of(t, j + 1))
+            {
+                let den = f64::from(em - 2.0 * e0 + ep);
+                if den > 0.0 {
+                    frac = (0.5 * f64::from(em - ep) / den).clamp(-0.5, 0.5);
+                }
+            }
+            ka as f64 + (j as f64 + frac - (FIT_SHIFT * sub) as f64) / sub as f64
+        };
+        let e_lo = best_of(b0).map(|r| refine(b0, r));
+        let e_hi = if w > 0.0 {
+            best_of(b1).map(|r| refine(b1, r))
+        } else {
+            e_lo
+        };
+        match (e_lo, e_hi) {
+            (Some(a), Some(b)) => Some(a + w * (b - a)),
+            (Some(a), None) | (None, Some(a)) => Some(a),
+            (None, None) => None,
+        }
+    }
+
+    /// The two tabulated shapes bracketing the pooled shape estimate, and
+    /// the interpolation weight of the second.
+    fn shape_bracket(&self) -> (usize, usize, f64) {
+        let betas = &ShapeTemplates::BETAS;
+        let beta = self.shape_beta();
+        let i = betas.partition_point(|&b| b <= beta);
+        if i == 0 {
+            return (0, 0, 0.0);
+        }
+        if i >= betas.len() {
+            return (betas.len() - 1, betas.len() - 1, 0.0);
+        }
+        let (a, b) = (betas[i - 1], betas[i]);
+        (i - 1, i, (beta - a) / (b - a))
+    }
+
+    /// Pooled shape exponent `β` (0, a flat spectrum, until evidence arrives).
+    pub fn shape_beta(&self) -> f64 {
+        if self.shape_columns == 0 {
+            return 0.0;
+        }
+        let (top, mid) = (f64::from(self.shape_top), f64::from(self.shape_mid));
+        if !(top > 0.0 && mid > 0.0) {
+            return 0.0;
+        }
+        beta_from_band_ratio(top / mid)
+    }
+
+    /// Pools the power balance of the upper band of a strong column whose
+    /// edge is at `edge_bin`: the power in `[0.8, 1]·f_e` (plus the window's
+    /// smear above `f_e`) against `[0.5, 0.8)·f_e`.
+    fn observe_shape(&mut self, pos: &[f32], noise: f32, edge_bin: f64) {
+        if edge_bin < SHAPE_MIN_EDGE_BINS as f64 {
+            return;
+        }
+        let top_hi = edge_bin + self.guard_bins as f64;
+        if top_hi >= pos.len() as f64 {
+            return;
+        }
+        let band = |lo: f64, hi: f64| -> f32 {
+            // Sum of (power − noise) over [lo, hi) with fractional end bins;
+            // bin k covers [k − ½, k + ½).
+            let mut acc = 0.0_f64;
+            let first = (lo + 0.5).floor() as usize;
+            let last = (hi + 0.5).floor() as usize;
+            let last = last.min(pos.len() - 1);
+            for (k, &p) in pos.iter().enumerate().take(last + 1).skip(first) {
+                let (a, b) = (k as f64 - 0.5, k as f64 + 0.5);
+                let cover = (b.min(hi) - a.max(lo)).max(0.0);
+                acc += cover * f64::from(p - noise);
+            }
+            acc as f32
+        };
+        let top = band(0.8 * edge_bin, top_hi);
+        let mid = band(0.5 * edge_bin, 0.8 * edge_bin);
+        let total = top + mid;
+        // Gate on the middle band only: selecting columns by the power near
+        // the edge would favour speckle peaks there and bias the shape.
+        let mid_snr = mid / (0.3 * edge_bin as f32 * noise);
+        if !(total > 0.0 && top > 0.0 && mid_snr >= SHAPE_MIN_SNR as f32) {
+            return;
+        }
+        self.shape_columns = self.shape_columns.saturating_add(1);
+        let alpha = 1.0 / self.shape_columns.min(SHAPE_POOL_COLUMNS) as f32;
+        self.shape_top += alpha * (top / total - self.shape_top);
+        self.shape_mid += alpha * (mid / total - self.shape_mid);
     }
 
     /// Noise-subtracted integrated spectrum from the first searched bin;
@@ -658,6 +1048,7 @@ mod tests {
         for (edge_hz, level) in [(3000.0, 100.0), (3000.0, 10.0), (5200.0, 30.0)] {
             let col = expected_column(edge_hz, level, fs, &window, 256);
             for method in [
+                EnvelopeMethod::ShapeFit,
                 EnvelopeMethod::PlateauThreshold,
                 EnvelopeMethod::Mtcm,
                 EnvelopeMethod::Geometric,
@@ -700,6 +1091,29 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn shape_of_a_flat_expected_spectrum_is_flat() {
+        let fs = 20_000.0;
+        let window = hann(200);
+        let col = expected_column(4000.0, 100.0, fs, &window, 256);
+        let mut est = EnvelopeEstimator::new(
+            EnvelopeConfig {
+                method: EnvelopeMethod::ShapeFit,
+                ..Default::default()
+            },
+            &window,
+            256,
+            fs,
+            200.0,
+        )
+        .unwrap();
+        let mut out = EdgeEstimate::default();
+        for _ in 0..50 {
+            est.process(&col, 1.0, &mut out).unwrap();
+        }
+        assert!(est.shape_beta().abs() < 0.05, "{}", est.shape_beta());
     }
 
     #[test]
