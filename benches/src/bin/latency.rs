@@ -1,11 +1,22 @@
 //! Latency harness: runs the pipeline on simulated signal fed one hop at a
 //! time, as the DSP thread would, and reports
-//! - the compute time of each `push` (one hop of samples): p50, p99, p99.9, max;
+//! - the time of each `push` (one hop of samples) twice: wall-clock
+//!   (`Instant`, includes pre-emption by other processes and interrupts) and
+//!   the thread's own CPU time (`CLOCK_THREAD_CPUTIME_ID`: the compute the
+//!   hop cost, which is what the per-hop budget is about): p50,
+//!   p99, p99.9, max of each;
 //! - for each beat, the time from the start of the `push` that delivered the
-//!   samples completing it to its emission.
+//!   samples completing it to its emission (wall-clock and CPU).
 //!
-//! `cargo run --release -p odm-benches --bin latency -- [SECONDS]` (default 3600).
-//! Results and machine: docs/performance.md.
+//! Before measuring it tries to pin itself to one CPU (`sched_setaffinity`)
+//! and to run under `SCHED_FIFO`, and prints what the OS allowed.
+//!
+//! `cargo run --release -p odm-benches --bin latency -- [SECONDS] [CPU]`
+//! (default 3600 s, CPU 1). Results and machine: docs/performance.md.
+
+// The two clocks and the scheduling calls are libc functions; each unsafe
+// block below says why it is sound.
+#![allow(unsafe_code)]
 
 use hdrhistogram::Histogram;
 use odm_benches::stream_params;
@@ -14,24 +25,91 @@ use odm_dsp::{Beat, Pipeline, PipelineConfig, PipelineSink};
 use odm_simulator::{SimConfig, VirtualProbe};
 use std::time::Instant;
 
+/// CPU time this thread has used, ns.
+fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the duration of the
+    // call; CLOCK_THREAD_CPUTIME_ID is supported by Linux for the calling
+    // thread. On failure ts stays zero (the caller sees a 0 ns interval).
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return 0;
+    }
+    (ts.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ts.tv_nsec as u64)
+}
+
+/// Pins the calling thread to `cpu`; the OS's answer as text.
+fn pin_to(cpu: usize) -> String {
+    // SAFETY: cpu_set_t is plain data, all-zero is the empty set; CPU_SET
+    // writes inside it (cpu is checked against CPU_SETSIZE first); the
+    // pointer and size passed to sched_setaffinity describe that set.
+    let rc = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if cpu >= libc::CPU_SETSIZE as usize {
+            return format!("not pinned: CPU {cpu} out of range");
+        }
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
+    };
+    if rc == 0 {
+        format!("pinned to CPU {cpu}")
+    } else {
+        format!(
+            "not pinned to CPU {cpu}: {}",
+            std::io::Error::last_os_error()
+        )
+    }
+}
+
+/// Asks for SCHED_FIFO at a middle priority; the OS's answer as text.
+fn real_time_priority() -> String {
+    // SAFETY: sched_param is plain data; the pointer is valid for the call.
+    let (rc, prio) = unsafe {
+        let prio = (libc::sched_get_priority_min(libc::SCHED_FIFO)
+            + libc::sched_get_priority_max(libc::SCHED_FIFO))
+            / 2;
+        let param = libc::sched_param {
+            sched_priority: prio,
+        };
+        (libc::sched_setscheduler(0, libc::SCHED_FIFO, &param), prio)
+    };
+    if rc == 0 {
+        format!("SCHED_FIFO priority {prio}")
+    } else {
+        format!(
+            "SCHED_FIFO refused ({}), normal scheduling",
+            std::io::Error::last_os_error()
+        )
+    }
+}
+
 struct Sink {
     push_started: Instant,
+    push_started_cpu_ns: u64,
     beat_latency_ns: Histogram<u64>,
+    beat_latency_cpu_ns: Histogram<u64>,
     beats: u64,
 }
 
 impl PipelineSink for Sink {
     fn beat(&mut self, _b: &Beat) {
         let ns = self.push_started.elapsed().as_nanos() as u64;
+        let cpu = thread_cpu_ns().saturating_sub(self.push_started_cpu_ns);
         // Recording can only fail above the histogram's range (1 s).
         let _ = self.beat_latency_ns.record(ns.max(1));
+        let _ = self.beat_latency_cpu_ns.record(cpu.max(1));
         self.beats += 1;
     }
 }
 
 fn report(name: &str, h: &Histogram<u64>) {
     println!(
-        "{name}: n={} p50={:.2} µs p99={:.2} µs p99.9={:.2} µs max={:.2} µs",
+        "| {name} | {} | {:.2} µs | {:.2} µs | {:.2} µs | {:.2} µs |",
         h.len(),
         h.value_at_quantile(0.5) as f64 / 1000.0,
         h.value_at_quantile(0.99) as f64 / 1000.0,
@@ -41,10 +119,23 @@ fn report(name: &str, h: &Histogram<u64>) {
 }
 
 fn main() {
-    let seconds: f64 = std::env::args()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(3600.0);
+    let mut args = std::env::args().skip(1);
+    let seconds: f64 = match args.next().map(|s| s.parse()) {
+        None => 3600.0,
+        Some(Ok(s)) if s > 0.0 => s,
+        Some(_) => {
+            eprintln!("latency: SECONDS must be a positive number");
+            std::process::exit(2);
+        }
+    };
+    let cpu: usize = match args.next().map(|s| s.parse()) {
+        None => 1,
+        Some(Ok(c)) => c,
+        Some(Err(_)) => {
+            eprintln!("latency: CPU must be a CPU index");
+            std::process::exit(2);
+        }
+    };
     let cfg = SimConfig {
         seed: 3,
         duration_s: Some(seconds),
@@ -74,34 +165,51 @@ fn main() {
             std::process::exit(1);
         }
     };
+    println!("scheduling: {}; {}", pin_to(cpu), real_time_priority());
     let mut hop_ns = new_hist();
+    let mut hop_cpu_ns = new_hist();
     let mut sink = Sink {
         push_started: Instant::now(),
+        push_started_cpu_ns: 0,
         beat_latency_ns: new_hist(),
+        beat_latency_cpu_ns: new_hist(),
         beats: 0,
     };
     let wall = Instant::now();
-    let mut compute_ns: u128 = 0;
+    let (mut compute_ns, mut compute_cpu_ns) = (0_u128, 0_u128);
     while let Some(p) = probe.next_payload() {
         if let Payload::Iq(b) = p {
+            sink.push_started_cpu_ns = thread_cpu_ns();
             sink.push_started = Instant::now();
             pipe.push(b.first_sample, &b.samples, b.clipped(), &mut sink);
             let ns = sink.push_started.elapsed().as_nanos();
+            let cpu = thread_cpu_ns().saturating_sub(sink.push_started_cpu_ns);
             compute_ns += ns;
+            compute_cpu_ns += u128::from(cpu);
             let _ = hop_ns.record((ns as u64).max(1));
+            let _ = hop_cpu_ns.record(cpu.max(1));
         }
     }
     pipe.finish(&mut sink);
     println!(
-        "signal {seconds} s, wall {:.1} s (incl. simulation), pipeline compute {:.3} s = {:.0}× real time, {} beats",
+        "signal {seconds} s, wall {:.1} s (incl. simulation), pipeline compute {:.3} s wall-clock = {:.0}× real time, {:.3} s thread CPU = {:.0}× real time, {} beats",
         wall.elapsed().as_secs_f64(),
         compute_ns as f64 / 1e9,
         seconds / (compute_ns as f64 / 1e9),
+        compute_cpu_ns as f64 / 1e9,
+        seconds / (compute_cpu_ns as f64 / 1e9),
         sink.beats
     );
-    report("per-hop push compute", &hop_ns);
+    println!("| quantity | n | p50 | p99 | p99.9 | max |");
+    println!("|---|---|---|---|---|---|");
+    report("per-hop `push`, wall-clock", &hop_ns);
+    report("per-hop `push`, thread CPU time", &hop_cpu_ns);
     report(
-        "beat emission after completing samples arrive",
+        "beat emission after completing samples arrive, wall-clock",
         &sink.beat_latency_ns,
+    );
+    report(
+        "beat emission after completing samples arrive, thread CPU time",
+        &sink.beat_latency_cpu_ns,
     );
 }
