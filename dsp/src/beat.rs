@@ -33,11 +33,16 @@ pub struct DetectorConfig {
     pub min_detect_cm_s: f32,
     /// … and this fraction of the median recent peak velocity.
     pub detect_fraction: f32,
-    /// Lower edge of the part of each edge the onset/end lines are fitted to,
-    /// as a fraction of peak velocity.
+    /// Lower edge of the part of the falling edge the end is fitted to, as a
+    /// fraction of peak velocity.
     pub fit_lo: f32,
     /// Upper edge of that part.
     pub fit_hi: f32,
+    /// Lower edge of the part of the rising edge the onset is fitted to, as
+    /// a fraction of peak velocity (raised above the envelope's floor).
+    pub rise_fit_lo: f32,
+    /// Upper edge of that part.
+    pub rise_fit_hi: f32,
     /// No new onset within this time of the previous one, s (HR ≤ 240/min).
     pub refractory_s: f64,
     /// Longest systole searched before giving up, s.
@@ -66,6 +71,11 @@ impl Default for DetectorConfig {
             detect_fraction: 0.35,
             fit_lo: 0.2,
             fit_hi: 0.6,
+            // 10–85 %: the widest part of the rise that is neither the
+            // envelope's floor nor the flat top; on the simulator's grid it
+            // halved the onset jitter of the 20–60 % fit (docs/dsp.md).
+            rise_fit_lo: 0.1,
+            rise_fit_hi: 0.85,
             refractory_s: 0.25,
             max_ft_s: 0.7,
             ectopic_fraction: 0.75,
@@ -121,6 +131,8 @@ struct Counts {
 #[derive(Debug, Clone, Copy)]
 struct Systole {
     onset_s: f64,
+    /// (parabola root − line root) / fitted span of this beat's rising edge.
+    shape_ratio: Option<f64>,
     peak_s: f64,
     peak_abs: u64,
     pv: f32,
@@ -194,7 +206,24 @@ impl Intervals {
         self.iv.iter().any(|&(s, e)| a_s < e && b_s > s)
     }
 }
+/// Edge fits use only points this many times the envelope's floor or more:
+/// just above the floor the estimate is pinned up by it (measured on the
+/// simulator: +4…+9 cm/s where the true velocity is 2–13 cm/s, floor
+/// 12.8 cm/s), which put blunt-profile onsets at 45/min 5–7 ms early; 1.25
+/// halved that, while higher factors cost the low-PV profile its foot
+/// points (HR jitter up by a third at 1.6).
+const FLOOR_MARGIN: f32 = 1.25;
+/// Longest run of points (5 ms hop: 15 ms) taken for a spike.
+const DESPIKE_MAX_RUN: usize = 3;
+/// A run this far above both neighbours (and `SPIKE_FRACTION` of them) is a
+/// spike, cm/s: speckle moves the envelope by 5–15 cm/s.
+const SPIKE_MIN_CM_S: f32 = 15.0;
+/// … and this fraction of the higher neighbour.
+const SPIKE_FRACTION: f32 = 0.3;
 const HISTORY: usize = 8;
+/// Rising edges whose shape ratio sets the onset correction: enough that the
+/// median moves little from one beat to the next (its change is cycle error).
+const SHAPE_HISTORY: usize = 16;
 /// Consecutive premature beats taken as a change of rhythm, not ectopy.
 const RHYTHM_CHANGE_RUN: usize = 3;
 
@@ -221,6 +250,9 @@ pub struct BeatDetector {
     cycle_len: usize,
     /// Consecutive beats premature against the cycle history.
     premature_run: usize,
+    /// Recent rising-edge shape ratios (see `rise_correction`).
+    rise_shape_hist: [f64; SHAPE_HISTORY],
+    rise_shape_len: usize,
     template: Option<[f32; SHAPE_LEN]>,
     beat_index: u64,
     /// Lowest velocity the envelope can report (cm/s): edge fits stay above it.
@@ -231,38 +263,78 @@ pub struct BeatDetector {
     pub sv_model: SvModel,
 }
 
-/// Least-squares line `v = a + b·t` through points; None if degenerate.
-fn fit_line(pts: impl Iterator<Item = (f64, f64)>) -> Option<(f64, f64)> {
-    let (mut n, mut st, mut sv, mut stt, mut stv) = (0.0, 0.0, 0.0, 0.0, 0.0);
-    for (t, v) in pts {
-        n += 1.0;
-        st += t;
-        sv += v;
-        stt += t * t;
-        stv += t * v;
-    }
-    let den = n * stt - st * st;
-    if n < 2.0 || den.abs() < 1e-18 {
-        return None;
-    }
-    let b = (n * stv - st * sv) / den;
-    Some(((sv - b * st) / n, b))
+/// Most points an edge fit uses (a 0.7 s edge at a 5 ms hop is 140; longer
+/// edges use their first `EDGE_MAX` points). Fixed so `process` never allocates.
+const EDGE_MAX: usize = 160;
+
+/// Points of one edge, times relative to the peak, with robustness weights.
+#[derive(Debug, Clone, Copy)]
+struct EdgePoints {
+    t: [f64; EDGE_MAX],
+    v: [f64; EDGE_MAX],
+    w: [f64; EDGE_MAX],
+    n: usize,
 }
 
-/// Least-squares parabola `v = c0 + c1·t + c2·t²`; None if degenerate.
+impl EdgePoints {
+    fn new() -> Self {
+        Self {
+            t: [0.0; EDGE_MAX],
+            v: [0.0; EDGE_MAX],
+            w: [1.0; EDGE_MAX],
+            n: 0,
+        }
+    }
+    fn push(&mut self, t: f64, v: f64) {
+        if self.n < EDGE_MAX {
+            self.t[self.n] = t;
+            self.v[self.n] = v;
+            self.w[self.n] = 1.0;
+            self.n += 1;
+        }
+    }
+    fn iter(&self) -> impl Iterator<Item = (f64, f64, f64)> + Clone + '_ {
+        (0..self.n).map(|i| (self.t[i], self.v[i], self.w[i]))
+    }
+}
+
+/// Weighted least-squares line `v = a + b·t`; None if degenerate.
+fn fit_line(pts: impl Iterator<Item = (f64, f64, f64)>) -> Option<(f64, f64)> {
+    let (mut n, mut sw, mut st, mut sv, mut stt, mut stv) = (0, 0.0, 0.0, 0.0, 0.0, 0.0);
+    for (t, v, w) in pts {
+        if w > 0.0 {
+            n += 1;
+        }
+        sw += w;
+        st += w * t;
+        sv += w * v;
+        stt += w * t * t;
+        stv += w * t * v;
+    }
+    let den = sw * stt - st * st;
+    if n < 2 || den.abs() < 1e-18 {
+        return None;
+    }
+    let b = (sw * stv - st * sv) / den;
+    Some(((sv - b * st) / sw, b))
+}
+
+/// Weighted least-squares parabola `v = c0 + c1·t + c2·t²`; None if degenerate.
 #[allow(clippy::needless_range_loop)] // textbook elimination reads clearest with indices
-fn fit_quadratic(pts: impl Iterator<Item = (f64, f64)> + Clone) -> Option<[f64; 3]> {
+fn fit_quadratic(pts: impl Iterator<Item = (f64, f64, f64)>) -> Option<[f64; 3]> {
     let mut m = [[0.0_f64; 3]; 3];
     let mut r = [0.0_f64; 3];
     let mut n = 0;
-    for (t, v) in pts {
-        n += 1;
+    for (t, v, w) in pts {
+        if w > 0.0 {
+            n += 1;
+        }
         let p = [1.0, t, t * t];
         for i in 0..3 {
             for j in 0..3 {
-                m[i][j] += p[i] * p[j];
+                m[i][j] += w * p[i] * p[j];
             }
-            r[i] += p[i] * v;
+            r[i] += w * p[i] * v;
         }
     }
     if n < 4 {
@@ -291,33 +363,65 @@ fn fit_quadratic(pts: impl Iterator<Item = (f64, f64)> + Clone) -> Option<[f64; 
     c.iter().all(|x| x.is_finite()).then_some(c)
 }
 
+/// Smallest robust residual scale, cm/s: below it every point keeps full
+/// weight (a clean edge must not be thinned by rounding-level residuals).
+const MIN_RESIDUAL_SCALE_CM_S: f64 = 1.0;
+
+/// Down-weights outliers of the parabola fit in place (Tukey's biweight on
+/// residuals scaled by 1.4826·MAD, c = 4.685: 95 % efficiency for Gaussian
+/// noise; Huber & Ronchetti, Robust Statistics, 2009, §7.8). Speckle fading
+/// drops the maximum-velocity envelope for a column or two by 5–15 cm/s
+/// (measured on the simulator's envelope); such points pull a plain least
+/// squares fit by several ms at the foot.
+fn reweight(pts: &mut EdgePoints, c: [f64; 3]) {
+    let mut abs_r = [0.0_f64; EDGE_MAX];
+    for (r, (&t, &v)) in abs_r.iter_mut().zip(pts.t.iter().zip(&pts.v)).take(pts.n) {
+        *r = (v - (c[0] + c[1] * t + c[2] * t * t)).abs();
+    }
+    let scale = (1.4826 * median(&mut abs_r[..pts.n])).max(MIN_RESIDUAL_SCALE_CM_S);
+    for i in 0..pts.n {
+        let t = pts.t[i];
+        let u = (pts.v[i] - (c[0] + c[1] * t + c[2] * t * t)) / (4.685 * scale);
+        pts.w[i] = if u.abs() < 1.0 {
+            (1.0 - u * u).powi(2)
+        } else {
+            0.0
+        };
+    }
+}
+
 /// Where an edge fitted through `pts` (times relative to the peak) reaches
-/// zero: the root of the least-squares parabola nearest the straight-line
-/// root, when it is within `max_shift_s` of it; else the line's root.
+/// zero: `(line root, parabola root)`, both from the same robustly weighted
+/// points; the parabola's root is the one nearest the line's, and only when
+/// it is within `max_shift_s` of it.
 ///
-/// Why a parabola: a straight line through the 20–60% part of a curved edge
-/// extrapolates with a bias of 1.6–2.9% of the edge's duration for the
-/// shapes 1−(1−u)^k and sin/cos (4–9 ms on a 300 ms systole); the parabola
-/// through the same points is within 0.7% for all of them (docs/dsp.md).
-fn zero_crossing(
-    pts: impl Iterator<Item = (f64, f64)> + Clone,
-    rising: bool,
-    max_shift_s: f64,
-) -> Option<f64> {
-    let (c0, b) = fit_line(pts.clone())?;
+/// Why a parabola: a straight line through part of a curved edge
+/// extrapolates early (rising) or late (falling) by 2–3 % of the edge's
+/// duration through its 20–60 % part and 4–8 % through 15–85 % (shapes
+/// 1−(1−u)^k, k 1.3–2.5, and sin); the parabola through the same points is
+/// within 1.1 % for all of them (docs/dsp.md). The wider band is what makes
+/// the onset precise: more points, and points nearer the foot.
+fn edge_roots(pts: &mut EdgePoints, rising: bool, max_shift_s: f64) -> Option<(f64, Option<f64>)> {
+    if let Some(c) = fit_quadratic(pts.iter()) {
+        reweight(pts, c);
+        if let Some(c) = fit_quadratic(pts.iter()) {
+            reweight(pts, c);
+        }
+    }
+    let (c0, b) = fit_line(pts.iter())?;
     if (rising && b <= 0.0) || (!rising && b >= 0.0) {
         return None;
     }
     let lin = -c0 / b;
-    let Some([q0, q1, q2]) = fit_quadratic(pts) else {
-        return Some(lin);
+    let Some([q0, q1, q2]) = fit_quadratic(pts.iter()) else {
+        return Some((lin, None));
     };
     let roots = if q2.abs() < 1e-12 {
         [-q0 / q1, f64::NAN]
     } else {
         let disc = q1 * q1 - 4.0 * q2 * q0;
         if disc < 0.0 {
-            return Some(lin);
+            return Some((lin, None));
         }
         let sq = disc.sqrt();
         [(-q1 + sq) / (2.0 * q2), (-q1 - sq) / (2.0 * q2)]
@@ -331,10 +435,7 @@ fn zero_crossing(
             if rising { slope > 0.0 } else { slope < 0.0 }
         })
         .min_by(|a, b| (a - lin).abs().total_cmp(&(b - lin).abs()));
-    Some(match best {
-        Some(r) if (r - lin).abs() <= max_shift_s => r,
-        _ => lin,
-    })
+    Some((lin, best.filter(|r| (r - lin).abs() <= max_shift_s)))
 }
 
 fn median(buf: &mut [f64]) -> f64 {
@@ -371,6 +472,8 @@ impl BeatDetector {
             cycle_hist: [0.0; HISTORY],
             cycle_len: 0,
             premature_run: 0,
+            rise_shape_hist: [0.0; SHAPE_HISTORY],
+            rise_shape_len: 0,
             template: None,
             beat_index: 0,
             floor_cm_s: 0.0,
@@ -401,9 +504,40 @@ impl BeatDetector {
     /// the estimator can report, set by the wall band) so that a weak beat's
     /// fit never uses points the floor has clipped.
     fn fit_band(&self, pv: f32) -> (f32, f32) {
-        let lo = (self.cfg.fit_lo * pv).max(self.floor_cm_s);
-        let hi = (self.cfg.fit_hi * pv).max(lo + 0.25 * pv);
+        self.band(pv, self.cfg.fit_lo, self.cfg.fit_hi)
+    }
+
+    /// The band of the rising-edge (onset) fit.
+    fn rise_band(&self, pv: f32) -> (f32, f32) {
+        self.band(pv, self.cfg.rise_fit_lo, self.cfg.rise_fit_hi)
+    }
+
+    fn band(&self, pv: f32, lo_frac: f32, hi_frac: f32) -> (f32, f32) {
+        let lo = (lo_frac * pv).max(FLOOR_MARGIN * self.floor_cm_s);
+        let hi = (hi_frac * pv).max(lo + 0.25 * pv);
         (lo, hi)
+    }
+
+    /// The onset correction in units of the fitted span: the median of the
+    /// recent beats' shape ratios and this one's (`own`).
+    fn rise_correction(&self, own: Option<f64>) -> f64 {
+        let mut b = [0.0_f64; SHAPE_HISTORY + 1];
+        let mut n = self.rise_shape_len;
+        b[..n].copy_from_slice(&self.rise_shape_hist[..n]);
+        if let Some(r) = own {
+            b[n] = r;
+            n += 1;
+        }
+        if n == 0 { 0.0 } else { median(&mut b[..n]) }
+    }
+
+    fn push_shape_ratio(&mut self, r: f64) {
+        if self.rise_shape_len == SHAPE_HISTORY {
+            self.rise_shape_hist.rotate_left(1);
+            self.rise_shape_len -= 1;
+        }
+        self.rise_shape_hist[self.rise_shape_len] = r;
+        self.rise_shape_len += 1;
     }
 
     /// Records missing samples `[start_s, end_s)`: no beat whose cycle
@@ -466,8 +600,50 @@ impl BeatDetector {
             n_intf: self.counts.intf,
         };
         self.next_abs += 1;
-        let v = input.v_cm_s;
-        let t = input.t_s;
+        // The state machine runs DESPIKE_MAX_RUN points behind, so that a
+        // short spike can be seen (and removed) before it is taken for a peak.
+        let lag = DESPIKE_MAX_RUN as u64;
+        if abs < lag {
+            return None;
+        }
+        self.despike(abs);
+        self.step(abs - lag, input.completed_by_sample)
+    }
+
+    /// Replaces a run of up to `DESPIKE_MAX_RUN` points ending just before
+    /// `abs` by the line between its neighbours when every point of it stands
+    /// above both neighbours by more than `SPIKE_MIN_CM_S` and
+    /// `SPIKE_FRACTION` of them. The true envelope cannot jump by 30 % and
+    /// back within 15 ms (a systole rises over ≥ 40 ms); short spikes that
+    /// survive the 3-point median (measured on the simulator: 48 → 122 →
+    /// 122 → 154 → 39 cm/s on a falling edge, 60 → 190 → 60 at 30 dB) once
+    /// set the peak velocity, stretched the fit band over the whole systole
+    /// and put the onset 90 ms early: a missed and a false beat.
+    fn despike(&mut self, abs: u64) {
+        for run in 1..=DESPIKE_MAX_RUN as u64 {
+            if abs < run + 1 || abs - run - 1 < self.oldest_abs() {
+                return;
+            }
+            let first = abs - run - 1;
+            let (a, c) = (*self.point(first), *self.point(abs));
+            if c.n_gap != a.n_gap {
+                return; // samples are missing in between: no neighbours
+            }
+            let base = a.v.max(c.v);
+            let limit = base + SPIKE_MIN_CM_S.max(SPIKE_FRACTION * base);
+            if (first + 1..abs).all(|k| self.point(k).v > limit) {
+                let cap = self.ring.len() as u64;
+                for k in first + 1..abs {
+                    let f = (k - first) as f32 / (run + 1) as f32;
+                    self.ring[(k % cap) as usize].v = a.v + f * (c.v - a.v);
+                }
+            }
+        }
+    }
+
+    /// Runs the detection state machine on point `abs` (already in the ring).
+    fn step(&mut self, abs: u64, completed_by_sample: u64) -> Option<Beat> {
+        let Point { v, t_s: t, .. } = *self.point(abs);
         let mut out = None;
         match self.phase {
             Phase::Idle => {
@@ -520,7 +696,10 @@ impl BeatDetector {
                         if self.point(max_abs).snr > 0.0 {
                             self.push_pv(max_v);
                         }
-                        out = self.emit_pending(&sys, input.completed_by_sample);
+                        if let Some(r) = sys.shape_ratio {
+                            self.push_shape_ratio(r);
+                        }
+                        out = self.emit_pending(&sys, completed_by_sample);
                         self.last_onset_s = Some(sys.onset_s);
                         self.phase = Phase::Falling {
                             sys,
@@ -584,7 +763,7 @@ impl BeatDetector {
     fn rising_edge(&self, pv: f32, peak_abs: u64) -> Option<Systole> {
         let oldest = self.oldest_abs();
         let peak_t = self.point(peak_abs).t_s;
-        let (lo, hi) = self.fit_band(pv);
+        let (lo, hi) = self.rise_band(pv);
         // Last point before the peak below the lower fit level.
         let mut i_lo = None;
         let mut j = peak_abs;
@@ -607,13 +786,23 @@ impl BeatDetector {
             a = i_lo;
             b = i_hi;
         }
-        let pts = (a..=b).map(|k| {
+        let mut pts = EdgePoints::new();
+        for k in a..=b {
             let p = self.point(k);
-            (p.t_s - peak_t, f64::from(p.v))
-        });
+            pts.push(p.t_s - peak_t, f64::from(p.v));
+        }
         let t_lo = self.point(i_lo).t_s;
         let max_shift = 0.25 * (peak_t - t_lo).max(0.02);
-        let root = zero_crossing(pts, true, max_shift)?;
+        let (lin, quad) = edge_roots(&mut pts, true, max_shift)?;
+        // The line's root, corrected by the median over recent beats of
+        // where the parabola puts the foot relative to it (in units of the
+        // fitted span): the line is the low-noise estimate, the parabola
+        // removes its curvature bias, and the median of many beats makes
+        // that correction nearly the same at every beat, so that it cancels
+        // in the cycle (docs/dsp.md, "Onset").
+        let span_s = (pts.t[pts.n - 1] - pts.t[0]).max(1e-3);
+        let shape_ratio = quad.map(|q| (q - lin) / span_s);
+        let root = lin + self.rise_correction(shape_ratio) * span_s;
         let onset_s = (peak_t + root).clamp(t_lo - 0.1, self.point(i_hi).t_s);
         // Counts just before the onset (minus the margin).
         let mut k = i_lo;
@@ -637,6 +826,7 @@ impl BeatDetector {
         };
         Some(Systole {
             onset_s,
+            shape_ratio,
             peak_s: peak_t,
             peak_abs,
             pv,
@@ -664,12 +854,14 @@ impl BeatDetector {
             b = below_abs;
         }
         let peak_t = sys.peak_s;
-        let pts = (a..=b).map(|k| {
+        let mut pts = EdgePoints::new();
+        for k in a..=b {
             let p = self.point(k);
-            (p.t_s - peak_t, f64::from(p.v))
-        });
+            pts.push(p.t_s - peak_t, f64::from(p.v));
+        }
         let max_shift = 0.25 * (self.point(below_abs).t_s - peak_t).max(0.02);
-        let root = zero_crossing(pts, false, max_shift)?;
+        let (lin, quad) = edge_roots(&mut pts, false, max_shift)?;
+        let root = quad.unwrap_or(lin);
         let end_s = (peak_t + root).clamp(self.point(i_hi).t_s, self.point(below_abs).t_s + 0.1);
         if end_s <= sys.onset_s {
             return None;

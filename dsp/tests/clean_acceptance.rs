@@ -104,3 +104,107 @@ fn a_step_in_heart_rate_is_a_new_rhythm_not_a_run_of_ectopic_beats() {
         after_step.len()
     );
 }
+
+/// Beats and the simulator's exact truth beats of one clean run.
+fn beats_and_truth(cfg: SimConfig) -> (Vec<Beat>, Vec<odm_simulator::TruthBeat>) {
+    let mut probe = VirtualProbe::new(cfg).expect("valid config");
+    let info = probe.probe_info();
+    let params = StreamParams {
+        sample_rate_hz: info.sample_rate_hz,
+        carrier_hz: info.carrier_hz,
+        beam_angle_deg: info.beam_angle_deg(),
+    };
+    let mut pipeline = Pipeline::new(PipelineConfig::default(), params).expect("pipeline");
+    let mut sink = Beats::default();
+    let mut truth = Vec::new();
+    while let Some(payload) = probe.next_payload() {
+        if let Payload::Iq(b) = payload {
+            pipeline.push(b.first_sample, &b.samples, b.clipped(), &mut sink);
+        }
+        truth.extend(probe.take_truth_beats());
+    }
+    pipeline.finish(&mut sink);
+    truth.extend(probe.take_truth_beats());
+    (sink.0, truth)
+}
+
+/// |detected − truth| HR of every detected beat whose onset is within 50 ms
+/// of a truth onset, sorted; and the fraction of truth beats (away from the
+/// ends) so matched.
+fn hr_errors(beats: &[Beat], truth: &[odm_simulator::TruthBeat], end_s: f64) -> (Vec<f64>, f64) {
+    let mut errs = Vec::new();
+    let mut eligible = 0;
+    let mut matched = 0;
+    for t in truth
+        .iter()
+        .filter(|t| t.onset_s > 0.5 && t.next_onset_s < end_s - 0.5)
+    {
+        eligible += 1;
+        if let Some(b) = beats.iter().find(|b| (b.onset_s - t.onset_s).abs() < 0.05) {
+            matched += 1;
+            errs.push((b.hr_bpm - t.hr_bpm).abs());
+        }
+    }
+    errs.sort_by(f64::total_cmp);
+    (errs, f64::from(matched) / f64::from(eligible.max(1)))
+}
+
+/// At 140/min a 1/min HR error is a 3 ms error of the onset-to-onset
+/// interval. The 20–60 % line/parabola onset fit had a p95 HR error of
+/// 4.5–6.3/min here (docs/validation.md before the wide robust fit); the
+/// 10–85 % robust line with the pooled curvature correction measures
+/// 1.6–2.4/min on this profile (goal 1/min, not yet met: the envelope's
+/// speckle error is correlated over the whole edge).
+#[test]
+fn onset_to_onset_intervals_are_consistent_at_140_per_min() {
+    for seed in [7, 8] {
+        let (beats, truth) = beats_and_truth(SimConfig {
+            seed,
+            duration_s: Some(30.0),
+            snr_db: Some(30.0),
+            hr_bpm: 140.0,
+            ..SimConfig::default()
+        });
+        let (errs, sens) = hr_errors(&beats, &truth, 30.0);
+        assert!(sens >= 0.99, "seed {seed}: sensitivity {sens:.4}");
+        let p95 = errs[(0.95 * (errs.len() - 1) as f64).round() as usize];
+        assert!(
+            p95 <= 3.0,
+            "seed {seed}: p95 |HR error| {p95:.2}/min over {} beats",
+            errs.len()
+        );
+    }
+}
+
+/// The parabolic, low-PV profile (PV ≈ 50–65 cm/s, a flat spectrum) lost
+/// 4–6 % of its beats at 75/min and 24 % at 45/min: short envelope spikes set
+/// the peak and a 20–60 % band near the floor gave onsets 50–90 ms early
+/// (a missed and a false beat each).
+#[test]
+fn low_pv_parabolic_beats_are_found_and_timed() {
+    for (hr_bpm, min_sens) in [(75.0, 0.97), (45.0, 0.9)] {
+        let (beats, truth) = beats_and_truth(SimConfig {
+            seed: 7,
+            duration_s: Some(40.0),
+            snr_db: Some(30.0),
+            hr_bpm,
+            profile_exponent: 2.0,
+            peak_frac: 0.38,
+            ftc_ms: 320.0,
+            sv_ml: 50.0,
+            ..SimConfig::default()
+        });
+        let (_, sens) = hr_errors(&beats, &truth, 40.0);
+        assert!(sens >= min_sens, "{hr_bpm}/min: sensitivity {sens:.4}");
+        let false_beats = beats
+            .iter()
+            .filter(|b| b.onset_s > 0.5 && b.next_onset_s < 39.5)
+            .filter(|b| !truth.iter().any(|t| (t.onset_s - b.onset_s).abs() < 0.05))
+            .count();
+        assert!(
+            false_beats as f64 <= (1.0 - min_sens) * beats.len() as f64,
+            "{hr_bpm}/min: {false_beats} false beats of {}",
+            beats.len()
+        );
+    }
+}

@@ -181,3 +181,336 @@ fn print_false_beats() {
         }
     }
 }
+
+/// Grid profiles of `odm validate` (cli/src/cmd_validate.rs): exponent, peak
+/// fraction, FTc ms, SV ml.
+const GRID_PROFILES: [(f64, f64, f64, f64); 3] = [
+    (6.0, 0.3, 350.0, 70.0),
+    (9.0, 0.25, 330.0, 95.0),
+    (2.0, 0.38, 320.0, 50.0),
+];
+
+fn replay_dir() -> std::path::PathBuf {
+    std::path::PathBuf::from(
+        std::env::var("ODM_REPLAY_DIR").unwrap_or_else(|_| "/tmp/odm_beat_replay".into()),
+    )
+}
+
+/// Runs the validation grid's cells through the pipeline once and stores the
+/// envelope (after the time median) and the truth, so that the beat detector
+/// alone can be replayed on them quickly (`replay_grid`). Run in release:
+/// `cargo test --release -p odm-dsp --test explore dump_grid_envelopes -- --ignored`.
+#[test]
+#[ignore]
+fn dump_grid_envelopes() {
+    use std::io::Write;
+    let secs: f64 = std::env::var("ODM_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60.0);
+    let dir = replay_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    for (n, peak, ftc, sv) in GRID_PROFILES {
+        for snr in [8.0, 15.0, 30.0] {
+            for hr in [45.0, 75.0, 140.0] {
+                for seed in [7u64, 8] {
+                    let sc = odm_simulator::SimConfig {
+                        seed,
+                        duration_s: Some(secs),
+                        snr_db: Some(snr),
+                        hr_bpm: hr,
+                        profile_exponent: n,
+                        peak_frac: peak,
+                        ftc_ms: ftc,
+                        sv_ml: sv,
+                        ..odm_simulator::SimConfig::default()
+                    };
+                    let r = run_sim(sc, PipelineConfig::default(), true);
+                    let path = dir.join(format!("n{n}_snr{snr}_hr{hr}_s{seed}.txt"));
+                    let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+                    writeln!(f, "D {secs}").unwrap();
+                    for t in &r.truth {
+                        writeln!(
+                            f,
+                            "T {} {} {} {} {} {} {}",
+                            t.onset_s,
+                            t.peak_s,
+                            t.end_s,
+                            t.next_onset_s,
+                            t.sd_cm,
+                            t.pv_cm_s,
+                            t.hr_bpm
+                        )
+                        .unwrap();
+                    }
+                    for (t, v) in &r.out.envelope {
+                        writeln!(f, "E {t} {v}").unwrap();
+                    }
+                    println!("{}", path.display());
+                }
+            }
+        }
+    }
+}
+
+/// The envelope floor the pipeline gives the detector (pipeline.rs: the
+/// estimator's lowest reliable shift), for the default configuration.
+fn default_floor_cm_s() -> f32 {
+    let cfg = PipelineConfig::default();
+    let params = odm_dsp::StreamParams {
+        sample_rate_hz: 20_000,
+        carrier_hz: 4_000_000,
+        beam_angle_deg: 45.0,
+    };
+    let fs = 20_000.0;
+    let fft_len = ((cfg.window_s * fs).round() as usize).next_power_of_two();
+    let bin_hz = fs / fft_len as f64;
+    let first_pos = ((2.0 * cfg.wall_cutoff_hz / bin_hz).ceil() as usize).max(1);
+    let shift = (first_pos + cfg.envelope.smoothing_bins / 2) as f64 * bin_hz;
+    params.velocity_cm_s_from_shift_hz(shift) as f32
+}
+
+struct Cell {
+    name: String,
+    duration_s: f64,
+    truth: Vec<odm_dsp::validation::RefBeat>,
+    env: Vec<(f64, f32)>,
+}
+
+fn load_cell(path: &std::path::Path) -> Cell {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut c = Cell {
+        name: path.file_stem().unwrap().to_string_lossy().into_owned(),
+        duration_s: 0.0,
+        truth: Vec::new(),
+        env: Vec::new(),
+    };
+    for line in text.lines() {
+        let mut it = line.split(' ');
+        let tag = it.next().unwrap();
+        let x: Vec<f64> = it.map(|s| s.parse().unwrap()).collect();
+        match tag {
+            "D" => c.duration_s = x[0],
+            "T" => c.truth.push(odm_dsp::validation::RefBeat {
+                onset_s: x[0],
+                peak_s: x[1],
+                end_s: x[2],
+                next_onset_s: x[3],
+                sd_cm: x[4],
+                pv_cm_s: x[5],
+                hr_bpm: x[6],
+            }),
+            "E" => c.env.push((x[0], x[1] as f32)),
+            _ => {}
+        }
+    }
+    c
+}
+
+fn replay(c: &Cell) -> Vec<odm_dsp::Beat> {
+    use odm_dsp::beat::{BeatDetector, DetectorConfig, DetectorInput};
+    let mut cfg = DetectorConfig::default();
+    let env = |k: &str| std::env::var(k).ok().and_then(|s| s.parse::<f32>().ok());
+    if let Some(x) = env("ODM_FIT_LO") {
+        cfg.fit_lo = x;
+    }
+    if let Some(x) = env("ODM_FIT_HI") {
+        cfg.fit_hi = x;
+    }
+    if let Some(x) = env("ODM_RISE_LO") {
+        cfg.rise_fit_lo = x;
+    }
+    if let Some(x) = env("ODM_RISE_HI") {
+        cfg.rise_fit_hi = x;
+    }
+    let mut d = BeatDetector::new(cfg, 0.005, 4.0, 0.055);
+    d.floor_cm_s = default_floor_cm_s();
+    let mut out = Vec::new();
+    for &(t, v) in &c.env {
+        let inp = DetectorInput {
+            sample_index: (t * 20_000.0).round() as u64,
+            t_s: t,
+            v_cm_s: v,
+            snr: 100.0,
+            ..Default::default()
+        };
+        if let Some(b) = d.process(&inp) {
+            out.push(b);
+        }
+    }
+    out
+}
+
+/// Replays the beat detector on the stored grid envelopes and prints, per
+/// cell: sensitivity, PPV, onset error, HR error (all beats, and only beats
+/// whose own and next onsets both match truth: the onset *jitter* part),
+/// and with `ODM_VERBOSE=1` every missed and extra beat.
+#[test]
+#[ignore]
+fn replay_grid() {
+    let mut paths: Vec<_> = std::fs::read_dir(replay_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    paths.sort();
+    let filter = std::env::var("ODM_CELL").unwrap_or_default();
+    let verbose = std::env::var("ODM_VERBOSE").is_ok();
+    let quiet = std::env::var("ODM_QUIET").is_ok();
+    // (profile, hr) → (sum sens, sum ppv, sum onset |e|, sum HR p95, max HR p95, n)
+    let mut summary: std::collections::BTreeMap<(String, String), [f64; 6]> = Default::default();
+    for p in paths {
+        let c = load_cell(&p);
+        if !c.name.contains(&filter) {
+            continue;
+        }
+        let beats = replay(&c);
+        let s = odm_dsp::validation::score(&c.truth, &beats, &[], (0.0, c.duration_s), 0.05);
+        // Jitter-only HR errors and onset statistics.
+        let mut hr_jit = Vec::new();
+        let mut cyc_err = Vec::new();
+        let mut gross = 0;
+        for b in &beats {
+            let Some(t) = c
+                .truth
+                .iter()
+                .find(|t| (t.onset_s - b.onset_s).abs() < 0.05)
+            else {
+                continue;
+            };
+            if t.onset_s < 0.5 || t.next_onset_s > c.duration_s - 0.5 {
+                continue;
+            }
+            if (b.next_onset_s - t.next_onset_s).abs() < 0.05 {
+                if verbose && ((b.cycle_s - t.next_onset_s + t.onset_s) * 1000.0).abs() > 5.0 {
+                    println!(
+                        "   cycle err {:+5.1} ms: onset err {:+5.1} next {:+5.1} | truth onset {:.3} peak {:.3} pv {:.0}",
+                        (b.cycle_s - t.next_onset_s + t.onset_s) * 1000.0,
+                        (b.onset_s - t.onset_s) * 1000.0,
+                        (b.next_onset_s - t.next_onset_s) * 1000.0,
+                        t.onset_s,
+                        t.peak_s,
+                        t.pv_cm_s
+                    );
+                }
+                hr_jit.push(b.hr_bpm - t.hr_bpm);
+                cyc_err.push((b.cycle_s - (t.next_onset_s - t.onset_s)) * 1000.0);
+            } else {
+                gross += 1;
+            }
+        }
+        let hj = odm_dsp::validation::ErrorStats::from_errors(&mut hr_jit);
+        let ce = odm_dsp::validation::ErrorStats::from_errors(&mut cyc_err);
+        let parts: Vec<&str> = c.name.split('_').collect();
+        let e = summary
+            .entry((parts[0].to_string(), parts[2].to_string()))
+            .or_default();
+        e[0] += s.sensitivity();
+        e[1] += s.ppv();
+        e[2] += s.onset_ms.median_abs;
+        e[3] += s.hr_bpm.p95_abs;
+        e[4] = e[4].max(s.hr_bpm.p95_abs);
+        e[5] += 1.0;
+        if quiet {
+            continue;
+        }
+        println!(
+            "{:<26} sens {:.4} ppv {:.4} | onset |{:5.2}| ({:+5.2}) p95 {:5.2} | end ({:+6.2}) FT |{:5.2}| ({:+6.2}) | HR |{:.2}| p95 {:5.2} | jitter HR p95 {:5.2} cycle |{:.2}| p95 {:5.2} ms | gross {gross} {}",
+            c.name,
+            s.sensitivity(),
+            s.ppv(),
+            s.onset_ms.median_abs,
+            s.onset_ms.median,
+            s.onset_ms.p95_abs,
+            s.end_ms.median,
+            s.ft_ms.median_abs,
+            s.ft_ms.median,
+            s.hr_bpm.median_abs,
+            s.hr_bpm.p95_abs,
+            hj.p95_abs,
+            ce.median_abs,
+            ce.p95_abs,
+            reasons(&beats)
+        );
+        if verbose {
+            for t in &c.truth {
+                if t.onset_s < 0.5 || t.next_onset_s > c.duration_s - 0.5 {
+                    continue;
+                }
+                if !beats.iter().any(|b| (b.onset_s - t.onset_s).abs() < 0.05) {
+                    println!(
+                        "   missed truth onset {:.3} peak {:.3} end {:.3} pv {:.1}",
+                        t.onset_s, t.peak_s, t.end_s, t.pv_cm_s
+                    );
+                }
+            }
+            for b in &beats {
+                if !c.truth.iter().any(|t| (b.onset_s - t.onset_s).abs() < 0.05) {
+                    println!(
+                        "   extra onset {:.3} peak {:.3} end {:.3} pv {:.1} next {:.3} {:?}",
+                        b.onset_s, b.peak_s, b.end_s, b.pv_cm_s, b.next_onset_s, b.reject_reason
+                    );
+                }
+            }
+        }
+    }
+    for ((prof, hr), e) in &summary {
+        let n = e[5];
+        println!(
+            "SUMMARY {prof:>3} {hr:>6}: sens {:.4} ppv {:.4} onset |e| {:5.2} HR p95 mean {:5.2} max {:5.2}",
+            e[0] / n,
+            e[1] / n,
+            e[2] / n,
+            e[3] / n,
+            e[4]
+        );
+    }
+}
+
+/// Prints, for the first beats of one stored cell (`ODM_CELL`), the rising
+/// edge: envelope against the exact rise `PV·(1 − (1 − u)^1.6)` of
+/// simulator/src/physiology.rs, and the detected onset.
+#[test]
+#[ignore]
+fn print_rising_edges() {
+    let name = std::env::var("ODM_CELL").unwrap_or_else(|_| "n6_snr30_hr75_s7".into());
+    let c = load_cell(&replay_dir().join(format!("{name}.txt")));
+    let beats = replay(&c);
+    let nb: usize = std::env::var("ODM_N")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(6);
+    let from: f64 = std::env::var("ODM_FROM")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0.0);
+    for t in c
+        .truth
+        .iter()
+        .filter(|t| t.onset_s >= from)
+        .skip(2)
+        .take(nb)
+    {
+        let det = beats.iter().find(|b| (b.onset_s - t.onset_s).abs() < 0.05);
+        println!(
+            "truth onset {:.4} peak {:.4} pv {:.1} | detected onset err {:?} ms",
+            t.onset_s,
+            t.peak_s,
+            t.pv_cm_s,
+            det.map(|b| ((b.onset_s - t.onset_s) * 1000.0 * 10.0).round() / 10.0)
+        );
+        for &(te, v) in &c.env {
+            if te < t.onset_s - 0.03 || te > t.peak_s {
+                continue;
+            }
+            let u = ((te - t.onset_s) / (t.peak_s - t.onset_s)).clamp(0.0, 1.0);
+            let vt = t.pv_cm_s * (1.0 - (1.0 - u).powf(1.6));
+            println!(
+                "   t {:+7.1} ms env {:6.1} true {:6.1} err {:+5.1}",
+                (te - t.onset_s) * 1000.0,
+                v,
+                vt,
+                f64::from(v) - vt
+            );
+        }
+    }
+}
