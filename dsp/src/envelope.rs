@@ -417,8 +417,8 @@ const FIT_BELOW: usize = 10;
 const FIT_ABOVE: usize = 4;
 /// Shape fit: the edge is searched within this many bins of the anchor.
 const FIT_SHIFT: usize = 3;
-/// Shape fit: columns whose flow stands this far over noise (linear) vote
-/// on the shape.
+/// Shape fit: columns whose flow in the shape bands stands this far over
+/// noise (mean density, linear) vote on the shape.
 const SHAPE_MIN_SNR: f64 = 4.0;
 /// Shape fit: the shape vote is a running mean over about this many strong
 /// columns (≈ 1 s of systole at a 5 ms hop).
@@ -428,13 +428,17 @@ const SHAPE_POOL_COLUMNS: u32 = 200;
 const SHAPE_MIN_EDGE_BINS: usize = 20;
 
 /// Shape exponent `β` of a density `∝ (f_e − f)^β` on `[0, f_e]` whose power
-/// in `[0.8, 1]·f_e` is `ratio` times that in `[0.5, 0.8)·f_e`:
-/// `ratio = 0.2^(β+1) / (0.5^(β+1) − 0.2^(β+1))`, decreasing in `β`;
-/// solved by bisection over the family's range.
+/// in `[0.55, 0.8)·f_e` is `ratio` times that in `[0.3, 0.55)·f_e`:
+/// `ratio = (0.45^p − 0.2^p) / (0.7^p − 0.45^p)`, `p = β + 1`, decreasing in
+/// `β` (1 for a flat spectrum); solved by bisection over the family's range.
+/// Both bands lie well below the edge, so an error in the edge they are
+/// scaled from hardly moves the ratio (not at all for a flat spectrum): a
+/// band that contained the edge made the shape and the edge feed each
+/// other's errors.
 fn beta_from_band_ratio(ratio: f64) -> f64 {
     let r = |beta: f64| {
         let p = beta + 1.0;
-        0.2_f64.powf(p) / (0.5_f64.powf(p) - 0.2_f64.powf(p))
+        (0.45_f64.powf(p) - 0.2_f64.powf(p)) / (0.7_f64.powf(p) - 0.45_f64.powf(p))
     };
     let (mut lo, mut hi) = (ShapeTemplates::BETAS[0], ShapeTemplates::BETAS[7]);
     if ratio >= r(lo) {
@@ -658,23 +662,17 @@ impl EnvelopeEstimator {
         let m = self.cfg.smoothing_bins;
         let h = m / 2;
         let len = pos.len();
-        // Boxcar smoothing with a running sum (edges: shorter average).
-        let mut acc = 0.0_f32;
-        let mut count = 0_usize;
-        for &p in pos.iter().take(h) {
-            acc += p;
-            count += 1;
+        // Boxcar smoothing (edges: shorter average). Each output is its own
+        // sum of `m` bins: no loop-carried running sum, so the interior
+        // vectorises (a running sum was a serial add/sub chain, ~0.3 µs).
+        let inv_m = 1.0 / m as f32;
+        for (out, w) in self.smooth[h..len - h].iter_mut().zip(pos.windows(m)) {
+            *out = w.iter().sum::<f32>() * inv_m;
         }
-        for k in 0..len {
-            if k + h < len {
-                acc += pos[k + h];
-                count += 1;
-            }
-            if k > h {
-                acc -= pos[k - h - 1];
-                count -= 1;
-            }
-            self.smooth[k] = acc / count as f32;
+        for k in (0..h).chain(len - h..len) {
+            let lo = k.saturating_sub(h);
+            let hi = (k + h).min(len - 1);
+            self.smooth[k] = pos[lo..=hi].iter().sum::<f32>() / (hi - lo + 1) as f32;
         }
         let thr = (f64::from(noise) * self.threshold_ratio) as f32;
         let s = &self.smooth;
@@ -875,15 +873,10 @@ impl EnvelopeEstimator {
         beta_from_band_ratio(top / mid)
     }
 
-    /// Pools the power balance of the upper band of a strong column whose
-    /// edge is at `edge_bin`: the power in `[0.8, 1]·f_e` (plus the window's
-    /// smear above `f_e`) against `[0.5, 0.8)·f_e`.
+    /// Pools the power balance of a column with flow whose edge is at
+    /// `edge_bin`: the power in `[0.55, 0.8)·f_e` against `[0.3, 0.55)·f_e`.
     fn observe_shape(&mut self, pos: &[f32], noise: f32, edge_bin: f64) {
-        if edge_bin < SHAPE_MIN_EDGE_BINS as f64 {
-            return;
-        }
-        let top_hi = edge_bin + self.guard_bins as f64;
-        if top_hi >= pos.len() as f64 {
+        if edge_bin < SHAPE_MIN_EDGE_BINS as f64 || edge_bin >= pos.len() as f64 {
             return;
         }
         let band = |lo: f64, hi: f64| -> f32 {
@@ -891,8 +884,7 @@ impl EnvelopeEstimator {
             // bin k covers [k − ½, k + ½).
             let mut acc = 0.0_f64;
             let first = (lo + 0.5).floor() as usize;
-            let last = (hi + 0.5).floor() as usize;
-            let last = last.min(pos.len() - 1);
+            let last = ((hi + 0.5).floor() as usize).min(pos.len() - 1);
             for (k, &p) in pos.iter().enumerate().take(last + 1).skip(first) {
                 let (a, b) = (k as f64 - 0.5, k as f64 + 0.5);
                 let cover = (b.min(hi) - a.max(lo)).max(0.0);
@@ -900,13 +892,13 @@ impl EnvelopeEstimator {
             }
             acc as f32
         };
-        let top = band(0.8 * edge_bin, top_hi);
-        let mid = band(0.5 * edge_bin, 0.8 * edge_bin);
+        let top = band(0.55 * edge_bin, 0.8 * edge_bin);
+        let mid = band(0.3 * edge_bin, 0.55 * edge_bin);
         let total = top + mid;
-        // Gate on the middle band only: selecting columns by the power near
-        // the edge would favour speckle peaks there and bias the shape.
-        let mid_snr = mid / (0.3 * edge_bin as f32 * noise);
-        if !(total > 0.0 && top > 0.0 && mid_snr >= SHAPE_MIN_SNR as f32) {
+        // Gate on the band power, not on the power near the edge: selecting
+        // columns by it would favour speckle peaks there.
+        let band_snr = total / (0.5 * edge_bin as f32 * noise);
+        if !(top > 0.0 && mid > 0.0 && band_snr >= SHAPE_MIN_SNR as f32) {
             return;
         }
         self.shape_columns = self.shape_columns.saturating_add(1);
