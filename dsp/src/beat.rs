@@ -1115,6 +1115,88 @@ mod tests {
         }
     }
 
+    /// Feeds `v(t)` at a 5 ms hop for `seconds`; returns the beats.
+    fn run(seconds: f64, v: impl Fn(f64) -> f64) -> Vec<Beat> {
+        let hop = 0.005;
+        let mut d = BeatDetector::new(DetectorConfig::default(), hop, 4.0, 0.005);
+        let mut beats = Vec::new();
+        for i in 0..(seconds / hop) as usize {
+            let t = i as f64 * hop;
+            let inp = DetectorInput {
+                sample_index: i as u64,
+                t_s: t,
+                v_cm_s: v(t) as f32,
+                snr: 100.0,
+                ..Default::default()
+            };
+            if let Some(b) = d.process(&inp) {
+                beats.push(b);
+            }
+        }
+        beats
+    }
+
+    #[test]
+    fn short_envelope_spikes_neither_add_beats_nor_move_onsets() {
+        let cycle = 0.8;
+        let onsets: Vec<f64> = (0..10).map(|i| 0.3137 + i as f64 * cycle).collect();
+        let clean = |t: f64| onsets.iter().map(|&o| trapezoid(t, o)).sum::<f64>();
+        // Every second beat gets a 1-, 2- or 3-point spike to 2.5× the
+        // envelope on its falling edge (as the simulator's envelope showed).
+        let spiky = |t: f64| {
+            let v = clean(t);
+            let k = ((t - 0.3137) / cycle).floor();
+            let x = t - 0.3137 - k * cycle;
+            let run = 0.005 * (1.0 + (k as i64 % 3) as f64);
+            if (k as i64) % 2 == 1 && (0.2..0.2 + run - 1e-9).contains(&x) {
+                2.5 * v
+            } else {
+                v
+            }
+        };
+        let beats = run(9.0, spiky);
+        assert!(beats.len() >= 8, "{} beats", beats.len());
+        for b in &beats {
+            let truth = onsets[b.index as usize];
+            assert!(
+                (b.onset_s - truth).abs() < 1e-3,
+                "onset {} vs {truth}",
+                b.onset_s
+            );
+            assert!((b.pv_cm_s - 100.0).abs() < 1.0, "pv {}", b.pv_cm_s);
+            assert!((b.hr_bpm - 75.0).abs() < 0.1, "hr {}", b.hr_bpm);
+        }
+    }
+
+    #[test]
+    fn onset_is_exact_on_a_curved_rise() {
+        // Rise 1 − (1 − u)², 100 ms, then a linear fall over 200 ms: the
+        // parabola-corrected line must find the foot despite the curvature
+        // (a line alone through 10–85 % is ~7 % of the rise early).
+        let cycle = 0.8;
+        let onsets: Vec<f64> = (0..10).map(|i| 0.2513 + i as f64 * cycle).collect();
+        let beat = |x: f64| {
+            if x <= 0.0 || x >= 0.3 {
+                0.0
+            } else if x < 0.1 {
+                let u = x / 0.1;
+                100.0 * (1.0 - (1.0 - u) * (1.0 - u))
+            } else {
+                100.0 * (0.3 - x) / 0.2
+            }
+        };
+        let beats = run(9.0, |t| onsets.iter().map(|&o| beat(t - o)).sum());
+        assert!(beats.len() >= 8, "{} beats", beats.len());
+        for b in &beats {
+            let truth = onsets[b.index as usize];
+            assert!(
+                (b.onset_s - truth).abs() < 1e-3,
+                "onset {} vs {truth}",
+                b.onset_s
+            );
+        }
+    }
+
     #[test]
     fn beat_spanning_a_gap_is_rejected_with_gap() {
         let hop = 0.005;
