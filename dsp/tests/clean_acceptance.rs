@@ -178,11 +178,12 @@ fn onset_to_onset_intervals_are_consistent_at_140_per_min() {
 
 /// The parabolic, low-PV profile (PV ≈ 50–65 cm/s, a flat spectrum) lost
 /// 4–6 % of its beats at 75/min and 24 % at 45/min: short envelope spikes set
-/// the peak and a 20–60 % band near the floor gave onsets 50–90 ms early
-/// (a missed and a false beat each).
+/// the peak, a fade inside the fit band flattened the onset line (onsets
+/// 50–90 ms early: a missed and a false beat each), and a falling edge
+/// whose band points did not fall dropped the beat altogether.
 #[test]
 fn low_pv_parabolic_beats_are_found_and_timed() {
-    for (hr_bpm, min_sens) in [(75.0, 0.97), (45.0, 0.9)] {
+    for (hr_bpm, min_sens) in [(75.0, 0.97), (45.0, 0.96)] {
         let (beats, truth) = beats_and_truth(SimConfig {
             seed: 7,
             duration_s: Some(40.0),

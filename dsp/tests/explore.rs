@@ -514,3 +514,45 @@ fn print_rising_edges() {
         }
     }
 }
+
+/// Prints the detected and truth beats of one stored cell (`ODM_CELL`)
+/// between `ODM_FROM` and `ODM_TO` seconds, with the envelope there.
+#[test]
+#[ignore]
+fn print_beats_window() {
+    let name = std::env::var("ODM_CELL").unwrap_or_else(|_| "n2_snr15_hr45_s8".into());
+    let c = load_cell(&replay_dir().join(format!("{name}.txt")));
+    let get = |k: &str, d: f64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(d)
+    };
+    let (from, to) = (get("ODM_FROM", 0.0), get("ODM_TO", 5.0));
+    for b in replay(&c)
+        .iter()
+        .filter(|b| b.next_onset_s > from && b.onset_s < to)
+    {
+        println!(
+            "beat onset {:.3} peak {:.3} end {:.3} next {:.3} pv {:.1} {:?}",
+            b.onset_s, b.peak_s, b.end_s, b.next_onset_s, b.pv_cm_s, b.reject_reason
+        );
+    }
+    for t in c
+        .truth
+        .iter()
+        .filter(|t| t.onset_s > from && t.onset_s < to)
+    {
+        println!(
+            "truth onset {:.3} peak {:.3} end {:.3} pv {:.1}",
+            t.onset_s, t.peak_s, t.end_s, t.pv_cm_s
+        );
+    }
+    let env: Vec<String> = c
+        .env
+        .iter()
+        .filter(|(t, _)| *t > from && *t < to)
+        .map(|(t, v)| format!("{t:.3}:{v:.0}"))
+        .collect();
+    println!("{}", env.join(" "));
+}
