@@ -405,6 +405,11 @@ pub struct EnvelopeEstimator {
     shape_top: f32,
     /// … and in its middle part (see `observe_shape`).
     shape_mid: f32,
+    /// The template fitted: the pooled shape, interpolated between the
+    /// tabulated ones …
+    blend: Vec<f32>,
+    /// … for this exponent (None: not built yet).
+    blend_beta: Option<f64>,
     /// Shape fit: strong columns pooled so far (saturates).
     shape_columns: u32,
     smooth: Vec<f32>,
@@ -541,6 +546,13 @@ impl EnvelopeEstimator {
         let threshold_ratio = (1.0 - c + z * c.sqrt()).powi(3);
         let lobe = 2.0 * fft_len as f64 / window.len() as f64;
         let guard_bins = (lobe + (m / 2) as f64).ceil() as usize;
+        let templates = ShapeTemplates::new(
+            window,
+            fft_len,
+            m,
+            FIT_BELOW + FIT_SHIFT + 1,
+            FIT_ABOVE + FIT_SHIFT + 1,
+        );
         Ok(Self {
             cfg,
             fft_len,
@@ -550,15 +562,11 @@ impl EnvelopeEstimator {
             guard_bins,
             step_smoothed: StepResponse::new(window, fft_len, m),
             step_raw: StepResponse::new(window, fft_len, 1),
-            templates: ShapeTemplates::new(
-                window,
-                fft_len,
-                m,
-                FIT_BELOW + FIT_SHIFT + 1,
-                FIT_ABOVE + FIT_SHIFT + 1,
-            ),
+            blend: vec![0.0; templates.tables[0].len()],
+            templates,
             shape_top: 0.0,
             shape_mid: 0.0,
+            blend_beta: None,
             shape_columns: 0,
             smooth: vec![0.0; fft_len / 2],
             integ: vec![0.0; fft_len / 2],
@@ -637,6 +645,47 @@ impl EnvelopeEstimator {
             }
     }
 
+    /// Top bin of the highest run of `need` consecutive bins of `s` above
+    /// `thr`, at or above `first`. Up to 128 bins (FFTs up to 256) this is
+    /// branch-free: a bit mask of the comparisons, ANDed with itself shifted
+    /// `need − 1` times, keeps bit `k` where bins `k .. k + need` all pass;
+    /// its highest bit is the run's bottom. (A top-down loop mispredicted
+    /// on every noise bin: a quarter of the envelope's time.)
+    fn top_run(s: &[f32], first: usize, thr: f32, need: usize) -> Option<usize> {
+        if s.len() <= 128 {
+            // Two 64-bit halves: a variable u128 shift would branch per bin.
+            let half = |part: &[f32]| {
+                part.iter()
+                    .enumerate()
+                    .fold(0_u64, |m, (k, &v)| m | (u64::from(v > thr) << k))
+            };
+            let (lo, hi) = s.split_at(s.len().min(64));
+            let from_first = if first >= 128 {
+                0
+            } else {
+                !((1_u128 << first) - 1)
+            };
+            let mask = (u128::from(half(hi)) << 64 | u128::from(half(lo))) & from_first;
+            let mut runs = mask;
+            for j in 1..need {
+                runs &= mask >> j;
+            }
+            return (runs != 0).then(|| 127 - runs.leading_zeros() as usize + need - 1);
+        }
+        let mut run = 0;
+        for k in (first..s.len()).rev() {
+            if s[k] > thr {
+                run += 1;
+                if run >= need {
+                    return Some(k + need - 1);
+                }
+            } else {
+                run = 0;
+            }
+        }
+        None
+    }
+
     /// Largest `v` from the plateau region up to the edge.
     fn peak_below(&self, v: &[f32], edge_bin: f64) -> f64 {
         let hi = (edge_bin.floor() as usize + 1).min(v.len());
@@ -662,13 +711,19 @@ impl EnvelopeEstimator {
         let m = self.cfg.smoothing_bins;
         let h = m / 2;
         let len = pos.len();
-        // Boxcar smoothing (edges: shorter average). Each output is its own
-        // sum of `m` bins: no loop-carried running sum, so the interior
-        // vectorises (a running sum was a serial add/sub chain, ~0.3 µs).
+        // Boxcar smoothing (edges: shorter average), tap by tap over the
+        // whole interior: no loop-carried running sum, so it vectorises (a
+        // running sum was a serial add/sub chain, ~0.3 µs).
         let inv_m = 1.0 / m as f32;
-        for (out, w) in self.smooth[h..len - h].iter_mut().zip(pos.windows(m)) {
-            *out = w.iter().sum::<f32>() * inv_m;
+        let interior = len - 2 * h;
+        let inner = &mut self.smooth[h..len - h];
+        inner.copy_from_slice(&pos[..interior]);
+        for j in 1..m {
+            for (o, &p) in inner.iter_mut().zip(&pos[j..j + interior]) {
+                *o += p;
+            }
         }
+        inner.iter_mut().for_each(|o| *o *= inv_m);
         for k in (0..h).chain(len - h..len) {
             let lo = k.saturating_sub(h);
             let hi = (k + h).min(len - 1);
@@ -679,20 +734,7 @@ impl EnvelopeEstimator {
         // Top-down search for the first run of `m` bins above threshold: a
         // single raw outlier lifts a whole boxcar of `m` smoothed bins, so a
         // shorter run lets noise through (measured: PPV 0.43 with m/2).
-        let need = m;
-        let mut run = 0;
-        let mut top = None;
-        for k in (self.first_pos..len).rev() {
-            if s[k] > thr {
-                run += 1;
-                if run >= need {
-                    top = Some(k + need - 1);
-                    break;
-                }
-            } else {
-                run = 0;
-            }
-        }
+        let top = Self::top_run(s, self.first_pos, thr, m);
         let Some(k) = top else { return };
         if k + 1 >= len {
             out.saturated = true;
@@ -747,11 +789,12 @@ impl EnvelopeEstimator {
         out.snr = snr as f32;
     }
 
-    /// Least-squares fit of the shape templates to the smoothed column around
-    /// `anchor` (a fractional bin): the edge (fractional bin) of the best
-    /// shape and shift, or None when the fit region is too short or no
-    /// template fits with a positive amplitude.
-    fn fit_edge(&self, anchor: f64, noise: f32) -> Option<f64> {
+    /// Weighted least-squares fit of the pooled shape's template to the
+    /// smoothed column around `anchor` (a fractional bin): the edge
+    /// (fractional bin), or None when the fit region is too short or the
+    /// template fits nowhere with a positive amplitude.
+    fn fit_edge(&mut self, anchor: f64, noise: f32) -> Option<f64> {
+        self.refresh_blend();
         let sub = ShapeTemplates::SUB;
         let s = &self.smooth;
         let ka = anchor.floor() as isize;
@@ -769,19 +812,18 @@ impl EnvelopeEstimator {
         let y = &y[..nb];
         let below = FIT_BELOW + FIT_SHIFT + 1;
         let shifts = 2 * FIT_SHIFT * sub + 1;
-        // Index into a table for bin offset o = k − ka and shift j:
+        // Index into the template for bin offset o = k − ka and shift j:
         // (o + below)·SUB + FIT_SHIFT·SUB − j.
         let base0 = ((lo - ka) + below as isize) as usize * sub + FIT_SHIFT * sub;
-        let sse_of = |t: &[f32], j: usize| -> Option<f32> {
-            let mut yt = 0.0_f32;
-            let mut tt = 0.0_f32;
-            let mut idx = base0 - j;
-            for &v in y {
-                let tv = t[idx];
-                yt += v * tv;
-                tt += tv * tv;
-                idx += sub;
+        let t = &self.blend;
+        let cost = |j: usize| -> Option<f32> {
+            let mut tv = [0.0_f32; FIT_BELOW + FIT_ABOVE + 1];
+            for (i, v) in tv.iter_mut().take(nb).enumerate() {
+                *v = t[base0 - j + i * sub];
             }
+            let tv = &tv[..nb];
+            let yt: f32 = y.iter().zip(tv).map(|(a, b)| a * b).sum();
+            let tt: f32 = tv.iter().map(|b| b * b).sum();
             if !(yt > 0.0 && tt > 0.0) {
                 return None;
             }
@@ -790,59 +832,64 @@ impl EnvelopeEstimator {
             // or the fit trades the few high bins against the many low ones
             // and cuts the edge short where speckle dips.
             let a = yt / tt;
-            let mut idx = base0 - j;
-            let mut e = 0.0_f32;
-            for &v in y {
-                let m = a * t[idx];
-                let r = (v - m) / (m + noise);
-                e += r * r;
-                idx += sub;
-            }
-            Some(e)
+            Some(
+                y.iter()
+                    .zip(tv)
+                    .map(|(&v, &b)| {
+                        let m = a * b;
+                        let r = (v - m) / (m + noise);
+                        r * r
+                    })
+                    .sum(),
+            )
         };
-        // The shape is not read from this column: one column's speckle,
-        // conditioned on the anchor, makes edge-peaked shapes fit best at
-        // random. It comes from the pooled power balance of the upper band
-        // (`observe_shape`); the edge is read from the two tabulated shapes
-        // that bracket it, interpolated.
-        let (b0, b1, w) = self.shape_bracket();
-        let best_of = |b: usize| -> Option<(f32, usize)> {
-            let t = &self.templates.tables[b];
-            let mut best: Option<(f32, usize)> = None;
-            for j in 0..shifts {
-                if let Some(e) = sse_of(t, j)
-                    && best.is_none_or(|(be, _)| e < be)
-                {
-                    best = Some((e, j));
-                }
-            }
-            best
-        };
-        let refine = |b: usize, (e0, j): (f32, usize)| -> f64 {
-            let t = &self.templates.tables[b];
-            let mut frac = 0.0_f64;
-            if j > 0
-                && j + 1 < shifts
-                && let (Some(em), Some(ep)) = (sse_of(t, j - 1), sse_of(t, j + 1))
+        // Whole bins first, then quarter bins around the best, then a
+        // parabola through the best and its neighbours.
+        let mut best: Option<(f32, usize)> = None;
+        let consider = |j: usize, best: &mut Option<(f32, usize)>| {
+            if let Some(e) = cost(j)
+                && best.is_none_or(|(be, _)| e < be)
             {
-                let den = f64::from(em - 2.0 * e0 + ep);
-                if den > 0.0 {
-                    frac = (0.5 * f64::from(em - ep) / den).clamp(-0.5, 0.5);
-                }
+                *best = Some((e, j));
             }
-            ka as f64 + (j as f64 + frac - (FIT_SHIFT * sub) as f64) / sub as f64
         };
-        let e_lo = best_of(b0).map(|r| refine(b0, r));
-        let e_hi = if w > 0.0 {
-            best_of(b1).map(|r| refine(b1, r))
-        } else {
-            e_lo
-        };
-        match (e_lo, e_hi) {
-            (Some(a), Some(b)) => Some(a + w * (b - a)),
-            (Some(a), None) | (None, Some(a)) => Some(a),
-            (None, None) => None,
+        for j in (0..shifts).step_by(sub) {
+            consider(j, &mut best);
         }
+        let (_, jc) = best?;
+        for j in jc.saturating_sub(sub - 1)..=(jc + sub - 1).min(shifts - 1) {
+            if j != jc {
+                consider(j, &mut best);
+            }
+        }
+        let (e0, j) = best?;
+        let mut frac = 0.0_f64;
+        if j > 0
+            && j + 1 < shifts
+            && let (Some(em), Some(ep)) = (cost(j - 1), cost(j + 1))
+        {
+            let den = f64::from(em - 2.0 * e0 + ep);
+            if den > 0.0 {
+                frac = (0.5 * f64::from(em - ep) / den).clamp(-0.5, 0.5);
+            }
+        }
+        Some(ka as f64 + (j as f64 + frac - (FIT_SHIFT * sub) as f64) / sub as f64)
+    }
+
+    /// Rebuilds the fitted template when the pooled shape has moved: the
+    /// two tabulated shapes that bracket it, interpolated.
+    fn refresh_blend(&mut self) {
+        let beta = self.shape_beta();
+        if self.blend_beta.is_some_and(|b| (b - beta).abs() < 0.005) {
+            return;
+        }
+        let (b0, b1, w) = self.shape_bracket();
+        let w = w as f32;
+        let (t0, t1) = (&self.templates.tables[b0], &self.templates.tables[b1]);
+        for ((out, &x0), &x1) in self.blend.iter_mut().zip(t0).zip(t1) {
+            *out = x0 + w * (x1 - x0);
+        }
+        self.blend_beta = Some(beta);
     }
 
     /// The two tabulated shapes bracketing the pooled shape estimate, and
