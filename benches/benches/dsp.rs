@@ -10,7 +10,7 @@ use odm_dsp::beat::{BeatDetector, DetectorConfig, DetectorInput};
 use odm_dsp::envelope::{EdgeEstimate, EnvelopeConfig, EnvelopeEstimator, EnvelopeMethod};
 use odm_dsp::noise::NoiseFloor;
 use odm_dsp::stft::Stft;
-use odm_dsp::wall::{SampleWindow, WallFilter};
+use odm_dsp::wall::WallFilter;
 use odm_dsp::{NullSink, Pipeline, PipelineConfig};
 use rustfft::FftPlanner;
 use rustfft::num_complex::Complex32;
@@ -19,24 +19,24 @@ use std::time::Instant;
 
 const FS: u32 = 20_000;
 
-/// One second of the simulator's raw I/Q (with its wall clutter), as complex.
-fn raw_second() -> Vec<Complex32> {
+/// One second of the simulator's I/Q through the pipeline's wall filter.
+fn filtered_second() -> Vec<Complex32> {
     let (_, blocks) = simulated_blocks(2.0, 15.0, 75.0, 100);
     let samples: Vec<[i16; 2]> = blocks
         .iter()
         .flat_map(|b| b.samples.iter().copied())
         .take(FS as usize)
         .collect();
-    samples
-        .iter()
-        .map(|s| Complex32::new(f32::from(s[0]), f32::from(s[1])))
-        .collect()
+    let mut wall = WallFilter::new(150.0, f64::from(FS)).expect("wall filter");
+    let mut out = vec![Complex32::default(); samples.len()];
+    wall.process(&samples, &mut out).expect("lengths");
+    out
 }
 
-/// Option (a) of the wall-filter choice, kept here only to measure it
-/// against the regression filter (docs/performance.md): the previous
-/// 4th-order Butterworth high-pass (two biquads, bilinear, prewarped) in
-/// f32, I and Q together, transposed direct form II, state in registers.
+/// Option (a) of the wall-filter speed-up (docs/performance.md), kept here
+/// only to measure it against the pipeline's f64 filter: the same two
+/// biquads in f32, I and Q together, transposed direct form II, state in
+/// registers.
 struct IirF32 {
     b: [[f32; 3]; 2],
     a: [[f32; 2]; 2],
@@ -44,25 +44,11 @@ struct IirF32 {
 }
 
 impl IirF32 {
-    fn new(cutoff_hz: f64, fs: f64) -> Self {
-        let mut b = [[0.0; 3]; 2];
-        let mut a = [[0.0; 2]; 2];
-        // Butterworth pole pairs: Q = 1/(2 cos(π/8)), 1/(2 cos(3π/8)).
-        for (i, q) in [0.541_196_100_146_197_f64, 1.306_562_964_876_376_6]
-            .into_iter()
-            .enumerate()
-        {
-            let w0 = std::f64::consts::TAU * cutoff_hz / fs;
-            let (sin, cos) = w0.sin_cos();
-            let alpha = sin / (2.0 * q);
-            let a0 = 1.0 + alpha;
-            let b0 = (1.0 + cos) / 2.0 / a0;
-            b[i] = [b0 as f32, (-2.0 * b0) as f32, b0 as f32];
-            a[i] = [(-2.0 * cos / a0) as f32, ((1.0 - alpha) / a0) as f32];
-        }
+    fn new(design: &WallFilter) -> Self {
+        let [p, q] = design.sections();
         Self {
-            b,
-            a,
+            b: [p.b.map(|c| c as f32), q.b.map(|c| c as f32)],
+            a: [p.a.map(|c| c as f32), q.a.map(|c| c as f32)],
             s: [[[0.0; 2]; 2]; 2],
         }
     }
@@ -87,7 +73,7 @@ impl IirF32 {
 }
 
 fn stages(c: &mut Criterion) {
-    let signal = raw_second();
+    let signal = filtered_second();
     let cfg = PipelineConfig::default();
     let window_len = (cfg.window_s * f64::from(FS)).round() as usize;
     let fft_len = window_len.next_power_of_two();
@@ -114,37 +100,25 @@ fn stages(c: &mut Criterion) {
         })
     });
 
-    // Wall filter per column: one hop of counts converted, plus the
-    // regression filter (with the window folded in) over the whole window,
-    // as the pipeline does once per hop.
+    // Wall filter (the pipeline's: f64 IIR), one hop of samples.
     let (_, blocks) = simulated_blocks(1.0, 15.0, 75.0, 100);
     let hop = &blocks[3].samples;
-    let mut wall = WallFilter::new(cfg.wall_cutoff_hz, f64::from(FS), stft.window()).expect("wall");
-    let mut raw = SampleWindow::from_samples(&signal[4000..4000 + window_len]);
-    let mut out = vec![Complex32::default(); window_len];
+    let mut wall = WallFilter::new(cfg.wall_cutoff_hz, f64::from(FS)).expect("wall");
+    let mut out = vec![Complex32::default(); hop.len()];
     g.bench_function(BenchmarkId::new("wall_filter_hop", hop.len()), |b| {
-        b.iter(|| {
-            raw.shift_left(hop.len());
-            raw.write_counts(window_len - hop.len(), black_box(hop))
-                .expect("lengths");
-            wall.process(black_box(&raw), &mut out).expect("lengths")
-        })
+        b.iter(|| wall.process(black_box(hop), &mut out).expect("lengths"))
     });
-    // The alternative measured and not chosen: the IIR in f32.
-    let mut iir = IirF32::new(cfg.wall_cutoff_hz, f64::from(FS));
+    // The alternative measured and not chosen: the same IIR in f32.
+    let mut iir = IirF32::new(&wall);
     let mut iir_out = vec![Complex32::default(); hop.len()];
     g.bench_function(
         BenchmarkId::new("wall_filter_hop_iir_f32", hop.len()),
         |b| b.iter(|| iir.process(black_box(hop), &mut iir_out)),
     );
 
-    // A systolic column through the pipeline's own wall filter and spectrum.
-    wall.process(
-        &SampleWindow::from_samples(&signal[6000..6000 + window_len]),
-        stft.windowed_input_mut(),
-    )
-    .expect("lengths");
-    stft.process_windowed(&mut power).expect("lengths");
+    // A systolic column.
+    stft.process(&signal[6000..6000 + window_len], &mut power)
+        .expect("lengths");
     let half = fft_len / 2;
     let mut floor = NoiseFloor::new(1, half - 4, fft_len).expect("noise floor");
     g.bench_function(BenchmarkId::new("noise_floor", half - 5), |b| {
@@ -262,7 +236,7 @@ fn pipeline_over_bare_fft() {
     let fft = FftPlanner::<f32>::new().plan_fft_forward(fft_len);
     let mut buf = vec![Complex32::default(); fft_len];
     let mut scratch = vec![Complex32::default(); fft.get_inplace_scratch_len()];
-    let signal = raw_second();
+    let signal = filtered_second();
     let (mut t_pipe, mut t_fft) = (Vec::new(), Vec::new());
     let mut offset = 0_u64;
     let mut at = 0_usize;

@@ -22,7 +22,8 @@ use crate::haemo::{FtcFormula, SvModel};
 use crate::noise::{InterferenceDetector, NoiseFloor};
 use crate::stft::Stft;
 use crate::types::{Beat, Status, StreamParams};
-use crate::wall::{SampleWindow, WallFilter};
+use crate::wall::WallFilter;
+use rustfft::num_complex::Complex32;
 
 /// Probe calibration applied to every velocity:
 /// `v_true = (v_measured − offset_cm_s) / gain`, then, when `beam_angle_deg`
@@ -208,8 +209,8 @@ pub struct Pipeline {
     detector: BeatDetector,
     window_len: usize,
     hop_len: usize,
-    /// Raw samples of the current window (first `fill` valid).
-    win: SampleWindow,
+    /// Filtered samples of the current window (first `fill` valid).
+    win: Vec<Complex32>,
     fill: usize,
     power: Vec<f32>,
     /// Index of the next expected sample; None before the first block.
@@ -268,10 +269,8 @@ impl Pipeline {
         let window_len = (cfg.window_s * fs).round() as usize;
         let hop_len = ((cfg.hop_s * fs).round() as usize).clamp(1, window_len);
         let fft_len = window_len.next_power_of_two();
+        let wall = WallFilter::new(cfg.wall_cutoff_hz, fs)?;
         let stft = Stft::new(window_len, fft_len)?;
-        // The regression wall filter works per window and folds the
-        // analysis window into its output (wall.rs).
-        let wall = WallFilter::new(cfg.wall_cutoff_hz, fs, stft.window())?;
         let bin_hz = fs / fft_len as f64;
         let half = fft_len / 2;
         // Flow is searched above twice the wall cut-off: residual wall
@@ -318,7 +317,7 @@ impl Pipeline {
             detector,
             window_len,
             hop_len,
-            win: SampleWindow::new(window_len),
+            win: vec![Complex32::default(); window_len],
             fill: 0,
             power: vec![0.0; fft_len],
             next_sample: None,
@@ -447,7 +446,11 @@ impl Pipeline {
             let n = rest.len().min(self.window_len - self.fill);
             let (chunk, tail) = rest.split_at(n);
             // Lengths match by construction; the error arm cannot occur.
-            if self.win.write_counts(self.fill, chunk).is_err() {
+            if self
+                .wall
+                .process(chunk, &mut self.win[self.fill..self.fill + n])
+                .is_err()
+            {
                 return;
             }
             self.fill += n;
@@ -455,7 +458,7 @@ impl Pipeline {
             rest = tail;
             if self.fill == self.window_len {
                 self.column(at, sink);
-                self.win.shift_left(self.hop_len);
+                self.win.copy_within(self.hop_len.., 0);
                 self.fill = self.window_len - self.hop_len;
             }
         }
@@ -472,7 +475,7 @@ impl Pipeline {
     }
 
     fn new_segment(&mut self) {
-        // The wall filter is stateless: refilling the window restarts it.
+        self.wall.reset();
         self.fill = 0;
         self.prev = [None, None];
         self.prev_saturated = false;
@@ -483,12 +486,7 @@ impl Pipeline {
         let start = end.saturating_sub(self.window_len as u64);
         let centre = start + self.window_len as u64 / 2;
         let t_s = centre as f64 / self.fs;
-        if self
-            .wall
-            .process(&self.win, self.stft.windowed_input_mut())
-            .is_err()
-            || self.stft.process_windowed(&mut self.power).is_err()
-        {
+        if self.stft.process(&self.win, &mut self.power).is_err() {
             return;
         }
         let noise = self.noise.process(&self.power).unwrap_or(0.0);
