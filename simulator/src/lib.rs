@@ -32,6 +32,7 @@ pub mod config;
 pub mod doppler;
 pub mod physiology;
 pub mod probe;
+pub mod shaped;
 pub mod truth;
 
 pub use config::{
@@ -40,6 +41,7 @@ pub use config::{
 };
 pub use physiology::{BeatPlan, BeatShape, BeatTimeline, Physiology};
 pub use probe::VirtualProbe;
+pub use shaped::ShapedNoise;
 pub use truth::{Impairment, ImpairmentKind, TruthBeat};
 
 /// Random stream of the seed used by the beat generator.
