@@ -145,6 +145,8 @@ struct Systole {
 #[derive(Debug, Clone, Copy)]
 struct Pending {
     sys: Systole,
+    /// (parabola root − line root) / fitted span of the falling edge.
+    fall_shape_ratio: Option<f64>,
     end_s: f64,
     sd_cm: f64,
     snr: f32,
@@ -224,6 +226,40 @@ const HISTORY: usize = 8;
 /// Rising edges whose shape ratio sets the onset correction: enough that the
 /// median moves little from one beat to the next (its change is cycle error).
 const SHAPE_HISTORY: usize = 16;
+
+/// Recent edges' shape ratios: (parabola root − line root) / fitted span.
+/// An edge's time is the root of its line moved by the median of these times
+/// its span: the line is the low-noise estimate, the parabola removes its
+/// curvature bias, and the median over many beats makes that correction
+/// nearly the same at every beat, so that it cancels in the cycle.
+#[derive(Debug, Clone, Copy, Default)]
+struct ShapeHistory {
+    buf: [f64; SHAPE_HISTORY],
+    len: usize,
+}
+
+impl ShapeHistory {
+    fn push(&mut self, r: f64) {
+        if self.len == SHAPE_HISTORY {
+            self.buf.rotate_left(1);
+            self.len -= 1;
+        }
+        self.buf[self.len] = r;
+        self.len += 1;
+    }
+
+    /// The median of the history and this edge's own ratio (0 with neither).
+    fn median_with(&self, own: Option<f64>) -> f64 {
+        let mut b = [0.0_f64; SHAPE_HISTORY + 1];
+        let mut n = self.len;
+        b[..n].copy_from_slice(&self.buf[..n]);
+        if let Some(r) = own {
+            b[n] = r;
+            n += 1;
+        }
+        if n == 0 { 0.0 } else { median(&mut b[..n]) }
+    }
+}
 /// Consecutive premature beats taken as a change of rhythm, not ectopy.
 const RHYTHM_CHANGE_RUN: usize = 3;
 
@@ -250,9 +286,10 @@ pub struct BeatDetector {
     cycle_len: usize,
     /// Consecutive beats premature against the cycle history.
     premature_run: usize,
-    /// Recent rising-edge shape ratios (see `rise_correction`).
-    rise_shape_hist: [f64; SHAPE_HISTORY],
-    rise_shape_len: usize,
+    /// Recent rising-edge shape ratios (see `ShapeHistory`).
+    rise_shape: ShapeHistory,
+    /// Recent falling-edge shape ratios.
+    fall_shape: ShapeHistory,
     template: Option<[f32; SHAPE_LEN]>,
     beat_index: u64,
     /// Lowest velocity the envelope can report (cm/s): edge fits stay above it.
@@ -483,8 +520,8 @@ impl BeatDetector {
             cycle_hist: [0.0; HISTORY],
             cycle_len: 0,
             premature_run: 0,
-            rise_shape_hist: [0.0; SHAPE_HISTORY],
-            rise_shape_len: 0,
+            rise_shape: ShapeHistory::default(),
+            fall_shape: ShapeHistory::default(),
             template: None,
             beat_index: 0,
             floor_cm_s: 0.0,
@@ -527,28 +564,6 @@ impl BeatDetector {
         let lo = (lo_frac * pv).max(FLOOR_MARGIN * self.floor_cm_s);
         let hi = (hi_frac * pv).max(lo + 0.25 * pv);
         (lo, hi)
-    }
-
-    /// The onset correction in units of the fitted span: the median of the
-    /// recent beats' shape ratios and this one's (`own`).
-    fn rise_correction(&self, own: Option<f64>) -> f64 {
-        let mut b = [0.0_f64; SHAPE_HISTORY + 1];
-        let mut n = self.rise_shape_len;
-        b[..n].copy_from_slice(&self.rise_shape_hist[..n]);
-        if let Some(r) = own {
-            b[n] = r;
-            n += 1;
-        }
-        if n == 0 { 0.0 } else { median(&mut b[..n]) }
-    }
-
-    fn push_shape_ratio(&mut self, r: f64) {
-        if self.rise_shape_len == SHAPE_HISTORY {
-            self.rise_shape_hist.rotate_left(1);
-            self.rise_shape_len -= 1;
-        }
-        self.rise_shape_hist[self.rise_shape_len] = r;
-        self.rise_shape_len += 1;
     }
 
     /// Records missing samples `[start_s, end_s)`: no beat whose cycle
@@ -708,7 +723,7 @@ impl BeatDetector {
                             self.push_pv(max_v);
                         }
                         if let Some(r) = sys.shape_ratio {
-                            self.push_shape_ratio(r);
+                            self.rise_shape.push(r);
                         }
                         out = self.emit_pending(&sys, completed_by_sample);
                         self.last_onset_s = Some(sys.onset_s);
@@ -747,6 +762,9 @@ impl BeatDetector {
                         Some(first) => {
                             self.phase = Phase::Idle;
                             self.pending = self.falling_edge(&sys, first);
+                            if let Some(r) = self.pending.and_then(|p| p.fall_shape_ratio) {
+                                self.fall_shape.push(r);
+                            }
                         }
                         None => {
                             self.phase = Phase::Falling {
@@ -818,7 +836,7 @@ impl BeatDetector {
         // in the cycle (docs/dsp.md, "Onset").
         let span_s = (pts.t[pts.n - 1] - pts.t[0]).max(1e-3);
         let shape_ratio = quad.map(|q| (q - lin) / span_s);
-        let root = lin + self.rise_correction(shape_ratio) * span_s;
+        let root = lin + self.rise_shape.median_with(shape_ratio) * span_s;
         // Systolic acceleration is highest early in ejection: the rise is
         // concave, leaving zero with a finite slope and reaching the peak
         // with zero slope (the simulator's 1 − (1 − u)^k, physiology.rs), so
@@ -910,15 +928,33 @@ impl BeatDetector {
             pts.push(p.t_s - peak_t, f64::from(p.v));
         }
         let max_shift = 0.25 * (self.point(below_abs).t_s - peak_t).max(0.02);
-        let root = match edge_roots(&mut pts, false, max_shift) {
-            Some((lin, quad)) => quad.unwrap_or(lin),
+        let (p_hi, p_below) = (*self.point(i_hi), *self.point(below_abs));
+        let (root, shape_ratio) = match edge_roots(&mut pts, false, max_shift) {
+            // As at the onset: the line's root with the pooled correction.
+            Some((lin, quad)) => {
+                let span_s = (pts.t[pts.n - 1] - pts.t[0]).max(1e-3);
+                let ratio = quad.map(|q| (q - lin) / span_s);
+                (lin + self.fall_shape.median_with(ratio) * span_s, ratio)
+            }
             // The band's points do not fall (a speckle fade inside it, then
             // a recovery): the chord from the last point above the band to
             // the first below it, which always falls. Dropping the beat
             // instead lost ~2 % of the low-PV beats at 45/min (simulator).
-            None => chord_root(self.point(i_hi), self.point(below_abs), peak_t)?,
+            None => (chord_root(&p_hi, &p_below, peak_t)?, None),
         };
-        let end_s = (peak_t + root).clamp(self.point(i_hi).t_s, self.point(below_abs).t_s + 0.1);
+        // The fall is steepest at valve closure (it leaves the peak with zero
+        // slope and returns to zero with a finite one, physiology.rs): below
+        // the band it falls at least as fast as the chord across the band,
+        // so the end is no later than the first point under the band plus
+        // its velocity over that slope (the mirror of the onset's bound).
+        let chord = f64::from(p_hi.v - p_below.v) / (p_below.t_s - p_hi.t_s).max(1e-6);
+        let v_below = f64::from(p_below.v.max(self.floor_cm_s));
+        let latest = if chord > 0.0 {
+            p_below.t_s + v_below / chord
+        } else {
+            p_below.t_s + 0.1
+        };
+        let end_s = (peak_t + root).clamp(p_hi.t_s, latest.min(p_below.t_s + 0.1));
         if end_s <= sys.onset_s {
             return None;
         }
@@ -958,6 +994,7 @@ impl BeatDetector {
         }
         Some(Pending {
             sys: *sys,
+            fall_shape_ratio: shape_ratio,
             end_s,
             sd_cm: sd,
             snr: if snr_n > 0.0 {
