@@ -8,11 +8,13 @@
 //! - for each beat, the time from the start of the `push` that delivered the
 //!   samples completing it to its emission (wall-clock and CPU).
 //!
-//! Before measuring it tries to pin itself to one CPU (`sched_setaffinity`)
-//! and to run under `SCHED_FIFO`, and prints what the OS allowed.
+//! Before measuring it pins itself to one CPU (`sched_setaffinity`, CPU 1
+//! unless `--cpu N` or `--no-pin`) and, with `--fifo`, asks for
+//! `SCHED_FIFO` (on a shared machine that holds the CPU for the whole run,
+//! so it is opt-in); it prints what the OS allowed.
 //!
-//! `cargo run --release -p odm-benches --bin latency -- [SECONDS] [CPU]`
-//! (default 3600 s, CPU 1). Results and machine: docs/performance.md.
+//! `cargo run --release -p odm-benches --bin latency -- [SECONDS] [--cpu N | --no-pin] [--fifo]`
+//! (default 3600 s). Results and machine: docs/performance.md.
 
 // The two clocks and the scheduling calls are libc functions; each unsafe
 // block below says why it is sound.
@@ -118,24 +120,30 @@ fn report(name: &str, h: &Histogram<u64>) {
     );
 }
 
+fn usage(why: &str) -> ! {
+    eprintln!("latency: {why}\nusage: latency [SECONDS] [--cpu N | --no-pin] [--fifo]");
+    std::process::exit(2);
+}
+
 fn main() {
+    let mut seconds = 3600.0_f64;
+    let mut cpu: Option<usize> = Some(1);
+    let mut fifo = false;
     let mut args = std::env::args().skip(1);
-    let seconds: f64 = match args.next().map(|s| s.parse()) {
-        None => 3600.0,
-        Some(Ok(s)) if s > 0.0 => s,
-        Some(_) => {
-            eprintln!("latency: SECONDS must be a positive number");
-            std::process::exit(2);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--fifo" => fifo = true,
+            "--no-pin" => cpu = None,
+            "--cpu" => match args.next().map(|c| c.parse()) {
+                Some(Ok(c)) => cpu = Some(c),
+                _ => usage("--cpu needs a CPU index"),
+            },
+            s => match s.parse::<f64>() {
+                Ok(v) if v > 0.0 => seconds = v,
+                _ => usage(&format!("unexpected argument {s:?}")),
+            },
         }
-    };
-    let cpu: usize = match args.next().map(|s| s.parse()) {
-        None => 1,
-        Some(Ok(c)) => c,
-        Some(Err(_)) => {
-            eprintln!("latency: CPU must be a CPU index");
-            std::process::exit(2);
-        }
-    };
+    }
     let cfg = SimConfig {
         seed: 3,
         duration_s: Some(seconds),
@@ -165,7 +173,29 @@ fn main() {
             std::process::exit(1);
         }
     };
-    println!("scheduling: {}; {}", pin_to(cpu), real_time_priority());
+    let pinned = match cpu {
+        Some(c) => pin_to(c),
+        None => "not pinned".to_string(),
+    };
+    let policy = if fifo {
+        real_time_priority()
+    } else {
+        "normal scheduling (--fifo asks for SCHED_FIFO)".to_string()
+    };
+    println!("scheduling: {pinned}; {policy}");
+    // Reading the thread CPU clock is a system call; its own cost is inside
+    // every CPU-time interval below.
+    let mut reads = [0_u64; 101];
+    for r in &mut reads {
+        let t0 = Instant::now();
+        let _ = std::hint::black_box(thread_cpu_ns());
+        *r = t0.elapsed().as_nanos() as u64;
+    }
+    reads.sort_unstable();
+    println!(
+        "one CLOCK_THREAD_CPUTIME_ID read: median {:.2} µs",
+        reads[50] as f64 / 1000.0
+    );
     let mut hop_ns = new_hist();
     let mut hop_cpu_ns = new_hist();
     let mut sink = Sink {
