@@ -405,6 +405,8 @@ pub struct EnvelopeEstimator {
     shape_top: f32,
     /// … and in its middle part (see `observe_shape`).
     shape_mid: f32,
+    /// Inverse of the shape statistic.
+    band_ratios: BandRatioTable,
     /// The template fitted: the pooled shape, interpolated between the
     /// tabulated ones …
     blend: Vec<f32>,
@@ -432,35 +434,56 @@ const SHAPE_POOL_COLUMNS: u32 = 200;
 /// band halves, clear of the wall band).
 const SHAPE_MIN_EDGE_BINS: usize = 20;
 
-/// Shape exponent `β` of a density `∝ (f_e − f)^β` on `[0, f_e]` whose power
-/// in `[0.55, 0.8)·f_e` is `ratio` times that in `[0.3, 0.55)·f_e`:
-/// `ratio = (0.45^p − 0.2^p) / (0.7^p − 0.45^p)`, `p = β + 1`, decreasing in
-/// `β` (1 for a flat spectrum); solved by bisection over the family's range.
-/// Both bands lie well below the edge, so an error in the edge they are
-/// scaled from hardly moves the ratio (not at all for a flat spectrum): a
-/// band that contained the edge made the shape and the edge feed each
-/// other's errors.
-fn beta_from_band_ratio(ratio: f64) -> f64 {
-    let r = |beta: f64| {
-        let p = beta + 1.0;
-        (0.45_f64.powf(p) - 0.2_f64.powf(p)) / (0.7_f64.powf(p) - 0.45_f64.powf(p))
-    };
-    let (mut lo, mut hi) = (ShapeTemplates::BETAS[0], ShapeTemplates::BETAS[7]);
-    if ratio >= r(lo) {
-        return lo;
-    }
-    if ratio <= r(hi) {
-        return hi;
-    }
-    for _ in 0..40 {
-        let mid = 0.5 * (lo + hi);
-        if r(mid) > ratio {
-            lo = mid;
-        } else {
-            hi = mid;
+/// Power in `[0.55, 0.8)·f_e` over that in `[0.3, 0.55)·f_e` of a density
+/// `∝ (f_e − f)^β` on `[0, f_e]`: `(0.45^p − 0.2^p) / (0.7^p − 0.45^p)`,
+/// `p = β + 1`; decreasing in `β`, 1 for a flat spectrum. Both bands lie
+/// well below the edge, so an error in the edge they are scaled from hardly
+/// moves the ratio (not at all for a flat spectrum): a band that contained
+/// the edge made the shape and the edge feed each other's errors.
+fn band_ratio_of_beta(beta: f64) -> f64 {
+    let p = beta + 1.0;
+    (0.45_f64.powf(p) - 0.2_f64.powf(p)) / (0.7_f64.powf(p) - 0.45_f64.powf(p))
+}
+
+/// `band_ratio_of_beta` tabulated over the family's range (built once; the
+/// inverse is read per column, and 160 `powf` per column cost more than the
+/// FFT).
+#[derive(Debug, Clone)]
+struct BandRatioTable {
+    /// Ratios at `BETAS[0] + i·step`, decreasing.
+    ratios: Vec<f64>,
+    step: f64,
+}
+
+impl BandRatioTable {
+    fn new() -> Self {
+        let (lo, hi) = (ShapeTemplates::BETAS[0], ShapeTemplates::BETAS[7]);
+        let n = 512;
+        let step = (hi - lo) / (n - 1) as f64;
+        Self {
+            ratios: (0..n)
+                .map(|i| band_ratio_of_beta(lo + i as f64 * step))
+                .collect(),
+            step,
         }
     }
-    0.5 * (lo + hi)
+
+    /// The `β` whose band ratio is `ratio`, clamped to the family's range.
+    fn beta(&self, ratio: f64) -> f64 {
+        let lo = ShapeTemplates::BETAS[0];
+        let r = &self.ratios;
+        // Decreasing table: first index whose ratio is ≤ `ratio`.
+        let i = r.partition_point(|&x| x > ratio);
+        if i == 0 {
+            return lo;
+        }
+        if i >= r.len() {
+            return lo + (r.len() - 1) as f64 * self.step;
+        }
+        let (a, b) = (r[i - 1], r[i]);
+        let f = if a > b { (a - ratio) / (a - b) } else { 0.0 };
+        lo + ((i - 1) as f64 + f) * self.step
+    }
 }
 
 impl EnvelopeEstimator {
@@ -562,6 +585,7 @@ impl EnvelopeEstimator {
             guard_bins,
             step_smoothed: StepResponse::new(window, fft_len, m),
             step_raw: StepResponse::new(window, fft_len, 1),
+            band_ratios: BandRatioTable::new(),
             blend: vec![0.0; templates.tables[0].len()],
             templates,
             shape_top: 0.0,
@@ -917,7 +941,7 @@ impl EnvelopeEstimator {
         if !(top > 0.0 && mid > 0.0) {
             return 0.0;
         }
-        beta_from_band_ratio(top / mid)
+        self.band_ratios.beta(top / mid)
     }
 
     /// Pools the power balance of a column with flow whose edge is at
@@ -1130,6 +1154,18 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn band_ratio_table_inverts_the_closed_form() {
+        let t = BandRatioTable::new();
+        for beta in [-0.8, -2.0 / 3.0, -0.3, 0.0, 0.4, 0.95] {
+            let back = t.beta(band_ratio_of_beta(beta));
+            assert!((back - beta).abs() < 1e-3, "{beta} → {back}");
+        }
+        // Flat spectrum: equal power in the two bands.
+        assert!((band_ratio_of_beta(0.0) - 1.0).abs() < 1e-12);
+        assert!(t.beta(1e9) <= -0.85 + 1e-9 && t.beta(0.0) >= 1.0 - 1e-9);
     }
 
     #[test]
