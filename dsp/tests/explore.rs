@@ -556,3 +556,38 @@ fn print_beats_window() {
         .collect();
     println!("{}", env.join(" "));
 }
+
+/// Prints falling edges of one stored cell (`ODM_CELL`): envelope against
+/// the simulator's fall `PV·(1 − y^1.4)` (physiology.rs default exponent,
+/// ±5 % per beat), and the detected end.
+#[test]
+#[ignore]
+fn print_falling_edges() {
+    let name = std::env::var("ODM_CELL").unwrap_or_else(|_| "n6_snr30_hr45_s7".into());
+    let c = load_cell(&replay_dir().join(format!("{name}.txt")));
+    let beats = replay(&c);
+    for t in c.truth.iter().skip(2).take(3) {
+        let det = beats.iter().find(|b| (b.onset_s - t.onset_s).abs() < 0.05);
+        println!(
+            "truth peak {:.4} end {:.4} pv {:.1} | detected end err {:?} ms",
+            t.peak_s,
+            t.end_s,
+            t.pv_cm_s,
+            det.map(|b| ((b.end_s - t.end_s) * 1000.0).round())
+        );
+        for &(te, v) in &c.env {
+            if te < t.end_s - 0.2 || te > t.end_s + 0.04 {
+                continue;
+            }
+            let y = ((te - t.peak_s) / (t.end_s - t.peak_s)).clamp(0.0, 1.0);
+            let vt = t.pv_cm_s * (1.0 - y.powf(1.4));
+            println!(
+                "   t {:+7.1} ms env {:6.1} true {:6.1} err {:+5.1}",
+                (te - t.end_s) * 1000.0,
+                v,
+                vt,
+                f64::from(v) - vt
+            );
+        }
+    }
+}
