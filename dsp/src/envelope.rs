@@ -42,6 +42,10 @@
 //! `n + a·T_β(k − f_e)` over 10 bins below to 4 above it, for edges within
 //! ±3 bins on a quarter-bin grid refined parabolically. `T_β` is the
 //! density `(f_e − f)^β` smeared by the analysis kernel ([`ShapeTemplates`]).
+//! The reported edge is the mean of that fit and of the noise-threshold
+//! crossing placed on the fitted template's upper flank (the level
+//! `(T − n)/a` of the template falls at a known distance above its edge):
+//! the two readings' errors are partly independent.
 //! The exponent `β` is *not* chosen column by column (one column's speckle
 //! would pick shapes at random, favouring edge-peaked ones); it is pooled
 //! over about a second of strong columns from the power balance of the
@@ -765,6 +769,7 @@ impl EnvelopeEstimator {
         }
         let mut level = thr;
         let mut edge_bin = Self::crossing_below(s, k, level);
+        let cross_thr = edge_bin;
         let mut plateau = self.plateau(s, edge_bin) - f64::from(noise);
         if matches!(
             self.cfg.method,
@@ -792,10 +797,24 @@ impl EnvelopeEstimator {
         let mut edge = edge_bin;
         let fitted = if self.cfg.method == EnvelopeMethod::ShapeFit {
             let e = self.fit_edge(edge_bin, noise);
-            if let Some(e) = e {
+            if let Some((e, _)) = e {
                 self.observe_shape(pos, noise, e);
             }
-            e
+            // Two readings of the same edge under the same template: the
+            // fit (all bins near the edge) and the noise-threshold crossing
+            // on the upper flank, placed by where the fitted template falls
+            // to that level. Their errors are partly independent: on flat
+            // spectra the crossing's tail is much lighter (p95 1–5 against
+            // 6–8 cm/s), on blunt ones the fit's bias is lower; the mean
+            // keeps most of both (docs/dsp.md, measurements).
+            match e {
+                Some((e, a)) if a > 0.0 => match self.template_flank((thr - noise) / a) {
+                    Some(d) => Some(0.5 * (e + cross_thr - d)),
+                    None => Some(e),
+                },
+                Some((e, _)) => Some(e),
+                None => None,
+            }
         } else {
             None
         };
@@ -817,7 +836,7 @@ impl EnvelopeEstimator {
     /// smoothed column around `anchor` (a fractional bin): the edge
     /// (fractional bin), or None when the fit region is too short or the
     /// template fits nowhere with a positive amplitude.
-    fn fit_edge(&mut self, anchor: f64, noise: f32) -> Option<f64> {
+    fn fit_edge(&mut self, anchor: f64, noise: f32) -> Option<(f64, f32)> {
         self.refresh_blend();
         let sub = ShapeTemplates::SUB;
         let s = &self.smooth;
@@ -897,7 +916,39 @@ impl EnvelopeEstimator {
                 frac = (0.5 * f64::from(em - ep) / den).clamp(-0.5, 0.5);
             }
         }
-        Some(ka as f64 + (j as f64 + frac - (FIT_SHIFT * sub) as f64) / sub as f64)
+        let amp = {
+            let mut yt = 0.0_f32;
+            let mut tt = 0.0_f32;
+            for (i, &v) in y.iter().enumerate() {
+                let b = t[base0 - j + i * sub];
+                yt += v * b;
+                tt += b * b;
+            }
+            yt / tt
+        };
+        Some((
+            ka as f64 + (j as f64 + frac - (FIT_SHIFT * sub) as f64) / sub as f64,
+            amp,
+        ))
+    }
+
+    /// Offset (bins, above the edge) where the fitted template falls to
+    /// `level` (a fraction of its peak) on its upper flank.
+    fn template_flank(&self, level: f32) -> Option<f64> {
+        let t = &self.blend;
+        let below = (FIT_BELOW + FIT_SHIFT + 1) as f64;
+        let sub = ShapeTemplates::SUB as f64;
+        let i = (0..t.len()).rev().find(|&i| t[i] >= level)?;
+        if i + 1 >= t.len() {
+            return None;
+        }
+        let (a, b) = (t[i], t[i + 1]);
+        let f = if a > b {
+            f64::from((a - level) / (a - b))
+        } else {
+            0.0
+        };
+        Some((i as f64 + f) / sub - below)
     }
 
     /// Rebuilds the fitted template when the pooled shape has moved: the
@@ -1077,10 +1128,29 @@ mod tests {
     /// `level` over unit noise, built by brute-force smearing with the window
     /// kernel (independent of the estimator's table).
     fn expected_column(edge_hz: f64, level: f64, fs: f64, window: &[f32], n: usize) -> Vec<f32> {
+        expected_power_law_column(edge_hz, level, 0.0, fs, window, n)
+    }
+
+    /// As [`expected_column`] for the density `level·(β+1)·(1 − f/f_e)^β`
+    /// (same total power as the flat one), each tone weighted by the exact
+    /// integral of the density over its cell.
+    fn expected_power_law_column(
+        edge_hz: f64,
+        level: f64,
+        beta: f64,
+        fs: f64,
+        window: &[f32],
+        n: usize,
+    ) -> Vec<f32> {
         // Dense sum of tones, each with the window's exact response.
         let energy: f64 = window.iter().map(|&w| f64::from(w).powi(2)).sum();
         let tones = 400;
         let df = edge_hz / tones as f64;
+        let p = beta + 1.0;
+        let cum = |f: f64| 1.0 - (1.0 - f / edge_hz).powf(p);
+        let weight: Vec<f64> = (0..tones)
+            .map(|t| (cum((t + 1) as f64 * df) - cum(t as f64 * df)) * tones as f64)
+            .collect();
         (0..n)
             .map(|idx| {
                 let f_bin = (idx as f64 - (n / 2) as f64) * fs / n as f64;
@@ -1097,7 +1167,7 @@ mod tests {
                         im += f64::from(w) * ph.sin();
                     }
                     // E[P(f_b)] = (1/Σw²)·∫ S(f)|W(f − f_b)|² df, S = level/fs.
-                    p += level / fs * df * (re * re + im * im) / energy;
+                    p += weight[t] * level / fs * df * (re * re + im * im) / energy;
                 }
                 p as f32
             })
@@ -1153,6 +1223,51 @@ mod tests {
                     "{method:?}: correction must not hurt ({raw_err} → {err})"
                 );
             }
+        }
+    }
+
+    /// On the expected column of a blunt (edge-peaked) spectrum the default
+    /// finds the edge once it has learned the shape; the step-corrected
+    /// plateau threshold reads the smeared peak's half-height, above it.
+    #[test]
+    fn shape_fit_finds_the_edge_of_an_edge_peaked_spectrum() {
+        let fs = 20_000.0;
+        let window = hann(200);
+        let bin_hz = fs / 256.0;
+        for (edge_hz, beta) in [(3000.0, -2.0 / 3.0), (4500.0, -7.0 / 9.0), (3500.0, -0.5)] {
+            let col = expected_power_law_column(edge_hz, 60.0, beta, fs, &window, 256);
+            let run = |method| {
+                let mut est = EnvelopeEstimator::new(
+                    EnvelopeConfig {
+                        method,
+                        ..Default::default()
+                    },
+                    &window,
+                    256,
+                    fs,
+                    200.0,
+                )
+                .unwrap();
+                let mut out = EdgeEstimate::default();
+                for _ in 0..20 {
+                    est.process(&col, 1.0, &mut out).unwrap();
+                }
+                (f64::from(out.shift_hz) - edge_hz, est.shape_beta())
+            };
+            let (err, learned) = run(EnvelopeMethod::ShapeFit);
+            assert!(
+                (learned - beta).abs() < 0.05,
+                "β {beta:.2}: learned {learned:.3}"
+            );
+            assert!(
+                err.abs() < 0.25 * bin_hz,
+                "β {beta:.2}, edge {edge_hz}: shape-fit error {err:.1} Hz"
+            );
+            let (plateau_err, _) = run(EnvelopeMethod::PlateauThreshold);
+            assert!(
+                plateau_err > 0.5 * bin_hz,
+                "β {beta:.2}: plateau threshold expected high, got {plateau_err:.1} Hz"
+            );
         }
     }
 
