@@ -1158,7 +1158,7 @@ mod tests {
                 if idx < n / 2 {
                     return p as f32;
                 }
-                for t in 0..tones {
+                for (t, &wt) in weight.iter().enumerate() {
                     let f = (t as f64 + 0.5) * df;
                     let (mut re, mut im) = (0.0, 0.0);
                     for (s, &w) in window.iter().enumerate() {
@@ -1167,7 +1167,7 @@ mod tests {
                         im += f64::from(w) * ph.sin();
                     }
                     // E[P(f_b)] = (1/Σw²)·∫ S(f)|W(f − f_b)|² df, S = level/fs.
-                    p += weight[t] * level / fs * df * (re * re + im * im) / energy;
+                    p += wt * level / fs * df * (re * re + im * im) / energy;
                 }
                 p as f32
             })
