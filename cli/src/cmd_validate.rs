@@ -286,15 +286,23 @@ fn goals_summary(md: &mut String, cells: &[Cell]) -> anyhow::Result<()> {
     };
     for (goal, target, limit, f) in [
         (
-            "median |onset error|, ms",
+            "median \\|onset error\\|, ms",
             "≤ 5",
             5.0,
             (|c: &Cell| c.onset_ms) as fn(&Cell) -> f64,
         ),
-        ("median |FT error|, ms", "≤ 5", 5.0, |c: &Cell| c.ft_ms),
-        ("median |SD error|, %", "≤ 3", 3.0, |c: &Cell| c.sd_pct),
-        ("median |PV error|, %", "≤ 3", 3.0, |c: &Cell| c.pv_pct),
-        ("HR p95 |error|, 1/min", "≤ 1", 1.0, |c: &Cell| c.hr_p95),
+        ("median \\|FT error\\|, ms", "≤ 5", 5.0, |c: &Cell| {
+            c.ft_ms
+        }),
+        ("median \\|SD error\\|, %", "≤ 3", 3.0, |c: &Cell| {
+            c.sd_pct
+        }),
+        ("median \\|PV error\\|, %", "≤ 3", 3.0, |c: &Cell| {
+            c.pv_pct
+        }),
+        ("HR p95 \\|error\\|, 1/min", "≤ 1", 1.0, |c: &Cell| {
+            c.hr_p95
+        }),
     ] {
         let (v, at) = worst(f);
         let within = cells.iter().filter(|c| clean(c) && f(c) <= limit).count();
@@ -313,7 +321,7 @@ fn goals_summary(md: &mut String, cells: &[Cell]) -> anyhow::Result<()> {
 fn estimator_table_header(md: &mut String, lead: &str) -> anyhow::Result<()> {
     write!(md, "| {lead} |")?;
     for m in EnvelopeMethod::ALL {
-        write!(md, " {} bias | |e| | p95 |", m.name())?;
+        write!(md, " {} bias | \\|e\\| | p95 |", m.name())?;
     }
     writeln!(md)?;
     write!(md, "|{}", "---|".repeat(lead.split('|').count()))?;
@@ -460,7 +468,7 @@ fn run_inner(args: Args) -> anyhow::Result<()> {
     )?;
     writeln!(
         md,
-        "| profile | SNR dB | HR /min | sens | PPV | onset |e| (bias) | FT |e| (bias) | SD |e|% (bias) | PV |e|% (bias) | HR |e| / p95 |"
+        "| profile | SNR dB | HR /min | sens | PPV | onset \\|e\\| (bias) | FT \\|e\\| (bias) | SD \\|e\\|% (bias) | PV \\|e\\|% (bias) | HR \\|e\\| / p95 |"
     )?;
     writeln!(md, "|---|---|---|---|---|---|---|---|---|---|")?;
     // Per cell: (profile, SNR, HR, merged counts, mean medians).
