@@ -436,7 +436,7 @@ const SHAPE_MIN_SNR: f64 = 4.0;
 const SHAPE_POOL_COLUMNS: u32 = 200;
 /// Shape fit: only edges this many bins above 0 Hz vote (enough bins in the
 /// band halves, clear of the wall band).
-const SHAPE_MIN_EDGE_BINS: usize = 20;
+const SHAPE_MIN_EDGE_BINS: usize = 16;
 
 /// Power in `[0.55, 0.8)·f_e` over that in `[0.3, 0.55)·f_e` of a density
 /// `∝ (f_e − f)^β` on `[0, f_e]`: `(0.45^p − 0.2^p) / (0.7^p − 0.45^p)`,
