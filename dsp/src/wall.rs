@@ -16,8 +16,9 @@
 //! update is reassociated to shorten that path. Measured and not adopted:
 //! the same filter in f32 (no faster: the dependency latency is the same),
 //! and a per-window polynomial-regression clutter filter (Kadi & Loupas
-//! 1995; half the cost, but on the simulator it moved the flow-time error of
-//! parabolic profiles by 2–12 ms, commit 478146c).
+//! 1995; no cheaper than this form once the window multiply it absorbs is
+//! counted, and on the simulator it moved the flow-time error of parabolic
+//! profiles by 1–12 ms, commit 478146c).
 
 use crate::error::DspError;
 use rustfft::num_complex::Complex32;
