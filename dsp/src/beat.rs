@@ -217,10 +217,13 @@ impl Intervals {
 const FLOOR_MARGIN: f32 = 1.25;
 /// The same for the falling edge (end fit, end of systole). At 45/min the
 /// fall is shallow (≈ 300 cm/s² near its end against ≈ 1000 on the rise),
-/// so the floor's +5 cm/s pinning moves the end by ~15 ms: with 1.25 the
-/// blunt profile's FT was +21 ms at 45/min, with 1.5 +3 ms; the grid's
-/// summed median |FT error| was lowest at 1.5 (1.25–2.0 tried, replayed).
-const FLOOR_MARGIN_FALL: f32 = 1.5;
+/// so the floor's pinning moves the end by up to ~15 ms; but a higher
+/// margin leaves a low-PV beat only the top of its fall to extrapolate
+/// from. Replayed over the grid (envelope of this commit's tree), the
+/// summed median |FT error| over the 9 profile × HR cells was 59 ms at 1.0,
+/// 55 at 1.25 and 62 at 1.5 (1.5 had been best with the previous envelope
+/// version: 52 against 67): the same margin as the rise.
+const FLOOR_MARGIN_FALL: f32 = FLOOR_MARGIN;
 /// Longest run of points (5 ms hop: 15 ms) taken for a spike.
 const DESPIKE_MAX_RUN: usize = 3;
 /// A run this far above both neighbours (and `SPIKE_FRACTION` of them) is a
