@@ -2,11 +2,13 @@
 //! grid, impairments (no accepted beat inside diathermy, gaps or clipping),
 //! signal lost/regained, calibration and determinism.
 //!
-//! Goals (dsp brief): at SNR ≥ 15 dB sensitivity and PPV ≥ 99.5%, median
-//! |onset error| ≤ 5 ms; at 8 dB sensitivity ≥ 95%, PPV ≥ 99%; zero accepted
-//! beats inside impairments. The FT/SD/PV/HR goals are not all met yet; the
-//! bounds below marked "regression bound" hold today's measured performance
-//! (docs/validation.md lists the gap) so that it cannot silently get worse.
+//! Goals (issue 3): at SNR ≥ 15 dB sensitivity and PPV ≥ 99.5%, median
+//! |onset error| ≤ 5 ms, median |FT error| ≤ 5 ms, median SD and PV error
+//! ≤ 3%, HR p95 ≤ 1/min; at 8 dB sensitivity ≥ 95%, PPV ≥ 99%; zero accepted
+//! beats inside impairments. Met goals are asserted at the goal; the rest
+//! (FT, SD, HR p95 at 140/min, the parabolic profile's onset) at bounds
+//! marked "regression bound" just above today's measurement
+//! (docs/validation.md lists the gap), so they cannot silently get worse.
 mod common;
 use common::*;
 use odm_dsp::validation::Score;
@@ -48,65 +50,79 @@ fn grid_cell(snr_db: f64, hr_bpm: f64, profile: usize, seed: u64) -> Score {
     run_sim(s, PipelineConfig::default(), false).score
 }
 
-/// Cells asserted against the goals. Known gap (docs/validation.md): the
-/// parabolic, low-PV (≈ 50 cm/s) profile misses them — its slow edges spend
-/// much of their 20–60% band near the envelope's floor (the wall band) and a
-/// flat spectrum's edge is less sharp — and is measured by `odm validate`,
-/// not asserted here.
-fn asserted(profile: usize, _hr: f64) -> bool {
-    profile != 2
+/// Whether `profile` has the blunt, edge-peaked spectrum of the aorta (the
+/// parabolic, low-PV profile is held to looser per-beat bounds: its slow,
+/// low edges end near the envelope's floor set by the wall band).
+fn blunt(profile: usize) -> bool {
+    PROFILES[profile].1 >= 6.0
 }
 
+/// Every cell of the grid at `snr_db`, all three profiles. What meets the
+/// issue's goal is asserted at the goal; what does not yet is held at a
+/// regression bound just above today's measurement (docs/validation.md,
+/// "Against the goals"), labelled as such, so it cannot silently get worse.
 fn check_clean(snr_db: f64) {
     let mut all = Vec::new();
     for (p, (name, ..)) in PROFILES.iter().enumerate() {
         for hr in [45.0, 75.0, 140.0] {
-            if !asserted(p, hr) {
-                continue;
-            }
             let s = grid_cell(snr_db, hr, p, 7);
             eprintln!("{snr_db} dB {hr}/min {name}: {}", describe(&s));
             // Goal 5 ms over the grid (asserted below on the mean of the
-            // cells' medians); one cell may stray to 6 ms (regression bound).
+            // cells' medians); regression bound per cell.
+            let onset_bound = if blunt(p) { 5.0 } else { 7.0 };
             assert!(
-                s.onset_ms.median_abs <= 6.0,
+                s.onset_ms.median_abs <= onset_bound,
                 "{name} {hr}/min: median |onset error| {:.2} ms",
                 s.onset_ms.median_abs
             );
-            // Regression bounds (goal: 5 ms, 3%, 3%, 1/min p95).
+            // Goal 3%: met in every cell.
             assert!(
-                s.ft_ms.median_abs <= 25.0,
-                "{name} {hr}/min: median |FT error| {:.2} ms",
-                s.ft_ms.median_abs
+                s.pv_pct.median_abs <= 3.0,
+                "{name} {hr}/min: median |PV error| {:.2}% (goal 3%)",
+                s.pv_pct.median_abs
             );
+            // Goal 3%: regression bound (blunt: the slightly long FT at
+            // 30 dB; parabolic: the early end of slow falling edges).
             assert!(
-                s.sd_pct.median_abs <= 10.0,
+                s.sd_pct.median_abs <= 5.0,
                 "{name} {hr}/min: median |SD error| {:.2}%",
                 s.sd_pct.median_abs
             );
+            // Goal 5 ms: regression bound.
+            let ft_bound = if blunt(p) { 9.0 } else { 20.0 };
             assert!(
-                s.pv_pct.median_abs <= 8.0,
-                "{name} {hr}/min: median |PV error| {:.2}%",
-                s.pv_pct.median_abs
+                s.ft_ms.median_abs <= ft_bound,
+                "{name} {hr}/min: median |FT error| {:.2} ms",
+                s.ft_ms.median_abs
             );
+            // Goal p95 1/min: regression bound (met at 45 and 75/min on the
+            // blunt profiles; onset jitter of ~1 ms is 1/min at 140/min).
             assert!(
-                s.hr_bpm.median_abs <= 2.5,
-                "{name} {hr}/min: median |HR error| {:.2}",
-                s.hr_bpm.median_abs
+                s.hr_bpm.p95_abs <= 3.0,
+                "{name} {hr}/min: p95 |HR error| {:.2}/min",
+                s.hr_bpm.p95_abs
             );
+            if blunt(p) && hr < 100.0 {
+                assert!(
+                    s.hr_bpm.p95_abs <= 1.0,
+                    "{name} {hr}/min: p95 |HR error| {:.2}/min (goal 1)",
+                    s.hr_bpm.p95_abs
+                );
+            }
             all.push(s);
         }
     }
     let mean_onset = all.iter().map(|s| s.onset_ms.median_abs).sum::<f64>() / all.len() as f64;
     assert!(
         mean_onset <= 5.0,
-        "mean of median |onset error| {mean_onset:.2} ms"
+        "mean of median |onset error| {mean_onset:.2} ms (goal 5)"
     );
     let (sens, ppv, imp) = merged(&all);
     assert_eq!(imp, 0);
-    // Goal 0.995; measured 0.9939 at 30 dB (false and missed beats at
-    // 45/min, docs/validation.md): regression bound.
-    assert!(sens >= 0.99, "sensitivity {sens:.4} at {snr_db} dB");
+    assert!(
+        sens >= 0.995,
+        "sensitivity {sens:.4} at {snr_db} dB (goal 0.995)"
+    );
     assert!(ppv >= 0.995, "PPV {ppv:.4} at {snr_db} dB (goal 0.995)");
 }
 
@@ -125,9 +141,6 @@ fn keeps_sensitivity_and_ppv_at_8_db() {
     let mut all = Vec::new();
     for (p, profile) in PROFILES.iter().enumerate() {
         for hr in [45.0, 75.0, 140.0] {
-            if !asserted(p, hr) {
-                continue;
-            }
             let s = grid_cell(8.0, hr, p, 11);
             eprintln!("8 dB {hr}/min {}: {}", profile.0, describe(&s));
             all.push(s);
