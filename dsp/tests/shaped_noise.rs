@@ -74,7 +74,7 @@ fn median_error_with(
 fn print_shaped_noise_envelope_error() {
     for beta in [0.0, -0.5, -2.0 / 3.0, -7.0 / 9.0] {
         for snr in [30.0, 15.0, 8.0] {
-            for v in [40.0, 80.0, 120.0] {
+            for v in [15.0, 20.0, 25.0, 30.0, 40.0, 80.0, 150.0] {
                 let (med, p95) = median_error_cm_s(v, beta, snr, 7);
                 println!(
                     "beta {beta:+.2} snr {snr:>2} v {v:>3}: median {med:+.2} p95 |e| {p95:.2}"
