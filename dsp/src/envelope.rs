@@ -244,12 +244,9 @@ impl StepResponse {
 /// the fit removes.
 #[derive(Debug, Clone)]
 pub struct ShapeTemplates {
-    /// Exponents `β` of the family.
-    betas: Vec<f64>,
-    /// Per `β`: template values at `d = -below + i/SUB`.
+    /// Per `β` of [`Self::BETAS`]: template values at `d = −below + i/SUB`
+    /// (`below` as given to [`Self::new`]), normalised to a peak of 1.
     tables: Vec<Vec<f32>>,
-    /// Bins below the edge covered by the tables.
-    below: usize,
 }
 
 impl ShapeTemplates {
@@ -306,36 +303,7 @@ impl ShapeTemplates {
                 t.into_iter().map(|x| x as f32).collect()
             })
             .collect();
-        Self {
-            betas: Self::BETAS.to_vec(),
-            tables,
-            below,
-        }
-    }
-
-    /// Number of shapes.
-    pub fn len(&self) -> usize {
-        self.betas.len()
-    }
-
-    /// Whether there are no shapes (never, once built).
-    pub fn is_empty(&self) -> bool {
-        self.betas.is_empty()
-    }
-
-    /// Exponent `β` of shape `b`.
-    pub fn beta(&self, b: usize) -> f64 {
-        self.betas[b]
-    }
-
-    /// Template `b` at offset `d` bins from the edge (0 outside the table).
-    pub fn value(&self, b: usize, d: f64) -> f32 {
-        let pos = (d + self.below as f64) * Self::SUB as f64;
-        let t = &self.tables[b];
-        if pos < 0.0 || pos > (t.len() - 1) as f64 {
-            return 0.0;
-        }
-        t[pos.round() as usize]
+        Self { tables }
     }
 }
 
