@@ -1108,6 +1108,30 @@ mod tests {
     /// Columns after which the pooled shape has forgotten its prior.
     const SHAPE_SETTLE_COLUMNS: usize = 600;
 
+    /// An estimator for 256-point columns of a 200-sample Hann window at
+    /// 20 kHz, searching above 200 Hz.
+    fn estimator(cfg: EnvelopeConfig) -> EnvelopeEstimator {
+        EnvelopeEstimator::new(cfg, &hann(200), 256, 20_000.0, 200.0).unwrap()
+    }
+
+    /// `method` with the other settings at their defaults.
+    fn with_method(method: EnvelopeMethod) -> EnvelopeConfig {
+        EnvelopeConfig {
+            method,
+            ..Default::default()
+        }
+    }
+
+    /// The estimate once a stream of the same column has let the pooled
+    /// shape (which starts from the blunt prior) settle.
+    fn settled(est: &mut EnvelopeEstimator, col: &[f32]) -> EdgeEstimate {
+        let mut out = EdgeEstimate::default();
+        for _ in 0..SHAPE_SETTLE_COLUMNS {
+            est.process(col, 1.0, &mut out).unwrap();
+        }
+        out
+    }
+
     /// Expected column of a flat spectrum from 0 to `edge_hz` at density
     /// `level` over unit noise, built by brute-force smearing with the window
     /// kernel (independent of the estimator's table).
@@ -1170,40 +1194,16 @@ mod tests {
                 EnvelopeMethod::Mtcm,
                 EnvelopeMethod::Geometric,
             ] {
-                let mut est = EnvelopeEstimator::new(
-                    EnvelopeConfig {
-                        method,
-                        ..Default::default()
-                    },
-                    &window,
-                    256,
-                    fs,
-                    200.0,
-                )
-                .unwrap();
-                let mut out = EdgeEstimate::default();
-                // The shape fit pools the shape over columns, starting from
-                // the blunt prior: a stream of the same column converges.
-                for _ in 0..SHAPE_SETTLE_COLUMNS {
-                    est.process(&col, 1.0, &mut out).unwrap();
-                }
+                let mut out = settled(&mut estimator(with_method(method)), &col);
                 let err = f64::from(out.shift_hz) - edge_hz;
                 assert!(
                     err.abs() < 40.0,
                     "{method:?} edge {edge_hz} level {level}: error {err} Hz"
                 );
-                let mut raw = EnvelopeEstimator::new(
-                    EnvelopeConfig {
-                        method,
-                        bias_correction: false,
-                        ..Default::default()
-                    },
-                    &window,
-                    256,
-                    fs,
-                    200.0,
-                )
-                .unwrap();
+                let mut raw = estimator(EnvelopeConfig {
+                    bias_correction: false,
+                    ..with_method(method)
+                });
                 raw.process(&col, 1.0, &mut out).unwrap();
                 let raw_err = f64::from(out.shift_hz) - edge_hz;
                 assert!(
@@ -1225,21 +1225,8 @@ mod tests {
         for (edge_hz, beta) in [(3000.0, -2.0 / 3.0), (4500.0, -7.0 / 9.0), (3500.0, -0.5)] {
             let col = expected_power_law_column(edge_hz, 60.0, beta, fs, &window, 256);
             let run = |method| {
-                let mut est = EnvelopeEstimator::new(
-                    EnvelopeConfig {
-                        method,
-                        ..Default::default()
-                    },
-                    &window,
-                    256,
-                    fs,
-                    200.0,
-                )
-                .unwrap();
-                let mut out = EdgeEstimate::default();
-                for _ in 0..SHAPE_SETTLE_COLUMNS {
-                    est.process(&col, 1.0, &mut out).unwrap();
-                }
+                let mut est = estimator(with_method(method));
+                let out = settled(&mut est, &col);
                 (f64::from(out.shift_hz) - edge_hz, est.shape_beta())
             };
             let (err, learned) = run(EnvelopeMethod::ShapeFit);
@@ -1273,13 +1260,7 @@ mod tests {
                     .unwrap_or(3000.0)
                     + k as f64 * bin_hz / 8.0;
                 let col = expected_power_law_column(edge_hz, 60.0, beta, fs, &window, 256);
-                let mut est =
-                    EnvelopeEstimator::new(EnvelopeConfig::default(), &window, 256, fs, 200.0)
-                        .unwrap();
-                let mut out = EdgeEstimate::default();
-                for _ in 0..SHAPE_SETTLE_COLUMNS {
-                    est.process(&col, 1.0, &mut out).unwrap();
-                }
+                let out = settled(&mut estimator(EnvelopeConfig::default()), &col);
                 eprintln!(
                     "beta {beta:.2} edge +{k}/8 bin: error {:.2} Hz",
                     f64::from(out.shift_hz) - edge_hz
@@ -1305,21 +1286,8 @@ mod tests {
         let fs = 20_000.0;
         let window = hann(200);
         let col = expected_column(4000.0, 100.0, fs, &window, 256);
-        let mut est = EnvelopeEstimator::new(
-            EnvelopeConfig {
-                method: EnvelopeMethod::ShapeFit,
-                ..Default::default()
-            },
-            &window,
-            256,
-            fs,
-            200.0,
-        )
-        .unwrap();
-        let mut out = EdgeEstimate::default();
-        for _ in 0..SHAPE_SETTLE_COLUMNS {
-            est.process(&col, 1.0, &mut out).unwrap();
-        }
+        let mut est = estimator(with_method(EnvelopeMethod::ShapeFit));
+        settled(&mut est, &col);
         assert!(est.shape_beta().abs() < 0.05, "{}", est.shape_beta());
     }
 
