@@ -25,22 +25,7 @@ fn beats_of(seed: u64, snr_db: f64) -> Vec<Beat> {
 }
 
 fn beats_with(cfg: SimConfig) -> Vec<Beat> {
-    let mut probe = VirtualProbe::new(cfg).expect("valid config");
-    let info = probe.probe_info();
-    let params = StreamParams {
-        sample_rate_hz: info.sample_rate_hz,
-        carrier_hz: info.carrier_hz,
-        beam_angle_deg: info.beam_angle_deg(),
-    };
-    let mut pipeline = Pipeline::new(PipelineConfig::default(), params).expect("pipeline");
-    let mut sink = Beats::default();
-    while let Some(payload) = probe.next_payload() {
-        if let Payload::Iq(b) = payload {
-            pipeline.push(b.first_sample, &b.samples, b.clipped(), &mut sink);
-        }
-    }
-    pipeline.finish(&mut sink);
-    sink.0
+    beats_and_truth(cfg).0
 }
 
 #[test]
