@@ -966,6 +966,15 @@ impl EnvelopeEstimator {
         (i - 1, i, (beta - a) / (b - a))
     }
 
+    /// Sets the pooled shape to `beta`, as if a long stream had shown it
+    /// (for tabulating the estimator's response, [`crate::ramp`]).
+    pub(crate) fn force_shape(&mut self, beta: f64) {
+        let (top, mid) = prior_share(beta);
+        self.shape_top = top as f32;
+        self.shape_mid = mid as f32;
+        self.shape_columns = SHAPE_POOL_COLUMNS;
+    }
+
     /// Pooled shape exponent `β` (starting from the blunt prior, −2/3).
     pub fn shape_beta(&self) -> f64 {
         let (top, mid) = (f64::from(self.shape_top), f64::from(self.shape_mid));

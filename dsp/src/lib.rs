@@ -17,6 +17,7 @@ pub mod fluid;
 pub mod haemo;
 pub mod noise;
 pub mod pipeline;
+pub mod ramp;
 pub mod stft;
 pub mod trend;
 pub mod types;

@@ -20,6 +20,7 @@ use crate::envelope::{EdgeEstimate, EnvelopeConfig, EnvelopeEstimator};
 use crate::error::DspError;
 use crate::haemo::{FtcFormula, SvModel};
 use crate::noise::{InterferenceDetector, NoiseFloor};
+use crate::ramp::RampResponse;
 use crate::stft::Stft;
 use crate::types::{Beat, Status, StreamParams};
 use crate::wall::WallFilter;
@@ -109,6 +110,9 @@ pub struct PipelineConfig {
     pub sv_model: SvModel,
     /// Probe calibration.
     pub calibration: ProbeCalibration,
+    /// Remove the envelope's lead on rising and lag on falling edges that
+    /// the analysis window's length causes ([`crate::ramp`]).
+    pub ramp_correction: bool,
 }
 
 impl Default for PipelineConfig {
@@ -125,6 +129,7 @@ impl Default for PipelineConfig {
             ftc: FtcFormula::Bazett,
             sv_model: SvModel::None,
             calibration: ProbeCalibration::default(),
+            ramp_correction: true,
         }
     }
 }
@@ -193,6 +198,10 @@ impl PipelineSink for NullSink {}
 #[derive(Debug, Clone, Copy)]
 struct RawPoint {
     input: DetectorInput,
+    /// The column's edge (Hz, 0 when no flow) and the estimator's
+    /// signal-to-noise reading there.
+    shift_hz: f32,
+    edge_snr: f32,
 }
 
 /// The real-time DSP pipeline.
@@ -206,6 +215,8 @@ pub struct Pipeline {
     noise: NoiseFloor,
     interference: InterferenceDetector,
     envelope: EnvelopeEstimator,
+    /// The envelope's reading of moving edges (None: correction off).
+    ramp: Option<RampResponse>,
     detector: BeatDetector,
     window_len: usize,
     hop_len: usize,
@@ -220,6 +231,8 @@ pub struct Pipeline {
     gap_pending: bool,
     /// The last two raw envelope points (median-of-3 in time).
     prev: [Option<RawPoint>; 2],
+    /// The raw edge (Hz) of the point before those two (0: none).
+    before_prev_shift_hz: f32,
     /// Whether the previous column's edge search ran into the top of the band.
     prev_saturated: bool,
     velocity_per_hz: f64,
@@ -283,6 +296,9 @@ impl Pipeline {
         let noise = NoiseFloor::new(1, half.saturating_sub(wall_bins), fft_len)?;
         let envelope =
             EnvelopeEstimator::new(cfg.envelope, stft.window(), fft_len, fs, wall_band_hz)?;
+        let ramp = cfg
+            .ramp_correction
+            .then(|| RampResponse::new(&envelope, stft.window(), fft_len, fs));
         let hop_s = hop_len as f64 / fs;
         let interference = InterferenceDetector::new(
             cfg.interference_margin_db,
@@ -314,6 +330,7 @@ impl Pipeline {
             noise,
             interference,
             envelope,
+            ramp,
             detector,
             window_len,
             hop_len,
@@ -324,6 +341,7 @@ impl Pipeline {
             clipped_until: 0,
             gap_pending: false,
             prev: [None, None],
+            before_prev_shift_hz: 0.0,
             prev_saturated: false,
             last_accepted_sample: None,
             first_sample: None,
@@ -472,12 +490,14 @@ impl Pipeline {
             self.emit_point(last, sink);
         }
         self.prev = [None, None];
+        self.before_prev_shift_hz = 0.0;
     }
 
     fn new_segment(&mut self) {
         self.wall.reset();
         self.fill = 0;
         self.prev = [None, None];
+        self.before_prev_shift_hz = 0.0;
         self.prev_saturated = false;
     }
 
@@ -524,19 +544,13 @@ impl Pipeline {
             noise_power: noise,
             interference,
         });
-        let v = if edge.shift_hz > 0.0 {
-            cal.velocity_true_cm_s_from_measured(
-                f64::from(edge.shift_hz) * self.velocity_per_hz,
-                self.params.beam_angle_deg,
-            )
-        } else {
-            0.0
-        };
         let raw = RawPoint {
+            shift_hz: edge.shift_hz.max(0.0),
+            edge_snr: edge.snr,
             input: DetectorInput {
                 sample_index: centre,
                 t_s,
-                v_cm_s: v as f32,
+                v_cm_s: self.velocity_cm_s(edge.shift_hz),
                 snr: if interference { 0.0 } else { edge.snr },
                 clipped: start < self.clipped_until,
                 interference,
@@ -545,23 +559,47 @@ impl Pipeline {
             },
         };
         // Median of three in time: removes single-column outliers without
-        // moving a monotone edge.
+        // moving a monotone edge. Then the window's smear of a moving edge
+        // is taken off, from the slope through the neighbours.
         let out = match self.prev {
             [Some(a), Some(b)] => {
                 let mut m = b;
-                let (x, y, z) = (a.input.v_cm_s, b.input.v_cm_s, raw.input.v_cm_s);
-                m.input.v_cm_s = x.max(y).min(x.min(y).max(z));
+                let (x, y, z) = (a.shift_hz, b.shift_hz, raw.shift_hz);
+                let mut shift = x.max(y).min(x.min(y).max(z));
+                if let Some(ramp) = &self.ramp
+                    && shift > 0.0
+                {
+                    let hop_s = self.hop_len as f64 / self.fs;
+                    let slope = edge_slope_hz_per_ms(self.before_prev_shift_hz, x, y, z, hop_s);
+                    let beta = self.envelope.shape_beta();
+                    shift = (shift - ramp.excess_hz(b.edge_snr, beta, slope)).max(0.0);
+                }
+                m.shift_hz = shift;
+                m.input.v_cm_s = self.velocity_cm_s(shift);
                 m.input.completed_by_sample = end - 1;
                 Some(m)
             }
             [None, Some(b)] => Some(b),
             _ => None,
         };
+        self.before_prev_shift_hz = self.prev[0].map_or(0.0, |p| p.shift_hz);
         self.prev = [self.prev[1], Some(raw)];
         if let Some(p) = out {
             self.emit_point(p, sink);
         }
         self.check_signal(end, sink);
+    }
+
+    /// Calibrated velocity (cm/s) of an edge at `shift_hz` (0: no flow).
+    fn velocity_cm_s(&self, shift_hz: f32) -> f32 {
+        if shift_hz > 0.0 {
+            self.cfg.calibration.velocity_true_cm_s_from_measured(
+                f64::from(shift_hz) * self.velocity_per_hz,
+                self.params.beam_angle_deg,
+            ) as f32
+        } else {
+            0.0
+        }
     }
 
     fn emit_point(&mut self, p: RawPoint, sink: &mut impl PipelineSink) {
@@ -597,6 +635,27 @@ impl Pipeline {
                 t_s: end as f64 / self.fs,
             });
         }
+    }
+}
+
+/// Slope (Hz/ms) of the edge at `b`, the middle of three consecutive edges
+/// `a, b, c` (Hz, 0 = no flow) a hop of `hop_s` apart, `z` the edge before
+/// `a`. Where `a, b, c` rise or fall together: the median of the three
+/// one-sided differences `a − z, b − a, c − b` (a speckle spike steepens
+/// one or two of them the opposite way, not the median). Where flow starts
+/// or stops beside `b`: the one-sided difference on the flow side. At a
+/// turning point: 0 (a peak reads its own height, not a neighbour's).
+fn edge_slope_hz_per_ms(z: f32, a: f32, b: f32, c: f32, hop_s: f64) -> f32 {
+    let hop_ms = (hop_s * 1000.0) as f32;
+    let (d1, d2) = (b - a, c - b);
+    match (a > 0.0, c > 0.0) {
+        (true, true) if d1 * d2 > 0.0 => {
+            let d0 = if z > 0.0 { a - z } else { d1 };
+            d0.max(d1).min(d0.min(d1).max(d2)) / hop_ms
+        }
+        (false, true) if d2 > 0.0 => d2 / hop_ms,
+        (true, false) if d1 < 0.0 => d1 / hop_ms,
+        _ => 0.0,
     }
 }
 

@@ -6,7 +6,7 @@
 //! |onset error| ≤ 5 ms, median |FT error| ≤ 5 ms, median SD and PV error
 //! ≤ 3%, HR p95 ≤ 1/min; at 8 dB sensitivity ≥ 95%, PPV ≥ 99%; zero accepted
 //! beats inside impairments. Met goals are asserted at the goal; the rest
-//! (FT, SD, HR p95 at 140/min, the parabolic profile's onset) at bounds
+//! (FT, the parabolic SD, HR p95 at 140/min, the parabolic onset) at bounds
 //! marked "regression bound" just above today's measurement
 //! (docs/validation.md lists the gap), so they cannot silently get worse.
 mod common;
@@ -81,14 +81,17 @@ fn check_clean(snr_db: f64) {
                 "{name} {hr}/min: median |PV error| {:.2}% (goal 3%)",
                 s.pv_pct.median_abs
             );
-            // Goal 3%: regression bound (blunt: the slightly long FT at
-            // 30 dB; parabolic: the early end of slow falling edges).
+            // Goal 3%: met on the blunt profiles; regression bound on the
+            // parabolic one (its flat spectrum reads low on the virtual
+            // probe, docs/dsp.md "Known limits").
+            let sd_bound = if blunt(p) { 3.0 } else { 5.0 };
             assert!(
-                s.sd_pct.median_abs <= 5.0,
+                s.sd_pct.median_abs <= sd_bound,
                 "{name} {hr}/min: median |SD error| {:.2}%",
                 s.sd_pct.median_abs
             );
-            // Goal 5 ms: regression bound.
+            // Goal 5 ms: regression bound (blunt 45/min: 5–6 ms over the
+            // 60 s × 2 grid, 7.4 ms in this 40 s cell).
             let ft_bound = if blunt(p) { 9.0 } else { 20.0 };
             assert!(
                 s.ft_ms.median_abs <= ft_bound,
@@ -292,6 +295,33 @@ fn calibration_hook_removes_a_probe_gain_error() {
         (fixed - reference).abs() < 1.5,
         "calibrated {fixed:.2}% vs reference {reference:.2}%"
     );
+}
+
+/// The analysis window's time smear (dsp/src/ramp.rs): without the
+/// correction the envelope leads the blunt profile's rising edge and lags
+/// its falling one at high SNR, so onsets come early and SD reads high;
+/// with it both biases are gone.
+#[test]
+fn the_window_smear_correction_removes_the_early_onset_and_high_sd() {
+    let cell = |ramp_correction: bool| {
+        let mut s = sim(7, SECONDS, 30.0, 75.0);
+        s.profile_exponent = 6.0;
+        s.peak_frac = 0.3;
+        let cfg = PipelineConfig {
+            ramp_correction,
+            ..PipelineConfig::default()
+        };
+        run_sim(s, cfg, false).score
+    };
+    let (off, on) = (cell(false), cell(true));
+    eprintln!("off: {}\non: {}", describe(&off), describe(&on));
+    // The problem, as measured before the correction existed.
+    assert!(off.onset_ms.median < -1.5, "{}", off.onset_ms.median);
+    assert!(off.sd_pct.median > 2.0, "{}", off.sd_pct.median);
+    // Corrected.
+    assert!(on.onset_ms.median.abs() < 1.0, "{}", on.onset_ms.median);
+    assert!(on.sd_pct.median.abs() < 1.5, "{}", on.sd_pct.median);
+    assert!(on.ft_ms.median_abs < off.ft_ms.median_abs);
 }
 
 #[test]

@@ -225,7 +225,11 @@ fn dump_grid_envelopes() {
                         sv_ml: sv,
                         ..odm_simulator::SimConfig::default()
                     };
-                    let r = run_sim(sc, PipelineConfig::default(), true);
+                    let cfg = PipelineConfig {
+                        ramp_correction: std::env::var("ODM_NO_RAMP").is_err(),
+                        ..PipelineConfig::default()
+                    };
+                    let r = run_sim(sc, cfg, true);
                     let path = dir.join(format!("n{n}_snr{snr}_hr{hr}_s{seed}.txt"));
                     let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
                     writeln!(f, "D {secs}").unwrap();
@@ -326,7 +330,21 @@ fn replay(c: &Cell) -> Vec<odm_dsp::Beat> {
     let mut d = BeatDetector::new(cfg, 0.005, 4.0, 0.055);
     d.floor_cm_s = default_floor_cm_s();
     let mut out = Vec::new();
-    for &(t, v) in &c.env {
+    // Experiment: undo the window's time dilation, E − c·|dE/dt| (c in ms).
+    let env_in: Vec<(f64, f32)> = match env("ODM_DILATE") {
+        Some(c_ms) => (0..c.env.len())
+            .map(|i| {
+                let (t, v) = c.env[i];
+                if i == 0 || i + 1 == c.env.len() {
+                    return (t, v);
+                }
+                let slope = (c.env[i + 1].1 - c.env[i - 1].1) / 10.0;
+                (t, v - c_ms * slope.abs())
+            })
+            .collect(),
+        None => c.env.clone(),
+    };
+    for &(t, v) in &env_in {
         let inp = DetectorInput {
             sample_index: (t * 20_000.0).round() as u64,
             t_s: t,
@@ -414,7 +432,7 @@ fn replay_grid() {
             continue;
         }
         println!(
-            "{:<26} sens {:.4} ppv {:.4} | onset |{:5.2}| ({:+5.2}) p95 {:5.2} | end ({:+6.2}) FT |{:5.2}| ({:+6.2}) | HR |{:.2}| p95 {:5.2} | jitter HR p95 {:5.2} cycle |{:.2}| p95 {:5.2} ms | gross {gross} {}",
+            "{:<26} sens {:.4} ppv {:.4} | onset |{:5.2}| ({:+5.2}) p95 {:5.2} | end ({:+6.2}) FT |{:5.2}| ({:+6.2}) | SD |{:4.2}| ({:+5.2}) PV ({:+5.2}) | HR |{:.2}| p95 {:5.2} | jitter HR p95 {:5.2} cycle |{:.2}| p95 {:5.2} ms | gross {gross} {}",
             c.name,
             s.sensitivity(),
             s.ppv(),
@@ -424,6 +442,9 @@ fn replay_grid() {
             s.end_ms.median,
             s.ft_ms.median_abs,
             s.ft_ms.median,
+            s.sd_pct.median_abs,
+            s.sd_pct.median,
+            s.pv_pct.median,
             s.hr_bpm.median_abs,
             s.hr_bpm.p95_abs,
             hj.p95_abs,
