@@ -223,14 +223,22 @@ fn dump_grid_envelopes() {
                         peak_frac: peak,
                         ftc_ms: ftc,
                         sv_ml: sv,
+                        scatterer_count: std::env::var("ODM_SCATTERERS")
+                            .ok()
+                            .and_then(|s| s.parse().ok())
+                            .unwrap_or(48),
                         ..odm_simulator::SimConfig::default()
                     };
+                    let name = format!("n{n}_snr{snr}_hr{hr}_s{seed}");
+                    if !name.contains(&std::env::var("ODM_CELL").unwrap_or_default()) {
+                        continue;
+                    }
                     let cfg = PipelineConfig {
                         ramp_correction: std::env::var("ODM_NO_RAMP").is_err(),
                         ..PipelineConfig::default()
                     };
                     let r = run_sim(sc, cfg, true);
-                    let path = dir.join(format!("n{n}_snr{snr}_hr{hr}_s{seed}.txt"));
+                    let path = dir.join(format!("{name}.txt"));
                     let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
                     writeln!(f, "D {secs}").unwrap();
                     for t in &r.truth {
@@ -610,5 +618,145 @@ fn print_falling_edges() {
                 f64::from(v) - vt
             );
         }
+    }
+}
+
+/// Prints, per matched beat of the stored cells matching `ODM_CELL`, the
+/// onset error with the truth's onset phase within a hop, PV and cycle, for
+/// looking at what the onset jitter follows.
+#[test]
+#[ignore]
+fn print_onset_errors() {
+    let filter = std::env::var("ODM_CELL").unwrap_or_else(|_| "n6_snr30_hr140".into());
+    let mut paths: Vec<_> = std::fs::read_dir(replay_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains(&filter))
+        .collect();
+    paths.sort();
+    for p in paths {
+        let c = load_cell(&p);
+        for b in replay(&c) {
+            let Some(t) = c
+                .truth
+                .iter()
+                .find(|t| (t.onset_s - b.onset_s).abs() < 0.05)
+            else {
+                continue;
+            };
+            println!(
+                "OE {} {:.4} {:+.3} {:.3} {:.2} {:.2} {:+.3} {:+.3}",
+                c.name,
+                t.onset_s,
+                (b.onset_s - t.onset_s) * 1000.0,
+                (t.onset_s * 1000.0).rem_euclid(5.0),
+                t.pv_cm_s,
+                (t.peak_s - t.onset_s) * 1000.0,
+                (b.cycle_s - (t.next_onset_s - t.onset_s)) * 1000.0,
+                (b.pv_cm_s - t.pv_cm_s),
+            );
+        }
+    }
+}
+
+/// Envelope error along rising edges (true velocity 10–85 % of 100 cm/s,
+/// rising) on the virtual probe: its spread and its correlation between
+/// points 1–5 hops apart on the same edge (is onset jitter white noise that
+/// a fit averages out, or correlated along the edge?). `ODM_PROFILE`,
+/// `ODM_SNR`, `ODM_HR`, `ODM_SCATTERERS`.
+#[test]
+#[ignore]
+fn print_rising_edge_error_correlation() {
+    use odm_device_io::frame::Payload;
+    use odm_dsp::{EnvelopePoint, Pipeline, PipelineSink, StreamParams};
+    struct S(Vec<(f64, f64)>);
+    impl PipelineSink for S {
+        fn envelope_point(&mut self, p: &EnvelopePoint) {
+            self.0.push((p.t_s, p.velocity_cm_s));
+        }
+    }
+    let get = |k: &str, d: f64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(d)
+    };
+    let mut sc = sim(7, 40.0, get("ODM_SNR", 30.0), get("ODM_HR", 140.0));
+    sc.profile_exponent = get("ODM_PROFILE", 6.0);
+    sc.scatterer_count = get("ODM_SCATTERERS", 48.0) as usize;
+    let mut probe = odm_simulator::VirtualProbe::new(sc).unwrap();
+    let mut pipe = None;
+    let mut s = S(Vec::new());
+    // (error, rising-edge flag) per point.
+    let mut pts: Vec<(f64, bool)> = Vec::new();
+    let mut bands: Vec<(f64, f64)> = Vec::new();
+    while let Some(p) = probe.next_payload() {
+        match p {
+            Payload::ProbeInfo(i) if pipe.is_none() => {
+                pipe = Some(
+                    Pipeline::new(
+                        PipelineConfig {
+                            ramp_correction: std::env::var("ODM_NO_RAMP").is_err(),
+                            ..PipelineConfig::default()
+                        },
+                        StreamParams {
+                            sample_rate_hz: i.sample_rate_hz,
+                            carrier_hz: i.carrier_hz,
+                            beam_angle_deg: f64::from(i.beam_angle_cdeg) / 100.0,
+                        },
+                    )
+                    .unwrap(),
+                );
+            }
+            Payload::Iq(b) => {
+                pipe.as_mut()
+                    .unwrap()
+                    .push(b.first_sample, &b.samples, b.clipped(), &mut s)
+            }
+            _ => {}
+        }
+        for (t, v) in s.0.drain(..) {
+            let Some(tv) = probe.true_velocity_cm_s(t) else {
+                continue;
+            };
+            let next = probe.true_velocity_cm_s(t + 0.001).unwrap_or(tv);
+            let rising = t > 1.0 && next > tv && tv > 12.0 && tv < 80.0;
+            if t > 1.0 && next > tv {
+                bands.push((tv, v - tv));
+            }
+            pts.push((v - tv, rising));
+        }
+    }
+    for (lo, hi) in [(12.0, 30.0), (30.0, 50.0), (50.0, 80.0), (80.0, 200.0)] {
+        let e: Vec<f64> = bands
+            .iter()
+            .filter(|b| b.0 >= lo && b.0 < hi)
+            .map(|b| b.1)
+            .collect();
+        let n = e.len().max(1) as f64;
+        let m = e.iter().sum::<f64>() / n;
+        let sd = (e.iter().map(|x| (x - m).powi(2)).sum::<f64>() / n).sqrt();
+        println!(
+            "  true {lo}-{hi} cm/s rising: n {} mean {m:+.2} sd {sd:.2}",
+            e.len()
+        );
+    }
+    let edge: Vec<f64> = pts.iter().filter(|p| p.1).map(|p| p.0).collect();
+    let n = edge.len() as f64;
+    let mean = edge.iter().sum::<f64>() / n;
+    let var = edge.iter().map(|e| (e - mean).powi(2)).sum::<f64>() / n;
+    println!(
+        "rising-edge points {n}: error mean {mean:+.2} sd {:.2} cm/s",
+        var.sqrt()
+    );
+    for lag in 1..=5 {
+        let (mut acc, mut cnt) = (0.0, 0.0);
+        for i in 0..pts.len().saturating_sub(lag) {
+            if (i..=i + lag).all(|j| pts[j].1) {
+                acc += (pts[i].0 - mean) * (pts[i + lag].0 - mean);
+                cnt += 1.0;
+            }
+        }
+        println!("  lag {lag}: corr {:+.2} ({cnt} pairs)", acc / cnt / var);
     }
 }
