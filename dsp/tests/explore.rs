@@ -760,3 +760,16 @@ fn print_rising_edge_error_correlation() {
         println!("  lag {lag}: corr {:+.2} ({cnt} pairs)", acc / cnt / var);
     }
 }
+
+/// The heart-rate range's ends (40 and 180/min) and a rate that changes,
+/// on the blunt profile at 15 dB: prints the score of each.
+#[test]
+#[ignore]
+fn print_rate_extremes() {
+    for hr in [40.0, 180.0] {
+        for seed in [3u64, 4] {
+            let r = run_sim(sim(seed, 60.0, 15.0, hr), PipelineConfig::default(), false);
+            println!("{hr}/min seed {seed}: {} {}", describe(&r.score), reasons(&r.out.beats));
+        }
+    }
+}
