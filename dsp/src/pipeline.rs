@@ -388,6 +388,13 @@ impl Pipeline {
         self.detector.sv_model = model;
     }
 
+    /// The envelope estimator's pooled spectral shape exponent `β` (density
+    /// `∝ (f_e − f)^β` below the edge): about −2/3 for the aorta's blunt
+    /// profile, 0 for a parabolic one ([`crate::envelope`]).
+    pub fn envelope_shape_beta(&self) -> f64 {
+        self.envelope.shape_beta()
+    }
+
     /// Applies a probe calibration to subsequent envelope points and beats.
     pub fn set_calibration(&mut self, calibration: ProbeCalibration) -> Result<(), DspError> {
         calibration.validate()?;

@@ -690,6 +690,7 @@ fn print_rising_edge_error_correlation() {
     // (error, rising-edge flag) per point.
     let mut pts: Vec<(f64, bool)> = Vec::new();
     let mut bands: Vec<(f64, f64)> = Vec::new();
+    let mut falling: Vec<(f64, f64)> = Vec::new();
     while let Some(p) = probe.next_payload() {
         match p {
             Payload::ProbeInfo(i) if pipe.is_none() => {
@@ -724,6 +725,9 @@ fn print_rising_edge_error_correlation() {
             if t > 1.0 && next > tv {
                 bands.push((tv, v - tv));
             }
+            if t > 1.0 && next < tv && tv > 0.0 {
+                falling.push((tv, v - tv));
+            }
             pts.push((v - tv, rising));
         }
     }
@@ -738,6 +742,26 @@ fn print_rising_edge_error_correlation() {
         let sd = (e.iter().map(|x| (x - m).powi(2)).sum::<f64>() / n).sqrt();
         println!(
             "  true {lo}-{hi} cm/s rising: n {} mean {m:+.2} sd {sd:.2}",
+            e.len()
+        );
+    }
+    for (lo, hi) in [
+        (0.0, 12.0),
+        (12.0, 20.0),
+        (20.0, 30.0),
+        (30.0, 50.0),
+        (50.0, 200.0),
+    ] {
+        let e: Vec<f64> = falling
+            .iter()
+            .filter(|b| b.0 >= lo && b.0 < hi)
+            .map(|b| b.1)
+            .collect();
+        let n = e.len().max(1) as f64;
+        let m = e.iter().sum::<f64>() / n;
+        let sd = (e.iter().map(|x| (x - m).powi(2)).sum::<f64>() / n).sqrt();
+        println!(
+            "  true {lo}-{hi} cm/s falling: n {} mean {m:+.2} sd {sd:.2}",
             e.len()
         );
     }
@@ -769,7 +793,59 @@ fn print_rate_extremes() {
     for hr in [40.0, 180.0] {
         for seed in [3u64, 4] {
             let r = run_sim(sim(seed, 60.0, 15.0, hr), PipelineConfig::default(), false);
-            println!("{hr}/min seed {seed}: {} {}", describe(&r.score), reasons(&r.out.beats));
+            println!(
+                "{hr}/min seed {seed}: {} {}",
+                describe(&r.score),
+                reasons(&r.out.beats)
+            );
         }
+    }
+}
+
+/// The pooled spectral shape β the envelope settles on for each grid
+/// profile (virtual probe, 15 dB, 75/min, `ODM_SCATTERERS` groups).
+#[test]
+#[ignore]
+fn print_pooled_shape() {
+    use odm_device_io::frame::Payload;
+    use odm_dsp::{NullSink, Pipeline, StreamParams};
+    for n in [2.0, 6.0, 9.0] {
+        let mut sc = sim(7, 20.0, 15.0, 75.0);
+        sc.profile_exponent = n;
+        sc.scatterer_count = std::env::var("ODM_SCATTERERS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(48);
+        let mut probe = odm_simulator::VirtualProbe::new(sc).unwrap();
+        let mut pipe = None;
+        while let Some(p) = probe.next_payload() {
+            match p {
+                Payload::ProbeInfo(i) if pipe.is_none() => {
+                    pipe = Some(
+                        Pipeline::new(
+                            PipelineConfig::default(),
+                            StreamParams {
+                                sample_rate_hz: i.sample_rate_hz,
+                                carrier_hz: i.carrier_hz,
+                                beam_angle_deg: f64::from(i.beam_angle_cdeg) / 100.0,
+                            },
+                        )
+                        .unwrap(),
+                    );
+                }
+                Payload::Iq(b) => pipe.as_mut().unwrap().push(
+                    b.first_sample,
+                    &b.samples,
+                    b.clipped(),
+                    &mut NullSink,
+                ),
+                _ => {}
+            }
+        }
+        let beta = pipe.unwrap().envelope_shape_beta();
+        println!(
+            "profile n = {n}: pooled β {beta:+.3} (expected {:+.3})",
+            2.0 / n - 1.0
+        );
     }
 }
