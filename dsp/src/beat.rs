@@ -443,7 +443,8 @@ fn reweight(pts: &mut EdgePoints, c: [f64; 3]) {
 /// Where an edge fitted through `pts` (times relative to the peak) reaches
 /// zero: `(line root, parabola root)`, both from the same robustly weighted
 /// points; the parabola's root is the one nearest the line's, and only when
-/// it is within `max_shift_s` of it.
+/// it is within `max_shift_s` of it plus the line's own extrapolation (from
+/// its nearest point to its root).
 ///
 /// Why a parabola: a straight line through part of a curved edge
 /// extrapolates early (rising) or late (falling) by 2–3 % of the edge's
@@ -485,7 +486,15 @@ fn edge_roots(pts: &mut EdgePoints, rising: bool, max_shift_s: f64) -> Option<(f
             if rising { slope > 0.0 } else { slope < 0.0 }
         })
         .min_by(|a, b| (a - lin).abs().total_cmp(&(b - lin).abs()));
-    Some((lin, best.filter(|r| (r - lin).abs() <= max_shift_s)))
+    // The further the line is extrapolated beyond its points, the more the
+    // edge's curvature moves the root, so the parabola is allowed that much
+    // more. This matters on low-PV edges, whose fit band the envelope's
+    // floor cuts from below (≥ 16 cm/s, i.e. ≥ 44 % of a 36 cm/s peak): with
+    // the fixed allowance most of their parabolas were refused and FT read
+    // 22 ms long at 36 cm/s, 49 ms at 24 cm/s (blunt profile, 15 dB).
+    let foot = if rising { pts.t[0] } else { pts.t[pts.n - 1] };
+    let allowed = max_shift_s + (lin - foot).abs();
+    Some((lin, best.filter(|r| (r - lin).abs() <= allowed)))
 }
 
 /// Where the chord through two points (times relative to `peak_t`) reaches

@@ -297,6 +297,34 @@ fn calibration_hook_removes_a_probe_gain_error() {
     );
 }
 
+/// Low flow (blunt profile, SV 30 ml, peak ≈ 36 cm/s): the edges' fit bands
+/// start at the envelope's floor (16 cm/s, 44 % of the peak), so the
+/// onset and end are extrapolated a long way. FT read 22 ms long here
+/// before the curvature correction was allowed to grow with that
+/// extrapolation (beat.rs, `edge_roots`); regression bound, the goal is 5 ms.
+#[test]
+fn low_flow_keeps_its_beats_and_flow_time() {
+    let mut s = sim(7, SECONDS, 15.0, 75.0);
+    s.sv_ml = 30.0;
+    let r = run_sim(s, PipelineConfig::default(), false).score;
+    eprintln!("{}", describe(&r));
+    assert!(
+        r.sensitivity() >= 0.995 && r.ppv() >= 0.995,
+        "{}",
+        describe(&r)
+    );
+    assert!(
+        r.ft_ms.median_abs <= 15.0,
+        "median |FT error| {:.1} ms",
+        r.ft_ms.median_abs
+    );
+    assert!(
+        r.sd_pct.median_abs <= 5.0,
+        "median |SD error| {:.1}%",
+        r.sd_pct.median_abs
+    );
+}
+
 /// The analysis window's time smear (dsp/src/ramp.rs): without the
 /// correction the envelope leads the blunt profile's rising edge and lags
 /// its falling one at high SNR, so onsets come early and SD reads high;

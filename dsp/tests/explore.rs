@@ -222,7 +222,10 @@ fn dump_grid_envelopes() {
                         profile_exponent: n,
                         peak_frac: peak,
                         ftc_ms: ftc,
-                        sv_ml: sv,
+                        sv_ml: std::env::var("ODM_SV")
+                            .ok()
+                            .and_then(|s| s.parse().ok())
+                            .unwrap_or(sv),
                         scatterer_count: std::env::var("ODM_SCATTERERS")
                             .ok()
                             .and_then(|s| s.parse().ok())
@@ -684,6 +687,10 @@ fn print_rising_edge_error_correlation() {
     let mut sc = sim(7, 40.0, get("ODM_SNR", 30.0), get("ODM_HR", 140.0));
     sc.profile_exponent = get("ODM_PROFILE", 6.0);
     sc.scatterer_count = get("ODM_SCATTERERS", 48.0) as usize;
+    if std::env::var("ODM_GRID_PARABOLIC").is_ok() {
+        // The validation grid's parabolic profile.
+        (sc.profile_exponent, sc.peak_frac, sc.ftc_ms, sc.sv_ml) = (2.0, 0.38, 320.0, 50.0);
+    }
     let mut probe = odm_simulator::VirtualProbe::new(sc).unwrap();
     let mut pipe = None;
     let mut s = S(Vec::new());
@@ -846,6 +853,24 @@ fn print_pooled_shape() {
         println!(
             "profile n = {n}: pooled β {beta:+.3} (expected {:+.3})",
             2.0 / n - 1.0
+        );
+    }
+}
+
+/// Low-flow beats (small stroke volume, low peak velocity) on the blunt
+/// profile at 15 dB, 75/min: prints the score per stroke volume.
+#[test]
+#[ignore]
+fn print_low_flow() {
+    for sv in [20.0, 30.0, 45.0, 70.0] {
+        let mut sc = sim(5, 60.0, 15.0, 75.0);
+        sc.sv_ml = sv;
+        let r = run_sim(sc, PipelineConfig::default(), false);
+        let pv = r.truth.iter().map(|t| t.pv_cm_s).sum::<f64>() / r.truth.len().max(1) as f64;
+        println!(
+            "SV {sv} ml (PV ≈ {pv:.0} cm/s): {} {}",
+            describe(&r.score),
+            reasons(&r.out.beats)
         );
     }
 }
