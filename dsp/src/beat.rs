@@ -492,8 +492,8 @@ fn edge_roots(pts: &mut EdgePoints, rising: bool, max_shift_s: f64) -> Option<(f
     // edge's curvature moves the root, so the parabola is allowed that much
     // more. This matters on low-PV edges, whose fit band the envelope's
     // floor cuts from below (≥ 16 cm/s, i.e. ≥ 44 % of a 36 cm/s peak): with
-    // the fixed allowance most of their parabolas were refused and FT read
-    // 22 ms long at 36 cm/s, 49 ms at 24 cm/s (blunt profile, 15 dB).
+    // the fixed allowance most of their parabolas were refused and the
+    // onset came 6–7 ms early at 36 cm/s (blunt profile, 15 dB).
     let foot = if rising { pts.t[0] } else { pts.t[pts.n - 1] };
     let allowed = max_shift_s + (lin - foot).abs();
     Some((lin, best.filter(|r| (r - lin).abs() <= allowed)))
