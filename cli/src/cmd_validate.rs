@@ -251,27 +251,35 @@ fn grid_table(
                     pv_pct: m(|s| s.pv_pct.median_abs),
                     hr_p95: m(|s| s.hr_bpm.p95_abs),
                 });
-                writeln!(
-                    md,
-                    "| {name} | {snr} | {hr} | {:.4} | {:.4} | {:.1} ({:+.1}) | {:.1} ({:+.1}) | {:.1} ({:+.1}) | {:.1} ({:+.1}) | {:.2} / {:.2} |",
-                    tm as f64 / te.max(1) as f64,
-                    dm as f64 / dc.max(1) as f64,
-                    m(|s| s.onset_ms.median_abs),
-                    m(|s| s.onset_ms.median),
-                    m(|s| s.ft_ms.median_abs),
-                    m(|s| s.ft_ms.median),
-                    m(|s| s.sd_pct.median_abs),
-                    m(|s| s.sd_pct.median),
-                    m(|s| s.pv_pct.median_abs),
-                    m(|s| s.pv_pct.median),
-                    m(|s| s.hr_bpm.median_abs),
-                    m(|s| s.hr_bpm.p95_abs),
-                )?;
+                writeln!(md, "| {name} | {snr} | {hr} | {} |", score_columns(&scores))?;
             }
         }
         eprintln!("grid for {name} ({scatterers} scatterers) done");
     }
     Ok(cells)
+}
+
+/// The grid's per-cell columns from the scores of its seeds: sensitivity,
+/// PPV (merged counts), then the mean over seeds of each median error with
+/// its bias, and HR median / p95.
+fn score_columns(scores: &[Score]) -> String {
+    let (te, tm, dc, dm, _) = merge(scores);
+    let m = |f: fn(&Score) -> f64| mean(scores.iter().map(f));
+    format!(
+        "{:.4} | {:.4} | {:.1} ({:+.1}) | {:.1} ({:+.1}) | {:.1} ({:+.1}) | {:.1} ({:+.1}) | {:.2} / {:.2}",
+        tm as f64 / te.max(1) as f64,
+        dm as f64 / dc.max(1) as f64,
+        m(|s| s.onset_ms.median_abs),
+        m(|s| s.onset_ms.median),
+        m(|s| s.ft_ms.median_abs),
+        m(|s| s.ft_ms.median),
+        m(|s| s.sd_pct.median_abs),
+        m(|s| s.sd_pct.median),
+        m(|s| s.pv_pct.median_abs),
+        m(|s| s.pv_pct.median),
+        m(|s| s.hr_bpm.median_abs),
+        m(|s| s.hr_bpm.p95_abs),
+    )
 }
 
 /// The goals against the grid: pooled sensitivity and PPV, and the
@@ -601,24 +609,11 @@ fn run_inner(args: Args) -> anyhow::Result<()> {
             pv_sum.1 += r.truth_beats;
             scores.push(r.score);
         }
-        let (te, tm, dc, dm, _) = merge(&scores);
-        let m = |f: fn(&Score) -> f64| mean(scores.iter().map(f));
         writeln!(
             md,
-            "| {sv} | {:.0} | {:.4} | {:.4} | {:.1} ({:+.1}) | {:.1} ({:+.1}) | {:.1} ({:+.1}) | {:.1} ({:+.1}) | {:.2} / {:.2} |",
+            "| {sv} | {:.0} | {} |",
             pv_sum.0 / pv_sum.1.max(1) as f64,
-            tm as f64 / te.max(1) as f64,
-            dm as f64 / dc.max(1) as f64,
-            m(|s| s.onset_ms.median_abs),
-            m(|s| s.onset_ms.median),
-            m(|s| s.ft_ms.median_abs),
-            m(|s| s.ft_ms.median),
-            m(|s| s.sd_pct.median_abs),
-            m(|s| s.sd_pct.median),
-            m(|s| s.pv_pct.median_abs),
-            m(|s| s.pv_pct.median),
-            m(|s| s.hr_bpm.median_abs),
-            m(|s| s.hr_bpm.p95_abs),
+            score_columns(&scores)
         )?;
     }
     eprintln!("low flow done");

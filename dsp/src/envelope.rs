@@ -357,6 +357,20 @@ fn normal_upper_quantile(p: f64) -> f64 {
     }
 }
 
+/// Bracketing indices of `x` in the ascending `grid` and the weight of the
+/// upper one, clamped to the ends (for interpolating tabulated values).
+pub(crate) fn bracket(grid: &[f64], x: f64) -> (usize, usize, f64) {
+    let i = grid.partition_point(|&g| g <= x);
+    if i == 0 {
+        return (0, 0, 0.0);
+    }
+    if i >= grid.len() {
+        return (grid.len() - 1, grid.len() - 1, 0.0);
+    }
+    let (a, b) = (grid[i - 1], grid[i]);
+    (i - 1, i, (x - a) / (b - a))
+}
+
 /// The envelope stage.
 #[derive(Debug, Clone)]
 pub struct EnvelopeEstimator {
@@ -953,17 +967,7 @@ impl EnvelopeEstimator {
     /// The two tabulated shapes bracketing the pooled shape estimate, and
     /// the interpolation weight of the second.
     fn shape_bracket(&self) -> (usize, usize, f64) {
-        let betas = &ShapeTemplates::BETAS;
-        let beta = self.shape_beta();
-        let i = betas.partition_point(|&b| b <= beta);
-        if i == 0 {
-            return (0, 0, 0.0);
-        }
-        if i >= betas.len() {
-            return (betas.len() - 1, betas.len() - 1, 0.0);
-        }
-        let (a, b) = (betas[i - 1], betas[i]);
-        (i - 1, i, (beta - a) / (b - a))
+        bracket(&ShapeTemplates::BETAS, self.shape_beta())
     }
 
     /// Sets the pooled shape to `beta`, as if a long stream had shown it
@@ -1093,7 +1097,7 @@ impl EnvelopeEstimator {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::stft::hann;
 
@@ -1149,8 +1153,7 @@ mod tests {
     }
 
     /// As [`expected_column`] for the density `level·(β+1)·(1 − f/f_e)^β`
-    /// (same total power as the flat one), each tone weighted by the exact
-    /// integral of the density over its cell.
+    /// (same total power as the flat one).
     fn expected_power_law_column(
         edge_hz: f64,
         level: f64,
@@ -1159,36 +1162,48 @@ mod tests {
         window: &[f32],
         n: usize,
     ) -> Vec<f32> {
-        // Dense sum of tones, each with the window's exact response.
+        expected_ramp_column(edge_hz, 0.0, level, beta, fs, window, n)
+    }
+
+    /// Expected column of the power-law spectrum whose edge moves linearly
+    /// in time, `edge_hz + slope_hz_per_ms·t_ms` (t = 0 at the window's
+    /// centre), by brute force: each of 256 laminae a random-phase chirp,
+    /// its windowed DFT evaluated directly per bin (independent of the
+    /// table's FFT route).
+    pub(crate) fn expected_ramp_column(
+        edge_hz: f64,
+        slope_hz_per_ms: f64,
+        level: f64,
+        beta: f64,
+        fs: f64,
+        window: &[f32],
+        n: usize,
+    ) -> Vec<f32> {
         let energy: f64 = window.iter().map(|&w| f64::from(w).powi(2)).sum();
-        let tones = 400;
-        let df = edge_hz / tones as f64;
+        let laminae = 256;
+        let dg = 1.0 / laminae as f64;
         let p = beta + 1.0;
-        let cum = |f: f64| 1.0 - (1.0 - f / edge_hz).powf(p);
-        let weight: Vec<f64> = (0..tones)
-            .map(|t| (cum((t + 1) as f64 * df) - cum(t as f64 * df)) * tones as f64)
-            .collect();
-        (0..n)
-            .map(|idx| {
+        let cum = |g: f64| 1.0 - (1.0 - g).powf(p);
+        let centre = (window.len() as f64 - 1.0) / 2.0;
+        let mut col = vec![1.0_f64; n];
+        for l in 0..laminae {
+            let g = (l as f64 + 0.5) * dg;
+            let power = (cum((l + 1) as f64 * dg) - cum(l as f64 * dg)) * level * edge_hz / fs;
+            for (idx, c) in col.iter_mut().enumerate().skip(n / 2) {
                 let f_bin = (idx as f64 - (n / 2) as f64) * fs / n as f64;
-                let mut p = 1.0;
-                if idx < n / 2 {
-                    return p as f32;
+                let (mut re, mut im) = (0.0, 0.0);
+                for (s, &w) in window.iter().enumerate() {
+                    // Instantaneous frequency g·f_e(t), integrated exactly.
+                    let t = (s as f64 - centre) / fs;
+                    let cycles = g * (edge_hz * t + 0.5 * slope_hz_per_ms * 1000.0 * t * t);
+                    let ph = 2.0 * std::f64::consts::PI * (cycles - f_bin * s as f64 / fs);
+                    re += f64::from(w) * ph.cos();
+                    im += f64::from(w) * ph.sin();
                 }
-                for (t, &wt) in weight.iter().enumerate() {
-                    let f = (t as f64 + 0.5) * df;
-                    let (mut re, mut im) = (0.0, 0.0);
-                    for (s, &w) in window.iter().enumerate() {
-                        let ph = 2.0 * std::f64::consts::PI * (f - f_bin) * s as f64 / fs;
-                        re += f64::from(w) * ph.cos();
-                        im += f64::from(w) * ph.sin();
-                    }
-                    // E[P(f_b)] = (1/Σw²)·∫ S(f)|W(f − f_b)|² df, S = level/fs.
-                    p += wt * level / fs * df * (re * re + im * im) / energy;
-                }
-                p as f32
-            })
-            .collect()
+                *c += power * (re * re + im * im) / energy;
+            }
+        }
+        col.into_iter().map(|x| x as f32).collect()
     }
 
     #[test]

@@ -25,8 +25,8 @@
 //! Nothing here is fitted to a signal: the table follows from the window,
 //! the transform size and the estimator alone.
 
-use crate::envelope::EdgeEstimate;
 use crate::envelope::EnvelopeEstimator;
+use crate::envelope::{EdgeEstimate, bracket};
 use rustfft::FftPlanner;
 use rustfft::num_complex::Complex32;
 
@@ -64,20 +64,6 @@ pub struct RampResponse {
 
 fn index(b: usize, s: usize, l: usize) -> usize {
     (b * SLOPES_HZ_PER_MS.len() + s) * LEVELS.len() + l
-}
-
-/// Bracketing indices of `x` in ascending `grid` and the weight of the
-/// upper one, clamped to the ends.
-fn bracket(grid: &[f64], x: f64) -> (usize, usize, f64) {
-    let i = grid.partition_point(|&g| g <= x);
-    if i == 0 {
-        return (0, 0, 0.0);
-    }
-    if i >= grid.len() {
-        return (grid.len() - 1, grid.len() - 1, 0.0);
-    }
-    let (a, b) = (grid[i - 1], grid[i]);
-    (i - 1, i, (x - a) / (b - a))
 }
 
 impl RampResponse {
@@ -253,6 +239,7 @@ impl RampResponse {
 mod tests {
     use super::*;
     use crate::envelope::EnvelopeConfig;
+    use crate::envelope::tests::expected_ramp_column;
     use crate::stft::hann;
 
     fn table() -> (EnvelopeEstimator, RampResponse) {
@@ -261,47 +248,6 @@ mod tests {
             .unwrap();
         let t = RampResponse::new(&est, &window, 256, 20_000.0);
         (est, t)
-    }
-
-    /// Expected column of the power-law spectrum whose edge moves linearly
-    /// in time, `edge_hz + slope_hz_per_ms·t_ms` (t = 0 at the window's
-    /// centre), by brute force: each of 256 laminae a random-phase chirp,
-    /// its windowed DFT evaluated directly per bin (independent of the
-    /// table's FFT route).
-    fn brute_force_ramp_column(
-        edge_hz: f64,
-        slope_hz_per_ms: f64,
-        level: f64,
-        beta: f64,
-        fs: f64,
-        window: &[f32],
-        n: usize,
-    ) -> Vec<f32> {
-        let energy: f64 = window.iter().map(|&w| f64::from(w).powi(2)).sum();
-        let laminae = 256;
-        let dg = 1.0 / laminae as f64;
-        let p = beta + 1.0;
-        let cum = |g: f64| 1.0 - (1.0 - g).powf(p);
-        let centre = (window.len() as f64 - 1.0) / 2.0;
-        let mut col = vec![1.0_f64; n];
-        for l in 0..laminae {
-            let g = (l as f64 + 0.5) * dg;
-            let power = (cum((l + 1) as f64 * dg) - cum(l as f64 * dg)) * level * edge_hz / fs;
-            for (idx, c) in col.iter_mut().enumerate().skip(n / 2) {
-                let f_bin = (idx as f64 - (n / 2) as f64) * fs / n as f64;
-                let (mut re, mut im) = (0.0, 0.0);
-                for (s, &w) in window.iter().enumerate() {
-                    // Instantaneous frequency g·f_e(t), integrated exactly.
-                    let t = (s as f64 - centre) / fs;
-                    let cycles = g * (edge_hz * t + 0.5 * slope_hz_per_ms * 1000.0 * t * t);
-                    let ph = 2.0 * std::f64::consts::PI * (cycles - f_bin * s as f64 / fs);
-                    re += f64::from(w) * ph.cos();
-                    im += f64::from(w) * ph.sin();
-                }
-                *c += power * (re * re + im * im) / energy;
-            }
-        }
-        col.into_iter().map(|x| x as f32).collect()
     }
 
     #[test]
@@ -375,9 +321,8 @@ mod tests {
             for q in 0..EDGE_POSITIONS {
                 let edge_hz = (EDGE_BINS as f64 + q as f64 / EDGE_POSITIONS as f64) * bin_hz;
                 let read = |slope: f64| {
-                    let col = brute_force_ramp_column(
-                        edge_hz, slope, level, beta, 20_000.0, &window, 256,
-                    );
+                    let col =
+                        expected_ramp_column(edge_hz, slope, level, beta, 20_000.0, &window, 256);
                     let mut e = est.clone();
                     e.force_shape(beta);
                     let mut out = EdgeEstimate::default();

@@ -61,8 +61,7 @@ fn print_grid() {
 #[test]
 #[ignore]
 fn print_envelope_bias() {
-    use odm_device_io::frame::Payload;
-    use odm_dsp::{EnvelopePoint, Pipeline, PipelineSink, StreamParams};
+    use odm_dsp::{EnvelopePoint, PipelineSink};
     struct S(Vec<(f64, f64)>);
     impl PipelineSink for S {
         fn envelope_point(&mut self, p: &EnvelopePoint) {
@@ -82,27 +81,7 @@ fn print_envelope_bias() {
             let mut rise = vec![(0.0f64, 0usize); 12];
             let mut fall = vec![(0.0f64, 0usize); 12];
             while let Some(p) = probe.next_payload() {
-                match p {
-                    Payload::ProbeInfo(i) if pipe.is_none() => {
-                        pipe = Some(
-                            Pipeline::new(
-                                PipelineConfig::default(),
-                                StreamParams {
-                                    sample_rate_hz: i.sample_rate_hz,
-                                    carrier_hz: i.carrier_hz,
-                                    beam_angle_deg: f64::from(i.beam_angle_cdeg) / 100.0,
-                                },
-                            )
-                            .unwrap(),
-                        );
-                    }
-                    Payload::Iq(b) => {
-                        pipe.as_mut()
-                            .unwrap()
-                            .push(b.first_sample, &b.samples, b.clipped(), &mut s)
-                    }
-                    _ => {}
-                }
+                feed(&mut pipe, PipelineConfig::default(), p, &mut s);
                 for (t, v) in s.0.drain(..) {
                     if t < 1.0 {
                         continue;
@@ -670,8 +649,7 @@ fn print_onset_errors() {
 #[test]
 #[ignore]
 fn print_rising_edge_error_correlation() {
-    use odm_device_io::frame::Payload;
-    use odm_dsp::{EnvelopePoint, Pipeline, PipelineSink, StreamParams};
+    use odm_dsp::{EnvelopePoint, PipelineSink};
     struct S(Vec<(f64, f64)>);
     impl PipelineSink for S {
         fn envelope_point(&mut self, p: &EnvelopePoint) {
@@ -699,30 +677,15 @@ fn print_rising_edge_error_correlation() {
     let mut bands: Vec<(f64, f64)> = Vec::new();
     let mut falling: Vec<(f64, f64)> = Vec::new();
     while let Some(p) = probe.next_payload() {
-        match p {
-            Payload::ProbeInfo(i) if pipe.is_none() => {
-                pipe = Some(
-                    Pipeline::new(
-                        PipelineConfig {
-                            ramp_correction: std::env::var("ODM_NO_RAMP").is_err(),
-                            ..PipelineConfig::default()
-                        },
-                        StreamParams {
-                            sample_rate_hz: i.sample_rate_hz,
-                            carrier_hz: i.carrier_hz,
-                            beam_angle_deg: f64::from(i.beam_angle_cdeg) / 100.0,
-                        },
-                    )
-                    .unwrap(),
-                );
-            }
-            Payload::Iq(b) => {
-                pipe.as_mut()
-                    .unwrap()
-                    .push(b.first_sample, &b.samples, b.clipped(), &mut s)
-            }
-            _ => {}
-        }
+        feed(
+            &mut pipe,
+            PipelineConfig {
+                ramp_correction: std::env::var("ODM_NO_RAMP").is_err(),
+                ..PipelineConfig::default()
+            },
+            p,
+            &mut s,
+        );
         for (t, v) in s.0.drain(..) {
             let Some(tv) = probe.true_velocity_cm_s(t) else {
                 continue;
@@ -814,8 +777,7 @@ fn print_rate_extremes() {
 #[test]
 #[ignore]
 fn print_pooled_shape() {
-    use odm_device_io::frame::Payload;
-    use odm_dsp::{NullSink, Pipeline, StreamParams};
+    use odm_dsp::NullSink;
     for n in [2.0, 6.0, 9.0] {
         let mut sc = sim(7, 20.0, 15.0, 75.0);
         sc.profile_exponent = n;
@@ -826,28 +788,7 @@ fn print_pooled_shape() {
         let mut probe = odm_simulator::VirtualProbe::new(sc).unwrap();
         let mut pipe = None;
         while let Some(p) = probe.next_payload() {
-            match p {
-                Payload::ProbeInfo(i) if pipe.is_none() => {
-                    pipe = Some(
-                        Pipeline::new(
-                            PipelineConfig::default(),
-                            StreamParams {
-                                sample_rate_hz: i.sample_rate_hz,
-                                carrier_hz: i.carrier_hz,
-                                beam_angle_deg: f64::from(i.beam_angle_cdeg) / 100.0,
-                            },
-                        )
-                        .unwrap(),
-                    );
-                }
-                Payload::Iq(b) => pipe.as_mut().unwrap().push(
-                    b.first_sample,
-                    &b.samples,
-                    b.clipped(),
-                    &mut NullSink,
-                ),
-                _ => {}
-            }
+            feed(&mut pipe, PipelineConfig::default(), p, &mut NullSink);
         }
         let beta = pipe.unwrap().envelope_shape_beta();
         println!(

@@ -4,9 +4,8 @@
 //! per velocity profile and SNR, split into rising and falling flow.
 mod common;
 use common::*;
-use odm_device_io::frame::Payload;
 use odm_dsp::envelope::EnvelopeMethod;
-use odm_dsp::{EnvelopePoint, Pipeline, PipelineConfig, PipelineSink, StreamParams};
+use odm_dsp::{EnvelopePoint, PipelineConfig, PipelineSink};
 
 struct Points(Vec<(f64, f64)>);
 impl PipelineSink for Points {
@@ -47,28 +46,7 @@ fn print_envelope_error_by_profile() {
             let mut errs = Vec::new();
             let (mut rise, mut fall) = ((0.0, 0), (0.0, 0));
             while let Some(p) = probe.next_payload() {
-                match p {
-                    Payload::ProbeInfo(i) if pipe.is_none() => {
-                        pipe = Some(
-                            Pipeline::new(
-                                cfg,
-                                StreamParams {
-                                    sample_rate_hz: i.sample_rate_hz,
-                                    carrier_hz: i.carrier_hz,
-                                    beam_angle_deg: f64::from(i.beam_angle_cdeg) / 100.0,
-                                },
-                            )
-                            .unwrap(),
-                        );
-                    }
-                    Payload::Iq(b) => pipe.as_mut().unwrap().push(
-                        b.first_sample,
-                        &b.samples,
-                        b.clipped(),
-                        &mut pts,
-                    ),
-                    _ => {}
-                }
+                feed(&mut pipe, cfg, p, &mut pts);
                 for (t, v) in pts.0.drain(..) {
                     let Some(tv) = probe.true_velocity_cm_s(t) else {
                         continue;

@@ -39,6 +39,32 @@ pub struct Run {
     pub score: Score,
 }
 
+/// Feeds one payload of the virtual probe to the pipeline: the first probe
+/// information builds it (with `cfg`), I/Q blocks go through it into `sink`.
+pub fn feed(
+    pipe: &mut Option<Pipeline>,
+    cfg: PipelineConfig,
+    payload: Payload,
+    sink: &mut impl PipelineSink,
+) {
+    match payload {
+        Payload::ProbeInfo(info) if pipe.is_none() => {
+            let params = StreamParams {
+                sample_rate_hz: info.sample_rate_hz,
+                carrier_hz: info.carrier_hz,
+                beam_angle_deg: f64::from(info.beam_angle_cdeg) / 100.0,
+            };
+            *pipe = Some(Pipeline::new(cfg, params).expect("pipeline"));
+        }
+        Payload::Iq(b) => {
+            if let Some(pl) = pipe.as_mut() {
+                pl.push(b.first_sample, &b.samples, b.clipped(), sink);
+            }
+        }
+        _ => {}
+    }
+}
+
 pub fn run_sim(sim: SimConfig, cfg: PipelineConfig, keep_envelope: bool) -> Run {
     let duration_s = sim.duration_s.expect("finite run");
     let mut probe = VirtualProbe::new(sim).expect("valid sim config");
@@ -50,22 +76,7 @@ pub fn run_sim(sim: SimConfig, cfg: PipelineConfig, keep_envelope: bool) -> Run 
     let mut truth_beats = Vec::new();
     let mut impairments = Vec::new();
     while let Some(p) = probe.next_payload() {
-        match p {
-            Payload::ProbeInfo(info) if pipe.is_none() => {
-                let params = StreamParams {
-                    sample_rate_hz: info.sample_rate_hz,
-                    carrier_hz: info.carrier_hz,
-                    beam_angle_deg: f64::from(info.beam_angle_cdeg) / 100.0,
-                };
-                pipe = Some(Pipeline::new(cfg, params).expect("pipeline"));
-            }
-            Payload::Iq(b) => {
-                if let Some(pl) = pipe.as_mut() {
-                    pl.push(b.first_sample, &b.samples, b.clipped(), &mut out);
-                }
-            }
-            _ => {}
-        }
+        feed(&mut pipe, cfg, p, &mut out);
         truth_beats.extend(probe.take_truth_beats());
         impairments.extend(probe.take_impairments());
     }
