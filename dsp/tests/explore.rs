@@ -49,11 +49,7 @@ fn print_grid() {
                 continue;
             }
             let r = run_sim(sc, cfg, false);
-            println!(
-                "snr {snr:>4} hr {hr:>5}: {} {}",
-                describe(&r.score),
-                reasons(&r.out.beats)
-            );
+            println!("snr {snr:>4} hr {hr:>5}: {}", outcome(&r));
         }
     }
 }
@@ -763,11 +759,7 @@ fn print_rate_extremes() {
     for hr in [40.0, 180.0] {
         for seed in [3u64, 4] {
             let r = run_sim(sim(seed, 60.0, 15.0, hr), PipelineConfig::default(), false);
-            println!(
-                "{hr}/min seed {seed}: {} {}",
-                describe(&r.score),
-                reasons(&r.out.beats)
-            );
+            println!("{hr}/min seed {seed}: {}", outcome(&r));
         }
     }
 }
@@ -808,10 +800,6 @@ fn print_low_flow() {
         sc.sv_ml = sv;
         let r = run_sim(sc, PipelineConfig::default(), false);
         let pv = r.truth.iter().map(|t| t.pv_cm_s).sum::<f64>() / r.truth.len().max(1) as f64;
-        println!(
-            "SV {sv} ml (PV ≈ {pv:.0} cm/s): {} {}",
-            describe(&r.score),
-            reasons(&r.out.beats)
-        );
+        println!("SV {sv} ml (PV ≈ {pv:.0} cm/s): {}", outcome(&r));
     }
 }

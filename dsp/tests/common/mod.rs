@@ -132,6 +132,11 @@ pub fn sim(seed: u64, seconds: f64, snr_db: f64, hr_bpm: f64) -> SimConfig {
     }
 }
 
+/// One line for a run: its score and the beats' rejection reasons.
+pub fn outcome(r: &Run) -> String {
+    format!("{} {}", describe(&r.score), reasons(&r.out.beats))
+}
+
 pub fn reasons(beats: &[Beat]) -> String {
     let mut m = std::collections::BTreeMap::new();
     for b in beats {
