@@ -697,40 +697,27 @@ fn print_rising_edge_error_correlation() {
             pts.push((v - tv, rising));
         }
     }
-    for (lo, hi) in [(12.0, 30.0), (30.0, 50.0), (50.0, 80.0), (80.0, 200.0)] {
-        let e: Vec<f64> = bands
-            .iter()
-            .filter(|b| b.0 >= lo && b.0 < hi)
-            .map(|b| b.1)
-            .collect();
-        let n = e.len().max(1) as f64;
-        let m = e.iter().sum::<f64>() / n;
-        let sd = (e.iter().map(|x| (x - m).powi(2)).sum::<f64>() / n).sqrt();
-        println!(
-            "  true {lo}-{hi} cm/s rising: n {} mean {m:+.2} sd {sd:.2}",
-            e.len()
-        );
-    }
-    for (lo, hi) in [
-        (0.0, 12.0),
-        (12.0, 20.0),
-        (20.0, 30.0),
-        (30.0, 50.0),
-        (50.0, 200.0),
-    ] {
-        let e: Vec<f64> = falling
-            .iter()
-            .filter(|b| b.0 >= lo && b.0 < hi)
-            .map(|b| b.1)
-            .collect();
-        let n = e.len().max(1) as f64;
-        let m = e.iter().sum::<f64>() / n;
-        let sd = (e.iter().map(|x| (x - m).powi(2)).sum::<f64>() / n).sqrt();
-        println!(
-            "  true {lo}-{hi} cm/s falling: n {} mean {m:+.2} sd {sd:.2}",
-            e.len()
-        );
-    }
+    // Error mean and spread by true-velocity band, for rising and falling edges.
+    let by_band = |what: &str, pairs: &[(f64, f64)], edges: &[f64]| {
+        for w in edges.windows(2) {
+            let e: Vec<f64> = pairs
+                .iter()
+                .filter(|b| b.0 >= w[0] && b.0 < w[1])
+                .map(|b| b.1)
+                .collect();
+            let n = e.len().max(1) as f64;
+            let m = e.iter().sum::<f64>() / n;
+            let sd = (e.iter().map(|x| (x - m).powi(2)).sum::<f64>() / n).sqrt();
+            println!(
+                "  true {}-{} cm/s {what}: n {} mean {m:+.2} sd {sd:.2}",
+                w[0],
+                w[1],
+                e.len()
+            );
+        }
+    };
+    by_band("rising", &bands, &[12.0, 30.0, 50.0, 80.0, 200.0]);
+    by_band("falling", &falling, &[0.0, 12.0, 20.0, 30.0, 50.0, 200.0]);
     let edge: Vec<f64> = pts.iter().filter(|p| p.1).map(|p| p.0).collect();
     let n = edge.len() as f64;
     let mean = edge.iter().sum::<f64>() / n;
