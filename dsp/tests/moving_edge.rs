@@ -1,0 +1,277 @@
+//! The envelope on a *moving* edge, against a ground truth independent of
+//! the virtual probe's scatterers and of the correction's own chirp model
+//! (`dsp/src/ramp.rs`): stationary Gaussian noise shaped to a known
+//! spectrum (`odm_simulator::ShapedNoise`, edge `f₀`) is time-warped,
+//! `y(t) = x(τ(t))` with `dτ/dt = r(t)`, which scales every frequency, and so
+//! the edge, by `r(t)`: the profile's shape is kept and its edge follows
+//! `f₀·r(t)` exactly. White noise is added after the warp.
+//!
+//! The edge rises and falls like a systole that never stops (so the
+//! estimator stays on flow): the analysis window's smear makes the envelope
+//! read high on both ramps (it leads the rise and lags the fall), and the
+//! correction must take that off without touching the plateaus.
+use odm_dsp::{EnvelopePoint, Pipeline, PipelineConfig, PipelineSink, StreamParams};
+use odm_simulator::ShapedNoise;
+
+const FS: f64 = 20_000.0;
+/// Oversampling of the stationary noise that is warped.
+const OVER: usize = 8;
+
+fn params() -> StreamParams {
+    StreamParams {
+        sample_rate_hz: FS as u32,
+        carrier_hz: 4_000_000,
+        beam_angle_deg: 45.0,
+    }
+}
+
+/// Edge velocity (cm/s) at `t` s: 25 cm/s, a 60 ms rise to 100, 60 ms at
+/// 100, a 120 ms fall to 25, 260 ms at 25; period 0.5 s.
+fn edge_cm_s(t: f64) -> f64 {
+    let x = t.rem_euclid(0.5) * 1000.0;
+    let (lo, hi) = (25.0, 100.0);
+    if x < 60.0 {
+        lo + (hi - lo) * x / 60.0
+    } else if x < 120.0 {
+        hi
+    } else if x < 240.0 {
+        hi - (hi - lo) * (x - 120.0) / 120.0
+    } else {
+        lo
+    }
+}
+
+/// Which part of the cycle `t` is on, at least 10 ms from a corner:
+/// Some(true) rising, Some(false) falling, None otherwise.
+fn ramp(t: f64) -> Option<bool> {
+    let x = t.rem_euclid(0.5) * 1000.0;
+    if (10.0..50.0).contains(&x) {
+        Some(true)
+    } else if (130.0..230.0).contains(&x) {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// A simple deterministic Gaussian source (Box–Muller on a 64-bit LCG).
+struct Gauss(u64);
+impl Gauss {
+    fn uniform(&mut self) -> f64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        ((self.0 >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    }
+    fn next(&mut self) -> f64 {
+        let (u, v) = (self.uniform(), self.uniform());
+        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+    }
+}
+
+/// `seconds` of the warped signal with shape `beta` at `snr_db`.
+fn warped(seconds: f64, beta: f64, snr_db: f64, seed: u64) -> Vec<[i16; 2]> {
+    let p = params();
+    let v_max = 100.0;
+    let f0 = p.shift_hz_from_velocity_cm_s(v_max);
+    let n_out = (seconds * FS) as usize;
+    // The warped clock never runs faster than real time (r ≤ 1).
+    let n_in = n_out * OVER + 64;
+    let x = ShapedNoise {
+        sample_rate_hz: FS * OVER as f64,
+        edge_hz: f0,
+        beta,
+        snr_db: 90.0,
+        noise_rms_counts: 0.001,
+        seed,
+    }
+    .generate(n_in);
+    let signal_rms = 0.001 * 10f64.powf(90.0 / 20.0);
+    let noise_rms = signal_rms / 10f64.powf(snr_db / 20.0);
+    let mut g = Gauss(seed ^ 0x5eed);
+    let mut tau = 0.0_f64; // position in x, samples
+    let mut out = Vec::with_capacity(n_out);
+    for n in 0..n_out {
+        let t = n as f64 / FS;
+        // Catmull–Rom interpolation of x at tau.
+        let i = tau.floor() as usize;
+        let f = tau - i as f64;
+        let at = |k: usize, c: usize| f64::from(x[(i + k).saturating_sub(1).min(x.len() - 1)][c]);
+        let mut s = [0.0; 2];
+        for (c, sc) in s.iter_mut().enumerate() {
+            let (p0, p1, p2, p3) = (at(0, c), at(1, c), at(2, c), at(3, c));
+            *sc = p1
+                + 0.5
+                    * f
+                    * (p2 - p0
+                        + f * (2.0 * p0 - 5.0 * p1 + 4.0 * p2 - p3
+                            + f * (3.0 * (p1 - p2) + p3 - p0)));
+        }
+        let q = |v: f64| v.round().clamp(-32768.0, 32767.0) as i16;
+        out.push([
+            q(s[0] + noise_rms * g.next()),
+            q(s[1] + noise_rms * g.next()),
+        ]);
+        tau += OVER as f64 * edge_cm_s(t + 0.5 / FS) / v_max;
+    }
+    out
+}
+
+struct Points(Vec<(f64, f64)>);
+impl PipelineSink for Points {
+    fn envelope_point(&mut self, p: &EnvelopePoint) {
+        self.0.push((p.t_s, p.velocity_cm_s));
+    }
+}
+
+/// Median envelope error (cm/s) on the rising ramps, the falling ramps and
+/// the plateaus, after the first second.
+fn errors(iq: &[[i16; 2]], ramp_correction: bool) -> [f64; 3] {
+    let cfg = PipelineConfig {
+        ramp_correction,
+        ..PipelineConfig::default()
+    };
+    let mut pipe = Pipeline::new(cfg, params()).unwrap();
+    let mut pts = Points(Vec::new());
+    for (i, chunk) in iq.chunks(200).enumerate() {
+        pipe.push((i * 200) as u64, chunk, false, &mut pts);
+    }
+    let mut groups: [Vec<f64>; 3] = Default::default();
+    for &(t, v) in pts.0.iter().filter(|p| p.0 > 1.0) {
+        let k = match ramp(t) {
+            Some(true) => 0,
+            Some(false) => 1,
+            None => 2,
+        };
+        groups[k].push(v - edge_cm_s(t));
+    }
+    if std::env::var("ODM_VERBOSE").is_ok() {
+        eprintln!("pooled β {:+.3}", pipe.envelope_shape_beta());
+    }
+    groups.map(|mut e| {
+        e.sort_by(f64::total_cmp);
+        e[e.len() / 2]
+    })
+}
+
+/// What the correction does on this independent reference (docs/dsp.md,
+/// "Known limits"). On the blunt spectrum it takes most of the smear off
+/// both ramps but over-corrects (30 dB: rise +2.4 → −1.1, fall +1.1 → −0.6
+/// cm/s; the table, built from expected columns, reads more smear than this
+/// continuum shows). On the flat spectrum, which smears little here, it
+/// only adds error (−1.1…−2.5 cm/s on the ramps): held at a 3 cm/s
+/// regression bound. Plateaus are never touched.
+#[test]
+fn the_window_smear_correction_on_moving_edges_of_warped_shaped_noise() {
+    for snr_db in [30.0, 15.0] {
+        for beta in [-2.0 / 3.0, 0.0] {
+            let iq = warped(4.0, beta, snr_db, 11);
+            let [rise_off, fall_off, flat_off] = errors(&iq, false);
+            let [rise_on, fall_on, flat_on] = errors(&iq, true);
+            eprintln!(
+                "{snr_db} dB β {beta:+.2}: without correction rise {rise_off:+.2} fall {fall_off:+.2} plateau {flat_off:+.2}; with rise {rise_on:+.2} fall {fall_on:+.2} plateau {flat_on:+.2} cm/s"
+            );
+            assert!(
+                (flat_on - flat_off).abs() < 0.3,
+                "plateau {flat_off} → {flat_on}"
+            );
+            if beta < -0.5 {
+                // The smear reads high on both ramps; the correction leaves
+                // less of it.
+                assert!(rise_off > 0.5 && fall_off > 0.2, "{rise_off} {fall_off}");
+                assert!(rise_on.abs() < rise_off, "rise {rise_off} → {rise_on}");
+                assert!(fall_on.abs() < fall_off, "fall {fall_off} → {fall_on}");
+            } else {
+                // Regression bound on the over-correction.
+                assert!(
+                    rise_on.abs() < 3.0 && fall_on.abs() < 3.0,
+                    "{rise_on} {fall_on}"
+                );
+            }
+        }
+    }
+}
+
+/// Single columns of the warped signal read by a fresh estimator (shape
+/// forced by a settled stream), no pipeline: the median reading minus the
+/// edge at the column's centre, on the rising and falling ramps and the
+/// plateaus.
+#[test]
+#[ignore]
+fn print_column_readings() {
+    use odm_dsp::envelope::{EdgeEstimate, EnvelopeConfig, EnvelopeEstimator};
+    use odm_dsp::stft::Stft;
+    use rustfft::num_complex::Complex32;
+    let p = params();
+    for beta in [-2.0 / 3.0, 0.0] {
+        let iq = warped(4.0, beta, 30.0, 11);
+        let mut stft = Stft::new(200, 256).unwrap();
+        let mut est =
+            EnvelopeEstimator::new(EnvelopeConfig::default(), stft.window(), 256, FS, 300.0)
+                .unwrap();
+        let mut power = vec![0.0_f32; 256];
+        let mut groups: [Vec<f64>; 4] = Default::default();
+        let mut out = EdgeEstimate::default();
+        let mut start = 0;
+        while start + 200 <= iq.len() {
+            let win: Vec<Complex32> = iq[start..start + 200]
+                .iter()
+                .map(|s| Complex32::new(f32::from(s[0]), f32::from(s[1])))
+                .collect();
+            start += 100;
+            stft.process(&win, &mut power).unwrap();
+            // Noise floor: the negative half's median / ln 2 (as the pipeline).
+            let mut neg: Vec<f32> = power[8..120].to_vec();
+            neg.sort_by(f32::total_cmp);
+            let noise = neg[neg.len() / 2] / std::f32::consts::LN_2;
+            est.process(&power, noise, &mut out).unwrap();
+            let t = start as f64 / FS;
+            if t > 1.0 && out.shift_hz > 0.0 {
+                let v = p.velocity_cm_s_from_shift_hz(f64::from(out.shift_hz));
+                let x = t.rem_euclid(0.5) * 1000.0;
+                let k = match ramp(t) {
+                    Some(true) => 0,
+                    Some(false) => 1,
+                    None if (70.0..110.0).contains(&x) => 2,
+                    None if x > 260.0 => 3,
+                    None => continue,
+                };
+                groups[k].push(v - edge_cm_s(t));
+            }
+        }
+        let med = |mut e: Vec<f64>| {
+            e.sort_by(f64::total_cmp);
+            e[e.len() / 2]
+        };
+        let [r, f, top, low] = groups.map(med);
+        eprintln!(
+            "β {beta:+.2}: column reading − edge: rise {r:+.2} fall {f:+.2} top {top:+.2} low {low:+.2} cm/s (pooled β {:+.2})",
+            est.shape_beta()
+        );
+    }
+}
+
+/// The correction table's excess at the readings met above, for comparison.
+#[test]
+#[ignore]
+fn print_table_excess() {
+    use odm_dsp::envelope::{EnvelopeConfig, EnvelopeEstimator};
+    use odm_dsp::ramp::RampResponse;
+    let window = odm_dsp::stft::hann(200);
+    let est = EnvelopeEstimator::new(EnvelopeConfig::default(), &window, 256, FS, 300.0).unwrap();
+    let t = RampResponse::new(&est, &window, 256, FS);
+    for (beta, snr) in [
+        (0.0, 11_000.0),
+        (0.0, 3_000.0),
+        (-0.62, 17_000.0),
+        (-0.62, 5_000.0),
+    ] {
+        for slope in [20.0, 23.0, 40.0, 46.0] {
+            eprintln!(
+                "β {beta:+.2} snr {snr:>6}: slope {slope} Hz/ms → {:.1} Hz",
+                t.excess_hz(snr, beta, slope)
+            );
+        }
+    }
+}
