@@ -155,18 +155,18 @@ fn errors(iq: &[[i16; 2]], ramp_correction: bool) -> [f64; 3] {
     })
 }
 
-/// What the correction does on this independent reference (docs/dsp.md,
-/// "Known limits"). On the blunt spectrum it takes most of the smear off
-/// both ramps but over-corrects (30 dB: rise +2.4 → −1.1, fall +1.1 → −0.6
-/// cm/s; the table, built from expected columns, reads more smear than this
-/// continuum shows). On the flat spectrum, which smears little here, it
-/// only adds error (−1.1…−2.5 cm/s on the ramps): held at a 3 cm/s
-/// regression bound. Plateaus are never touched.
+/// The correction against this independent reference (30 s, 58 cycles:
+/// fewer cycles see too few independent speckle patterns — a 4 s run put
+/// the medians 1.5 cm/s off). Errors are taken relative to the plateaus
+/// (the estimator's stationary bias is not this test's subject). Measured:
+/// blunt 30 dB rise +3.33 → −0.23, fall +1.27 → −0.30 cm/s; flat 30 dB
+/// +1.68 → −0.32, +0.21 → −0.39: the smear is removed on the blunt
+/// spectrum and over-corrected by ≈ 0.4 cm/s on the flat one.
 #[test]
 fn the_window_smear_correction_on_moving_edges_of_warped_shaped_noise() {
     for snr_db in [30.0, 15.0] {
         for beta in [-2.0 / 3.0, 0.0] {
-            let iq = warped(4.0, beta, snr_db, 11);
+            let iq = warped(30.0, beta, snr_db, 5);
             let [rise_off, fall_off, flat_off] = errors(&iq, false);
             let [rise_on, fall_on, flat_on] = errors(&iq, true);
             eprintln!(
@@ -176,17 +176,24 @@ fn the_window_smear_correction_on_moving_edges_of_warped_shaped_noise() {
                 (flat_on - flat_off).abs() < 0.3,
                 "plateau {flat_off} → {flat_on}"
             );
+            let (rise_off, fall_off) = (rise_off - flat_off, fall_off - flat_off);
+            let (rise_on, fall_on) = (rise_on - flat_on, fall_on - flat_on);
             if beta < -0.5 {
-                // The smear reads high on both ramps; the correction leaves
-                // less of it.
-                assert!(rise_off > 0.5 && fall_off > 0.2, "{rise_off} {fall_off}");
-                assert!(rise_on.abs() < rise_off, "rise {rise_off} → {rise_on}");
-                assert!(fall_on.abs() < fall_off, "fall {fall_off} → {fall_on}");
-            } else {
-                // Regression bound on the over-correction.
+                // The smear reads high on both ramps; the correction takes it off.
+                assert!(rise_off > 1.5 && fall_off > 0.5, "{rise_off} {fall_off}");
                 assert!(
-                    rise_on.abs() < 3.0 && fall_on.abs() < 3.0,
+                    rise_on.abs() < 0.6 && fall_on.abs() < 0.6,
                     "{rise_on} {fall_on}"
+                );
+            } else {
+                // A flat spectrum smears less; the correction may overshoot a little.
+                assert!(
+                    rise_on.abs() < 1.0 && fall_on.abs() < 1.0,
+                    "{rise_on} {fall_on}"
+                );
+                assert!(
+                    rise_on.abs() < rise_off.abs(),
+                    "rise {rise_off} → {rise_on}"
                 );
             }
         }
@@ -205,7 +212,7 @@ fn print_column_readings() {
     use rustfft::num_complex::Complex32;
     let p = params();
     for beta in [-2.0 / 3.0, 0.0] {
-        let iq = warped(4.0, beta, 30.0, 11);
+        let iq = warped(20.0, beta, 30.0, 5);
         let mut stft = Stft::new(200, 256).unwrap();
         let mut est =
             EnvelopeEstimator::new(EnvelopeConfig::default(), stft.window(), 256, FS, 300.0)
@@ -271,6 +278,82 @@ fn print_table_excess() {
             eprintln!(
                 "β {beta:+.2} snr {snr:>6}: slope {slope} Hz/ms → {:.1} Hz",
                 t.excess_hz(snr, beta, slope)
+            );
+        }
+    }
+}
+
+/// The warped signal's *mean* periodogram at fixed points of the cycle
+/// (averaged over many cycles), read by the estimator: is the smear in the
+/// mean column (then the single-column readings lose it) or not?
+#[test]
+#[ignore]
+fn print_mean_column_reading() {
+    use odm_dsp::envelope::{EdgeEstimate, EnvelopeConfig, EnvelopeEstimator};
+    use odm_dsp::stft::Stft;
+    use rustfft::num_complex::Complex32;
+    let p = params();
+    for beta in [0.0, -2.0 / 3.0] {
+        let iq = warped(60.0, beta, 30.0, 5);
+        let mut stft = Stft::new(200, 256).unwrap();
+        let mut est =
+            EnvelopeEstimator::new(EnvelopeConfig::default(), stft.window(), 256, FS, 300.0)
+                .unwrap();
+        let mut power = vec![0.0_f32; 256];
+        let mut out = EdgeEstimate::default();
+        // Settle the pooled shape on the stream first.
+        for start in (0..(20.0 * FS) as usize).step_by(100) {
+            let win: Vec<Complex32> = iq[start..start + 200]
+                .iter()
+                .map(|s| Complex32::new(f32::from(s[0]), f32::from(s[1])))
+                .collect();
+            stft.process(&win, &mut power).unwrap();
+            let mut neg: Vec<f32> = power[8..120].to_vec();
+            neg.sort_by(f32::total_cmp);
+            est.process(
+                &power,
+                neg[neg.len() / 2] / std::f32::consts::LN_2,
+                &mut out,
+            )
+            .unwrap();
+        }
+        // Cycle offsets (ms): mid-rise, mid-fall, top, low.
+        for off_ms in [15.0, 30.0, 45.0, 150.0, 210.0, 90.0, 400.0] {
+            let mut mean = vec![0.0_f64; 256];
+            let mut single = Vec::new();
+            let mut n = 0;
+            let mut cycle = 2;
+            loop {
+                let centre = ((cycle as f64 * 0.5 + off_ms / 1000.0) * FS).round() as usize;
+                if centre + 100 > iq.len() {
+                    break;
+                }
+                let win: Vec<Complex32> = iq[centre - 100..centre + 100]
+                    .iter()
+                    .map(|s| Complex32::new(f32::from(s[0]), f32::from(s[1])))
+                    .collect();
+                stft.process(&win, &mut power).unwrap();
+                let mut neg: Vec<f32> = power[8..120].to_vec();
+                neg.sort_by(f32::total_cmp);
+                let noise = neg[neg.len() / 2] / std::f32::consts::LN_2;
+                let mut e = est.clone();
+                e.process(&power, noise, &mut out).unwrap();
+                single.push(p.velocity_cm_s_from_shift_hz(f64::from(out.shift_hz)));
+                for (m, &x) in mean.iter_mut().zip(&power) {
+                    *m += f64::from(x / noise);
+                }
+                n += 1;
+                cycle += 1;
+            }
+            let col: Vec<f32> = mean.iter().map(|&m| (m / n as f64) as f32).collect();
+            let mut e = est.clone();
+            e.process(&col, 1.0, &mut out).unwrap();
+            let truth = edge_cm_s(off_ms / 1000.0);
+            single.sort_by(f64::total_cmp);
+            eprintln!(
+                "β {beta:+.2} at {off_ms} ms (edge {truth:.1} cm/s): mean column reads {:+.2}, single columns' median {:+.2} cm/s ({n} cycles)",
+                p.velocity_cm_s_from_shift_hz(f64::from(out.shift_hz)) - truth,
+                single[single.len() / 2] - truth
             );
         }
     }
