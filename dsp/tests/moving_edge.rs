@@ -200,6 +200,20 @@ fn the_window_smear_correction_on_moving_edges_of_warped_shaped_noise() {
     }
 }
 
+/// The power column of one window of `iq` into `power`, and its noise floor
+/// (the negative half's median / ln 2, as the pipeline's).
+fn column(stft: &mut odm_dsp::stft::Stft, iq: &[[i16; 2]], power: &mut [f32]) -> f32 {
+    use rustfft::num_complex::Complex32;
+    let win: Vec<Complex32> = iq
+        .iter()
+        .map(|s| Complex32::new(f32::from(s[0]), f32::from(s[1])))
+        .collect();
+    stft.process(&win, power).unwrap();
+    let mut neg: Vec<f32> = power[8..120].to_vec();
+    neg.sort_by(f32::total_cmp);
+    neg[neg.len() / 2] / std::f32::consts::LN_2
+}
+
 /// Single columns of the warped signal read by a fresh estimator (shape
 /// forced by a settled stream), no pipeline: the median reading minus the
 /// edge at the column's centre, on the rising and falling ramps and the
@@ -209,7 +223,6 @@ fn the_window_smear_correction_on_moving_edges_of_warped_shaped_noise() {
 fn print_column_readings() {
     use odm_dsp::envelope::{EdgeEstimate, EnvelopeConfig, EnvelopeEstimator};
     use odm_dsp::stft::Stft;
-    use rustfft::num_complex::Complex32;
     let p = params();
     for beta in [-2.0 / 3.0, 0.0] {
         let iq = warped(20.0, beta, 30.0, 5);
@@ -222,16 +235,8 @@ fn print_column_readings() {
         let mut out = EdgeEstimate::default();
         let mut start = 0;
         while start + 200 <= iq.len() {
-            let win: Vec<Complex32> = iq[start..start + 200]
-                .iter()
-                .map(|s| Complex32::new(f32::from(s[0]), f32::from(s[1])))
-                .collect();
+            let noise = column(&mut stft, &iq[start..start + 200], &mut power);
             start += 100;
-            stft.process(&win, &mut power).unwrap();
-            // Noise floor: the negative half's median / ln 2 (as the pipeline).
-            let mut neg: Vec<f32> = power[8..120].to_vec();
-            neg.sort_by(f32::total_cmp);
-            let noise = neg[neg.len() / 2] / std::f32::consts::LN_2;
             est.process(&power, noise, &mut out).unwrap();
             let t = start as f64 / FS;
             if t > 1.0 && out.shift_hz > 0.0 {
@@ -291,7 +296,6 @@ fn print_table_excess() {
 fn print_mean_column_reading() {
     use odm_dsp::envelope::{EdgeEstimate, EnvelopeConfig, EnvelopeEstimator};
     use odm_dsp::stft::Stft;
-    use rustfft::num_complex::Complex32;
     let p = params();
     for beta in [0.0, -2.0 / 3.0] {
         let iq = warped(60.0, beta, 30.0, 5);
@@ -303,19 +307,8 @@ fn print_mean_column_reading() {
         let mut out = EdgeEstimate::default();
         // Settle the pooled shape on the stream first.
         for start in (0..(20.0 * FS) as usize).step_by(100) {
-            let win: Vec<Complex32> = iq[start..start + 200]
-                .iter()
-                .map(|s| Complex32::new(f32::from(s[0]), f32::from(s[1])))
-                .collect();
-            stft.process(&win, &mut power).unwrap();
-            let mut neg: Vec<f32> = power[8..120].to_vec();
-            neg.sort_by(f32::total_cmp);
-            est.process(
-                &power,
-                neg[neg.len() / 2] / std::f32::consts::LN_2,
-                &mut out,
-            )
-            .unwrap();
+            let noise = column(&mut stft, &iq[start..start + 200], &mut power);
+            est.process(&power, noise, &mut out).unwrap();
         }
         // Cycle offsets (ms): mid-rise, mid-fall, top, low.
         for off_ms in [15.0, 30.0, 45.0, 150.0, 210.0, 90.0, 400.0] {
@@ -328,14 +321,7 @@ fn print_mean_column_reading() {
                 if centre + 100 > iq.len() {
                     break;
                 }
-                let win: Vec<Complex32> = iq[centre - 100..centre + 100]
-                    .iter()
-                    .map(|s| Complex32::new(f32::from(s[0]), f32::from(s[1])))
-                    .collect();
-                stft.process(&win, &mut power).unwrap();
-                let mut neg: Vec<f32> = power[8..120].to_vec();
-                neg.sort_by(f32::total_cmp);
-                let noise = neg[neg.len() / 2] / std::f32::consts::LN_2;
+                let noise = column(&mut stft, &iq[centre - 100..centre + 100], &mut power);
                 let mut e = est.clone();
                 e.process(&power, noise, &mut out).unwrap();
                 single.push(p.velocity_cm_s_from_shift_hz(f64::from(out.shift_hz)));
