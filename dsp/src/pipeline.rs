@@ -163,8 +163,15 @@ impl SpectrumColumn<'_> {
     }
 }
 
-/// One point of the maximum-velocity envelope.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// Most envelope points waiting for the detector's despiker (its lag is
+/// three points).
+const UNSETTLED_MAX: usize = 8;
+
+/// One point of the maximum-velocity envelope. Points reach the sink three
+/// hops after their column (15 ms at the default 5 ms hop), once the beat
+/// detector has checked them for short spikes, with the value the beats are
+/// measured on; the last three come out at `finish`.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct EnvelopePoint {
     /// Centre sample of the column it comes from.
     pub sample_index: u64,
@@ -231,6 +238,10 @@ pub struct Pipeline {
     gap_pending: bool,
     /// The last two raw envelope points (median-of-3 in time).
     prev: [Option<RawPoint>; 2],
+    /// Envelope points given to the detector but not yet to the sink: they
+    /// go out once the detector's despiker has settled them (oldest first).
+    unsettled: [EnvelopePoint; UNSETTLED_MAX],
+    unsettled_len: usize,
     /// The raw edge (Hz) of the point before those two (0: none).
     before_prev_shift_hz: f32,
     /// Whether the previous column's edge search ran into the top of the band.
@@ -341,6 +352,8 @@ impl Pipeline {
             clipped_until: 0,
             gap_pending: false,
             prev: [None, None],
+            unsettled: [EnvelopePoint::default(); UNSETTLED_MAX],
+            unsettled_len: 0,
             before_prev_shift_hz: 0.0,
             prev_saturated: false,
             last_accepted_sample: None,
@@ -443,6 +456,7 @@ impl Pipeline {
                 // A gap longer than any cycle: the beat in progress can never
                 // be completed honestly.
                 if lost as f64 / self.fs > 2.0 {
+                    self.flush_unsettled(sink);
                     self.detector.reset();
                 }
             }
@@ -451,6 +465,7 @@ impl Pipeline {
                     t_s: first_sample as f64 / self.fs,
                 });
                 self.new_segment();
+                self.flush_unsettled(sink);
                 self.detector.reset();
                 self.interference.reset();
                 self.last_accepted_sample = None;
@@ -496,6 +511,7 @@ impl Pipeline {
         if let Some(last) = self.prev[1].take() {
             self.emit_point(last, sink);
         }
+        self.flush_unsettled(sink);
         self.prev = [None, None];
         self.before_prev_shift_hz = 0.0;
     }
@@ -611,13 +627,31 @@ impl Pipeline {
 
     fn emit_point(&mut self, p: RawPoint, sink: &mut impl PipelineSink) {
         let q = f64::from(p.input.snr);
-        sink.envelope_point(&EnvelopePoint {
+        if self.unsettled_len == UNSETTLED_MAX {
+            // Cannot happen (the detector settles one point per point); kept
+            // so that no point is ever dropped.
+            self.pop_unsettled(None, sink);
+        }
+        self.unsettled[self.unsettled_len] = EnvelopePoint {
             sample_index: p.input.sample_index,
             t_s: p.input.t_s,
             velocity_cm_s: f64::from(p.input.v_cm_s),
             quality: q / (q + 2.0),
-        });
-        if let Some(beat) = self.detector.process(&p.input) {
+        };
+        self.unsettled_len += 1;
+        let beat = self.detector.process(&p.input);
+        // The point the despiker has now settled goes out with the value
+        // the detector uses, so that the display and the analysis output
+        // never show a spike the beats were not measured on.
+        if let Some((t_s, v)) = self.detector.settled_point() {
+            while self.unsettled_len > 0 && self.unsettled[0].t_s < t_s {
+                self.pop_unsettled(None, sink);
+            }
+            if self.unsettled_len > 0 && self.unsettled[0].t_s == t_s {
+                self.pop_unsettled(Some(v), sink);
+            }
+        }
+        if let Some(beat) = beat {
             if beat.accepted {
                 self.last_accepted_sample = Some(p.input.completed_by_sample);
                 if self.lost {
@@ -628,6 +662,26 @@ impl Pipeline {
                 }
             }
             sink.beat(&beat);
+        }
+    }
+
+    /// Sends the oldest unsettled envelope point, with the detector's
+    /// value when given.
+    fn pop_unsettled(&mut self, settled_v_cm_s: Option<f32>, sink: &mut impl PipelineSink) {
+        let mut point = self.unsettled[0];
+        if let Some(v) = settled_v_cm_s {
+            point.velocity_cm_s = f64::from(v);
+        }
+        self.unsettled.copy_within(1..self.unsettled_len, 0);
+        self.unsettled_len -= 1;
+        sink.envelope_point(&point);
+    }
+
+    /// Sends every unsettled point as it is (end of stream, or the detector
+    /// forgets its points).
+    fn flush_unsettled(&mut self, sink: &mut impl PipelineSink) {
+        while self.unsettled_len > 0 {
+            self.pop_unsettled(None, sink);
         }
     }
 
@@ -709,6 +763,36 @@ mod tests {
             ]
         );
         assert!(s.1 > 0, "columns are produced");
+    }
+
+    #[test]
+    fn every_column_gives_one_envelope_point_in_order_once_finished() {
+        #[derive(Default)]
+        struct Points(Vec<f64>, Vec<f64>);
+        impl PipelineSink for Points {
+            fn spectrum_column(&mut self, c: &SpectrumColumn<'_>) {
+                self.0.push(c.t_s);
+            }
+            fn envelope_point(&mut self, p: &EnvelopePoint) {
+                self.1.push(p.t_s);
+            }
+        }
+        let mut p = Pipeline::new(PipelineConfig::default(), params()).unwrap();
+        let mut s = Points::default();
+        // A 1 kHz tone (steady forward flow), in 137-sample blocks.
+        let tone: Vec<[i16; 2]> = (0..40_000)
+            .map(|i| {
+                let ph = std::f64::consts::TAU * 1000.0 * i as f64 / 20_000.0;
+                [(3000.0 * ph.cos()) as i16, (3000.0 * ph.sin()) as i16]
+            })
+            .collect();
+        for (k, block) in tone.chunks(137).enumerate() {
+            p.push((k * 137) as u64, block, false, &mut s);
+        }
+        // Until `finish`, the detector holds the last points back.
+        assert_eq!(s.1.len() + 4, s.0.len());
+        p.finish(&mut s);
+        assert_eq!(s.1, s.0);
     }
 
     #[test]
