@@ -1,7 +1,8 @@
 //! The envelope on a *moving* edge, against a ground truth independent of
 //! the virtual probe's scatterers and of the correction's own chirp model
 //! (`dsp/src/ramp.rs`): stationary Gaussian noise shaped to a known
-//! spectrum (`odm_simulator::ShapedNoise`, edge `f₀`) is time-warped,
+//! spectrum (`odm_simulator::ShapedNoise`, edge `f₀`) is time-warped
+//! (`odm_simulator::WarpedShapedNoise`),
 //! `y(t) = x(τ(t))` with `dτ/dt = r(t)`, which scales every frequency, and so
 //! the edge, by `r(t)`: the profile's shape is kept and its edge follows
 //! `f₀·r(t)` exactly. White noise is added after the warp.
@@ -11,11 +12,9 @@
 //! read high on both ramps (it leads the rise and lags the fall), and the
 //! correction must take that off without touching the plateaus.
 use odm_dsp::{EnvelopePoint, Pipeline, PipelineConfig, PipelineSink, StreamParams};
-use odm_simulator::ShapedNoise;
+use odm_simulator::WarpedShapedNoise;
 
 const FS: f64 = 20_000.0;
-/// Oversampling of the stationary noise that is warped.
-const OVER: usize = 8;
 
 fn params() -> StreamParams {
     StreamParams {
@@ -54,68 +53,17 @@ fn ramp(t: f64) -> Option<bool> {
     }
 }
 
-/// A simple deterministic Gaussian source (Box–Muller on a 64-bit LCG).
-struct Gauss(u64);
-impl Gauss {
-    fn uniform(&mut self) -> f64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        ((self.0 >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-    fn next(&mut self) -> f64 {
-        let (u, v) = (self.uniform(), self.uniform());
-        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
-    }
-}
-
 /// `seconds` of the warped signal with shape `beta` at `snr_db`.
 fn warped(seconds: f64, beta: f64, snr_db: f64, seed: u64) -> Vec<[i16; 2]> {
-    let p = params();
     let v_max = 100.0;
-    let f0 = p.shift_hz_from_velocity_cm_s(v_max);
-    let n_out = (seconds * FS) as usize;
-    // The warped clock never runs faster than real time (r ≤ 1).
-    let n_in = n_out * OVER + 64;
-    let x = ShapedNoise {
-        sample_rate_hz: FS * OVER as f64,
-        edge_hz: f0,
+    WarpedShapedNoise {
+        sample_rate_hz: FS,
+        edge_hz: params().shift_hz_from_velocity_cm_s(v_max),
         beta,
-        snr_db: 90.0,
-        noise_rms_counts: 0.001,
+        snr_db,
         seed,
     }
-    .generate(n_in);
-    let signal_rms = 0.001 * 10f64.powf(90.0 / 20.0);
-    let noise_rms = signal_rms / 10f64.powf(snr_db / 20.0);
-    let mut g = Gauss(seed ^ 0x5eed);
-    let mut tau = 0.0_f64; // position in x, samples
-    let mut out = Vec::with_capacity(n_out);
-    for n in 0..n_out {
-        let t = n as f64 / FS;
-        // Catmull–Rom interpolation of x at tau.
-        let i = tau.floor() as usize;
-        let f = tau - i as f64;
-        let at = |k: usize, c: usize| f64::from(x[(i + k).saturating_sub(1).min(x.len() - 1)][c]);
-        let mut s = [0.0; 2];
-        for (c, sc) in s.iter_mut().enumerate() {
-            let (p0, p1, p2, p3) = (at(0, c), at(1, c), at(2, c), at(3, c));
-            *sc = p1
-                + 0.5
-                    * f
-                    * (p2 - p0
-                        + f * (2.0 * p0 - 5.0 * p1 + 4.0 * p2 - p3
-                            + f * (3.0 * (p1 - p2) + p3 - p0)));
-        }
-        let q = |v: f64| v.round().clamp(-32768.0, 32767.0) as i16;
-        out.push([
-            q(s[0] + noise_rms * g.next()),
-            q(s[1] + noise_rms * g.next()),
-        ]);
-        tau += OVER as f64 * edge_cm_s(t + 0.5 / FS) / v_max;
-    }
-    out
+    .generate(seconds, |t| edge_cm_s(t) / v_max)
 }
 
 struct Points(Vec<(f64, f64)>);

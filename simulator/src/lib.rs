@@ -34,6 +34,7 @@ pub mod physiology;
 pub mod probe;
 pub mod shaped;
 pub mod truth;
+pub mod warped;
 
 pub use config::{
     ImpairmentSchedule, Interval, SPEED_OF_SOUND_M_S, ScheduleSegment, SimConfig,
@@ -43,6 +44,7 @@ pub use physiology::{BeatPlan, BeatShape, BeatTimeline, Physiology};
 pub use probe::VirtualProbe;
 pub use shaped::ShapedNoise;
 pub use truth::{Impairment, ImpairmentKind, TruthBeat};
+pub use warped::{SineBeat, SineBeats, WarpedShapedNoise};
 
 /// Random stream of the seed used by the beat generator.
 pub(crate) const STREAM_PHYSIOLOGY: u64 = 1;
