@@ -138,7 +138,7 @@ struct Counts {
 #[derive(Debug, Clone, Copy)]
 struct Systole {
     onset_s: f64,
-    /// (parabola root − line root) / fitted span of this beat's rising edge.
+    /// (parabola root − line root) / the time this beat's rising edge takes to cross its fit band.
     shape_ratio: Option<f64>,
     peak_s: f64,
     peak_abs: u64,
@@ -249,7 +249,7 @@ const HISTORY: usize = 8;
 const SHAPE_HISTORY: usize = 16;
 
 /// Recent edges' shape statistics, pooled by their median. Rising edges:
-/// (parabola root − line root) / fitted span; an onset is the root of its
+/// (parabola root − line root) / band crossing time (`band_span_s`); an onset is the root of its
 /// line moved by the median of these times its span: the line is the
 /// low-noise estimate, the parabola removes its curvature bias, and the
 /// median over many beats makes that correction nearly the same at every
@@ -508,7 +508,7 @@ fn edge_roots(pts: &mut EdgePoints, rising: bool, max_shift_s: f64) -> Option<(f
 }
 
 /// An edge's curvature, dimensionless: the weighted parabola's `t²`
-/// coefficient times `span²/pv` (None when the parabola is degenerate).
+/// coefficient times `span²/pv`, `span` the band crossing time (`band_span_s`) (None when the parabola is degenerate).
 fn curvature(pts: &EdgePoints, span_s: f64, pv: f32) -> Option<f64> {
     let [_, _, c2] = fit_quadratic(pts.iter())?;
     let k = c2 * span_s * span_s / f64::from(pv.max(1.0));
@@ -547,6 +547,19 @@ fn fixed_curvature_root(
             if rising { slope > 0.0 } else { slope < 0.0 }
         })
         .min_by(|x, y| (x - near).abs().total_cmp(&(y - near).abs()))
+}
+
+/// The time the edge takes to cross its fit band `lo..hi` (cm/s), s: the
+/// band's height over the weighted line's slope. It scales the pooled
+/// shape corrections from beat to beat. The extent of the fitted points,
+/// used before, moves in whole hops as points enter and leave the band.
+fn band_span_s(pts: &EdgePoints, lo: f32, hi: f32) -> f64 {
+    let extent = pts.t[pts.n - 1] - pts.t[0];
+    fit_line(pts.iter())
+        .map(|(_, b)| f64::from(hi - lo) / b.abs())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .unwrap_or(extent)
+        .max(1e-3)
 }
 
 /// Where the chord through two points (times relative to `peak_t`) reaches
@@ -933,11 +946,11 @@ impl BeatDetector {
         };
         // The line's root, corrected by the median over recent beats of
         // where the parabola puts the foot relative to it (in units of the
-        // fitted span): the line is the low-noise estimate, the parabola
+        // band crossing time, `band_span_s`): the line is the low-noise estimate, the parabola
         // removes its curvature bias, and the median of many beats makes
         // that correction nearly the same at every beat, so that it cancels
         // in the cycle (docs/dsp.md, "Onset").
-        let span_s = (pts.t[pts.n - 1] - pts.t[0]).max(1e-3);
+        let span_s = band_span_s(&pts, lo, hi);
         let shape_ratio = quad.map(|q| (q - lin) / span_s);
         let root = lin + self.rise_shape.median_with(shape_ratio) * span_s;
         // Systolic acceleration is highest early in ejection: the rise is
@@ -1044,7 +1057,7 @@ impl BeatDetector {
             // parabolic profile's FT bias at 45/min from −5.7 to −2.3 ms
             // and the blunt 45/min FT from 5.4 to 5.1 ms; HR is unchanged.
             Some((lin, _)) => {
-                let span_s = (pts.t[pts.n - 1] - pts.t[0]).max(1e-3);
+                let span_s = band_span_s(&pts, self.fit_band(pv).0, hi);
                 let own = curvature(&pts, span_s, pv);
                 let kappa = self.fall_shape.median_with(own);
                 let root = fixed_curvature_root(&pts, span_s, pv, kappa, false, lin);
