@@ -962,3 +962,30 @@ fn print_foot_errors() {
         );
     }
 }
+
+/// The blunt profile at 15 dB and 75/min over the stream parameters the
+/// serial spec allows: sample rates 8–48 kHz, carriers 2–8 MHz, beam angles
+/// 30–60°.
+#[test]
+#[ignore]
+fn print_stream_parameters() {
+    for (fs, f0, angle) in [
+        (20_000, 4_000_000, 45.0),
+        (8_000, 4_000_000, 45.0),
+        (10_000, 4_000_000, 45.0),
+        (16_000, 4_000_000, 45.0),
+        (48_000, 8_000_000, 60.0),
+        (48_000, 4_000_000, 45.0),
+        (20_000, 2_000_000, 45.0),
+        (20_000, 8_000_000, 45.0),
+        (20_000, 4_000_000, 60.0),
+        (20_000, 4_000_000, 30.0),
+    ] {
+        let mut sc = sim(7, 30.0, 15.0, 75.0);
+        sc.sample_rate_hz = fs;
+        sc.carrier_hz = f0;
+        sc.beam_angle_cdeg = (angle * 100.0) as u16;
+        let r = run_sim(sc, PipelineConfig::default(), false);
+        println!("{fs} Hz {f0} Hz {angle}°: {}", outcome(&r));
+    }
+}
