@@ -132,6 +132,22 @@ fn run_sim(sim: SimConfig, cfg: PipelineConfig, envelope: bool) -> anyhow::Resul
     })
 }
 
+/// The blunt profile (n = 6, peak 30 %, FTc 350, SV 70) at 15 dB and
+/// 75/min: the base of the low-flow and stream-parameter tables.
+fn blunt_75(seed: u64, seconds: f64) -> SimConfig {
+    SimConfig {
+        seed,
+        duration_s: Some(seconds),
+        snr_db: Some(15.0),
+        hr_bpm: 75.0,
+        profile_exponent: 6.0,
+        peak_frac: 0.3,
+        ftc_ms: 350.0,
+        sv_ml: 70.0,
+        ..SimConfig::default()
+    }
+}
+
 /// Scores the default pipeline on `seconds` of quarter-sine beats at
 /// `hr_bpm` on warped shaped noise of shape `beta` (peak edge 100 cm/s).
 fn run_sine_beats(
@@ -642,15 +658,8 @@ fn run_inner(args: Args) -> anyhow::Result<()> {
         let mut pv_sum = (0.0, 0usize);
         for seed in 0..args.seeds {
             let sim = SimConfig {
-                seed: 7 + seed,
-                duration_s: Some(args.seconds),
-                snr_db: Some(15.0),
-                hr_bpm: 75.0,
-                profile_exponent: 6.0,
-                peak_frac: 0.3,
-                ftc_ms: 350.0,
                 sv_ml: sv,
-                ..SimConfig::default()
+                ..blunt_75(7 + seed, args.seconds)
             };
             let r = run_sim(sim, PipelineConfig::default(), false)?;
             pv_sum.0 += r.truth_pv_sum_cm_s;
@@ -690,18 +699,10 @@ fn run_inner(args: Args) -> anyhow::Result<()> {
         let mut scores = Vec::new();
         for seed in 0..args.seeds {
             let sim = SimConfig {
-                seed: 7 + seed,
-                duration_s: Some(args.seconds),
-                snr_db: Some(15.0),
-                hr_bpm: 75.0,
-                profile_exponent: 6.0,
-                peak_frac: 0.3,
-                ftc_ms: 350.0,
-                sv_ml: 70.0,
                 sample_rate_hz: fs,
                 carrier_hz: f0,
                 beam_angle_cdeg: angle_cdeg,
-                ..SimConfig::default()
+                ..blunt_75(7 + seed, args.seconds)
             };
             scores.push(run_sim(sim, PipelineConfig::default(), false)?.score);
         }
@@ -800,4 +801,49 @@ fn run_inner(args: Args) -> anyhow::Result<()> {
     std::fs::write(&args.out, md).with_context(|| format!("writing {}", args.out.display()))?;
     eprintln!("wrote {}", args.out.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The goals (issue 3) on the independent reference, where they are
+    /// met: detection, onset, FT, SD and PV at 45–140/min on a blunt and a
+    /// flat spectrum, HR at 75/min. Measured (30 s, seed 11): onset
+    /// 0.6–2.3 ms, FT 3.0–4.2 ms, SD ≤ 1.7 %, PV ≤ 0.9 %, HR p95 0.4–0.5/min
+    /// at 75/min. Not met there, and so not held to the goals here: FT of
+    /// the flat spectrum at 45/min (−7…−9 ms) and HR p95 at 140/min
+    /// (1.4–1.8/min; docs/dsp.md, "Known limits").
+    #[test]
+    fn quarter_sine_beats_on_warped_shaped_noise_meet_the_goals() {
+        for (beta, snr_db, hr) in [
+            (-2.0 / 3.0, 15.0, 45.0),
+            (-2.0 / 3.0, 15.0, 75.0),
+            (-2.0 / 3.0, 15.0, 140.0),
+            (0.0, 30.0, 75.0),
+        ] {
+            let s = run_sine_beats(30.0, hr, beta, snr_db, 11).unwrap();
+            let what = format!(
+                "β {beta:.2} {snr_db} dB {hr}/min: sens {:.4} ppv {:.4} onset {:.2} FT {:.2} SD {:.2}% PV {:.2}% HR p95 {:.2}",
+                s.sensitivity(),
+                s.ppv(),
+                s.onset_ms.median_abs,
+                s.ft_ms.median_abs,
+                s.sd_pct.median_abs,
+                s.pv_pct.median_abs,
+                s.hr_bpm.p95_abs
+            );
+            assert!(s.sensitivity() >= 0.995 && s.ppv() >= 0.995, "{what}");
+            assert!(s.onset_ms.median_abs <= 5.0, "{what}");
+            assert!(s.ft_ms.median_abs <= 5.0, "{what}");
+            assert!(s.sd_pct.median_abs <= 3.0, "{what}");
+            assert!(s.pv_pct.median_abs <= 3.0, "{what}");
+            if hr < 100.0 {
+                assert!(s.hr_bpm.p95_abs <= 1.0, "{what}");
+            } else {
+                // Held at a regression bound, not the goal.
+                assert!(s.hr_bpm.p95_abs <= 2.0, "{what}");
+            }
+        }
+    }
 }
