@@ -138,7 +138,8 @@ struct Counts {
 #[derive(Debug, Clone, Copy)]
 struct Systole {
     onset_s: f64,
-    /// (parabola root − line root) / the time this beat's rising edge takes to cross its fit band.
+    /// (parabola root − line root) / the time this beat's rising edge takes
+    /// to cross its fit band (`band_span_s`).
     shape_ratio: Option<f64>,
     peak_s: f64,
     peak_abs: u64,
@@ -249,8 +250,9 @@ const HISTORY: usize = 8;
 const SHAPE_HISTORY: usize = 16;
 
 /// Recent edges' shape statistics, pooled by their median. Rising edges:
-/// (parabola root − line root) / band crossing time (`band_span_s`); an onset is the root of its
-/// line moved by the median of these times its span: the line is the
+/// (parabola root − line root) / band crossing time (`band_span_s`); an
+/// onset is the root of its line moved by the median of these times its
+/// span: the line is the
 /// low-noise estimate, the parabola removes its curvature bias, and the
 /// median over many beats makes that correction nearly the same at every
 /// beat, so that it cancels in the cycle. Falling edges: the curvature
@@ -508,7 +510,8 @@ fn edge_roots(pts: &mut EdgePoints, rising: bool, max_shift_s: f64) -> Option<(f
 }
 
 /// An edge's curvature, dimensionless: the weighted parabola's `t²`
-/// coefficient times `span²/pv`, `span` the band crossing time (`band_span_s`) (None when the parabola is degenerate).
+/// coefficient times `span²/pv`, `span` the band crossing time
+/// (`band_span_s`); None when the parabola is degenerate.
 fn curvature(pts: &EdgePoints, span_s: f64, pv: f32) -> Option<f64> {
     let [_, _, c2] = fit_quadratic(pts.iter())?;
     let k = c2 * span_s * span_s / f64::from(pv.max(1.0));
@@ -554,7 +557,10 @@ fn fixed_curvature_root(
 /// shape corrections from beat to beat. The extent of the fitted points,
 /// used before, moves in whole hops as points enter and leave the band.
 fn band_span_s(pts: &EdgePoints, lo: f32, hi: f32) -> f64 {
-    let extent = pts.t[pts.n - 1] - pts.t[0];
+    let extent = pts
+        .n
+        .checked_sub(1)
+        .map_or(0.0, |last| pts.t[last] - pts.t[0]);
     fit_line(pts.iter())
         .map(|(_, b)| f64::from(hi - lo) / b.abs())
         .filter(|s| s.is_finite() && *s > 0.0)
@@ -746,8 +752,8 @@ impl BeatDetector {
     /// reads where flow starts inside the window (0 → 50 → 71 → 62 cm/s
     /// against the true 0 → 10 → 38 → 63 on a blunter profile at 140/min),
     /// which put those onsets 5–6 ms early and was most of that cell's HR
-    /// p95. The true envelope cannot jump by 30 % and
-    /// back within 15 ms (a systole rises over ≥ 40 ms); short spikes that
+    /// p95. The true envelope cannot jump by 30 % and back within 15 ms (a
+    /// systole rises over ≥ 40 ms); short spikes that
     /// survive the 3-point median (measured on the simulator: 48 → 122 →
     /// 122 → 154 → 39 cm/s on a falling edge, 60 → 190 → 60 at 30 dB) once
     /// set the peak velocity, stretched the fit band over the whole systole
