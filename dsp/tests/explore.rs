@@ -178,7 +178,6 @@ fn replay_dir() -> std::path::PathBuf {
 #[test]
 #[ignore]
 fn dump_grid_envelopes() {
-    use std::io::Write;
     let secs: f64 = std::env::var("ODM_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -215,31 +214,120 @@ fn dump_grid_envelopes() {
                         ramp_correction: std::env::var("ODM_NO_RAMP").is_err(),
                         ..PipelineConfig::default()
                     };
+                    if let Some(h) = std::env::var("ODM_HOP").ok().and_then(|s| s.parse().ok()) {
+                        cfg.hop_s = h;
+                    }
                     if let Some(w) = std::env::var("ODM_WALL").ok().and_then(|s| s.parse().ok()) {
                         cfg.wall_cutoff_hz = w;
                     }
                     let r = run_sim(sc, cfg, true);
-                    let path = dir.join(format!("{name}.txt"));
-                    let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
-                    writeln!(f, "D {secs}").unwrap();
-                    for t in &r.truth {
-                        writeln!(
-                            f,
-                            "T {} {} {} {} {} {} {}",
-                            t.onset_s,
-                            t.peak_s,
-                            t.end_s,
-                            t.next_onset_s,
-                            t.sd_cm,
-                            t.pv_cm_s,
-                            t.hr_bpm
-                        )
-                        .unwrap();
+                    write_cell(
+                        &dir.join(format!("{name}.txt")),
+                        secs,
+                        &r.truth,
+                        &r.out.envelope,
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Writes one replay cell: duration, truth beats, envelope points.
+fn write_cell(
+    path: &std::path::Path,
+    secs: f64,
+    truth: &[odm_dsp::validation::RefBeat],
+    envelope: &[(f64, f64)],
+) {
+    use std::io::Write;
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    writeln!(f, "D {secs}").unwrap();
+    for t in truth {
+        writeln!(
+            f,
+            "T {} {} {} {} {} {} {}",
+            t.onset_s, t.peak_s, t.end_s, t.next_onset_s, t.sd_cm, t.pv_cm_s, t.hr_bpm
+        )
+        .unwrap();
+    }
+    for (t, v) in envelope {
+        writeln!(f, "E {t} {v}").unwrap();
+    }
+    println!("{}", path.display());
+}
+
+/// The independent reference's envelopes (quarter-sine beats on warped
+/// shaped noise, as `odm validate`'s "Independent reference" table) for
+/// `replay_grid`, cells named `sine<β-label>_snr<dB>_hr<bpm>_s<seed>`.
+#[test]
+#[ignore]
+fn dump_sine_envelopes() {
+    use odm_simulator::{SineBeats, WarpedShapedNoise};
+    const V_MAX_CM_S: f64 = 100.0;
+    let secs: f64 = std::env::var("ODM_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60.0);
+    let dir = replay_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let params = odm_dsp::StreamParams {
+        sample_rate_hz: 20_000,
+        carrier_hz: 4_000_000,
+        beam_angle_deg: 45.0,
+    };
+    for (label, beta) in [("blunt", -2.0 / 3.0), ("flat", 0.0)] {
+        for snr_db in [15.0, 30.0] {
+            for hr_bpm in [45.0, 75.0, 140.0] {
+                for seed in [11u64, 12] {
+                    let name = format!("sine{label}_snr{snr_db}_hr{hr_bpm}_s{seed}");
+                    if !name.contains(&std::env::var("ODM_CELL").unwrap_or_default()) {
+                        continue;
                     }
-                    for (t, v) in &r.out.envelope {
-                        writeln!(f, "E {t} {v}").unwrap();
+                    let train = SineBeats::new(secs, hr_bpm, seed);
+                    let iq = WarpedShapedNoise {
+                        sample_rate_hz: f64::from(params.sample_rate_hz),
+                        edge_hz: params.shift_hz_from_velocity_cm_s(V_MAX_CM_S),
+                        beta,
+                        snr_db,
+                        seed,
                     }
-                    println!("{}", path.display());
+                    .generate(secs, |t| train.rate(t));
+                    let truth: Vec<_> = train
+                        .beats
+                        .iter()
+                        .map(|b| odm_dsp::validation::RefBeat {
+                            onset_s: b.onset_s,
+                            peak_s: b.peak_s(),
+                            end_s: b.end_s(),
+                            next_onset_s: b.next_onset_s(),
+                            sd_cm: b.sd_cm(V_MAX_CM_S),
+                            pv_cm_s: V_MAX_CM_S * b.amplitude,
+                            hr_bpm: 60.0 / b.cycle_s,
+                        })
+                        .collect();
+                    let mut cfg = PipelineConfig::default();
+                    if let Some(h) = std::env::var("ODM_HOP").ok().and_then(|s| s.parse().ok()) {
+                        cfg.hop_s = h;
+                    }
+                    if let Some(w) = std::env::var("ODM_WALL").ok().and_then(|s| s.parse().ok()) {
+                        cfg.wall_cutoff_hz = w;
+                    }
+                    let mut pipe = odm_dsp::Pipeline::new(cfg, params).expect("pipeline");
+                    let mut out = Collect {
+                        keep_envelope: true,
+                        ..Collect::default()
+                    };
+                    for (i, chunk) in iq.chunks(200).enumerate() {
+                        pipe.push((i * 200) as u64, chunk, false, &mut out);
+                    }
+                    pipe.finish(&mut out);
+                    write_cell(
+                        &dir.join(format!("{name}.txt")),
+                        secs,
+                        &truth,
+                        &out.envelope,
+                    );
                 }
             }
         }
@@ -249,7 +337,10 @@ fn dump_grid_envelopes() {
 /// The envelope floor the pipeline gives the detector (pipeline.rs: the
 /// estimator's lowest reliable shift), for the default configuration.
 fn default_floor_cm_s() -> f32 {
-    let cfg = PipelineConfig::default();
+    let mut cfg = PipelineConfig::default();
+    if let Some(w) = std::env::var("ODM_WALL").ok().and_then(|s| s.parse().ok()) {
+        cfg.wall_cutoff_hz = w;
+    }
     let params = odm_dsp::StreamParams {
         sample_rate_hz: 20_000,
         carrier_hz: 4_000_000,
@@ -316,7 +407,8 @@ fn replay(c: &Cell) -> Vec<odm_dsp::Beat> {
     if let Some(x) = env("ODM_RISE_HI") {
         cfg.rise_fit_hi = x;
     }
-    let mut d = BeatDetector::new(cfg, 0.005, 4.0, 0.055);
+    let hop_s = c.env.get(1).map_or(0.005, |p| p.0) - c.env.first().map_or(0.0, |p| p.0);
+    let mut d = BeatDetector::new(cfg, hop_s, 4.0, 0.055);
     d.floor_cm_s = default_floor_cm_s();
     let mut out = Vec::new();
     // Experiment: undo the window's time dilation, E − c·|dE/dt| (c in ms).
@@ -397,6 +489,18 @@ fn replay_grid() {
                         t.onset_s,
                         t.peak_s,
                         t.pv_cm_s
+                    );
+                }
+                if std::env::var("ODM_BEATS").is_ok() {
+                    println!(
+                        "BEAT {} {:.4} {:+.3} {:+.3} {:.2} {:.2} {:.4}",
+                        c.name,
+                        t.onset_s,
+                        (b.onset_s - t.onset_s) * 1000.0,
+                        (b.end_s - t.end_s) * 1000.0,
+                        t.pv_cm_s,
+                        b.pv_cm_s,
+                        t.peak_s - t.onset_s
                     );
                 }
                 hr_jit.push(b.hr_bpm - t.hr_bpm);
@@ -987,5 +1091,124 @@ fn print_stream_parameters() {
         sc.beam_angle_cdeg = (angle * 100.0) as u16;
         let r = run_sim(sc, PipelineConfig::default(), false);
         println!("{fs} Hz {f0} Hz {angle}°: {}", outcome(&r));
+    }
+}
+
+/// The envelope's error on the falling edge, by true velocity (cm/s):
+/// median and mean of envelope − truth over 60 s, for the virtual probe
+/// (`ODM_PROFILE` 6, `ODM_SNR` 30, `ODM_HR` 45) and for the independent
+/// reference (quarter-sine beats on warped shaped noise, β −2/3 and 0).
+#[test]
+#[ignore]
+fn print_fall_errors() {
+    use odm_dsp::{EnvelopePoint, PipelineSink};
+    use odm_simulator::{SineBeats, WarpedShapedNoise};
+    struct S(Vec<(f64, f64)>);
+    impl PipelineSink for S {
+        fn envelope_point(&mut self, p: &EnvelopePoint) {
+            self.0.push((p.t_s, p.velocity_cm_s));
+        }
+    }
+    let get = |k: &str, d: f64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(d)
+    };
+    let (secs, snr, hr) = (
+        get("ODM_SECS", 60.0),
+        get("ODM_SNR", 30.0),
+        get("ODM_HR", 45.0),
+    );
+    let edges = [
+        0.0, 10.0, 15.0, 20.0, 25.0, 30.0, 40.0, 50.0, 60.0, 80.0, 200.0,
+    ];
+    // Falling-edge points of systole: the truth falls over the next 5 ms and
+    // was above 40 cm/s within the last 0.3 s.
+    let falling = |t: f64, truth: &mut dyn FnMut(f64) -> Option<f64>| -> Option<f64> {
+        let (tv, next) = (truth(t)?, truth(t + 0.005)?);
+        let systolic = (1..=60).any(|k| truth(t - 0.005 * f64::from(k)).unwrap_or(0.0) > 40.0);
+        (t >= 1.0 && tv > 0.0 && next < tv && systolic).then_some(tv)
+    };
+    let report = |label: &str, pairs: &[(f64, f64)]| {
+        let mut buckets: Vec<Vec<f64>> = vec![Vec::new(); edges.len() - 1];
+        for &(v, tv) in pairs {
+            let b = edges
+                .iter()
+                .rposition(|&e| tv >= e)
+                .unwrap()
+                .min(edges.len() - 2);
+            buckets[b].push(v - tv);
+        }
+        println!("{label}");
+        for (b, e) in buckets.iter_mut().enumerate() {
+            e.sort_by(f64::total_cmp);
+            let n = e.len();
+            if n == 0 {
+                continue;
+            }
+            println!(
+                "  true {:>3}-{:<3} cm/s: n {n:5} median {:+6.2} mean {:+6.2} p10 {:+6.2} p90 {:+6.2}",
+                edges[b],
+                edges[b + 1],
+                e[n / 2],
+                e.iter().sum::<f64>() / n as f64,
+                e[n / 10],
+                e[9 * n / 10]
+            );
+        }
+    };
+    let mut sc = sim(7, secs, snr, hr);
+    sc.profile_exponent = get("ODM_PROFILE", 6.0);
+    let mut probe = odm_simulator::VirtualProbe::new(sc).unwrap();
+    let mut pipe = None;
+    let mut s = S(Vec::new());
+    let mut pairs = Vec::new();
+    while let Some(p) = probe.next_payload() {
+        feed(&mut pipe, PipelineConfig::default(), p, &mut s);
+        for (t, v) in s.0.drain(..) {
+            if let Some(tv) = falling(t, &mut |x| probe.true_velocity_cm_s(x)) {
+                pairs.push((v, tv));
+            }
+        }
+    }
+    report(
+        &format!(
+            "virtual probe n{} {snr} dB {hr}/min",
+            get("ODM_PROFILE", 6.0)
+        ),
+        &pairs,
+    );
+    let params = odm_dsp::StreamParams {
+        sample_rate_hz: 20_000,
+        carrier_hz: 4_000_000,
+        beam_angle_deg: 45.0,
+    };
+    for (label, beta) in [("blunt", -2.0 / 3.0), ("flat", 0.0)] {
+        let train = SineBeats::new(secs, hr, 11);
+        let iq = WarpedShapedNoise {
+            sample_rate_hz: 20_000.0,
+            edge_hz: params.shift_hz_from_velocity_cm_s(100.0),
+            beta,
+            snr_db: snr,
+            seed: 11,
+        }
+        .generate(secs, |t| train.rate(t));
+        let mut pipe = odm_dsp::Pipeline::new(PipelineConfig::default(), params).unwrap();
+        let mut s = S(Vec::new());
+        for (i, chunk) in iq.chunks(200).enumerate() {
+            pipe.push((i * 200) as u64, chunk, false, &mut s);
+        }
+        pipe.finish(&mut s);
+        let pairs: Vec<(f64, f64)> =
+            s.0.iter()
+                .filter_map(|&(t, v)| {
+                    let tv = falling(t, &mut |x| {
+                        (0.0..secs).contains(&x).then(|| 100.0 * train.rate(x))
+                    })?;
+                    Some((v, tv))
+                })
+                .collect();
+        report(&format!("sine {label} {snr} dB {hr}/min"), &pairs);
     }
 }
