@@ -1490,6 +1490,80 @@ mod tests {
         }
     }
 
+    /// One systole of FT 300 ms, peak at 30 %, of a given waveform family:
+    /// `rise(u)` and `fall(y)` on [0, 1] (rise 0 → 1, fall 1 → 0).
+    fn family_beat(x: f64, rise: &dyn Fn(f64) -> f64, fall: &dyn Fn(f64) -> f64) -> f64 {
+        let (ft, tp) = (0.3, 0.09);
+        if x <= 0.0 || x >= ft {
+            0.0
+        } else if x < tp {
+            100.0 * rise(x / tp)
+        } else {
+            100.0 * fall((x - tp) / (ft - tp))
+        }
+    }
+
+    /// The edges are extrapolated below their fit bands (10 % of PV on the
+    /// rise, 20 % on the fall) by a parabola whose curvature comes from the
+    /// band, so how the waveform curves *below* the band is an assumption.
+    /// Worked out on noise-free shapes (docs/dsp.md, "Flow time across
+    /// waveform families"), the parabola's root lies within 1.6 % of the
+    /// edge's duration for every family that leaves and reaches zero with a
+    /// finite slope: the virtual probe's `1 − (1 − u)^k` / `1 − y^k`, the
+    /// quarter sine and cosine, straight edges. This holds the detector to
+    /// that bound (plus half a millisecond for the 5 ms sampling).
+    #[test]
+    fn noise_free_edges_of_every_waveform_family_are_within_the_extrapolation_bound() {
+        use std::f64::consts::FRAC_PI_2;
+        type Shape = Box<dyn Fn(f64) -> f64>;
+        let families: Vec<(&str, Shape, Shape)> = vec![
+            ("straight", Box::new(|u| u), Box::new(|y| 1.0 - y)),
+            (
+                "probe k_f 1.4",
+                Box::new(|u| 1.0 - (1.0 - u).powf(1.6)),
+                Box::new(|y| 1.0 - y.powf(1.4)),
+            ),
+            (
+                "probe k_f 2",
+                Box::new(|u| 1.0 - (1.0 - u).powf(2.0)),
+                Box::new(|y| 1.0 - y * y),
+            ),
+            (
+                "probe k_f 3",
+                Box::new(|u| 1.0 - (1.0 - u).powf(2.5)),
+                Box::new(|y| 1.0 - y.powi(3)),
+            ),
+            (
+                "quarter sine",
+                Box::new(|u| (FRAC_PI_2 * u).sin()),
+                Box::new(|y| (FRAC_PI_2 * y).cos()),
+            ),
+        ];
+        let cycle = 0.8;
+        for (name, rise, fall) in &families {
+            let onsets: Vec<f64> = (0..10).map(|i| 0.2513 + i as f64 * cycle).collect();
+            let beats = run(9.0, |t| {
+                onsets
+                    .iter()
+                    .map(|&o| family_beat(t - o, rise.as_ref(), fall.as_ref()))
+                    .sum()
+            });
+            assert!(beats.len() >= 8, "{name}: {} beats", beats.len());
+            for b in &beats {
+                let onset_err_ms = (b.onset_s - onsets[b.index as usize]) * 1e3;
+                let end_err_ms = (b.end_s - onsets[b.index as usize] - 0.3) * 1e3;
+                assert!(
+                    onset_err_ms.abs() <= 0.016 * 90.0 + 0.5,
+                    "{name}: onset {onset_err_ms:+.2} ms"
+                );
+                assert!(
+                    end_err_ms.abs() <= 0.016 * 210.0 + 0.5,
+                    "{name}: end {end_err_ms:+.2} ms"
+                );
+            }
+        }
+    }
+
     #[test]
     fn beat_spanning_a_gap_is_rejected_with_gap() {
         let hop = 0.005;
