@@ -1125,10 +1125,16 @@ fn print_fall_errors() {
     ];
     // Falling-edge points of systole: the truth falls over the next 5 ms and
     // was above 40 cm/s within the last 0.3 s.
+    // With `ODM_EDGE=rise`, rising-edge points instead: the truth rises
+    // over the next 5 ms and reaches 40 cm/s within 0.3 s.
+    let rise = std::env::var("ODM_EDGE").is_ok_and(|e| e == "rise");
     let falling = |t: f64, truth: &mut dyn FnMut(f64) -> Option<f64>| -> Option<f64> {
         let (tv, next) = (truth(t)?, truth(t + 0.005)?);
-        let systolic = (1..=60).any(|k| truth(t - 0.005 * f64::from(k)).unwrap_or(0.0) > 40.0);
-        (t >= 1.0 && tv > 0.0 && next < tv && systolic).then_some(tv)
+        let dir = if rise { 1.0 } else { -1.0 };
+        let systolic =
+            (1..=60).any(|k| truth(t - dir * 0.005 * f64::from(k)).unwrap_or(0.0) > 40.0);
+        let moving = if rise { next > tv } else { next < tv };
+        (t >= 1.0 && tv > 0.0 && moving && systolic).then_some(tv)
     };
     let report = |label: &str, pairs: &[(f64, f64)]| {
         let mut buckets: Vec<Vec<f64>> = vec![Vec::new(); edges.len() - 1];
@@ -1148,13 +1154,14 @@ fn print_fall_errors() {
                 continue;
             }
             println!(
-                "  true {:>3}-{:<3} cm/s: n {n:5} median {:+6.2} mean {:+6.2} p10 {:+6.2} p90 {:+6.2}",
+                "  true {:>3}-{:<3} cm/s: n {n:5} median {:+6.2} mean {:+6.2} p10 {:+6.2} p90 {:+6.2} sd(p10–p90) {:5.2}",
                 edges[b],
                 edges[b + 1],
                 e[n / 2],
                 e.iter().sum::<f64>() / n as f64,
                 e[n / 10],
-                e[9 * n / 10]
+                e[9 * n / 10],
+                (e[9 * n / 10] - e[n / 10]) / 2.563
             );
         }
     };
