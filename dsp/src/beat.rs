@@ -835,9 +835,15 @@ impl BeatDetector {
                     // A rise shorter than MIN_RISE_S is a click, not a
                     // systole: it must not become the previous beat's next
                     // onset (that would split a cycle).
+                    // And a rise whose foot lies inside the last systole
+                    // is that systole's tail (diastolic flow, a reflected
+                    // wave, speckle over several columns): its edge
+                    // extrapolates back into the beat before, which it
+                    // would otherwise replace.
                     if let Some(sys) = self
                         .rising_edge(max_v, max_abs)
                         .filter(|s| s.peak_s - s.onset_s >= MIN_RISE_S)
+                        .filter(|s| self.starts_after_last_systole(s.onset_s))
                     {
                         if self.point(max_abs).snr > 0.0 {
                             self.push_pv(max_v);
@@ -906,6 +912,15 @@ impl BeatDetector {
             }
         }
         out
+    }
+
+    /// Whether an onset at `onset_s` lies after the last systole: after the
+    /// pending beat's end, and (when that beat's end was not found) after
+    /// the last onset by at least the shortest rise.
+    fn starts_after_last_systole(&self, onset_s: f64) -> bool {
+        let after_end = self.pending.is_none_or(|p| onset_s >= p.end_s);
+        let after_onset = self.last_onset_s.is_none_or(|o| onset_s - o >= MIN_RISE_S);
+        after_end && after_onset
     }
 
     /// Onset from the rising edge of a systole whose peak is confirmed.
@@ -1561,6 +1576,50 @@ mod tests {
                     "{name}: end {end_err_ms:+.2} ms"
                 );
             }
+        }
+    }
+
+    /// A speckle spike just after systole, on forward diastolic flow that
+    /// keeps the envelope above the new rise's lower band level, once made
+    /// a phantom systole whose onset search ran back to the *real* foot: the
+    /// real beat was dropped and replaced by one with the spike's PV and
+    /// peak time (found by an independent audit of `odm analyse`, seed 3,
+    /// 109.46 s). A rise's foot must lie after the last systole.
+    #[test]
+    fn a_spike_on_diastolic_flow_does_not_replace_the_beat_before_it() {
+        let cycle = 0.8;
+        let onsets: Vec<f64> = (0..10).map(|i| 0.3137 + i as f64 * cycle).collect();
+        let v = |t: f64| -> f64 {
+            let mut v = 0.0;
+            for (i, &o) in onsets.iter().enumerate() {
+                let x = t - o;
+                v += trapezoid(t, o);
+                // Diastolic forward flow of 15 cm/s after the fall.
+                if (0.3..0.55).contains(&x) {
+                    v += 15.0;
+                }
+                // A 25 ms bump to 45 cm/s 20 ms after the end (longer than
+                // the despiker removes), every second beat.
+                if i % 2 == 1 && (0.3175..0.3425).contains(&x) {
+                    v += 30.0;
+                }
+            }
+            v
+        };
+        let beats = run(9.0, v);
+        assert!(beats.len() >= 8, "{} beats", beats.len());
+        for b in &beats {
+            let truth = onsets[b.index as usize];
+            assert!(
+                (b.onset_s - truth).abs() < 2e-3,
+                "onset {} vs {truth}",
+                b.onset_s
+            );
+            assert!(b.pv_cm_s > 95.0, "beat {} pv {}", b.index, b.pv_cm_s);
+        }
+        for w in beats.windows(2) {
+            assert_eq!(w[0].next_onset_s, w[1].onset_s, "beat {}", w[0].index);
+            assert_eq!(w[1].index, w[0].index + 1);
         }
     }
 
