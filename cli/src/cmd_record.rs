@@ -183,14 +183,15 @@ impl Recorder {
                         self.at_sample = b.end_sample();
                     }
                     if self.writer.is_none() {
-                        match &f.payload {
-                            Payload::ProbeInfo(info) => {
+                        match (&f.payload, self.decoder.last_payload()) {
+                            (Payload::ProbeInfo(_), Some((_, raw))) => {
                                 let start = RecordingStart::now(
                                     concat!("odm ", env!("CARGO_PKG_VERSION")),
                                     self.at_sample,
                                 );
-                                // The error names the file already.
-                                let w = RecordingWriter::create(&self.out, &start, info)?;
+                                // Payload byte for byte, as received (not
+                                // re-encoded). The error names the file already.
+                                let w = RecordingWriter::create_raw(&self.out, &start, raw)?;
                                 self.writer = Some(w);
                                 // Losses before the recording started are not its business.
                                 self.reported = *self.decoder.counters();
@@ -277,7 +278,7 @@ fn print_counters(c: &Counters) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use odm_device_io::{Encoder, IqBlock, ProbeInfo, RecordingReader};
+    use odm_device_io::{Encoder, IqBlock, ProbeInfo, RecordingReader, kind};
 
     fn info() -> ProbeInfo {
         ProbeInfo {
@@ -378,5 +379,72 @@ mod tests {
         );
         // Payloads as sent (IQ encoding is canonical, so byte for byte).
         assert_eq!(frames[7].payload, iq(700));
+    }
+
+    /// The raw payload of the only frame in `bytes`.
+    fn payload_of(bytes: &[u8]) -> Vec<u8> {
+        let mut d = Decoder::new();
+        d.feed(bytes);
+        d.finish();
+        assert!(matches!(d.next_item(), Some(DecodedItem::Frame(_))));
+        d.last_payload().unwrap().1.to_vec()
+    }
+
+    #[test]
+    fn first_probe_info_is_recorded_byte_for_byte() {
+        let out = std::env::temp_dir().join(format!(
+            "odm-record-raw-info-test-{}.odmrec",
+            std::process::id()
+        ));
+        let args = Args {
+            port: "test".into(),
+            out: out.clone(),
+            duration: None,
+            baud: DEFAULT_BAUD,
+        };
+        let mut one = Vec::new();
+        Encoder::new()
+            .encode(&Payload::ProbeInfo(info()), &mut one)
+            .unwrap();
+        let mut sent = payload_of(&one);
+        assert_eq!(sent[11], 0, "reserved byte of the canonical encoding");
+        sent[11] = 0x77; // reserved: a receiver keeps it as it came
+        sent[..4].copy_from_slice(&21_000u32.to_le_bytes());
+        let mut second = sent.clone();
+        second[11] = 0x55;
+
+        let mut enc = Encoder::starting_at(7);
+        let mut live = Vec::new();
+        enc.encode_raw(kind::PROBE_INFO, &sent, &mut live).unwrap();
+        enc.encode(&iq(0), &mut live).unwrap();
+        enc.encode_raw(kind::PROBE_INFO, &second, &mut live)
+            .unwrap();
+        let mut rec = Recorder::new(&args);
+        for chunk in live.chunks(13) {
+            rec.decoder.feed(chunk);
+            rec.drain().unwrap();
+        }
+        rec.decoder.finish();
+        rec.drain().unwrap();
+        rec.writer.take().unwrap().finish().unwrap();
+
+        let bytes = std::fs::read(&out).unwrap();
+        std::fs::remove_file(&out).unwrap();
+        let mut d = Decoder::with_base_offset(8);
+        d.feed(&bytes[8..]);
+        d.finish();
+        let mut stored = Vec::new();
+        while let Some(item) = d.next_item() {
+            if let DecodedItem::Frame(f) = item {
+                let (k, p) = d.last_payload().unwrap();
+                stored.push((f.seq, k, p.to_vec()));
+            }
+        }
+        assert!(d.counters().is_clean(), "{:?}", d.counters());
+        assert_eq!(stored.len(), 4, "recording_started, info, iq, info");
+        assert_eq!(stored[0].1, kind::ANNOTATION);
+        assert_eq!((stored[1].0, stored[1].1), (1, kind::PROBE_INFO));
+        assert_eq!(stored[1].2, sent, "first PROBE_INFO byte for byte");
+        assert_eq!(stored[3].2, second, "later PROBE_INFO byte for byte");
     }
 }

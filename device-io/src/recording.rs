@@ -194,6 +194,26 @@ impl RecordingWriter<FileSink> {
         w.path = path.display().to_string();
         Ok(w)
     }
+
+    /// As [`RecordingWriter::create`], with the PROBE_INFO in force given as
+    /// the payload bytes received (e.g. from [`Decoder::last_payload`]),
+    /// written byte for byte (spec: "payload byte for byte").
+    pub fn create_raw(
+        path: &Path,
+        start: &RecordingStart,
+        probe_info_payload: &[u8],
+    ) -> Result<Self, RecordingError> {
+        let file = File::create(path).map_err(|source| RecordingError::Io {
+            what: "creating".into(),
+            path: path.display().to_string(),
+            source,
+        })?;
+        let mut w = Self::begin(FileSink { file }, start)?;
+        w.path = path.display().to_string();
+        w.write_raw(kind::PROBE_INFO, probe_info_payload)?;
+        w.flush()?;
+        Ok(w)
+    }
 }
 
 impl<W: Write> RecordingWriter<W> {
@@ -204,6 +224,30 @@ impl<W: Write> RecordingWriter<W> {
         start: &RecordingStart,
         probe_info: &ProbeInfo,
     ) -> Result<Self, RecordingError> {
+        let mut w = Self::begin(sink, start)?;
+        w.write_payload(&Payload::ProbeInfo(probe_info.clone()))?;
+        w.flush()?;
+        Ok(w)
+    }
+
+    /// As [`RecordingWriter::new`], with the PROBE_INFO in force given as
+    /// the payload bytes received (e.g. from [`Decoder::last_payload`]),
+    /// written byte for byte (its reserved byte included). The payload must
+    /// fit the PROBE_INFO layout.
+    pub fn new_raw(
+        sink: W,
+        start: &RecordingStart,
+        probe_info_payload: &[u8],
+    ) -> Result<Self, RecordingError> {
+        let mut w = Self::begin(sink, start)?;
+        w.write_raw(kind::PROBE_INFO, probe_info_payload)?;
+        w.flush()?;
+        Ok(w)
+    }
+
+    /// A writer on `sink` with the magic and the `recording_started`
+    /// annotation buffered.
+    fn begin(sink: W, start: &RecordingStart) -> Result<Self, RecordingError> {
         let mut w = Self {
             sink,
             path: String::from("<stream>"),
@@ -219,8 +263,6 @@ impl<W: Write> RecordingWriter<W> {
         fields.insert("utc".into(), Value::String(start.utc_rfc3339.clone()));
         fields.insert("software".into(), Value::String(start.software.clone()));
         w.annotate(start.at_sample, "recording_started", fields)?;
-        w.write_payload(&Payload::ProbeInfo(probe_info.clone()))?;
-        w.flush()?;
         Ok(w)
     }
 
@@ -404,8 +446,12 @@ fn json_number(x: f64, name: &str) -> Result<Value, RecordingError> {
 pub enum MagicStatus {
     /// `ODMREC1\n`, as it should be.
     Good,
-    /// Something else: reported, and the frames after it are still read
-    /// (stream offsets still count from byte 8).
+    /// Something else: reported, and the frames after it are still read.
+    /// These 8 bytes are handed to the decoder too (it resynchronises on
+    /// any frame starting inside them), so they count in `bytes_read` and,
+    /// unless part of a frame, in `resync_bytes`; offsets are file offsets.
+    /// A raw stream that starts mid-frame (garbage before its first sync)
+    /// also reads as `Damaged`.
     Damaged {
         /// The bytes found instead.
         found: Vec<u8>,
@@ -493,12 +539,15 @@ impl<R: Read> RecordingReader<R> {
                 false,
             )
         } else {
+            // Reported, but the bytes also go to the decoder: a magic that
+            // lost a byte already holds the first frame's sync, and a raw
+            // stream that starts mid-frame must lose only its garbage.
             (
                 MagicStatus::Damaged {
                     found: head.to_vec(),
                 },
-                8,
-                false,
+                0,
+                true,
             )
         };
         let mut decoder = Decoder::with_base_offset(base);
@@ -521,7 +570,9 @@ impl<R: Read> RecordingReader<R> {
         &self.magic
     }
 
-    /// The receiver counters so far (`bytes_read` excludes the magic).
+    /// The receiver counters so far (`bytes_read` counts every byte given
+    /// to the decoder: it excludes an intact magic, and includes a damaged
+    /// one).
     pub fn counters(&self) -> &Counters {
         self.decoder.counters()
     }

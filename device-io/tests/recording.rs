@@ -7,9 +7,10 @@ use std::io::Read;
 
 use common::{iq, probe_info};
 use odm_device_io::{
-    DecodedItem, Decoder, Frame, MAGIC, MagicStatus, Payload, RecordingReader, RecordingStart,
-    RecordingWriter, Sex, kind,
+    DecodedItem, Decoder, Encoder, Frame, MAGIC, MagicStatus, Payload, RecordingReader,
+    RecordingStart, RecordingWriter, Sex, kind,
 };
+use proptest::prelude::*;
 
 fn sample_recording() -> Vec<u8> {
     let start = RecordingStart::new("2026-11-30T12:00:00Z", "odm-test 1", 0);
@@ -126,7 +127,259 @@ fn damaged_magic_is_reported_and_frames_still_read() {
             found: b"ODMXEC1\n".to_vec()
         }
     );
-    assert_eq!(r.counters().bytes_read, bytes.len() as u64 - 8);
+    // The damaged magic goes to the decoder too: counted, and skipped as
+    // resynchronisation bytes.
+    assert_eq!(r.counters().bytes_read, bytes.len() as u64);
+    assert_eq!(r.counters().resync_bytes, 8);
+    assert_eq!(r.damaged_tail(), None);
+}
+
+/// How a test damages the magic.
+#[derive(Debug, Clone, Copy)]
+enum MagicDamage {
+    /// Byte `pos` deleted.
+    Delete(usize),
+    /// Byte `b` inserted before byte `pos`.
+    Insert(usize, u8),
+    /// Byte `pos` replaced by `b`.
+    Substitute(usize, u8),
+}
+
+/// `good` with its magic damaged, and how many bytes the damaged magic has.
+fn damage_magic(good: &[u8], how: MagicDamage) -> (Vec<u8>, usize) {
+    let mut bytes = good.to_vec();
+    match how {
+        MagicDamage::Delete(pos) => {
+            bytes.remove(pos);
+            (bytes, 7)
+        }
+        MagicDamage::Insert(pos, b) => {
+            bytes.insert(pos, b);
+            (bytes, 9)
+        }
+        MagicDamage::Substitute(pos, b) => {
+            bytes[pos] = b;
+            (bytes, 8)
+        }
+    }
+}
+
+/// Every frame after a damaged magic is read, the first
+/// (`recording_started`) included; the damaged magic is reported (unless
+/// the damage happens to leave the first 8 bytes intact) and only its own
+/// bytes are skipped.
+fn check_damaged_magic(good: &[u8], want: &[Frame], how: MagicDamage) {
+    let (bytes, magic_len) = damage_magic(good, how);
+    let (frames, r) = read_all(&bytes);
+    assert_eq!(frames.len(), want.len(), "{how:?}");
+    assert_eq!(frames, want, "{how:?}");
+    let c = r.counters();
+    if bytes[..8] == MAGIC {
+        // e.g. '\n' inserted before the '\n': an intact magic, then 1 byte.
+        assert_eq!(*r.magic(), MagicStatus::Good, "{how:?}");
+        assert_eq!(c.bytes_read, bytes.len() as u64 - 8, "{how:?}");
+        assert_eq!(c.resync_bytes, magic_len as u64 - 8, "{how:?}");
+    } else {
+        assert_eq!(
+            *r.magic(),
+            MagicStatus::Damaged {
+                found: bytes[..8].to_vec()
+            },
+            "{how:?}"
+        );
+        assert_eq!(c.bytes_read, bytes.len() as u64, "{how:?}");
+        assert_eq!(c.resync_bytes, magic_len as u64, "{how:?}");
+    }
+    assert_eq!(c.frames_good, want.len() as u64, "{how:?}");
+    assert_eq!((c.crc_errors, c.lost_frames), (0, 0), "{how:?}");
+    assert_eq!(r.damaged_tail(), None, "{how:?}");
+}
+
+#[test]
+fn magic_damaged_by_deleting_inserting_or_substituting_a_byte_loses_no_frame() {
+    let good = sample_recording();
+    let (want, _) = read_all(&good);
+    assert_eq!(want.len(), 26);
+    for (pos, &m) in MAGIC.iter().enumerate() {
+        check_damaged_magic(&good, &want, MagicDamage::Delete(pos));
+        for b in [0x00, 0xA5, 0x5A, 0xFF, b'O', b'\n', m ^ 0x20] {
+            check_damaged_magic(&good, &want, MagicDamage::Insert(pos, b));
+            if b != m {
+                check_damaged_magic(&good, &want, MagicDamage::Substitute(pos, b));
+            }
+        }
+    }
+}
+
+#[test]
+fn audit_case_magic_byte_3_deleted_keeps_recording_started() {
+    let start = RecordingStart::new("2026-11-30T12:00:00Z", "odm-test 1", 0);
+    let mut w = RecordingWriter::new(Vec::new(), &start, &probe_info()).unwrap();
+    for k in 0..6u64 {
+        w.write_payload(&iq(k * 100, 100)).unwrap();
+    }
+    let good = w.finish().unwrap();
+    let mut bytes = good.clone();
+    bytes.remove(3);
+    let (frames, r) = read_all(&bytes);
+    assert_eq!(frames.len(), 8);
+    let Payload::Annotation(a) = &frames[0].payload else {
+        panic!("first frame lost: {:?}", frames[0]);
+    };
+    assert_eq!(a.kind(), "recording_started");
+    assert_eq!(r.counters().resync_bytes, 7);
+    assert_eq!(r.counters().bytes_read, bytes.len() as u64);
+}
+
+/// Garbage bytes that hold no frame sync (`A5 5A`), possibly with lone `A5`s.
+fn garbage(k: usize, seed: u8) -> Vec<u8> {
+    (0..k)
+        .map(|i| match (i + usize::from(seed)) % 5 {
+            0 => 0xA5,
+            1 => 0x00,
+            2 => (i as u8).wrapping_mul(37).wrapping_add(seed) | 0x01,
+            3 => 0xA5,
+            _ => 0xFF,
+        })
+        .map(|b| if b == 0x5A { 0x5B } else { b })
+        .collect()
+}
+
+/// A raw stream (no magic) that starts with `k` garbage bytes: every frame
+/// is read, exactly the garbage is skipped, every byte is counted.
+fn check_raw_stream_with_garbage(raw: &[u8], want: &[Frame], junk: &[u8], step: usize) {
+    assert!(!junk.windows(2).any(|w| w == [0xA5, 0x5A]), "{junk:02x?}");
+    let mut bytes = junk.to_vec();
+    bytes.extend_from_slice(raw);
+    let mut r = RecordingReader::new(Short { data: &bytes, step }).unwrap();
+    let mut frames = Vec::new();
+    while let Some(f) = r.next_frame().unwrap() {
+        frames.push(f);
+    }
+    let k = junk.len();
+    assert_eq!(frames, want, "k = {k}, {junk:02x?}");
+    let c = r.counters();
+    assert_eq!(c.frames_good, want.len() as u64, "k = {k}");
+    assert_eq!(c.resync_bytes, k as u64, "k = {k}, {junk:02x?}");
+    assert_eq!(c.bytes_read, bytes.len() as u64, "k = {k}");
+    assert_eq!((c.crc_errors, c.lost_frames), (0, 0), "k = {k}");
+    assert_eq!(r.damaged_tail(), None, "k = {k}");
+    if k == 0 {
+        assert_eq!(*r.magic(), MagicStatus::RawStream);
+    } else {
+        assert!(matches!(r.magic(), MagicStatus::Damaged { .. }), "k = {k}");
+    }
+}
+
+#[test]
+fn raw_stream_starting_mid_frame_loses_only_the_garbage() {
+    let good = sample_recording();
+    let (want, _) = read_all(&good);
+    let raw = &good[8..];
+    for k in 0..=20 {
+        for seed in 0..5 {
+            for step in [1, 3, 8, 64 * 1024] {
+                check_raw_stream_with_garbage(raw, &want, &garbage(k, seed), step);
+            }
+        }
+        check_raw_stream_with_garbage(raw, &want, &vec![0xA5; k], 7);
+        // The tail of a real frame (no sync in it), as when a capture
+        // starts mid-frame.
+        let tail = &raw[raw.len() - k..];
+        if !tail.windows(2).any(|w| w == [0xA5, 0x5A]) {
+            check_raw_stream_with_garbage(raw, &want, tail, 5);
+        }
+    }
+    // The audit's case: three bytes, then the frames.
+    check_raw_stream_with_garbage(raw, &want, &[0x00, 0x01, 0x02], 64 * 1024);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn any_single_byte_damage_to_the_magic_loses_no_frame(
+        op in 0u8..3,
+        pos in 0usize..8,
+        b in any::<u8>(),
+    ) {
+        let good = sample_recording();
+        let (want, _) = read_all(&good);
+        let how = match op {
+            0 => MagicDamage::Delete(pos),
+            1 => MagicDamage::Insert(pos, b),
+            _ => {
+                prop_assume!(b != MAGIC[pos]);
+                MagicDamage::Substitute(pos, b)
+            }
+        };
+        check_damaged_magic(&good, &want, how);
+    }
+
+    #[test]
+    fn raw_stream_after_any_sync_free_garbage_reads_every_frame(
+        junk in proptest::collection::vec(any::<u8>(), 0..=20)
+            .prop_filter("no frame sync in the garbage", |j| {
+                !j.windows(2).any(|w| w == [0xA5, 0x5A])
+            }),
+        step in 1usize..200,
+    ) {
+        prop_assume!(!junk.starts_with(&MAGIC));
+        let good = sample_recording();
+        let (want, _) = read_all(&good);
+        check_raw_stream_with_garbage(&good[8..], &want, &junk, step);
+    }
+}
+
+#[test]
+fn raw_probe_info_is_recorded_byte_for_byte() {
+    // A PROBE_INFO as a probe sent it, reserved byte 0x77 (spec: 0).
+    let mut one = Vec::new();
+    Encoder::new()
+        .encode(&Payload::ProbeInfo(probe_info()), &mut one)
+        .unwrap();
+    let mut d = Decoder::new();
+    d.feed(&one);
+    assert!(matches!(d.next_item(), Some(DecodedItem::Frame(_))));
+    let mut sent = d.last_payload().unwrap().1.to_vec();
+    assert_eq!(sent[11], 0);
+    sent[11] = 0x77;
+
+    let start = RecordingStart::new("2026-11-30T12:00:00Z", "odm-test 1", 0);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("raw.odmrec");
+    let mut via_file = RecordingWriter::create_raw(&path, &start, &sent).unwrap();
+    via_file.write_raw(kind::PROBE_INFO, &sent).unwrap();
+    via_file.finish().unwrap();
+    let mut via_sink = RecordingWriter::new_raw(Vec::new(), &start, &sent).unwrap();
+    via_sink.write_raw(kind::PROBE_INFO, &sent).unwrap();
+    let in_memory = via_sink.finish().unwrap();
+    let on_disk = std::fs::read(&path).unwrap();
+    assert_eq!(on_disk, in_memory);
+
+    let mut r = RecordingReader::new(&in_memory[..]).unwrap();
+    let mut stored = Vec::new();
+    while let Some(item) = r.next_item().unwrap() {
+        if let DecodedItem::Frame(f) = item {
+            let (k, p) = r.decoder().last_payload().unwrap();
+            stored.push((f.seq, k, p.to_vec(), f.payload));
+        }
+    }
+    assert!(r.counters().is_clean(), "{:?}", r.counters());
+    assert_eq!(stored.len(), 3);
+    let Payload::Annotation(a) = &stored[0].3 else {
+        panic!("recording_started missing");
+    };
+    assert_eq!(a.kind(), "recording_started");
+    for (i, (seq, k, payload, parsed)) in stored.iter().enumerate().skip(1) {
+        assert_eq!(usize::from(*seq), i);
+        assert_eq!(*k, kind::PROBE_INFO);
+        assert_eq!(*payload, sent, "payload byte for byte");
+        assert_eq!(*parsed, Payload::ProbeInfo(probe_info()));
+    }
+
+    // A payload that does not fit PROBE_INFO is refused, not recorded.
+    assert!(RecordingWriter::new_raw(Vec::new(), &start, &sent[..43]).is_err());
 }
 
 #[test]
@@ -168,6 +421,20 @@ fn file_shorter_than_magic_is_reported_not_refused() {
     let (frames, r) = read_all(b"");
     assert!(frames.is_empty());
     assert!(matches!(r.magic(), MagicStatus::Truncated { found } if found.is_empty()));
+}
+
+/// A reader that hands out at most `step` bytes per call.
+struct Short<'a> {
+    data: &'a [u8],
+    step: usize,
+}
+impl Read for Short<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.step.min(buf.len()).min(self.data.len());
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        Ok(n)
+    }
 }
 
 /// A reader that hands out one byte per call, like a slow pipe.
