@@ -144,6 +144,20 @@ impl JsonLine {
         self
     }
 
+    /// A number exactly as given (shortest text that reads back as the same
+    /// `f64`), `null` when `None` or not finite: for values the user gave,
+    /// such as the linear FTc K.
+    pub fn num_exact(&mut self, name: &str, x: Option<f64>) -> &mut Self {
+        self.key(name);
+        match x.filter(|x| x.is_finite()) {
+            Some(x) => {
+                let _ = write!(self.buf, "{x}");
+            }
+            None => self.buf.push_str("null"),
+        }
+        self
+    }
+
     /// An integer.
     pub fn int(&mut self, name: &str, x: u64) -> &mut Self {
         self.key(name);
@@ -440,6 +454,22 @@ mod tests {
         m.add(100.0);
         assert!((m.median().unwrap() - r[3]).abs() < 1e-12);
         assert_eq!(QuantMedian::new(2).median(), None);
+    }
+
+    #[test]
+    fn exact_numbers_are_not_rounded() {
+        let line = JsonLine::new("stream")
+            .num_exact("k", Some(1.234_567_89))
+            .num_exact("j", Some(-2.0))
+            .num_exact("n", None)
+            .num_exact("i", Some(f64::INFINITY))
+            .finish();
+        assert_eq!(
+            line,
+            "{\"type\":\"stream\",\"k\":1.23456789,\"j\":-2,\"n\":null,\"i\":null}\n"
+        );
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["k"].as_f64(), Some(1.234_567_89));
     }
 
     #[test]

@@ -8,18 +8,27 @@
 //! - It runs the same [`Pipeline`] as the live monitor.
 //! - Damage never stops it: the receiver counters in the summary say what
 //!   was skipped, and every good frame is analysed. Only an I/O failure of
-//!   the input or the output, or a PROBE_INFO the pipeline cannot run with,
-//!   is an error (one line naming the file and byte offset, exit 1).
-//! - Samples before the first PROBE_INFO are **held** (up to
+//!   the input or the output is an error (one line naming the file, exit 1).
+//!   A CRC-valid PROBE_INFO the DSP cannot run with (beam angle 90°,
+//!   carrier 0, …) is skipped and counted as `malformed`, with a
+//!   `probe_info_rejected` event; the pipeline in force runs on.
+//! - Samples before the first usable PROBE_INFO are **held** (up to
 //!   [`HOLD_BEFORE_PROBE_INFO_S`] at the highest sample rate) and analysed
-//!   once PROBE_INFO arrives; older ones are dropped and counted in the
-//!   summary's `samples_dropped_before_probe_info`. Events and annotations
-//!   seen before it are held too and written after the `stream` line.
+//!   once it arrives; older ones are dropped and counted in the summary's
+//!   `samples_dropped_before_probe_info`. Events and annotations seen before
+//!   the stream line are held too (bounded) and written after it, in order.
+//! - The stream line waits for the area model (unless the command line fixes
+//!   it): it is written when the first beat is due, [`SETTLE_AREA_MODEL_S`]
+//!   of stream time after PROBE_INFO, or at the end of the input, so that a
+//!   `patient` annotation written right after PROBE_INFO is stated in it.
 //! - Stroke volume: `--aortic-diameter-mm` or `--age/--sex/--height-cm/
 //!   --weight-kg` fix the area model for the whole run (they override
 //!   `patient` annotations); otherwise each `patient` annotation sets the
 //!   model for the beats whose onset is at or after its sample (an
 //!   `area_model` event says so).
+//! - Privacy: `patient` annotations are written with only the fields
+//!   serial-stream.md defines, and odm's own messages name a field, never
+//!   an annotation's value.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
@@ -31,7 +40,7 @@ use odm_device_io::{
     Annotation, Counters, DecodedItem, IqBlock, MAX_SAMPLE_RATE_HZ, MagicStatus, Payload,
     ProbeEvent, ProbeInfo, RecordingReader,
 };
-use odm_dsp::area::{Demographics, Sex};
+use odm_dsp::area::{AreaError, Demographics, Sex};
 use odm_dsp::calfit::probe_calibration_from;
 use odm_dsp::fluid::{FluidChallengeResult, FluidConfig, FluidTracker};
 use odm_dsp::haemo::{self, BsaFormula, FtcFormula, SvModel};
@@ -44,8 +53,14 @@ use crate::analysis_output::{self as out, JsonLine, QuantMedian, decimals};
 /// second (serial-stream.md), so nothing is lost in a well-formed stream.
 pub const HOLD_BEFORE_PROBE_INFO_S: u64 = 2;
 
-/// Events and annotations held before the first PROBE_INFO, at most.
+/// Events and annotations held before the stream line, at most.
 const HOLD_EVENTS: usize = 10_000;
+
+/// The stream line (and what comes after it) is held for up to this much
+/// stream time after the first usable PROBE_INFO, or until the first beat is
+/// due, so that a `patient` annotation written right after PROBE_INFO (as
+/// `odm simulate` and `odm record` do) is stated in it.
+const SETTLE_AREA_MODEL_S: f64 = 2.0;
 
 /// A challenge is finished once stream time has passed its after-window by
 /// this much: beats are emitted only when the next onset is known, so the
@@ -314,10 +329,34 @@ impl PipelineSink for Collect {
     }
 }
 
-/// Something seen before the first PROBE_INFO, written after the stream line.
+/// Something seen before the stream line is written, written after it in
+/// the order it was seen.
 enum Held {
     Event(ProbeEvent),
     Annotation(Annotation),
+    /// A pipeline status (gap, discontinuity, signal lost/regained).
+    Status(Status),
+    /// A PROBE_INFO the DSP cannot run with, skipped.
+    ProbeInfoRejected(RejectedProbeInfo),
+}
+
+/// A skipped PROBE_INFO, for its `probe_info_rejected` event line.
+struct RejectedProbeInfo {
+    /// End of the last IQ block seen before it (its stream time).
+    at_sample: Option<u64>,
+    /// Byte offset of its frame in the input.
+    offset: u64,
+    /// Why the DSP cannot use it (names the parameter).
+    reason: String,
+}
+
+/// How a `patient` annotation is acted on.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum PatientMode {
+    /// Set the area model from its sample on (announced by an event).
+    Apply,
+    /// Already applied before the stream line: only announce it.
+    Announce,
 }
 
 /// The area model in force from a sample index on.
@@ -399,6 +438,16 @@ struct Analyser<'a, W: Write> {
     params: Option<StreamParams>,
     probe: Option<ProbeInfo>,
     stream_written: bool,
+    /// Sample index at which the held stream line is written at the latest
+    /// (set with the first usable PROBE_INFO).
+    settle_at: Option<u64>,
+    /// End of the last IQ block received (held or analysed).
+    last_seen_end: Option<u64>,
+    /// End of the last IQ block analysed (stream time reached).
+    last_iq_end: Option<u64>,
+    /// PROBE_INFO frames skipped because the DSP cannot use them (counted
+    /// in the summary's `malformed`).
+    rejected_probe_info: u64,
     held_blocks: std::collections::VecDeque<IqBlock>,
     held_samples: u64,
     held_items: Vec<Held>,
@@ -440,6 +489,10 @@ impl<'a, W: Write> Analyser<'a, W> {
             params: None,
             probe: None,
             stream_written: false,
+            settle_at: None,
+            last_seen_end: None,
+            last_iq_end: None,
+            rejected_probe_info: 0,
             held_blocks: std::collections::VecDeque::new(),
             held_samples: 0,
             held_items: Vec::new(),
@@ -506,6 +559,7 @@ impl<'a, W: Write> Analyser<'a, W> {
         match payload {
             Payload::ProbeInfo(info) => self.probe_info(info, offset),
             Payload::Iq(block) => {
+                self.last_seen_end = Some(block.end_sample());
                 if self.pipeline.is_some() {
                     self.iq(&block)
                 } else {
@@ -523,7 +577,7 @@ impl<'a, W: Write> Analyser<'a, W> {
             }
             Payload::Annotation(ann) => {
                 if self.stream_written {
-                    self.annotation(&ann, true)
+                    self.annotation(&ann, PatientMode::Apply)
                 } else {
                     self.hold_item(Held::Annotation(ann));
                     Ok(())
@@ -571,12 +625,32 @@ impl<'a, W: Write> Analyser<'a, W> {
             ..PipelineConfig::default()
         };
         cfg.sv_model = self.current_model();
-        let pipeline = Pipeline::new(cfg, params).with_context(|| {
-            format!(
-                "{}: PROBE_INFO at byte {offset} cannot be analysed",
-                self.name
-            )
-        })?;
+        let pipeline = match Pipeline::new(cfg, params) {
+            Ok(p) => p,
+            // A CRC-valid PROBE_INFO whose parameters the DSP cannot use
+            // (beam angle 90°, carrier 0, …): nothing in the stream may stop
+            // the receiver (serial-stream.md rule 6). It is skipped like a
+            // malformed frame, the pipeline in force (if any) runs on, and
+            // without one the samples wait for a usable PROBE_INFO.
+            Err(e) => {
+                let r = RejectedProbeInfo {
+                    at_sample: self.last_seen_end,
+                    offset,
+                    reason: e.to_string(),
+                };
+                self.rejected_probe_info += 1;
+                eprintln!(
+                    "odm analyse: warning: {}: PROBE_INFO at byte {offset} skipped: {}",
+                    self.name, r.reason
+                );
+                return if self.stream_written {
+                    self.probe_info_rejected_line(&r)
+                } else {
+                    self.hold_item(Held::ProbeInfoRejected(r));
+                    Ok(())
+                };
+            }
+        };
         // A change of stream parameters: the old pipeline's last beats first.
         if let Some(mut old) = self.pipeline.take() {
             old.finish(&mut self.collect);
@@ -587,9 +661,32 @@ impl<'a, W: Write> Analyser<'a, W> {
         self.probe = Some(info);
         self.apply_calibration();
         if !self.stream_written {
-            self.start_stream()?;
+            if self.cli_model.is_some() {
+                // The area model is fixed: nothing to wait for.
+                self.start_stream()?;
+            } else if self.settle_at.is_none() {
+                let settle = (SETTLE_AREA_MODEL_S * f64::from(params.sample_rate_hz)) as u64;
+                self.settle_at = self.last_seen_end.map(|e| e.saturating_add(settle));
+            }
+            // Samples held before PROBE_INFO, analysed now.
+            let blocks = std::mem::take(&mut self.held_blocks);
+            self.held_samples = 0;
+            for b in blocks {
+                self.iq(&b)?;
+            }
         }
         Ok(())
+    }
+
+    fn probe_info_rejected_line(&mut self, r: &RejectedProbeInfo) -> Result<()> {
+        let t = r.at_sample.and_then(|s| self.t_s(s));
+        let line = JsonLine::new("event")
+            .num("t_s", t, decimals::TIME_S)
+            .string("kind", "probe_info_rejected")
+            .int("byte_offset", r.offset)
+            .string("reason", &r.reason)
+            .finish();
+        self.json(&line)
     }
 
     /// Applies the installed calibration of the probe in force (looked up
@@ -627,7 +724,10 @@ impl<'a, W: Write> Analyser<'a, W> {
         }
     }
 
-    /// Writes the stream line, then everything held before PROBE_INFO.
+    /// Writes the stream line, then everything held before it, in order.
+    /// Called once: when the area model is settled (first beat due,
+    /// [`SETTLE_AREA_MODEL_S`] of stream time after PROBE_INFO, a model
+    /// fixed on the command line) or at the end of the input.
     fn start_stream(&mut self) -> Result<()> {
         let held = std::mem::take(&mut self.held_items);
         // `patient` annotations seen before PROBE_INFO set the model the
@@ -651,13 +751,10 @@ impl<'a, W: Write> Analyser<'a, W> {
         for h in held {
             match h {
                 Held::Event(ev) => self.event_line(&ev)?,
-                Held::Annotation(a) => self.annotation(&a, false)?,
+                Held::Annotation(a) => self.annotation(&a, PatientMode::Announce)?,
+                Held::Status(s) => self.status(&s)?,
+                Held::ProbeInfoRejected(r) => self.probe_info_rejected_line(&r)?,
             }
-        }
-        let blocks = std::mem::take(&mut self.held_blocks);
-        self.held_samples = 0;
-        for b in blocks {
-            self.iq(&b)?;
         }
         Ok(())
     }
@@ -685,8 +782,9 @@ impl<'a, W: Write> Analyser<'a, W> {
         let ftc = self.args.ftc;
         l.string("ftc_formula", ftc.name());
         match ftc {
+            // As given: the K in use, not rounded.
             FtcFormula::Linear { k_ms_per_bpm } => {
-                l.num("ftc_linear_k_ms_per_bpm", Some(k_ms_per_bpm), 4)
+                l.num_exact("ftc_linear_k_ms_per_bpm", Some(k_ms_per_bpm))
             }
             _ => l.num("ftc_linear_k_ms_per_bpm", None, 0),
         };
@@ -738,10 +836,17 @@ impl<'a, W: Write> Analyser<'a, W> {
     }
 
     /// Writes an annotation event and acts on `patient` and `bolus`.
-    /// `apply_patient` is false for annotations held before the stream line
-    /// (their model is already in it).
-    fn annotation(&mut self, a: &Annotation, apply_patient: bool) -> Result<()> {
-        let json = serde_json::to_string(&a.json).unwrap_or_else(|_| "null".into());
+    /// `mode` is [`PatientMode::Announce`] for annotations held before the
+    /// stream line (their model is already in it). A `patient` annotation is
+    /// written with only the fields serial-stream.md defines for it, so an
+    /// identifier a writer put in it (name, NHS number, date of birth) is
+    /// not passed on.
+    fn annotation(&mut self, a: &Annotation, mode: PatientMode) -> Result<()> {
+        let json = if a.kind() == "patient" {
+            patient_fields_only(&a.json)
+        } else {
+            serde_json::to_string(&a.json).unwrap_or_else(|_| "null".into())
+        };
         let line = JsonLine::new("event")
             .num("t_s", self.t_s(a.at_sample), decimals::TIME_S)
             .string("kind", "annotation")
@@ -755,14 +860,19 @@ impl<'a, W: Write> Analyser<'a, W> {
                     self.fluid.bolus(t, volume);
                 }
             }
-            "patient" if apply_patient => {
+            "patient" => {
                 if self.cli_model.is_some() {
                     return Ok(());
                 }
                 let t = self.t_s(a.at_sample);
                 match self.model_from_patient(a) {
                     Ok(m) => {
-                        self.push_model(a.at_sample, m);
+                        if mode == PatientMode::Apply {
+                            self.push_model(a.at_sample, m);
+                            if let Some(p) = self.pipeline.as_mut() {
+                                p.set_sv_model(m);
+                            }
+                        }
                         let d = m.diameter();
                         let line = JsonLine::new("event")
                             .num("t_s", t, decimals::TIME_S)
@@ -776,9 +886,6 @@ impl<'a, W: Write> Analyser<'a, W> {
                             )
                             .finish();
                         self.json(&line)?;
-                        if let Some(p) = self.pipeline.as_mut() {
-                            p.set_sv_model(m);
-                        }
                     }
                     Err(reason) => {
                         let line = JsonLine::new("event")
@@ -795,6 +902,9 @@ impl<'a, W: Write> Analyser<'a, W> {
         Ok(())
     }
 
+    /// The area model of a `patient` annotation, or why it cannot be used.
+    /// The reason names the field, never its value: an annotation may carry
+    /// patient identifiers where numbers or words belong.
     fn model_from_patient(&self, a: &Annotation) -> Result<SvModel, String> {
         let num = |k: &str| {
             a.json
@@ -802,10 +912,10 @@ impl<'a, W: Write> Analyser<'a, W> {
                 .and_then(serde_json::Value::as_f64)
                 .ok_or_else(|| format!("patient annotation has no number `{k}`"))
         };
-        let sex = match a.json.get("sex").and_then(serde_json::Value::as_str) {
-            Some(s) => {
-                Sex::from_word(s).ok_or_else(|| format!("patient sex `{s}` is not known"))?
-            }
+        let sex = match a.json.get("sex") {
+            Some(v) => v.as_str().and_then(Sex::from_word).ok_or_else(|| {
+                "patient annotation field `sex` is not female, male or unknown".to_string()
+            })?,
             None => Sex::Unknown,
         };
         let demographics = Demographics {
@@ -814,8 +924,23 @@ impl<'a, W: Write> Analyser<'a, W> {
             height_cm: num("height_cm")?,
             weight_kg: num("weight_kg")?,
         };
-        SvModel::population(demographics)
-            .and_then(|m| m.with_descending_fraction(self.args.descending_fraction))
+        let model = SvModel::population(demographics).map_err(|e| {
+            let (field, range) = match e {
+                AreaError::AgeOutOfRange(_) => ("age_years", "18..=100"),
+                AreaError::HeightOutOfRange(_) => ("height_cm", "100..=250"),
+                AreaError::WeightOutOfRange(_) => ("weight_kg", "25..=350"),
+                _ => {
+                    return "patient annotation cannot be used by the population model".to_string();
+                }
+            };
+            format!(
+                "patient annotation field `{field}` is outside {range}, \
+                 the range of the population model"
+            )
+        })?;
+        // The fraction comes from the command line, not the annotation.
+        model
+            .with_descending_fraction(self.args.descending_fraction)
             .map_err(|e| e.to_string())
     }
 
@@ -860,6 +985,11 @@ impl<'a, W: Write> Analyser<'a, W> {
     }
 
     fn iq(&mut self, block: &IqBlock) -> Result<()> {
+        if !self.stream_written && self.settle_at.is_none() {
+            // PROBE_INFO came before any sample: the wait starts here.
+            let settle = self.fs().map_or(0, |fs| (SETTLE_AREA_MODEL_S * fs) as u64);
+            self.settle_at = Some(block.first_sample.saturating_add(settle));
+        }
         let Some(p) = self.pipeline.as_mut() else {
             return Ok(());
         };
@@ -875,7 +1005,11 @@ impl<'a, W: Write> Analyser<'a, W> {
                 .map_or(block.first_sample, |f| f.min(block.first_sample)),
         );
         self.last_end = self.last_end.max(end);
+        self.last_iq_end = Some(end);
         self.drain()?;
+        if !self.stream_written && self.settle_at.is_some_and(|s| end >= s) {
+            self.start_stream()?;
+        }
         if let Some(t) = self.t_s(end) {
             self.fluid.advance_to(t - FLUID_SETTLE_S);
         }
@@ -883,17 +1017,21 @@ impl<'a, W: Write> Analyser<'a, W> {
     }
 
     /// Writes what the pipeline produced, in the order it was produced.
+    /// Before the stream line, statuses are held; the first beat writes it.
     fn drain(&mut self) -> Result<()> {
         let mut items = std::mem::take(&mut self.collect.items);
         for item in items.drain(..) {
             match item {
-                Produced::Status(s) => {
-                    self.status_line(&s)?;
-                    if matches!(s, Status::Discontinuity { .. }) {
-                        self.restart_segment()?;
-                    }
+                Produced::Status(s) if !self.stream_written => {
+                    self.hold_item(Held::Status(s));
                 }
-                Produced::Beat(mut b) => self.beat(&mut b)?,
+                Produced::Status(s) => self.status(&s)?,
+                Produced::Beat(mut b) => {
+                    if !self.stream_written {
+                        self.start_stream()?;
+                    }
+                    self.beat(&mut b)?;
+                }
             }
         }
         // Keep the buffer's storage.
@@ -916,6 +1054,15 @@ impl<'a, W: Write> Analyser<'a, W> {
             model,
             bsa_m2,
         });
+        Ok(())
+    }
+
+    /// Writes a status line and acts on a discontinuity.
+    fn status(&mut self, s: &Status) -> Result<()> {
+        self.status_line(s)?;
+        if matches!(s, Status::Discontinuity { .. }) {
+            self.restart_segment()?;
+        }
         Ok(())
     }
 
@@ -989,10 +1136,17 @@ impl<'a, W: Write> Analyser<'a, W> {
             self.drain()?;
         }
         if !self.stream_written {
-            // No PROBE_INFO anywhere: nothing could be converted to velocity.
+            // No usable PROBE_INFO anywhere: nothing could be converted to
+            // velocity. (With one, the held samples were analysed already.)
             self.dropped_samples += self.held_samples;
+            self.held_samples = 0;
             self.held_blocks.clear();
             self.start_stream()?;
+        }
+        // Stream time reached: a challenge's after-window ends there at the
+        // latest, so the window it states is the one averaged.
+        if let Some(t) = self.last_iq_end.and_then(|e| self.t_s(e)) {
+            self.fluid.advance_to(t);
         }
         self.fluid.finish();
         self.write_fluid()?;
@@ -1006,6 +1160,13 @@ impl<'a, W: Write> Analyser<'a, W> {
             .int("accepted", self.accepted)
             .raw("median", &self.medians.json());
         for (name, value) in counters.named() {
+            // PROBE_INFO frames the DSP could not use were skipped like
+            // malformed ones.
+            let value = if name == "malformed" {
+                value + self.rejected_probe_info
+            } else {
+                value
+            };
             l.int(name, value);
         }
         // Added fields.
@@ -1024,6 +1185,40 @@ impl<'a, W: Write> Analyser<'a, W> {
         self.json(&line)?;
         self.dst.flush().context("writing standard output")
     }
+}
+
+/// A `patient` annotation object with only the fields serial-stream.md
+/// defines for it, each only when it has the defined type (`sex` one of its
+/// words): whatever else a writer put in it is not passed on.
+fn patient_fields_only(obj: &serde_json::Map<String, serde_json::Value>) -> String {
+    use serde_json::Value;
+    let mut l = JsonLine::object();
+    l.string("type", "patient");
+    if let Some(v) = obj.get("age_years").filter(|v| v.is_number()) {
+        l.raw("age_years", &v.to_string());
+    }
+    for k in ["height_cm", "weight_kg"] {
+        if let Some(v) = obj.get(k).filter(|v| v.is_number()) {
+            l.raw(k, &v.to_string());
+        }
+    }
+    if let Some(s) = obj.get("sex").and_then(Value::as_str)
+        && Sex::from_word(s).is_some()
+    {
+        l.string("sex", s);
+    }
+    l.finish_object()
+}
+
+/// The change stated in `delta_pct`: analysis-output.md defines it from the
+/// two means, so it is given whenever both exist, even when a window has too
+/// few beats to judge (then only `responsive` is null).
+fn delta_pct(r: &FluidChallengeResult) -> Option<f64> {
+    r.delta_pct
+        .or_else(|| match (r.sd_before_cm, r.sd_after_cm) {
+            (Some(sb), Some(sa)) if sb > 0.0 => Some(100.0 * (sa - sb) / sb),
+            _ => None,
+        })
 }
 
 /// The `fluid_challenge` line (fields in the spec's order; `complete` added).
@@ -1049,8 +1244,247 @@ fn fluid_json(r: &FluidChallengeResult) -> String {
         .num("sd_after_cm", r.sd_after_cm, decimals::SD)
         .num("sv_before_ml", r.sv_before_ml, decimals::SV)
         .num("sv_after_ml", r.sv_after_ml, decimals::SV)
-        .num("delta_pct", r.delta_pct, decimals::PCT)
+        .num("delta_pct", delta_pct(r), decimals::PCT)
         .boolean("responsive", r.responsive)
         .boolean("complete", Some(r.complete))
         .finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use odm_device_io::Encoder;
+    use odm_simulator::{SimConfig, VirtualProbe};
+    use serde_json::{Value, json};
+
+    #[derive(Parser)]
+    struct TestArgs {
+        #[command(flatten)]
+        opts: Options,
+    }
+
+    fn opts(extra: &[&str]) -> Options {
+        let mut argv = vec!["analyse", "--no-calibration"];
+        argv.extend_from_slice(extra);
+        TestArgs::parse_from(argv).opts
+    }
+
+    fn payloads(seed: u64, duration_s: f64) -> Vec<Payload> {
+        let mut probe = VirtualProbe::new(SimConfig {
+            seed,
+            duration_s: Some(duration_s),
+            hr_bpm: 80.0,
+            ..SimConfig::default()
+        })
+        .unwrap();
+        let mut out = Vec::new();
+        while let Some(p) = probe.next_payload() {
+            out.push(p);
+        }
+        assert!(matches!(out[0], Payload::ProbeInfo(_)));
+        out
+    }
+
+    fn probe_info(p: &[Payload]) -> ProbeInfo {
+        match &p[0] {
+            Payload::ProbeInfo(i) => i.clone(),
+            _ => unreachable!(),
+        }
+    }
+
+    fn patient(at_sample: u64, fields: Value) -> Payload {
+        let Value::Object(mut json) = fields else {
+            unreachable!()
+        };
+        json.insert("type".into(), "patient".into());
+        Payload::Annotation(Annotation { at_sample, json })
+    }
+
+    /// Runs `odm analyse` on the raw stream of `payloads`: (exit ok, lines).
+    fn run(payloads: &[Payload], extra: &[&str]) -> (bool, Vec<Value>, String) {
+        let mut enc = Encoder::new();
+        let mut bytes = Vec::new();
+        for p in payloads {
+            enc.encode(p, &mut bytes).unwrap();
+        }
+        let mut out = Vec::new();
+        let ok = analyse_stream(&bytes[..], "test".into(), &opts(extra), &mut out).is_ok();
+        let text = String::from_utf8(out).unwrap();
+        let lines = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        (ok, lines, text)
+    }
+
+    fn of_kind<'a>(lines: &'a [Value], kind: &str) -> Vec<&'a Value> {
+        lines.iter().filter(|l| l["kind"] == kind).collect()
+    }
+
+    fn beats(lines: &[Value]) -> Vec<&Value> {
+        lines.iter().filter(|l| l["type"] == "beat").collect()
+    }
+
+    #[test]
+    fn an_unusable_probe_info_mid_stream_is_skipped_and_counted() {
+        let clean = payloads(11, 12.0);
+        let mut bad = clean.clone();
+        let mut angle90 = probe_info(&clean);
+        angle90.beam_angle_cdeg = 9000;
+        let mut carrier0 = probe_info(&clean);
+        carrier0.carrier_hz = 0;
+        let mid = bad.len() / 2;
+        bad.insert(mid, Payload::ProbeInfo(angle90));
+        bad.insert(mid + 10, Payload::ProbeInfo(carrier0));
+        let (ok_a, a, _) = run(&clean, &[]);
+        let (ok_b, b, _) = run(&bad, &[]);
+        assert!(ok_a && ok_b, "nothing in the stream stops the analysis");
+        assert_eq!(b[0]["type"], "stream");
+        let summary = b.last().unwrap();
+        assert_eq!(summary["type"], "summary");
+        assert_eq!(summary["malformed"], 2);
+        let rejected = of_kind(&b, "probe_info_rejected");
+        assert_eq!(rejected.len(), 2);
+        assert!(rejected.iter().all(|r| r["reason"].is_string()
+            && r["byte_offset"].is_u64()
+            && r["t_s"].as_f64().is_some_and(|t| t > 4.0)));
+        // Every good frame analysed with the pipeline in force.
+        assert!(beats(&a).len() > 10);
+        assert_eq!(beats(&a), beats(&b));
+    }
+
+    #[test]
+    fn an_unusable_first_probe_info_waits_for_a_usable_one() {
+        let clean = payloads(12, 12.0);
+        let mut bad = clean.clone();
+        let mut angle90 = probe_info(&clean);
+        angle90.beam_angle_cdeg = 9000;
+        bad[0] = Payload::ProbeInfo(angle90);
+        // The good one comes 30 IQ blocks later (its samples are held).
+        bad.insert(31, clean[0].clone());
+        let (ok, b, _) = run(&bad, &[]);
+        assert!(ok);
+        assert_eq!(b[0]["type"], "stream");
+        assert_eq!(b[0]["beam_angle_deg"], 45.0);
+        assert_eq!(b[1]["kind"], "probe_info_rejected");
+        let summary = b.last().unwrap();
+        assert_eq!(summary["malformed"], 1);
+        assert_eq!(summary["samples_dropped_before_probe_info"], 0);
+        let (_, a, _) = run(&clean, &[]);
+        assert_eq!(beats(&a), beats(&b));
+    }
+
+    #[test]
+    fn a_patient_annotation_right_after_probe_info_is_in_the_stream_line() {
+        let mut p = payloads(13, 10.0);
+        p.insert(
+            1,
+            patient(
+                0,
+                json!({"age_years": 60, "height_cm": 175.0, "weight_kg": 80.0, "sex": "male"}),
+            ),
+        );
+        let (ok, lines, _) = run(&p, &[]);
+        assert!(ok);
+        assert_eq!(lines[0]["type"], "stream");
+        assert_eq!(lines[0]["area_model"], "fhs_ct_age_sex");
+        assert_eq!(lines[0]["aortic_diameter_mm"], 27.4);
+        let b = beats(&lines);
+        assert!(b.len() > 5);
+        assert!(b.iter().all(|b| b["sv_ml"].as_f64().is_some()));
+        assert_eq!(lines.last().unwrap()["type"], "summary");
+        assert_eq!(lines.iter().filter(|l| l["type"] == "stream").count(), 1);
+    }
+
+    #[test]
+    fn patient_identifiers_are_never_passed_on() {
+        let mut p = payloads(14, 6.0);
+        p.insert(
+            1,
+            patient(
+                0,
+                json!({"age_years": 60, "height_cm": 175.0, "weight_kg": 80.0, "sex": "female",
+                       "name": "John Smith", "nhs_number": "943 476 5919", "dob": "1966-01-02"}),
+            ),
+        );
+        // Later, a correction with an identifier where the sex belongs.
+        let late = p.len() - 20;
+        p.insert(
+            late,
+            patient(
+                40_000,
+                json!({"age_years": 60, "height_cm": 175.0, "weight_kg": 80.0,
+                       "sex": "John Smith, MRN 12345678"}),
+            ),
+        );
+        let (ok, lines, text) = run(&p, &[]);
+        assert!(ok);
+        for secret in [
+            "John",
+            "Smith",
+            "12345678",
+            "943 476",
+            "1966",
+            "nhs_number",
+            "dob",
+        ] {
+            assert!(!text.contains(secret), "{secret} in the output:\n{text}");
+        }
+        let anns: Vec<&Value> = of_kind(&lines, "annotation")
+            .into_iter()
+            .filter(|a| a["annotation"]["type"] == "patient")
+            .collect();
+        assert_eq!(anns.len(), 2);
+        let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+        assert_eq!(
+            keys(&anns[0]["annotation"]),
+            ["age_years", "height_cm", "sex", "type", "weight_kg"]
+        );
+        assert_eq!(anns[0]["annotation"]["sex"], "female");
+        assert!(anns[1]["annotation"].get("sex").is_none());
+        let unchanged = of_kind(&lines, "area_model_unchanged");
+        assert_eq!(unchanged.len(), 1);
+        assert!(unchanged[0]["reason"].as_str().unwrap().contains("`sex`"));
+    }
+
+    #[test]
+    fn a_bolus_near_the_end_states_the_window_it_averaged() {
+        let mut p = payloads(15, 20.0);
+        let fs = 20_000u64;
+        let mut json = serde_json::Map::new();
+        json.insert("type".into(), "bolus".into());
+        json.insert("volume_ml".into(), 250.into());
+        let at = p.len() * 3 / 4;
+        p.insert(
+            at,
+            Payload::Annotation(Annotation {
+                at_sample: 15 * fs,
+                json,
+            }),
+        );
+        let (ok, lines, _) = run(&p, &[]);
+        assert!(ok);
+        let fc: Vec<&Value> = lines
+            .iter()
+            .filter(|l| l["type"] == "fluid_challenge")
+            .collect();
+        assert_eq!(fc.len(), 1);
+        let w = &fc[0]["after_window_s"];
+        assert_eq!(w[0], 15.0);
+        let end = w[1].as_f64().unwrap();
+        assert!(end > 15.0 && end <= 20.0 + 1e-9, "{w}");
+        // Both means exist: delta stated, responsiveness not judged.
+        assert!(fc[0]["sd_before_cm"].is_number() && fc[0]["sd_after_cm"].is_number());
+        assert!(fc[0]["delta_pct"].is_number(), "{}", fc[0]);
+        assert!(fc[0]["responsive"].is_null());
+    }
+
+    #[test]
+    fn linear_k_is_written_as_given() {
+        let p = payloads(16, 3.0);
+        let (_, lines, text) = run(&p, &["--ftc", "linear:1.234567"]);
+        assert_eq!(lines[0]["ftc_linear_k_ms_per_bpm"], 1.234567);
+        assert!(text.lines().next().unwrap().contains(":1.234567,"));
+    }
 }

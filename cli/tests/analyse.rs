@@ -798,9 +798,10 @@ fn a_bolus_near_the_end_is_reported_incomplete_before_the_summary() {
     assert_eq!(fc["complete"], false);
     assert_eq!(fc["volume_ml"], 200.0);
     // Only 5 s of stream after the bolus: at most ~6 beats, fewer than the
-    // 10 needed to judge, so no judgement (the means are still stated).
+    // 10 needed to judge, so no judgement; the means and their change are
+    // still stated (analysis-output.md: only `responsive` needs the beats).
     assert!(
-        fc["delta_pct"].is_null() && fc["responsive"].is_null(),
+        fc["delta_pct"].is_number() && fc["responsive"].is_null(),
         "{fc}"
     );
     let aw: Vec<f64> = fc["after_window_s"]
@@ -809,7 +810,9 @@ fn a_bolus_near_the_end_is_reported_incomplete_before_the_summary() {
         .iter()
         .map(|x| x.as_f64().unwrap())
         .collect();
-    assert_eq!(aw, vec![25.0, 325.0], "the whole search span is stated");
+    // The window averaged: from the bolus to the end of the stream.
+    assert_eq!(aw[0], 25.0);
+    assert!(aw[1] > 25.0 && aw[1] <= 30.0 + 1e-9, "{aw:?}");
     assert!(fc["beats_before"].as_u64().unwrap() > 0);
     assert!(fc["beats_after"].as_u64().unwrap() < 10);
 }

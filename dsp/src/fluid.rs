@@ -9,9 +9,14 @@
 //!   that starts at an accepted beat's onset at or after the bolus and ends
 //!   within `after_span_s` (default 300 s) of it, among windows with at least
 //!   `min_beats` accepted beats;
+//! - when no rolling window has `min_beats`, the after window is every
+//!   accepted beat from the bolus to the end of the span, or to the end of
+//!   the time observed when the challenge finishes early: the window stated
+//!   is always the one averaged;
 //! - `delta_pct = 100·(sd_after − sd_before)/sd_before`, responsive when
 //!   `≥ responsive_pct` (default 10 %); both `None` when either window has
-//!   fewer than `min_beats` (default 10) accepted beats.
+//!   fewer than `min_beats` (default 10) accepted beats (the means are still
+//!   given; `odm analyse` states the change from them, analysis-output.md).
 //!
 //! SD is compared, not SV: for a fixed aortic area the change is the same,
 //! and it does not depend on the area model (analysis-output.md).
@@ -69,7 +74,8 @@ pub struct FluidChallengeResult {
     /// `[start, end]` of the baseline window, s.
     pub before_window_s: [f64; 2],
     /// `[start, end]` of the window averaged after the bolus, s: the best
-    /// rolling window, or the whole search span when none had enough beats.
+    /// rolling window, or, when none had enough beats, from the bolus to the
+    /// end of the search span or of the time observed, whichever is first.
     pub after_window_s: [f64; 2],
     /// Accepted beats in the baseline window.
     pub beats_before: usize,
@@ -84,7 +90,7 @@ pub struct FluidChallengeResult {
     /// Mean SV after, ml (beats with SV only).
     pub sv_after_ml: Option<f64>,
     /// `100·(sd_after − sd_before)/sd_before`; `None` when a window has too
-    /// few beats.
+    /// few beats to judge (the monitor then shows no change).
     pub delta_pct: Option<f64>,
     /// `delta_pct ≥ responsive_pct`; `None` when it cannot be judged.
     pub responsive: Option<bool>,
@@ -336,7 +342,14 @@ impl FluidTracker {
 
     fn evaluate(&self, b: Bolus, complete: bool) -> FluidChallengeResult {
         let before = self.before_stats(b);
-        let span_end = b.t_s + self.cfg.after_span_s;
+        // What was averaged can only reach as far as time was observed: a
+        // challenge finished early (end of stream, too many pending) states
+        // the window up to the time reached, not the whole search span.
+        let span_end = if complete {
+            b.t_s + self.cfg.after_span_s
+        } else {
+            (b.t_s + self.cfg.after_span_s).min(self.now_s.max(b.t_s))
+        };
         let best = self.best_after(b, span_end);
         let (after_window_s, after) = match best {
             Some((start, s)) => ([start, start + self.cfg.rolling_s], s),
@@ -540,6 +553,29 @@ mod tests {
         assert!(!r.complete);
         assert_eq!(r.responsive, Some(true));
         assert!(tr.live().is_none());
+    }
+
+    #[test]
+    fn a_challenge_cut_short_states_the_window_it_averaged() {
+        // Bolus at 55 s in a 60 s stream: five beats after it, too few for
+        // a rolling window; the window averaged ends where the stream did.
+        let mut tr = FluidTracker::new(FluidConfig::default());
+        feed(
+            &mut tr,
+            0.0,
+            60.0,
+            1.0,
+            |t| if t < 55.0 { 15.0 } else { 16.5 },
+        );
+        tr.bolus(55.0, Some(250.0));
+        tr.advance_to(60.0);
+        tr.finish();
+        let r = tr.poll().unwrap();
+        assert!(!r.complete);
+        assert_eq!(r.after_window_s, [55.0, 60.0], "{r:?}");
+        assert_eq!(r.beats_after, 5);
+        assert!((r.sd_after_cm.unwrap() - 16.5).abs() < 1e-9, "{r:?}");
+        assert_eq!(r.responsive, None, "too few beats to judge");
     }
 
     #[test]
