@@ -149,6 +149,18 @@ pub struct FileSink {
     file: File,
 }
 
+impl FileSink {
+    /// Creates (or truncates) the file at `path`.
+    fn create(path: &Path) -> Result<Self, RecordingError> {
+        let file = File::create(path).map_err(|source| RecordingError::Io {
+            what: "creating".into(),
+            path: path.display().to_string(),
+            source,
+        })?;
+        Ok(Self { file })
+    }
+}
+
 impl Write for FileSink {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.file.write(buf)
@@ -185,12 +197,7 @@ impl RecordingWriter<FileSink> {
         start: &RecordingStart,
         probe_info: &ProbeInfo,
     ) -> Result<Self, RecordingError> {
-        let file = File::create(path).map_err(|source| RecordingError::Io {
-            what: "creating".into(),
-            path: path.display().to_string(),
-            source,
-        })?;
-        let mut w = Self::new(FileSink { file }, start, probe_info)?;
+        let mut w = Self::new(FileSink::create(path)?, start, probe_info)?;
         w.path = path.display().to_string();
         Ok(w)
     }
@@ -203,12 +210,7 @@ impl RecordingWriter<FileSink> {
         start: &RecordingStart,
         probe_info_payload: &[u8],
     ) -> Result<Self, RecordingError> {
-        let file = File::create(path).map_err(|source| RecordingError::Io {
-            what: "creating".into(),
-            path: path.display().to_string(),
-            source,
-        })?;
-        let mut w = Self::begin(FileSink { file }, start)?;
+        let mut w = Self::begin(FileSink::create(path)?, start)?;
         w.path = path.display().to_string();
         w.write_raw(kind::PROBE_INFO, probe_info_payload)?;
         w.flush()?;
