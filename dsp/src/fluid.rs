@@ -13,10 +13,10 @@
 //!   accepted beat from the bolus to the end of the span, or to the end of
 //!   the time observed when the challenge finishes early: the window stated
 //!   is always the one averaged;
-//! - `delta_pct = 100·(sd_after − sd_before)/sd_before`, responsive when
-//!   `≥ responsive_pct` (default 10 %); both `None` when either window has
-//!   fewer than `min_beats` (default 10) accepted beats (the means are still
-//!   given; `odm analyse` states the change from them, analysis-output.md).
+//! - `delta_pct = 100·(sd_after − sd_before)/sd_before` whenever both means
+//!   exist; responsive when `≥ responsive_pct` (default 10 %), `None` when
+//!   either window has fewer than `min_beats` (default 10) accepted beats
+//!   (analysis-output.md: only the verdict needs the beats).
 //!
 //! SD is compared, not SV: for a fixed aortic area the change is the same,
 //! and it does not depend on the area model (analysis-output.md).
@@ -89,8 +89,8 @@ pub struct FluidChallengeResult {
     pub sv_before_ml: Option<f64>,
     /// Mean SV after, ml (beats with SV only).
     pub sv_after_ml: Option<f64>,
-    /// `100·(sd_after − sd_before)/sd_before`; `None` when a window has too
-    /// few beats to judge (the monitor then shows no change).
+    /// `100·(sd_after − sd_before)/sd_before`; `None` when a window has no
+    /// accepted beat (with too few to judge it is given, `responsive` is not).
     pub delta_pct: Option<f64>,
     /// `delta_pct ≥ responsive_pct`; `None` when it cannot be judged.
     pub responsive: Option<bool>,
@@ -366,8 +366,10 @@ impl FluidTracker {
             }
         };
         let judged = before.n >= self.cfg.min_beats && after.n >= self.cfg.min_beats;
-        let delta_pct = match (judged, before.sd(), after.sd()) {
-            (true, Some(sb), Some(sa)) if sb > 0.0 => Some(100.0 * (sa - sb) / sb),
+        // The change is stated whenever both means exist; only the verdict
+        // needs enough beats (analysis-output.md).
+        let delta_pct = match (before.sd(), after.sd()) {
+            (Some(sb), Some(sa)) if sb > 0.0 => Some(100.0 * (sa - sb) / sb),
             _ => None,
         };
         FluidChallengeResult {
@@ -384,7 +386,9 @@ impl FluidTracker {
             sv_before_ml: before.sv(),
             sv_after_ml: after.sv(),
             delta_pct,
-            responsive: delta_pct.map(|d| d >= self.cfg.responsive_pct),
+            responsive: delta_pct
+                .filter(|_| judged)
+                .map(|d| d >= self.cfg.responsive_pct),
             complete,
         }
     }
@@ -501,7 +505,7 @@ mod tests {
     }
 
     #[test]
-    fn too_few_beats_before_gives_null_delta() {
+    fn too_few_beats_before_gives_no_verdict_but_states_the_change() {
         let mut tr = FluidTracker::new(FluidConfig::default());
         feed(&mut tr, 0.0, 5.0, 1.0, |_| 15.0); // 5 beats < 10
         tr.bolus(5.0, Some(250.0));
@@ -509,7 +513,7 @@ mod tests {
         let r = tr.poll().unwrap();
         assert_eq!(r.beats_before, 5);
         assert_eq!(r.before_window_s, [0.0, 5.0], "clipped at the stream start");
-        assert_eq!(r.delta_pct, None);
+        assert!((r.delta_pct.unwrap() - 20.0).abs() < 1e-9, "{r:?}");
         assert_eq!(r.responsive, None);
         assert!(
             (r.sd_before_cm.unwrap() - 15.0).abs() < 1e-9,

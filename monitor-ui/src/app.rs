@@ -1162,7 +1162,7 @@ impl MonitorApp {
         } else if let Some(r) = self.state.challenges.history().last() {
             let verdict = match (r.delta_pct, r.responsive) {
                 (Some(d), Some(true)) => format!("last bolus: ΔSV {d:+.1} %  RESPONSIVE"),
-                (Some(d), _) => format!("last bolus: ΔSV {d:+.1} %  not responsive"),
+                (Some(d), Some(false)) => format!("last bolus: ΔSV {d:+.1} %  not responsive"),
                 _ => "last bolus: too few beats to judge".to_string(),
             };
             let v = ui.label(RichText::new(&verdict).size(20.0 * scale).strong());
