@@ -40,7 +40,7 @@ use odm_device_io::{
     Annotation, Counters, DecodedItem, IqBlock, MAX_SAMPLE_RATE_HZ, MagicStatus, Payload,
     ProbeEvent, ProbeInfo, RecordingReader,
 };
-use odm_dsp::area::{AreaError, Demographics, Sex};
+use odm_dsp::area::{Demographics, Sex};
 use odm_dsp::calfit::probe_calibration_from;
 use odm_dsp::fluid::{FluidChallengeResult, FluidConfig, FluidTracker};
 use odm_dsp::haemo::{self, BsaFormula, FtcFormula, SvModel};
@@ -924,20 +924,14 @@ impl<'a, W: Write> Analyser<'a, W> {
             height_cm: num("height_cm")?,
             weight_kg: num("weight_kg")?,
         };
-        let model = SvModel::population(demographics).map_err(|e| {
-            let (field, range) = match e {
-                AreaError::AgeOutOfRange(_) => ("age_years", "18..=100"),
-                AreaError::HeightOutOfRange(_) => ("height_cm", "100..=250"),
-                AreaError::WeightOutOfRange(_) => ("weight_kg", "25..=350"),
-                _ => {
-                    return "patient annotation cannot be used by the population model".to_string();
-                }
-            };
-            format!(
-                "patient annotation field `{field}` is outside {range}, \
-                 the range of the population model"
-            )
-        })?;
+        let model =
+            SvModel::population(demographics).map_err(|e| match e.demographic_field_range() {
+                Some((field, (lo, hi))) => format!(
+                    "patient annotation field `{field}` is outside {lo}..={hi}, \
+                     the range of the population model"
+                ),
+                None => "patient annotation cannot be used by the population model".to_string(),
+            })?;
         // The fraction comes from the command line, not the annotation.
         model
             .with_descending_fraction(self.args.descending_fraction)
@@ -1194,10 +1188,7 @@ fn patient_fields_only(obj: &serde_json::Map<String, serde_json::Value>) -> Stri
     use serde_json::Value;
     let mut l = JsonLine::object();
     l.string("type", "patient");
-    if let Some(v) = obj.get("age_years").filter(|v| v.is_number()) {
-        l.raw("age_years", &v.to_string());
-    }
-    for k in ["height_cm", "weight_kg"] {
+    for k in ["age_years", "height_cm", "weight_kg"] {
         if let Some(v) = obj.get(k).filter(|v| v.is_number()) {
             l.raw(k, &v.to_string());
         }
@@ -1208,17 +1199,6 @@ fn patient_fields_only(obj: &serde_json::Map<String, serde_json::Value>) -> Stri
         l.string("sex", s);
     }
     l.finish_object()
-}
-
-/// The change stated in `delta_pct`: analysis-output.md defines it from the
-/// two means, so it is given whenever both exist, even when a window has too
-/// few beats to judge (then only `responsive` is null).
-fn delta_pct(r: &FluidChallengeResult) -> Option<f64> {
-    r.delta_pct
-        .or_else(|| match (r.sd_before_cm, r.sd_after_cm) {
-            (Some(sb), Some(sa)) if sb > 0.0 => Some(100.0 * (sa - sb) / sb),
-            _ => None,
-        })
 }
 
 /// The `fluid_challenge` line (fields in the spec's order; `complete` added).
@@ -1244,7 +1224,7 @@ fn fluid_json(r: &FluidChallengeResult) -> String {
         .num("sd_after_cm", r.sd_after_cm, decimals::SD)
         .num("sv_before_ml", r.sv_before_ml, decimals::SV)
         .num("sv_after_ml", r.sv_after_ml, decimals::SV)
-        .num("delta_pct", delta_pct(r), decimals::PCT)
+        .num("delta_pct", r.delta_pct, decimals::PCT)
         .boolean("responsive", r.responsive)
         .boolean("complete", Some(r.complete))
         .finish()
@@ -1418,6 +1398,17 @@ mod tests {
                        "sex": "John Smith, MRN 12345678"}),
             ),
         );
+        // And one with an impossible age: the message names the field and
+        // its range, not the value (the spec's field itself is echoed).
+        let later = p.len() - 10;
+        p.insert(
+            later,
+            patient(
+                60_000,
+                json!({"age_years": 4_812_345, "height_cm": 175.0, "weight_kg": 80.0,
+                       "sex": "male"}),
+            ),
+        );
         let (ok, lines, text) = run(&p, &[]);
         assert!(ok);
         for secret in [
@@ -1435,7 +1426,7 @@ mod tests {
             .into_iter()
             .filter(|a| a["annotation"]["type"] == "patient")
             .collect();
-        assert_eq!(anns.len(), 2);
+        assert_eq!(anns.len(), 3);
         let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
         assert_eq!(
             keys(&anns[0]["annotation"]),
@@ -1444,8 +1435,11 @@ mod tests {
         assert_eq!(anns[0]["annotation"]["sex"], "female");
         assert!(anns[1]["annotation"].get("sex").is_none());
         let unchanged = of_kind(&lines, "area_model_unchanged");
-        assert_eq!(unchanged.len(), 1);
+        assert_eq!(unchanged.len(), 2);
         assert!(unchanged[0]["reason"].as_str().unwrap().contains("`sex`"));
+        let age = unchanged[1]["reason"].as_str().unwrap();
+        assert!(age.contains("`age_years` is outside 18..=100"), "{age}");
+        assert!(!age.contains("4812345"), "{age}");
     }
 
     #[test]

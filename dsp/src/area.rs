@@ -76,6 +76,20 @@ pub enum AreaError {
     FractionOutOfRange(f64),
 }
 
+impl AreaError {
+    /// The demographic field (as named in a `patient` annotation) this error
+    /// is about and its allowed range, without the value given: for
+    /// messages that must not repeat patient data. None for the other kinds.
+    pub fn demographic_field_range(&self) -> Option<(&'static str, (f64, f64))> {
+        match self {
+            Self::AgeOutOfRange(_) => Some(("age_years", AGE_RANGE_YEARS)),
+            Self::HeightOutOfRange(_) => Some(("height_cm", HEIGHT_RANGE_CM)),
+            Self::WeightOutOfRange(_) => Some(("weight_kg", WEIGHT_RANGE_KG)),
+            Self::DiameterOutOfRange(_) | Self::FractionOutOfRange(_) => None,
+        }
+    }
+}
+
 // Plausibility limits. Not physiology thresholds, only guards against typing
 // errors (cm for mm, lb for kg): values outside are refused, not clamped.
 const AGE_RANGE_YEARS: (f64, f64) = (18.0, 100.0);
