@@ -40,7 +40,7 @@ use odm_device_io::{
     Annotation, Counters, DecodedItem, IqBlock, MAX_SAMPLE_RATE_HZ, MagicStatus, Payload,
     ProbeEvent, ProbeInfo, RecordingReader,
 };
-use odm_dsp::area::{Demographics, Sex};
+use odm_dsp::area::{AreaError, Demographics, Sex};
 use odm_dsp::calfit::probe_calibration_from;
 use odm_dsp::fluid::{FluidChallengeResult, FluidConfig, FluidTracker};
 use odm_dsp::haemo::{self, BsaFormula, FtcFormula, SvModel};
@@ -358,6 +358,10 @@ enum PatientMode {
     /// Already applied before the stream line: only announce it.
     Announce,
 }
+
+/// odm's own `patient` annotation field for a measured descending-aortic
+/// diameter (mm); serial-stream.md's readers ignore fields they do not know.
+const DIAMETER_FIELD: &str = "aortic_diameter_mm";
 
 /// The area model in force from a sample index on.
 #[derive(Clone, Copy)]
@@ -736,9 +740,9 @@ impl<'a, W: Write> Analyser<'a, W> {
             for h in &held {
                 if let Held::Annotation(a) = h
                     && a.kind() == "patient"
-                    && let Ok(m) = self.model_from_patient(a)
+                    && let Ok((m, bsa_m2)) = self.model_from_patient(a)
                 {
-                    self.push_model(a.at_sample, m);
+                    self.push_model(a.at_sample, m, bsa_m2);
                 }
             }
         }
@@ -866,9 +870,9 @@ impl<'a, W: Write> Analyser<'a, W> {
                 }
                 let t = self.t_s(a.at_sample);
                 match self.model_from_patient(a) {
-                    Ok(m) => {
+                    Ok((m, bsa_m2)) => {
                         if mode == PatientMode::Apply {
-                            self.push_model(a.at_sample, m);
+                            self.push_model(a.at_sample, m, bsa_m2);
                             if let Some(p) = self.pipeline.as_mut() {
                                 p.set_sv_model(m);
                             }
@@ -902,54 +906,67 @@ impl<'a, W: Write> Analyser<'a, W> {
         Ok(())
     }
 
-    /// The area model of a `patient` annotation, or why it cannot be used.
-    /// The reason names the field, never its value: an annotation may carry
-    /// patient identifiers where numbers or words belong.
-    fn model_from_patient(&self, a: &Annotation) -> Result<SvModel, String> {
+    /// The area model of a `patient` annotation and the body surface area
+    /// its demographics give, or why it cannot be used. A measured
+    /// `aortic_diameter_mm` (odm's own field, written by the monitor beside
+    /// the spec's demographics; docs/stream-codec.md) wins over the
+    /// population model, as on the monitor and the command line. The reason
+    /// names the field, never its value: an annotation may carry patient
+    /// identifiers where numbers or words belong.
+    fn model_from_patient(&self, a: &Annotation) -> Result<(SvModel, Option<f64>), String> {
+        let out_of_range = |e: AreaError, whose: &str| match e.patient_field_range() {
+            Some((field, (lo, hi))) => {
+                format!("patient annotation field `{field}` is outside {lo}..={hi}{whose}")
+            }
+            None => "patient annotation cannot be used for stroke volume".to_string(),
+        };
         let num = |k: &str| {
             a.json
                 .get(k)
                 .and_then(serde_json::Value::as_f64)
                 .ok_or_else(|| format!("patient annotation has no number `{k}`"))
         };
-        let sex = match a.json.get("sex") {
-            Some(v) => v.as_str().and_then(Sex::from_word).ok_or_else(|| {
-                "patient annotation field `sex` is not female, male or unknown".to_string()
-            })?,
-            None => Sex::Unknown,
+        let demographics = || -> Result<Demographics, String> {
+            let sex = match a.json.get("sex") {
+                Some(v) => v.as_str().and_then(Sex::from_word).ok_or_else(|| {
+                    "patient annotation field `sex` is not female, male or unknown".to_string()
+                })?,
+                None => Sex::Unknown,
+            };
+            Ok(Demographics {
+                age_years: num("age_years")?,
+                sex,
+                height_cm: num("height_cm")?,
+                weight_kg: num("weight_kg")?,
+            })
         };
-        let demographics = Demographics {
-            age_years: num("age_years")?,
-            sex,
-            height_cm: num("height_cm")?,
-            weight_kg: num("weight_kg")?,
+        let (model, bsa_m2) = if a.json.contains_key(DIAMETER_FIELD) {
+            let model = SvModel::measured(num(DIAMETER_FIELD)?).map_err(|e| out_of_range(e, ""))?;
+            // BSA (for CI and SVI) from the demographics beside it, if usable.
+            let bsa = demographics()
+                .ok()
+                .filter(|d| d.validate().is_ok())
+                .map(|d| d.bsa_m2(BsaFormula::Mosteller));
+            (model, bsa)
+        } else {
+            let d = demographics()?;
+            let model = SvModel::population(d)
+                .map_err(|e| out_of_range(e, ", the range of the population model"))?;
+            (model, Some(d.bsa_m2(BsaFormula::Mosteller)))
         };
-        let model =
-            SvModel::population(demographics).map_err(|e| match e.demographic_field_range() {
-                Some((field, (lo, hi))) => format!(
-                    "patient annotation field `{field}` is outside {lo}..={hi}, \
-                     the range of the population model"
-                ),
-                None => "patient annotation cannot be used by the population model".to_string(),
-            })?;
         // The fraction comes from the command line, not the annotation.
-        model
+        let model = model
             .with_descending_fraction(self.args.descending_fraction)
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        Ok((model, bsa_m2))
     }
 
-    fn push_model(&mut self, at_sample: u64, model: SvModel) {
+    fn push_model(&mut self, at_sample: u64, model: SvModel, bsa_m2: Option<f64>) {
         // Bounded: a flood of annotations keeps only the latest 64.
         if self.models.len() >= 64 {
             self.models.remove(0);
         }
         let at = self.models.partition_point(|m| m.at_sample <= at_sample);
-        let bsa_m2 = match model {
-            SvModel::Population { demographics, .. } => {
-                Some(demographics.bsa_m2(BsaFormula::Mosteller))
-            }
-            _ => None,
-        };
         self.models.insert(
             at,
             ModelFrom {
@@ -1182,13 +1199,14 @@ impl<'a, W: Write> Analyser<'a, W> {
 }
 
 /// A `patient` annotation object with only the fields serial-stream.md
-/// defines for it, each only when it has the defined type (`sex` one of its
-/// words): whatever else a writer put in it is not passed on.
+/// defines for it and odm's measured diameter, each only when it has the
+/// defined type (`sex` one of its words): whatever else a writer put in it
+/// is not passed on.
 fn patient_fields_only(obj: &serde_json::Map<String, serde_json::Value>) -> String {
     use serde_json::Value;
     let mut l = JsonLine::object();
     l.string("type", "patient");
-    for k in ["age_years", "height_cm", "weight_kg"] {
+    for k in ["age_years", "height_cm", "weight_kg", DIAMETER_FIELD] {
         if let Some(v) = obj.get(k).filter(|v| v.is_number()) {
             l.raw(k, &v.to_string());
         }
@@ -1375,6 +1393,68 @@ mod tests {
         assert!(b.iter().all(|b| b["sv_ml"].as_f64().is_some()));
         assert_eq!(lines.last().unwrap()["type"], "summary");
         assert_eq!(lines.iter().filter(|l| l["type"] == "stream").count(), 1);
+    }
+
+    #[test]
+    fn a_measured_diameter_in_a_patient_annotation_is_used_as_on_the_monitor() {
+        // What the monitor writes: the spec's demographics and its diameter.
+        let mut p = payloads(16, 10.0);
+        p.insert(
+            1,
+            patient(
+                0,
+                json!({"age_years": 60, "height_cm": 180.0, "weight_kg": 80.0, "sex": "male",
+                       "aortic_diameter_mm": 20.0}),
+            ),
+        );
+        // A later correction typed in tenths of a millimetre: refused, the
+        // message names the field and its range, never the value.
+        let late = p.len() - 20;
+        p.insert(
+            late,
+            patient(
+                150_000,
+                json!({"age_years": 60, "height_cm": 180.0, "weight_kg": 80.0, "sex": "male",
+                       "aortic_diameter_mm": 203.0}),
+            ),
+        );
+        let (ok, lines, _) = run(&p, &[]);
+        assert!(ok);
+        assert_eq!(lines[0]["area_model"], "measured_diameter");
+        assert_eq!(lines[0]["aortic_diameter_mm"], 20.0);
+        let b = beats(&lines);
+        assert!(b.len() > 5);
+        // SV = SD · π (1 cm)² / 0.7 (the default descending fraction); CI
+        // from the Mosteller BSA of 180 cm, 80 kg: √(180·80/3600) = 2 m².
+        for beat in &b {
+            let sd = beat["sd_cm"].as_f64().unwrap();
+            let sv = beat["sv_ml"].as_f64().unwrap();
+            assert!(
+                (sv - sd * std::f64::consts::PI / 0.7).abs() < 0.05,
+                "{beat}"
+            );
+            let co = beat["co_l_min"].as_f64().unwrap();
+            let ci = beat["ci_l_min_m2"].as_f64().unwrap();
+            assert!((ci - co / 2.0).abs() < 0.01, "{beat}");
+        }
+        let anns = of_kind(&lines, "annotation");
+        assert_eq!(anns[0]["annotation"]["aortic_diameter_mm"], 20.0);
+        let unchanged = of_kind(&lines, "area_model_unchanged");
+        assert_eq!(unchanged.len(), 1);
+        let reason = unchanged[0]["reason"].as_str().unwrap();
+        assert!(
+            reason.contains("`aortic_diameter_mm` is outside 10..=50"),
+            "{reason}"
+        );
+        assert!(!reason.contains("203"), "{reason}");
+        // The refused correction left the diameter in force.
+        assert!(b.last().unwrap()["sv_ml"].as_f64().is_some());
+        let models = of_kind(&lines, "area_model");
+        assert_eq!(models.len(), 1);
+        assert_eq!(models[0]["area_model"], "measured_diameter");
+        // The command line's diameter overrides the file's (cli.md).
+        let (_, cli, _) = run(&p, &["--aortic-diameter-mm", "25"]);
+        assert_eq!(cli[0]["aortic_diameter_mm"], 25.0);
     }
 
     #[test]

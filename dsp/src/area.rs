@@ -77,15 +77,17 @@ pub enum AreaError {
 }
 
 impl AreaError {
-    /// The demographic field (as named in a `patient` annotation) this error
-    /// is about and its allowed range, without the value given: for
-    /// messages that must not repeat patient data. None for the other kinds.
-    pub fn demographic_field_range(&self) -> Option<(&'static str, (f64, f64))> {
+    /// The field of a `patient` annotation this error is about (the spec's
+    /// demographics, or odm's `aortic_diameter_mm`) and its allowed range,
+    /// without the value given: for messages that must not repeat patient
+    /// data. None for the descending fraction, which is not in an annotation.
+    pub fn patient_field_range(&self) -> Option<(&'static str, (f64, f64))> {
         match self {
             Self::AgeOutOfRange(_) => Some(("age_years", AGE_RANGE_YEARS)),
             Self::HeightOutOfRange(_) => Some(("height_cm", HEIGHT_RANGE_CM)),
             Self::WeightOutOfRange(_) => Some(("weight_kg", WEIGHT_RANGE_KG)),
-            Self::DiameterOutOfRange(_) | Self::FractionOutOfRange(_) => None,
+            Self::DiameterOutOfRange(_) => Some(("aortic_diameter_mm", DIAMETER_RANGE_MM)),
+            Self::FractionOutOfRange(_) => None,
         }
     }
 }
@@ -240,6 +242,58 @@ pub fn population_diameter(demographics: &Demographics) -> DiameterEstimate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_value_is_named_by_its_field_and_range_alone() {
+        let base = Demographics {
+            age_years: 50.0,
+            sex: Sex::Female,
+            height_cm: 165.0,
+            weight_kg: 60.0,
+        };
+        let cases = [
+            (
+                Demographics {
+                    age_years: 12.0,
+                    ..base
+                }
+                .validate(),
+                "age_years",
+                12.0,
+            ),
+            (
+                Demographics {
+                    height_cm: 1.65,
+                    ..base
+                }
+                .validate(),
+                "height_cm",
+                1.65,
+            ),
+            (
+                Demographics {
+                    weight_kg: 600.0,
+                    ..base
+                }
+                .validate(),
+                "weight_kg",
+                600.0,
+            ),
+            (validate_diameter_mm(2.4), "aortic_diameter_mm", 2.4),
+        ];
+        for (result, field, value) in cases {
+            let e = result.expect_err(field);
+            let (named, (lo, hi)) = e.patient_field_range().expect(field);
+            assert_eq!(named, field);
+            assert!(value < lo || value > hi, "{field}: {value} in {lo}..={hi}");
+        }
+        // A plausible adult aorta (primer: about 20–30 mm) is inside.
+        assert!(validate_diameter_mm(24.0).is_ok());
+        assert_eq!(
+            AreaError::FractionOutOfRange(2.0).patient_field_range(),
+            None
+        );
+    }
 
     #[test]
     fn area_of_a_24_mm_aorta_is_4_52_cm2() {
