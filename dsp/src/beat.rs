@@ -1187,7 +1187,15 @@ impl BeatDetector {
         let pv = f64::from(p.sys.pv);
         let rise_s = p.sys.peak_s - p.sys.onset_s;
         let ma = (rise_s > 0.0).then(|| pv / rise_s);
-        let sv = self.sv_model.estimate(p.sd_cm);
+        // ∫ v dt over a systole with missing samples in it cannot be
+        // computed (analysis-output.md: such a value is null): the
+        // trapezoids would bridge the gap with a straight line.
+        let sd_cm = if self.gaps.overlaps(p.sys.onset_s, p.end_s) {
+            f64::NAN
+        } else {
+            p.sd_cm
+        };
+        let sv = self.sv_model.estimate(sd_cm);
 
         // Ectopic: premature relative to the median recent cycle. An ectopic
         // beat is isolated (a compensatory pause follows it); a run of
@@ -1209,7 +1217,7 @@ impl BeatDetector {
         let plausible = within(ft_ms, c.ft_ms_range)
             && within(pv, c.pv_cm_s_range)
             && within(hr_bpm, c.hr_bpm_range)
-            && within(p.sd_cm, c.sd_cm_range);
+            && within(sd_cm, c.sd_cm_range);
         let reject_reason = if gap {
             Some(RejectReason::Gap)
         } else if interference {
@@ -1285,10 +1293,10 @@ impl BeatDetector {
             cycle_s,
             hr_bpm,
             ftc_ms: self.ftc.ftc_ms(ft_ms, cycle_s),
-            sd_cm: p.sd_cm,
+            sd_cm,
             pv_cm_s: pv,
             ma_cm_s2: ma,
-            md_cm_min: p.sd_cm * hr_bpm,
+            md_cm_min: sd_cm * hr_bpm,
             sv_ml: sv.map(|s| s.sv_ml),
             sv_range_ml: sv.map(|s| (s.low_ml, s.high_ml)),
             co_l_min: sv.map(|s| s.sv_ml * hr_bpm / 1000.0),
@@ -1621,6 +1629,58 @@ mod tests {
             assert_eq!(w[0].next_onset_s, w[1].onset_s, "beat {}", w[0].index);
             assert_eq!(w[1].index, w[0].index + 1);
         }
+    }
+
+    #[test]
+    fn stroke_distance_over_missing_samples_is_not_computed() {
+        // Trapezoid beats every 0.8 s (SD 17 cm by hand). One gap in a
+        // diastole (2.6 s beat), one inside a systole (4.2 s beat), marked
+        // as the pipeline marks them.
+        let hop = 0.005;
+        let mut d = BeatDetector::new(DetectorConfig::default(), hop, 4.0, 0.005);
+        d.sv_model = SvModel::measured(20.0).unwrap();
+        let gaps = [(600, 610), (860, 870)];
+        let mut beats = Vec::new();
+        for i in 0..(7.0 / hop) as usize {
+            if gaps.iter().any(|&(a, b)| (a..b).contains(&i)) {
+                continue;
+            }
+            let t = i as f64 * hop;
+            let gap_before = gaps.iter().find(|&&(_, b)| b == i);
+            if let Some(&(a, b)) = gap_before {
+                d.mark_gap(a as f64 * hop, b as f64 * hop);
+            }
+            let v: f64 = (0..9).map(|k| trapezoid(t, 0.2 + k as f64 * 0.8)).sum();
+            let inp = DetectorInput {
+                t_s: t,
+                v_cm_s: v as f32,
+                snr: 100.0,
+                gap_before: gap_before.is_some(),
+                ..Default::default()
+            };
+            if let Some(b) = d.process(&inp) {
+                beats.push(b);
+            }
+        }
+        let at = |onset: f64| {
+            beats
+                .iter()
+                .find(|b| (b.onset_s - onset).abs() < 0.02)
+                .unwrap_or_else(|| panic!("no beat at {onset}: {beats:?}"))
+        };
+        let diastole = at(2.6);
+        assert_eq!(diastole.reject_reason, Some(RejectReason::Gap));
+        assert!((diastole.sd_cm - 17.0).abs() < 0.3, "{diastole:?}");
+        assert!(diastole.md_cm_min.is_finite());
+        let systole = at(4.2);
+        assert_eq!(systole.reject_reason, Some(RejectReason::Gap));
+        assert!(systole.sd_cm.is_nan(), "{systole:?}");
+        assert!(systole.md_cm_min.is_nan());
+        assert_eq!((systole.sv_ml, systole.co_l_min), (None, None));
+        assert!(systole.ft_ms.is_finite() && systole.pv_cm_s > 95.0);
+        let clean = at(5.0);
+        assert!(clean.accepted && (clean.sd_cm - 17.0).abs() < 0.3);
+        assert!(clean.sv_ml.is_some() && diastole.sv_ml.is_some());
     }
 
     #[test]

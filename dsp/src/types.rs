@@ -84,13 +84,15 @@ pub struct Beat {
     pub hr_bpm: f64,
     /// FT corrected to 60/min with the configured formula.
     pub ftc_ms: f64,
-    /// Stroke distance: ∫ v dt from onset to end.
+    /// Stroke distance: ∫ v dt from onset to end; NaN (written as null)
+    /// when samples are missing between onset and end, where it cannot be
+    /// computed (such a beat is rejected with `gap`).
     pub sd_cm: f64,
     /// Peak velocity.
     pub pv_cm_s: f64,
     /// `pv_cm_s / (peak_s − onset_s)`; `None` when the rise time is zero.
     pub ma_cm_s2: Option<f64>,
-    /// `sd_cm · hr_bpm`.
+    /// `sd_cm · hr_bpm` (NaN with `sd_cm`).
     pub md_cm_min: f64,
     /// Stroke volume; `None` without an area model.
     pub sv_ml: Option<f64>,

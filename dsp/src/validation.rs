@@ -173,7 +173,10 @@ pub fn score(
             onset.push((d.onset_s - t.onset_s) * 1000.0);
             end.push((d.end_s - t.end_s) * 1000.0);
             ft.push(d.ft_ms - (t.end_s - t.onset_s) * 1000.0);
-            sd.push(100.0 * (d.sd_cm - t.sd_cm) / t.sd_cm);
+            // Null (NaN) where samples are missing inside the systole.
+            if d.sd_cm.is_finite() {
+                sd.push(100.0 * (d.sd_cm - t.sd_cm) / t.sd_cm);
+            }
             pv.push(100.0 * (d.pv_cm_s - t.pv_cm_s) / t.pv_cm_s);
             hr.push(d.hr_bpm - t.hr_bpm);
         }
