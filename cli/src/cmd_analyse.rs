@@ -1457,6 +1457,70 @@ mod tests {
         assert_eq!(cli[0]["aortic_diameter_mm"], 25.0);
     }
 
+    /// Any JSON value, strings marked so they can be found in the output.
+    fn any_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            (-1e6..1e6_f64).prop_map(Value::from),
+            (0.0..400.0_f64).prop_map(Value::from),
+            "[a-zA-Z0-9 ,]{0,10}".prop_map(|s| Value::from(format!("ZQX{s}"))),
+            prop::sample::select(vec!["female", "male", "unknown"]).prop_map(Value::from),
+        ];
+        leaf.prop_recursive(2, 8, 3, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..3).prop_map(Value::from),
+                prop::collection::btree_map("ZQX[a-z]{1,4}", inner, 0..3)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(40))]
+        /// Whatever a writer puts in a `patient` annotation, the echo holds
+        /// only the defined fields with their defined types, nothing else
+        /// reaches the output, and the analysis runs to its summary.
+        #[test]
+        fn any_patient_annotation_passes_on_defined_fields_only(
+            fields in proptest::collection::btree_map(
+                proptest::sample::select(vec![
+                    "age_years", "height_cm", "weight_kg", "sex", "aortic_diameter_mm",
+                    "name", "nhs_number", "dob", "address",
+                ]),
+                any_value(),
+                0..8,
+            )
+        ) {
+            static STREAM: std::sync::OnceLock<Vec<Payload>> = std::sync::OnceLock::new();
+            let mut p = STREAM.get_or_init(|| payloads(17, 3.0)).clone();
+            let obj: serde_json::Map<String, Value> =
+                fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+            p.insert(1, patient(0, Value::Object(obj)));
+            let (ok, lines, text) = run(&p, &[]);
+            proptest::prop_assert!(ok);
+            proptest::prop_assert_eq!(&lines[0]["type"], "stream");
+            proptest::prop_assert_eq!(&lines.last().unwrap()["type"], "summary");
+            proptest::prop_assert!(!text.contains("ZQX"), "{}", text);
+            let anns = of_kind(&lines, "annotation");
+            proptest::prop_assert_eq!(anns.len(), 1);
+            for (k, v) in anns[0]["annotation"].as_object().unwrap() {
+                match k.as_str() {
+                    "type" => proptest::prop_assert_eq!(v, "patient"),
+                    "sex" => proptest::prop_assert!(
+                        ["female", "male", "unknown"].contains(&v.as_str().unwrap_or("")),
+                    ),
+                    "age_years" | "height_cm" | "weight_kg" | "aortic_diameter_mm" => {
+                        proptest::prop_assert!(v.is_number(), "{k}: {v}")
+                    }
+                    other => proptest::prop_assert!(false, "{other} passed on"),
+                }
+            }
+        }
+    }
+
     #[test]
     fn patient_identifiers_are_never_passed_on() {
         let mut p = payloads(14, 6.0);
