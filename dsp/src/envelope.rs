@@ -150,51 +150,89 @@ struct StepResponse {
     tail: Vec<f64>,
 }
 
-/// `|W(δ)|²` of `window` zero-padded to `fft_len`, convolved with a boxcar
-/// of `boxcar` bins, on a grid of `1/sub` bin from `start` (returned with
-/// the table).
-fn smoothed_kernel(window: &[f32], fft_len: usize, boxcar: usize, sub: usize) -> (f64, Vec<f64>) {
-    let lobe = 2.0 * fft_len as f64 / window.len() as f64;
-    let half_range = (4.0 * lobe).ceil() as usize + boxcar;
-    let n = 2 * half_range * sub + 1;
-    let start = -(half_range as f64);
-    let step = 1.0 / sub as f64;
-    let kernel: Vec<f64> = (0..n)
-        .map(|i| {
-            let d = start + i as f64 * step;
-            let (mut re, mut im) = (0.0, 0.0);
-            for (t, &w) in window.iter().enumerate() {
-                let ph = -2.0 * std::f64::consts::PI * d * t as f64 / fft_len as f64;
-                re += f64::from(w) * ph.cos();
-                im += f64::from(w) * ph.sin();
-            }
-            re * re + im * im
-        })
-        .collect();
-    let h = (boxcar / 2) as isize;
-    let smoothed = (0..n as isize)
-        .map(|i| {
-            (-h..=h)
-                .map(|j| {
-                    let k = i + j * sub as isize;
-                    if k >= 0 && (k as usize) < n {
-                        kernel[k as usize]
-                    } else {
-                        0.0
-                    }
-                })
-                .sum()
-        })
-        .collect();
-    (start, smoothed)
+/// Steps per FFT bin of the analysis-kernel grid the step response and the
+/// shape templates are built on.
+const KERNEL_SUB: usize = 16;
+
+/// `|W(δ)|²` of `window` zero-padded to `fft_len`, on a grid of
+/// `1/KERNEL_SUB` bin over ±(main-lobe reach + `max_boxcar`) bins: the
+/// direct transform at every grid point (a sine and a cosine per window
+/// sample), computed once per estimator and shared by the three tables
+/// built from it (it was computed three times, a fifth of the start-up).
+struct WindowKernel {
+    /// Grid half-range without the boxcar, bins.
+    lobe_reach: usize,
+    max_boxcar: usize,
+    values: Vec<f64>,
+}
+
+impl WindowKernel {
+    fn new(window: &[f32], fft_len: usize, max_boxcar: usize) -> Self {
+        let lobe = 2.0 * fft_len as f64 / window.len() as f64;
+        let lobe_reach = (4.0 * lobe).ceil() as usize;
+        let half_range = lobe_reach + max_boxcar;
+        let n = 2 * half_range * KERNEL_SUB + 1;
+        let start = -(half_range as f64);
+        let step = 1.0 / KERNEL_SUB as f64;
+        let values = (0..n)
+            .map(|i| {
+                let d = start + i as f64 * step;
+                let (mut re, mut im) = (0.0, 0.0);
+                for (t, &w) in window.iter().enumerate() {
+                    let ph = -2.0 * std::f64::consts::PI * d * t as f64 / fft_len as f64;
+                    re += f64::from(w) * ph.cos();
+                    im += f64::from(w) * ph.sin();
+                }
+                re * re + im * im
+            })
+            .collect();
+        Self {
+            lobe_reach,
+            max_boxcar,
+            values,
+        }
+    }
+
+    /// The kernel convolved with a boxcar of `boxcar` bins (at most the
+    /// `max_boxcar` it was built for), on the grid over ±(lobe reach +
+    /// `boxcar`) bins, zero beyond it: `(start, values)`, `start` in bins.
+    fn smoothed(&self, boxcar: usize) -> (f64, Vec<f64>) {
+        debug_assert!(
+            boxcar <= self.max_boxcar,
+            "kernel built for a smaller boxcar"
+        );
+        let boxcar = boxcar.min(self.max_boxcar);
+        let half_range = self.lobe_reach + boxcar;
+        let n = 2 * half_range * KERNEL_SUB + 1;
+        // The same grid points as a kernel built for this boxcar alone
+        // (grid offsets are exact binary fractions): the same values.
+        let off = (self.max_boxcar - boxcar) * KERNEL_SUB;
+        let kernel = &self.values[off..off + n];
+        let h = (boxcar / 2) as isize;
+        let smoothed = (0..n as isize)
+            .map(|i| {
+                (-h..=h)
+                    .map(|j| {
+                        let k = i + j * KERNEL_SUB as isize;
+                        if k >= 0 && (k as usize) < n {
+                            kernel[k as usize]
+                        } else {
+                            0.0
+                        }
+                    })
+                    .sum()
+            })
+            .collect();
+        (-(half_range as f64), smoothed)
+    }
 }
 
 impl StepResponse {
-    /// `|W(δ)|²` of `window` zero-padded to `fft_len`, convolved with a
-    /// boxcar of `boxcar` bins.
-    fn new(window: &[f32], fft_len: usize, boxcar: usize) -> Self {
-        const SUB: usize = 16;
-        let (start, smoothed) = smoothed_kernel(window, fft_len, boxcar, SUB);
+    /// The tail fractions of `kernel` convolved with a boxcar of `boxcar`
+    /// bins.
+    fn new(kernel: &WindowKernel, boxcar: usize) -> Self {
+        const SUB: usize = KERNEL_SUB;
+        let (start, smoothed) = kernel.smoothed(boxcar);
         let n = smoothed.len();
         let total: f64 = smoothed.iter().sum();
         let mut tail = vec![0.0; n];
@@ -259,20 +297,40 @@ impl ShapeTemplates {
     /// over it, for columns made with `window`, `fft_len` and a boxcar of
     /// `boxcar` bins.
     pub fn new(window: &[f32], fft_len: usize, boxcar: usize, below: usize, above: usize) -> Self {
-        const FINE: usize = 16;
-        let (kstart, kernel) = smoothed_kernel(window, fft_len, boxcar, FINE);
+        Self::from_kernel(
+            &WindowKernel::new(window, fft_len, boxcar),
+            boxcar,
+            below,
+            above,
+        )
+    }
+
+    /// [`Self::new`] from the window's kernel, already computed.
+    fn from_kernel(
+        window_kernel: &WindowKernel,
+        boxcar: usize,
+        below: usize,
+        above: usize,
+    ) -> Self {
+        const FINE: usize = KERNEL_SUB;
+        const STEP: usize = FINE / ShapeTemplates::SUB;
+        const _: () = assert!(FINE.is_multiple_of(ShapeTemplates::SUB));
+        let (kstart, kernel) = window_kernel.smoothed(boxcar);
         let khalf = -kstart;
-        let kernel_at = |x: f64| -> f64 {
-            let pos = (x - kstart) * FINE as f64;
-            if pos < 0.0 {
-                return 0.0;
-            }
-            let i = pos.floor() as usize;
-            if i + 1 >= kernel.len() {
-                return 0.0;
-            }
-            let f = pos - i as f64;
-            kernel[i] * (1.0 - f) + kernel[i + 1] * f
+        // The kernel is read at the centres of 1/FINE-bin density cells,
+        // offset from template points on a 1/SUB grid: always halfway
+        // between two kernel grid points (all offsets are exact binary
+        // fractions), so the linear interpolation there is the mean of the
+        // two, tabulated once: `mid[j]` lies between kernel points j, j + 1.
+        let mid: Vec<f64> = kernel.windows(2).map(|k| k[0] * 0.5 + k[1] * 0.5).collect();
+        // Kernel point below the first cell centre of template point 0.
+        let j0 = ((khalf - below as f64) * FINE as f64) as isize;
+        let mid_at = |j: isize| -> f64 {
+            usize::try_from(j)
+                .ok()
+                .and_then(|j| mid.get(j))
+                .copied()
+                .unwrap_or(0.0)
         };
         // Density cells below the edge, far enough for the kernel to see.
         let depth = below as f64 + khalf + 2.0;
@@ -282,18 +340,24 @@ impl ShapeTemplates {
             .iter()
             .map(|&beta| {
                 // Exact integral of (−g)^β over each cell (integrable for β > −1).
-                let mass: Vec<(f64, f64)> = (0..cells)
+                // Cell c spans [c, c + 1]/FINE bins below the edge.
+                let mass: Vec<f64> = (0..cells)
                     .map(|c| {
                         let a = c as f64 / FINE as f64;
                         let b = (c + 1) as f64 / FINE as f64;
-                        let m = (b.powf(beta + 1.0) - a.powf(beta + 1.0)) / (beta + 1.0);
-                        (-(a + b) / 2.0, m)
+                        (b.powf(beta + 1.0) - a.powf(beta + 1.0)) / (beta + 1.0)
                     })
                     .collect();
                 let mut t: Vec<f64> = (0..n)
                     .map(|i| {
-                        let d = -(below as f64) + i as f64 / Self::SUB as f64;
-                        mass.iter().map(|&(g, m)| m * kernel_at(d - g)).sum()
+                        // Template point i at d = −below + i/SUB; cell c's
+                        // centre is (c + ½)/FINE below the edge, so the
+                        // kernel is read at d + (c + ½)/FINE.
+                        let j = j0 + (i * STEP) as isize;
+                        mass.iter()
+                            .enumerate()
+                            .map(|(c, &m)| m * mid_at(j + c as isize))
+                            .sum()
                     })
                     .collect();
                 let peak = t.iter().fold(0.0_f64, |a, &b| a.max(b));
@@ -570,9 +634,9 @@ impl EnvelopeEstimator {
         let threshold_ratio = (1.0 - c + z * c.sqrt()).powi(3);
         let lobe = 2.0 * fft_len as f64 / window.len() as f64;
         let guard_bins = (lobe + (m / 2) as f64).ceil() as usize;
-        let templates = ShapeTemplates::new(
-            window,
-            fft_len,
+        let kernel = WindowKernel::new(window, fft_len, m.max(1));
+        let templates = ShapeTemplates::from_kernel(
+            &kernel,
             m,
             FIT_BELOW + FIT_SHIFT + 1,
             FIT_ABOVE + FIT_SHIFT + 1,
@@ -584,8 +648,8 @@ impl EnvelopeEstimator {
             first_pos,
             threshold_ratio,
             guard_bins,
-            step_smoothed: StepResponse::new(window, fft_len, m),
-            step_raw: StepResponse::new(window, fft_len, 1),
+            step_smoothed: StepResponse::new(&kernel, m),
+            step_raw: StepResponse::new(&kernel, 1),
             band_ratios: BandRatioTable::new(),
             blend: vec![0.0; templates.tables[0].len()],
             templates,
@@ -972,11 +1036,14 @@ impl EnvelopeEstimator {
 
     /// Sets the pooled shape to `beta`, as if a long stream had shown it
     /// (for tabulating the estimator's response, [`crate::ramp`]).
+    /// Everything a column can change is reset, so one estimator can be
+    /// reused for many tabulated columns as if each met a fresh one.
     pub(crate) fn force_shape(&mut self, beta: f64) {
         let (top, mid) = prior_share(beta);
         self.shape_top = top as f32;
         self.shape_mid = mid as f32;
         self.shape_columns = SHAPE_POOL_COLUMNS;
+        self.blend_beta = None;
     }
 
     /// Pooled shape exponent `β` (starting from the blunt prior, −2/3).
@@ -1110,7 +1177,7 @@ pub(crate) mod tests {
 
     #[test]
     fn step_response_is_half_at_the_edge_and_monotone() {
-        let r = StepResponse::new(&hann(200), 256, 5);
+        let r = StepResponse::new(&WindowKernel::new(&hann(200), 256, 5), 5);
         assert!(r.inverse(0.5).abs() < 0.05, "{}", r.inverse(0.5));
         assert!(r.inverse(0.01) > r.inverse(0.1));
         assert!(r.inverse(0.9) < 0.0);

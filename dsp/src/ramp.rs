@@ -48,6 +48,9 @@ const LAMINAE: usize = 128;
 const EDGE_BINS: usize = 38;
 /// … the margin above the first searched bin.
 const EDGE_ABOVE_SEARCH_BINS: usize = 24;
+/// Laminae whose chirps are generated together (a divisor of [`LAMINAE`]).
+const LANES: usize = 4;
+const _: () = assert!(LAMINAE.is_multiple_of(LANES));
 /// Positions of the edge within its bin the table averages over.
 const EDGE_POSITIONS: usize = 4;
 
@@ -91,7 +94,7 @@ impl RampResponse {
         let centre = (window.len() as f64 - 1.0) / 2.0;
         let fft = FftPlanner::<f32>::new().plan_fft_forward(fft_len);
         let mut scratch = vec![Complex32::default(); fft.get_inplace_scratch_len()];
-        let mut buf = vec![Complex32::default(); fft_len];
+        let mut buf = vec![Complex32::default(); LANES * fft_len];
         let n_entries = BETAS.len() * SLOPES_HZ_PER_MS.len() * LEVELS.len();
         // Sums over the edge positions, then means.
         let mut ln_snr = vec![0.0_f32; n_entries];
@@ -101,6 +104,9 @@ impl RampResponse {
         let mut signal = vec![0.0_f64; kept];
         let mut column = vec![1.0_f32; fft_len];
         let mut out = EdgeEstimate::default();
+        // One copy for every tabulated column (`force_shape` resets what a
+        // column changes); a clone per column was a tenth of the start-up.
+        let mut est = estimator.clone();
         let lamina_weights = |beta: f64| -> Vec<f64> {
             // Share of the profile's power in each lamina: the power-law
             // density integrated over the lamina's cell.
@@ -129,25 +135,38 @@ impl RampResponse {
                 let t0_ms = (0.5 - centre) / fs * 1000.0;
                 let inc0_cycles = (edge_hz + slope * t0_ms) / fs;
                 let dinc_cycles = slope * 1000.0 / (fs * fs);
-                for l in 0..LAMINAE {
-                    let g = (l as f64 + 0.5) / LAMINAE as f64;
-                    let rot = |cycles: f64| {
+                // Laminae in groups of LANES: their recurrences are
+                // independent, and interleaved they overlap in the CPU
+                // instead of each waiting on its own multiply–add chain.
+                for l0 in (0..LAMINAE).step_by(LANES) {
+                    let rot = |l: usize, cycles: f64| {
+                        let g = (l as f64 + 0.5) / LAMINAE as f64;
                         let (sin, cos) = (std::f64::consts::TAU * (g * cycles).fract()).sin_cos();
                         (cos, sin)
                     };
-                    let (mut zr, mut zi) = (1.0_f64, 0.0_f64);
-                    let (mut rr, mut ri) = rot(inc0_cycles);
-                    let (qr, qi) = rot(dinc_cycles);
-                    buf.fill(Complex32::default());
-                    for (b, &w) in buf.iter_mut().zip(window) {
-                        *b = Complex32::new(w * zr as f32, w * zi as f32);
-                        (zr, zi) = (zr * rr - zi * ri, zr * ri + zi * rr);
-                        (rr, ri) = (rr * qr - ri * qi, rr * qi + ri * qr);
+                    let mut z = [(1.0_f64, 0.0_f64); LANES];
+                    let mut r = [(0.0_f64, 0.0_f64); LANES];
+                    let mut q = [(0.0_f64, 0.0_f64); LANES];
+                    for k in 0..LANES {
+                        r[k] = rot(l0 + k, inc0_cycles);
+                        q[k] = rot(l0 + k, dinc_cycles);
                     }
-                    fft.process_with_scratch(&mut buf, &mut scratch);
-                    let out = &mut lamina_power[(j * LAMINAE + l) * kept..][..kept];
-                    for (o, x) in out.iter_mut().zip(&buf[..kept]) {
-                        *o = (f64::from(x.norm_sqr()) / energy) as f32;
+                    buf.fill(Complex32::default());
+                    for (s, &w) in window.iter().enumerate() {
+                        for k in 0..LANES {
+                            let ((zr, zi), (rr, ri), (qr, qi)) = (z[k], r[k], q[k]);
+                            buf[k * fft_len + s] = Complex32::new(w * zr as f32, w * zi as f32);
+                            z[k] = (zr * rr - zi * ri, zr * ri + zi * rr);
+                            r[k] = (rr * qr - ri * qi, rr * qi + ri * qr);
+                        }
+                    }
+                    for (k, lane) in buf.chunks_exact_mut(fft_len).enumerate() {
+                        fft.process_with_scratch(lane, &mut scratch);
+                        let l = l0 + k;
+                        let out = &mut lamina_power[(j * LAMINAE + l) * kept..][..kept];
+                        for (o, x) in out.iter_mut().zip(&lane[..kept]) {
+                            *o = (f64::from(x.norm_sqr()) / energy) as f32;
+                        }
                     }
                 }
             }
@@ -167,7 +186,6 @@ impl RampResponse {
                         for (c, &s) in column[half..].iter_mut().zip(&signal) {
                             *c = (1.0 + scale * s) as f32;
                         }
-                        let mut est = estimator.clone();
                         est.force_shape(beta);
                         // The column has the estimator's length: no error.
                         if est.process(&column, 1.0, &mut out).is_err() || out.shift_hz <= 0.0 {
