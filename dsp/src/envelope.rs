@@ -474,6 +474,8 @@ const FIT_BELOW: usize = 10;
 const FIT_ABOVE: usize = 4;
 /// Shape fit: the edge is searched within this many bins of the anchor.
 const FIT_SHIFT: usize = 3;
+/// Shape fit: template shifts tried, at the templates' resolution.
+const FIT_SHIFTS: usize = 2 * FIT_SHIFT * ShapeTemplates::SUB + 1;
 /// Shape fit: columns whose flow in the shape bands stands this far over
 /// noise (mean density, linear) vote on the shape.
 const SHAPE_MIN_SNR: f64 = 4.0;
@@ -920,37 +922,51 @@ impl EnvelopeEstimator {
         // (o + below)·SUB + FIT_SHIFT·SUB − j.
         let base0 = ((lo - ka) + below as isize) as usize * sub + FIT_SHIFT * sub;
         let t = &self.blend;
-        let cost = |j: usize| -> Option<f32> {
+        // Each shift's cost is computed once: the parabola's neighbours
+        // were always evaluated by the quarter-bin pass.
+        let mut memo = [None::<Option<f32>>; FIT_SHIFTS];
+        debug_assert_eq!(shifts, FIT_SHIFTS);
+        let mut cost = |j: usize| -> Option<f32> {
+            if let Some(c) = memo[j] {
+                return c;
+            }
             let mut tv = [0.0_f32; FIT_BELOW + FIT_ABOVE + 1];
-            for (i, v) in tv.iter_mut().take(nb).enumerate() {
-                *v = t[base0 - j + i * sub];
+            // yt and tt in one pass: two independent sums, each in the
+            // order of the bins as before.
+            let (mut yt, mut tt) = (-0.0_f32, -0.0_f32);
+            for (i, (v, &yv)) in tv.iter_mut().zip(y).enumerate() {
+                let b = t[base0 - j + i * sub];
+                *v = b;
+                yt += yv * b;
+                tt += b * b;
             }
             let tv = &tv[..nb];
-            let yt: f32 = y.iter().zip(tv).map(|(a, b)| a * b).sum();
-            let tt: f32 = tv.iter().map(|b| b * b).sum();
-            if !(yt > 0.0 && tt > 0.0) {
-                return None;
-            }
-            // Speckle is multiplicative (a smoothed periodogram bin is
-            // ≈ μ·χ²_ν/ν): weight each residual by the model's own level,
-            // or the fit trades the few high bins against the many low ones
-            // and cuts the edge short where speckle dips.
-            let a = yt / tt;
-            Some(
-                y.iter()
-                    .zip(tv)
-                    .map(|(&v, &b)| {
-                        let m = a * b;
-                        let r = (v - m) / (m + noise);
-                        r * r
-                    })
-                    .sum(),
-            )
+            let c = if yt > 0.0 && tt > 0.0 {
+                // Speckle is multiplicative (a smoothed periodogram bin is
+                // ≈ μ·χ²_ν/ν): weight each residual by the model's own
+                // level, or the fit trades the few high bins against the
+                // many low ones and cuts the edge short where speckle dips.
+                let a = yt / tt;
+                Some(
+                    y.iter()
+                        .zip(tv)
+                        .map(|(&v, &b)| {
+                            let m = a * b;
+                            let r = (v - m) / (m + noise);
+                            r * r
+                        })
+                        .sum(),
+                )
+            } else {
+                None
+            };
+            memo[j] = Some(c);
+            c
         };
         // Whole bins first, then quarter bins around the best, then a
         // parabola through the best and its neighbours.
         let mut best: Option<(f32, usize)> = None;
-        let consider = |j: usize, best: &mut Option<(f32, usize)>| {
+        let mut consider = |j: usize, best: &mut Option<(f32, usize)>| {
             if let Some(e) = cost(j)
                 && best.is_none_or(|(be, _)| e < be)
             {
