@@ -209,14 +209,17 @@ pub fn aggregate(
     let mut missing = Vec::new();
     for (&cell, &n) in monitored {
         let a = acc.entry(project(dims, cell)).or_default();
-        a.monitored += n;
+        a.monitored = a.monitored.saturating_add(n);
         if n > 0 && !denominators.eligible.contains_key(&cell) {
             a.missing = true;
             missing.push(cell);
         }
     }
+    // Counts come from outside (the denominator file): sums saturate, as
+    // each cell's sum does on reading, rather than overflow.
     for (&cell, &n) in &denominators.eligible {
-        acc.entry(project(dims, cell)).or_default().eligible += n;
+        let a = acc.entry(project(dims, cell)).or_default();
+        a.eligible = a.eligible.saturating_add(n);
     }
     let mut rows: Vec<Row> = acc
         .into_iter()
@@ -659,6 +662,28 @@ mod tests {
             rows[0].eligible, None,
             "one missing month empties the org total"
         );
+    }
+
+    #[test]
+    fn huge_denominators_summed_over_cells_saturate_instead_of_overflowing() {
+        // Reproduced with the `uptake_bundle` fuzz target: each cell's count
+        // saturates on reading, but summing two cells into one row of a
+        // coarser breakdown overflowed (a panic in debug builds, a wrapped
+        // eligible count of 0 in release).
+        let mut monitored = HashMap::new();
+        monitored.insert(cell("RH8", "2025-01", Category::Colorectal), 10);
+        let den = Denominators::parse(
+            "org,period,category,eligible\n\
+             RH8,2025-01,colorectal,18446744073709551615\n\
+             RH8,2025-02,colorectal,1\n",
+        )
+        .unwrap();
+        let (rows, missing) = aggregate(&monitored, &den, Dims::parse("org").unwrap());
+        assert!(missing.is_empty());
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].monitored, 10);
+        assert_eq!(rows[0].eligible, Some(u64::MAX));
+        assert_eq!(rows[0].uptake_pct(), "0.0");
     }
 
     #[test]

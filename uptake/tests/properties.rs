@@ -82,3 +82,155 @@ proptest! {
         prop_assert!(check.has_errors());
     }
 }
+
+/// Lines of text made mostly of register-like or denominator-like values.
+fn csv_text(header: &'static str, cells: BoxedStrategy<String>) -> impl Strategy<Value = String> {
+    (
+        prop_oneof![Just(header.to_owned()), "[ -~]{0,30}"],
+        proptest::collection::vec(prop_oneof![4 => cells, 1 => any::<String>()], 0..6),
+        prop_oneof![Just("\n"), Just("\r\n")],
+    )
+        .prop_map(|(h, lines, eol)| {
+            let mut text = h;
+            for l in lines {
+                text.push_str(eol);
+                text.push_str(&l);
+            }
+            text
+        })
+}
+
+fn hex64() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[0-9a-f]{64}",
+        "[0-9a-fA-F]{62,66}",
+        any::<[u8; 32]>().prop_map(|b| odm_uptake::record::hex_from_bytes(&b))
+    ]
+}
+
+fn register_line() -> BoxedStrategy<String> {
+    (
+        prop_oneof![
+            any::<[u8; 16]>().prop_map(|b| RandomId::from_random_bytes(b).to_string()),
+            "[0-9a-f-]{36}",
+        ],
+        hex64(),
+        prop_oneof![Just(","), Just(";"), Just(",,")],
+    )
+        .prop_map(|(d, k, sep)| format!("{d}{sep}{k}"))
+        .boxed()
+}
+
+fn denominator_line() -> BoxedStrategy<String> {
+    (
+        prop_oneof![Just("RH8"), Just("RH802"), Just("rh8"), Just("RTH")],
+        prop_oneof![
+            Just("2026-01"),
+            Just("2026-02"),
+            Just("2026-13"),
+            Just("26-01")
+        ],
+        prop_oneof![Just("colorectal"), Just("vascular"), Just("Vascular")],
+        prop_oneof![
+            count().prop_map(|n| n.to_string()),
+            Just("18446744073709551616".to_owned()),
+            Just("-1".to_owned()),
+            Just(String::new()),
+        ],
+    )
+        .prop_map(|(o, p, c, n)| format!("{o},{p},{c},{n}"))
+        .boxed()
+}
+
+/// A count, small or near `u64::MAX`.
+fn count() -> impl Strategy<Value = u64> {
+    prop_oneof![0u64..1000, u64::MAX - 10..=u64::MAX]
+}
+
+/// Valid denominator rows: (org, period, category, count).
+fn denominator_rows() -> impl Strategy<Value = Vec<(&'static str, &'static str, &'static str, u64)>>
+{
+    proptest::collection::vec(
+        (
+            prop_oneof![Just("RH8"), Just("RH802"), Just("RTH")],
+            prop_oneof![Just("2026-01"), Just("2026-02"), Just("2027-12")],
+            prop_oneof![Just("colorectal"), Just("vascular"), Just("not_recorded")],
+            count(),
+        ),
+        0..8,
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn a_key_register_is_refused_at_a_line_it_has_or_holds_every_key_it_lists(
+        text in csv_text("device,public_key", register_line()),
+    ) {
+        use odm_uptake::verify::KeyRegister;
+        let lines = text.lines().count().max(1) as u64;
+        match KeyRegister::parse(&text) {
+            Ok(register) => {
+                for line in text.lines().skip(1).map(|l| l.trim_end_matches('\r')) {
+                    if line.is_empty() {
+                        continue;
+                    }
+                    let (device, key) = line.split_once(',').unwrap();
+                    let device = RandomId::parse(device, "device").unwrap();
+                    let key = odm_uptake::record::bytes_from_hex::<32>(key).unwrap();
+                    prop_assert_eq!(register.key_of(&device), Some(&key));
+                }
+            }
+            Err((line, what)) => {
+                prop_assert!((1..=lines).contains(&line), "line {} of {}", line, lines);
+                prop_assert!(!what.is_empty());
+            }
+        }
+    }
+
+    #[test]
+    fn a_denominator_file_is_refused_at_a_line_it_has(
+        text in csv_text("org,period,category,eligible", denominator_line()),
+    ) {
+        let lines = text.lines().count().max(1) as u64;
+        if let Err((line, what)) = odm_uptake::report::Denominators::parse(&text) {
+            prop_assert!((1..=lines).contains(&line), "line {} of {}", line, lines);
+            prop_assert!(!what.is_empty());
+        }
+    }
+
+    #[test]
+    fn eligible_counts_sum_per_row_saturating_never_overflowing(
+        rows in denominator_rows(),
+        by in prop_oneof![Just("org"), Just("period"), Just("category"), Just("org,period")],
+    ) {
+        use odm_uptake::report::{Denominators, Dims, aggregate};
+        let mut text = String::from("org,period,category,eligible\n");
+        for (o, p, c, n) in &rows {
+            text.push_str(&format!("{o},{p},{c},{n}\n"));
+        }
+        let den = Denominators::parse(&text).unwrap();
+        let dims = Dims::parse(by).unwrap();
+        // Expected: per row key, the saturating sum of the matching rows.
+        let mut expected: std::collections::BTreeMap<(String, String, String), u64> =
+            Default::default();
+        for (o, p, c, n) in &rows {
+            let key = (
+                if dims.org { o.to_string() } else { "all".into() },
+                if dims.period { p.to_string() } else { "all".into() },
+                if dims.category { c.to_string() } else { "all".into() },
+            );
+            let s = expected.entry(key).or_default();
+            *s = s.saturating_add(*n);
+        }
+        expected.retain(|_, n| *n > 0);
+        let (got, missing) = aggregate(&std::collections::HashMap::new(), &den, dims);
+        prop_assert!(missing.is_empty());
+        let got: std::collections::BTreeMap<(String, String, String), u64> = got
+            .into_iter()
+            .map(|r| ((r.org, r.period, r.category), r.eligible.unwrap_or(0)))
+            .collect();
+        prop_assert_eq!(got, expected);
+    }
+}
