@@ -493,22 +493,43 @@ pub enum CalibrationError {
     NoDefaultDir,
 }
 
+/// Why calibration text (no file involved) was refused: what
+/// [`parse_calibration_json`] returns; [`read_calibration_file`] adds the path.
+#[derive(Debug, thiserror::Error)]
+pub enum CalibrationParseError {
+    /// Not JSON of the calibration layout (the cause names line and column).
+    #[error("not a valid calibration: {0}")]
+    Json(#[source] serde_json::Error),
+    /// The JSON parsed but a field is unacceptable ([`Calibration::check`]).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Parses and checks the text of a calibration file (untrusted: it may
+/// come from another machine). Never panics; a returned calibration has
+/// passed [`Calibration::check`].
+pub fn parse_calibration_json(text: &str) -> Result<Calibration, CalibrationParseError> {
+    let cal: Calibration = serde_json::from_str(text).map_err(CalibrationParseError::Json)?;
+    cal.check().map_err(CalibrationParseError::Invalid)?;
+    Ok(cal)
+}
+
 /// Reads and checks one calibration file.
 pub fn read_calibration_file(path: &Path) -> Result<Calibration, CalibrationError> {
     let text = std::fs::read_to_string(path).map_err(|source| CalibrationError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    let cal: Calibration =
-        serde_json::from_str(&text).map_err(|source| CalibrationError::Parse {
+    parse_calibration_json(&text).map_err(|e| match e {
+        CalibrationParseError::Json(source) => CalibrationError::Parse {
             path: path.to_path_buf(),
             source,
-        })?;
-    cal.check().map_err(|what| CalibrationError::Invalid {
-        path: path.to_path_buf(),
-        what,
-    })?;
-    Ok(cal)
+        },
+        CalibrationParseError::Invalid(what) => CalibrationError::Invalid {
+            path: path.to_path_buf(),
+            what,
+        },
+    })
 }
 
 /// Writes a calibration file atomically (a temporary file beside it, synced,
@@ -1035,6 +1056,36 @@ mod tests {
         assert_eq!(v["gain_ci95"].as_array().map(Vec::len), Some(2));
         let back: Calibration = serde_json::from_str(&json).unwrap();
         assert_eq!(back, cal);
+    }
+
+    #[test]
+    fn in_memory_parse_gives_the_file_reader_its_errors_without_the_path() {
+        let cal = sample("P1");
+        assert_eq!(parse_calibration_json(&cal.to_json()).unwrap(), cal);
+        assert!(matches!(
+            parse_calibration_json("{ not json"),
+            Err(CalibrationParseError::Json(_))
+        ));
+        let mut bad = sample("P1");
+        bad.valid_until = bad.date.plus_days(-1);
+        let e = parse_calibration_json(&serde_json::to_string(&bad).unwrap()).unwrap_err();
+        assert!(matches!(e, CalibrationParseError::Invalid(_)), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "valid_until 2026-11-29 is before the calibration date 2026-11-30"
+        );
+        // The file reader reports the same cause with the file named.
+        let dir = temp_dir("parse-errors");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("P1.json");
+        std::fs::write(&path, serde_json::to_string(&bad).unwrap()).unwrap();
+        let file_err = read_calibration_file(&path).unwrap_err();
+        assert!(matches!(file_err, CalibrationError::Invalid { .. }));
+        assert_eq!(
+            file_err.to_string(),
+            format!("calibration file {}: {e}", path.display())
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
