@@ -11,7 +11,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use odm_device_io::calibration::{
-    CalDate, Calibration, CalibrationStatus, CalibrationStore, parse_calibration_json,
+    CalDate, CalibrationStatus, CalibrationStore, parse_calibration_json,
 };
 
 fuzz_target!(|data: &[u8]| {
