@@ -390,6 +390,14 @@ impl Calibration {
                 self.valid_until, self.date
             ));
         }
+        // A day past 9999-12-31 (a validity added to a late date) would be
+        // written with a five-digit year that `CalDate::parse` refuses: the
+        // file could not be read back.
+        for (name, day) in [("date", self.date), ("valid_until", self.valid_until)] {
+            if !(1..=9999).contains(&day.ymd().0) {
+                return Err(format!("{name} {day} is outside the years 0001–9999"));
+            }
+        }
         let [lo, hi] = self.gain_ci95;
         if !(lo.is_finite() && hi.is_finite() && lo <= hi) {
             return Err(format!("gain_ci95 [{lo}, {hi}] is not an interval"));
@@ -750,6 +758,23 @@ mod tests {
             measured_with_correction: None,
             software: "odm test".into(),
         }
+    }
+
+    #[test]
+    fn a_validity_running_past_9999_is_refused_so_every_written_file_reads_back() {
+        let mut cal = sample("P9");
+        cal.date = CalDate::from_ymd(9999, 12, 1).unwrap();
+        cal.valid_until = cal.date.plus_days(365);
+        let e = cal.check().unwrap_err();
+        assert!(e.contains("valid_until") && e.contains("0001–9999"), "{e}");
+        let dir = temp_dir("year10000");
+        std::fs::create_dir_all(&dir).unwrap();
+        assert!(write_calibration_file(&dir.join("P9.json"), &cal).is_err());
+        // The last day that prints with four digits is accepted and reads back.
+        cal.valid_until = CalDate::from_ymd(9999, 12, 31).unwrap();
+        assert_eq!(cal.check(), Ok(()));
+        assert_eq!(parse_calibration_json(&cal.to_json()).unwrap(), cal);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     fn temp_dir(name: &str) -> PathBuf {
