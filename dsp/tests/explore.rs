@@ -1132,7 +1132,7 @@ fn print_fall_errors() {
         let (tv, next) = (truth(t)?, truth(t + 0.005)?);
         let dir = if rise { 1.0 } else { -1.0 };
         let systolic =
-            (1..=60).any(|k| truth(t - dir * 0.005 * f64::from(k)).unwrap_or(0.0) > 40.0);
+            (1..=60).any(|k| truth(t + dir * 0.005 * f64::from(k)).unwrap_or(0.0) > 40.0);
         let moving = if rise { next > tv } else { next < tv };
         (t >= 1.0 && tv > 0.0 && moving && systolic).then_some(tv)
     };
