@@ -1,6 +1,6 @@
 //! DSP benchmarks: each stage per call, the bare FFT of the same size for
-//! comparison, the whole pipeline per second of signal, and the stream
-//! decoder's throughput. Results and machine: docs/performance.md.
+//! comparison, the whole pipeline per second of signal, building the
+//! pipeline (start-up), and the stream decoder's throughput. Results and machine: docs/performance.md.
 //!
 //! `cargo bench -p odm-benches --bench dsp`; after the criterion groups it
 //! prints the pipeline ÷ bare-FFT ratio measured in the same run.
@@ -196,6 +196,20 @@ fn whole_pipeline(c: &mut Criterion) {
     g.finish();
 }
 
+/// Building the pipeline for a stream — its tables (the window's kernel,
+/// the shape templates, the window-smear table) — which `odm analyse` and
+/// the monitor pay once per PROBE_INFO: most of a short recording's
+/// start-up (docs/performance.md, "`odm analyse` end to end").
+fn startup(c: &mut Criterion) {
+    let (params, _) = simulated_blocks(0.1, 15.0, 75.0, 200);
+    let mut g = c.benchmark_group("dsp_startup");
+    g.sample_size(20);
+    g.bench_function("pipeline_new", |b| {
+        b.iter(|| black_box(Pipeline::new(PipelineConfig::default(), params).expect("pipeline")))
+    });
+    g.finish();
+}
+
 fn decoder(c: &mut Criterion) {
     use odm_device_io::frame::Payload;
     let (_, blocks) = simulated_blocks(5.0, 15.0, 75.0, 200);
@@ -279,7 +293,7 @@ fn pipeline_over_bare_fft() {
     );
 }
 
-criterion_group!(benches, stages, whole_pipeline, decoder);
+criterion_group!(benches, stages, whole_pipeline, startup, decoder);
 
 fn main() {
     benches();
