@@ -675,6 +675,30 @@ fn run_inner(args: Args) -> anyhow::Result<()> {
     }
     eprintln!("low flow done");
 
+    // 2c'. The heart-rate range the detector is required to cover.
+    writeln!(
+        md,
+        "\n## Heart-rate range\n\nThe blunt profile (n = 6, peak 30%, FTc 350, SV 70) at 15 dB over the 40–180/min the beat detector must cover (the grid's rates are 45, 75 and 140). {} s × {} seeds per row; columns as in the grid. HR p95 is in 1/min: at 180/min (cycle 333 ms) 1/min is 1.9 ms of cycle.\n",
+        args.seconds, args.seeds
+    )?;
+    writeln!(
+        md,
+        "| HR /min | sens | PPV | onset \\|e\\| (bias) | FT \\|e\\| (bias) | SD \\|e\\|% (bias) | PV \\|e\\|% (bias) | HR \\|e\\| / p95 |"
+    )?;
+    writeln!(md, "|---|---|---|---|---|---|---|---|")?;
+    for hr_bpm in [40.0, 60.0, 100.0, 160.0, 180.0] {
+        let mut scores = Vec::new();
+        for seed in 0..args.seeds {
+            let sim = SimConfig {
+                hr_bpm,
+                ..blunt_75(7 + seed, args.seconds)
+            };
+            scores.push(run_sim(sim, PipelineConfig::default(), false)?.score);
+        }
+        writeln!(md, "| {hr_bpm} | {} |", score_columns(&scores))?;
+    }
+    eprintln!("heart-rate range done");
+
     // 2d. Stream parameters other than the defaults.
     writeln!(
         md,
