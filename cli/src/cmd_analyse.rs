@@ -37,8 +37,8 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use odm_device_io::calibration::{Calibration, CalibrationStore};
 use odm_device_io::{
-    Annotation, Counters, DecodedItem, IqBlock, MAX_SAMPLE_RATE_HZ, MagicStatus, Payload,
-    ProbeEvent, ProbeInfo, RecordingReader,
+    Annotation, Counters, DecodedItem, IqBlock, MAX_SAMPLE_RATE_HZ, MagicStatus,
+    PATIENT_DIAMETER_FIELD, Payload, ProbeEvent, ProbeInfo, RecordingReader,
 };
 use odm_dsp::area::{AreaError, Demographics, Sex};
 use odm_dsp::calfit::probe_calibration_from;
@@ -358,10 +358,6 @@ enum PatientMode {
     /// Already applied before the stream line: only announce it.
     Announce,
 }
-
-/// odm's own `patient` annotation field for a measured descending-aortic
-/// diameter (mm); serial-stream.md's readers ignore fields they do not know.
-const DIAMETER_FIELD: &str = "aortic_diameter_mm";
 
 /// The area model in force from a sample index on.
 #[derive(Clone, Copy)]
@@ -909,7 +905,7 @@ impl<'a, W: Write> Analyser<'a, W> {
     /// The area model of a `patient` annotation and the body surface area
     /// its demographics give, or why it cannot be used. A measured
     /// `aortic_diameter_mm` (odm's own field, written by the monitor beside
-    /// the spec's demographics; docs/stream-codec.md) wins over the
+    /// the spec's demographics; docs/haemodynamics.md) wins over the
     /// population model, as on the monitor and the command line. The reason
     /// names the field, never its value: an annotation may carry patient
     /// identifiers where numbers or words belong.
@@ -940,8 +936,9 @@ impl<'a, W: Write> Analyser<'a, W> {
                 weight_kg: num("weight_kg")?,
             })
         };
-        let (model, bsa_m2) = if a.json.contains_key(DIAMETER_FIELD) {
-            let model = SvModel::measured(num(DIAMETER_FIELD)?).map_err(|e| out_of_range(e, ""))?;
+        let (model, bsa_m2) = if a.json.contains_key(PATIENT_DIAMETER_FIELD) {
+            let model =
+                SvModel::measured(num(PATIENT_DIAMETER_FIELD)?).map_err(|e| out_of_range(e, ""))?;
             // BSA (for CI and SVI) from the demographics beside it, if usable.
             let bsa = demographics()
                 .ok()
@@ -1206,7 +1203,12 @@ fn patient_fields_only(obj: &serde_json::Map<String, serde_json::Value>) -> Stri
     use serde_json::Value;
     let mut l = JsonLine::object();
     l.string("type", "patient");
-    for k in ["age_years", "height_cm", "weight_kg", DIAMETER_FIELD] {
+    for k in [
+        "age_years",
+        "height_cm",
+        "weight_kg",
+        PATIENT_DIAMETER_FIELD,
+    ] {
         if let Some(v) = obj.get(k).filter(|v| v.is_number()) {
             l.raw(k, &v.to_string());
         }

@@ -180,6 +180,12 @@ pub struct ProbeEvent {
     pub value: i32,
 }
 
+/// odm's own field of a `patient` annotation: a measured descending-aortic
+/// diameter, mm, written by the monitor beside the spec's demographics and
+/// preferred to them for stroke volume by every odm reader (serial-stream.md
+/// readers ignore fields they do not know).
+pub const PATIENT_DIAMETER_FIELD: &str = "aortic_diameter_mm";
+
 /// ANNOTATION payload: a sample index and one JSON object with a string `type`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Annotation {

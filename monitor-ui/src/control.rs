@@ -96,7 +96,7 @@ impl PatientSettings {
         m.insert("sex".into(), self.sex.as_str().into());
         if let Some(d) = self.aortic_diameter_mm {
             // An extra field: readers ignore fields they do not know.
-            m.insert("aortic_diameter_mm".into(), d.into());
+            m.insert(odm_device_io::PATIENT_DIAMETER_FIELD.into(), d.into());
         }
         m
     }

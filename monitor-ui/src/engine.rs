@@ -109,7 +109,10 @@ pub fn sv_model_from_patient(p: &PatientSettings) -> Result<SvModel, odm_dsp::ar
 /// The SV model from a `patient` annotation read from a recording, if usable.
 fn sv_model_from_annotation(a: &Annotation) -> Option<SvModel> {
     let j = &a.json;
-    if let Some(d) = j.get("aortic_diameter_mm").and_then(|v| v.as_f64()) {
+    if let Some(d) = j
+        .get(odm_device_io::PATIENT_DIAMETER_FIELD)
+        .and_then(|v| v.as_f64())
+    {
         return SvModel::measured(d).ok();
     }
     let demographics = Demographics {
