@@ -31,6 +31,9 @@ const PLAUSIBLE_GAIN: std::ops::RangeInclusive<f64> = 0.5..=2.0;
 /// Offsets beyond ±this many cm/s are likewise rejected.
 const PLAUSIBLE_OFFSET_CM_S: f64 = 50.0;
 
+/// Years a [`CalDate`] can hold: those that print as four digits.
+const CAL_YEARS: std::ops::RangeInclusive<i32> = 1..=9999;
+
 /// A calendar day (UTC), written `YYYY-MM-DD`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct CalDate {
@@ -42,7 +45,7 @@ impl CalDate {
     /// The day `year-month-day`, or `None` when no such day exists
     /// (years 1..=9999 only, so it always prints as `YYYY-MM-DD`).
     pub fn from_ymd(year: i32, month: u32, day: u32) -> Option<Self> {
-        if !(1..=9999).contains(&year) || !(1..=12).contains(&month) {
+        if !CAL_YEARS.contains(&year) || !(1..=12).contains(&month) {
             return None;
         }
         if day == 0 || day > days_in_month(year, month) {
@@ -394,7 +397,7 @@ impl Calibration {
         // written with a five-digit year that `CalDate::parse` refuses: the
         // file could not be read back.
         for (name, day) in [("date", self.date), ("valid_until", self.valid_until)] {
-            if !(1..=9999).contains(&day.ymd().0) {
+            if !CAL_YEARS.contains(&day.ymd().0) {
                 return Err(format!("{name} {day} is outside the years 0001–9999"));
             }
         }
