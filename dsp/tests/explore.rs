@@ -1128,11 +1128,13 @@ fn print_fall_errors() {
     // With `ODM_EDGE=rise`, rising-edge points instead: the truth rises
     // over the next 5 ms and reaches 40 cm/s within 0.3 s.
     let rise = std::env::var("ODM_EDGE").is_ok_and(|e| e == "rise");
+    // `ODM_SYSTOLIC` lowers the 40 cm/s for low-flow runs (`ODM_SV`).
+    let systolic_cm_s = get("ODM_SYSTOLIC", 40.0);
     let falling = |t: f64, truth: &mut dyn FnMut(f64) -> Option<f64>| -> Option<f64> {
         let (tv, next) = (truth(t)?, truth(t + 0.005)?);
         let dir = if rise { 1.0 } else { -1.0 };
         let systolic =
-            (1..=60).any(|k| truth(t + dir * 0.005 * f64::from(k)).unwrap_or(0.0) > 40.0);
+            (1..=60).any(|k| truth(t + dir * 0.005 * f64::from(k)).unwrap_or(0.0) > systolic_cm_s);
         let moving = if rise { next > tv } else { next < tv };
         (t >= 1.0 && tv > 0.0 && moving && systolic).then_some(tv)
     };
@@ -1167,6 +1169,7 @@ fn print_fall_errors() {
     };
     let mut sc = sim(7, secs, snr, hr);
     sc.profile_exponent = get("ODM_PROFILE", 6.0);
+    sc.sv_ml = get("ODM_SV", sc.sv_ml);
     let mut probe = odm_simulator::VirtualProbe::new(sc).unwrap();
     let mut pipe = None;
     let mut s = S(Vec::new());
