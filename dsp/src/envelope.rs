@@ -42,10 +42,12 @@
 //! `n + a·T_β(k − f_e)` over 10 bins below to 4 above it, for edges within
 //! ±3 bins on a quarter-bin grid refined parabolically. `T_β` is the
 //! density `(f_e − f)^β` smeared by the analysis kernel ([`ShapeTemplates`]).
-//! The reported edge is the mean of that fit and of the noise-threshold
-//! crossing placed on the fitted template's upper flank (the level
-//! `(T − n)/a` of the template falls at a known distance above its edge):
-//! the two readings' errors are partly independent.
+//! The reported edge mixes that fit with the noise-threshold crossing
+//! placed on the fitted template's upper flank (the level `(T − n)/a` of
+//! the template falls at a known distance above its edge): their mean on
+//! edge-peaked spectra, where the two readings' errors are partly
+//! independent, and the crossing alone on flat and edge-vanishing ones,
+//! where the fit's tail is heavy (`crossing_weight`).
 //! The exponent `β` is *not* chosen column by column (one column's speckle
 //! would pick shapes at random, favouring edge-peaked ones); it is pooled
 //! over about a second of strong columns from the power balance of the
@@ -486,6 +488,22 @@ const SHAPE_POOL_COLUMNS: u32 = 200;
 /// band halves, clear of the wall band).
 const SHAPE_MIN_EDGE_BINS: usize = 16;
 
+/// How much of the shape fit's edge is the noise-threshold crossing's
+/// reading (the rest is the fit's), for the pooled shape `beta`.
+///
+/// Measured on stationary shaped Gaussian noise (`dsp/tests/shaped_noise.rs`,
+/// each reading alone, 40–150 cm/s, 8–30 dB; docs/dsp.md): on edge-peaked
+/// spectra (β ≤ −½) the fit is the less biased (−0.1…+0.4 cm/s against
+/// −0.4…+0.95) and the crossing the less scattered, and their mean keeps
+/// most of both; on a flat spectrum (β = 0) the fit reads 0.4–0.9 cm/s
+/// low with a heavy tail (p95 6–8 cm/s against 1–5), and on edge-vanishing
+/// ones (β > 0) 1–4 cm/s low (p95 8–16), where the crossing is within
+/// −0.6…+0.7 (β = 0). So the crossing alone from β = 0 up, the mean from
+/// β = −½ down, and a straight line between.
+fn crossing_weight(beta: f64) -> f64 {
+    1.0 - 0.5 * (-beta / 0.5).clamp(0.0, 1.0)
+}
+
 /// Shape assumed until the stream has shown its own: the blunt profile of
 /// the descending aorta (n = 6, β = 2/n − 1). It matters only while no edge
 /// has been above 16 bins (34 cm/s at 4 MHz), e.g. a phantom run at 20 cm/s:
@@ -866,13 +884,14 @@ impl EnvelopeEstimator {
             // Two readings of the same edge under the same template: the
             // fit (all bins near the edge) and the noise-threshold crossing
             // on the upper flank, placed by where the fitted template falls
-            // to that level. Their errors are partly independent: on flat
-            // spectra the crossing's tail is much lighter (p95 1–5 against
-            // 6–8 cm/s), on blunt ones the fit's bias is lower; the mean
-            // keeps most of both (docs/dsp.md, measurements).
+            // to that level. Which is better depends on the shape
+            // (`crossing_weight`).
             match e {
                 Some((e, a)) if a > 0.0 => match self.template_flank((thr - noise) / a) {
-                    Some(d) => Some(0.5 * (e + cross_thr - d)),
+                    Some(d) => {
+                        let w = crossing_weight(self.shape_beta());
+                        Some((1.0 - w) * e + w * (cross_thr - d))
+                    }
                     None => Some(e),
                 },
                 Some((e, _)) => Some(e),
