@@ -1175,7 +1175,15 @@ fn print_fall_errors() {
     let mut s = S(Vec::new());
     let mut pairs = Vec::new();
     while let Some(p) = probe.next_payload() {
-        feed(&mut pipe, PipelineConfig::default(), p, &mut s);
+        feed(
+            &mut pipe,
+            PipelineConfig {
+                ramp_correction: std::env::var("ODM_NO_RAMP").is_err(),
+                ..PipelineConfig::default()
+            },
+            p,
+            &mut s,
+        );
         for (t, v) in s.0.drain(..) {
             if let Some(tv) = falling(t, &mut |x| probe.true_velocity_cm_s(x)) {
                 pairs.push((v, tv));
@@ -1204,7 +1212,14 @@ fn print_fall_errors() {
             seed: 11,
         }
         .generate(secs, |t| train.rate(t));
-        let mut pipe = odm_dsp::Pipeline::new(PipelineConfig::default(), params).unwrap();
+        let mut pipe = odm_dsp::Pipeline::new(
+            PipelineConfig {
+                ramp_correction: std::env::var("ODM_NO_RAMP").is_err(),
+                ..PipelineConfig::default()
+            },
+            params,
+        )
+        .unwrap();
         let mut s = S(Vec::new());
         for (i, chunk) in iq.chunks(200).enumerate() {
             pipe.push((i * 200) as u64, chunk, false, &mut s);
