@@ -210,10 +210,7 @@ fn dump_grid_envelopes() {
                     if !name.contains(&std::env::var("ODM_CELL").unwrap_or_default()) {
                         continue;
                     }
-                    let mut cfg = PipelineConfig {
-                        ramp_correction: std::env::var("ODM_NO_RAMP").is_err(),
-                        ..PipelineConfig::default()
-                    };
+                    let mut cfg = env_config();
                     if let Some(h) = std::env::var("ODM_HOP").ok().and_then(|s| s.parse().ok()) {
                         cfg.hop_s = h;
                     }
@@ -331,6 +328,15 @@ fn dump_sine_envelopes() {
                 }
             }
         }
+    }
+}
+
+/// The default pipeline, without the window-smear correction when
+/// `ODM_NO_RAMP` is set.
+fn env_config() -> PipelineConfig {
+    PipelineConfig {
+        ramp_correction: std::env::var("ODM_NO_RAMP").is_err(),
+        ..PipelineConfig::default()
     }
 }
 
@@ -780,15 +786,7 @@ fn print_rising_edge_error_correlation() {
     let mut bands: Vec<(f64, f64)> = Vec::new();
     let mut falling: Vec<(f64, f64)> = Vec::new();
     while let Some(p) = probe.next_payload() {
-        feed(
-            &mut pipe,
-            PipelineConfig {
-                ramp_correction: std::env::var("ODM_NO_RAMP").is_err(),
-                ..PipelineConfig::default()
-            },
-            p,
-            &mut s,
-        );
+        feed(&mut pipe, env_config(), p, &mut s);
         for (t, v) in s.0.drain(..) {
             let Some(tv) = probe.true_velocity_cm_s(t) else {
                 continue;
@@ -1009,10 +1007,7 @@ fn print_foot_errors() {
     );
     sc.profile_exponent = get("ODM_PROFILE", 6.0);
     sc.scatterer_count = get("ODM_SCATTERERS", 48.0) as usize;
-    let mut cfg = PipelineConfig {
-        ramp_correction: std::env::var("ODM_NO_RAMP").is_err(),
-        ..PipelineConfig::default()
-    };
+    let mut cfg = env_config();
     cfg.wall_cutoff_hz = get("ODM_WALL", cfg.wall_cutoff_hz);
     let mut probe = odm_simulator::VirtualProbe::new(sc).unwrap();
     let mut pipe = None;
@@ -1175,15 +1170,7 @@ fn print_fall_errors() {
     let mut s = S(Vec::new());
     let mut pairs = Vec::new();
     while let Some(p) = probe.next_payload() {
-        feed(
-            &mut pipe,
-            PipelineConfig {
-                ramp_correction: std::env::var("ODM_NO_RAMP").is_err(),
-                ..PipelineConfig::default()
-            },
-            p,
-            &mut s,
-        );
+        feed(&mut pipe, env_config(), p, &mut s);
         for (t, v) in s.0.drain(..) {
             if let Some(tv) = falling(t, &mut |x| probe.true_velocity_cm_s(x)) {
                 pairs.push((v, tv));
@@ -1212,14 +1199,7 @@ fn print_fall_errors() {
             seed: 11,
         }
         .generate(secs, |t| train.rate(t));
-        let mut pipe = odm_dsp::Pipeline::new(
-            PipelineConfig {
-                ramp_correction: std::env::var("ODM_NO_RAMP").is_err(),
-                ..PipelineConfig::default()
-            },
-            params,
-        )
-        .unwrap();
+        let mut pipe = odm_dsp::Pipeline::new(env_config(), params).unwrap();
         let mut s = S(Vec::new());
         for (i, chunk) in iq.chunks(200).enumerate() {
             pipe.push((i * 200) as u64, chunk, false, &mut s);
