@@ -155,10 +155,31 @@ struct Pending {
     sys: Systole,
     /// Curvature of the falling edge (see `curvature`).
     fall_shape_ratio: Option<f64>,
+    /// NaN when the systole's end was never found (see [`Pending::unfinished`]).
     end_s: f64,
     sd_cm: f64,
     snr: f32,
     shape: [f32; SHAPE_LEN],
+}
+
+impl Pending {
+    /// A systole whose onset is known — the beat before it was emitted with
+    /// that onset as its `next_onset_s` — but whose end never came: no
+    /// return to baseline within `max_ft_s`, no usable falling edge, or a
+    /// long gap cut it. It is still emitted when the next onset is known,
+    /// so that every beat's `next_onset_s` is the next beat's `onset_s`
+    /// (analysis-output.md), with null end, FT, FTc and SD, and rejected
+    /// (`gap`, or `implausible` since its flow time cannot be measured).
+    fn unfinished(sys: Systole) -> Self {
+        Self {
+            sys,
+            fall_shape_ratio: None,
+            end_s: f64::NAN,
+            sd_cm: f64::NAN,
+            snr: 0.0,
+            shape: [0.0; SHAPE_LEN],
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -643,11 +664,28 @@ impl BeatDetector {
     }
 
     /// Forgets the beat in progress and the pending beat (new segment after a
-    /// discontinuity or a long gap); beat numbering continues.
+    /// discontinuity, whose times may run backwards); beat numbering
+    /// continues.
     pub fn reset(&mut self) {
+        self.pending = None;
+        self.restart();
+    }
+
+    /// A new segment after a gap longer than any cycle. The systole whose
+    /// onset is known — the pending one, or the one in progress, which the
+    /// gap cut — is kept and emitted at the first onset after the gap
+    /// (rejected: its cycle holds the gap), so that the beat before it,
+    /// already emitted with that onset as `next_onset_s`, is followed by it.
+    pub fn restart_after_gap(&mut self) {
+        if let Phase::Falling { sys, .. } = self.phase {
+            self.pending = Some(Pending::unfinished(sys));
+        }
+        self.restart();
+    }
+
+    fn restart(&mut self) {
         self.phase = Phase::Idle;
         self.armed = true;
-        self.pending = None;
         self.last_onset_s = None;
         self.next_abs = 0;
         self.cycle_len = 0;
@@ -901,10 +939,13 @@ impl BeatDetector {
                     match below_from {
                         Some(first) => {
                             self.phase = Phase::Idle;
-                            self.pending = self.falling_edge(&sys, first);
-                            if let Some(r) = self.pending.and_then(|p| p.fall_shape_ratio) {
+                            let p = self
+                                .falling_edge(&sys, first)
+                                .unwrap_or_else(|| Pending::unfinished(sys));
+                            if let Some(r) = p.fall_shape_ratio {
                                 self.fall_shape.push(r);
                             }
+                            self.pending = Some(p);
                         }
                         None => {
                             self.phase = Phase::Falling {
@@ -914,9 +955,10 @@ impl BeatDetector {
                         }
                     }
                 } else if t - sys.onset_s > self.cfg.max_ft_s {
-                    // No return to baseline: not a beat (artefact or loss).
+                    // No return to baseline (artefact or loss): no flow
+                    // time, but its onset already ended the beat before.
                     self.phase = Phase::Idle;
-                    self.pending = None;
+                    self.pending = Some(Pending::unfinished(sys));
                 } else {
                     self.phase = Phase::Falling {
                         sys,
@@ -932,7 +974,9 @@ impl BeatDetector {
     /// pending beat's end, and (when that beat's end was not found) after
     /// the last onset by at least the shortest rise.
     fn starts_after_last_systole(&self, onset_s: f64) -> bool {
-        let after_end = self.pending.is_none_or(|p| onset_s >= p.end_s);
+        let after_end = self
+            .pending
+            .is_none_or(|p| p.end_s.is_nan() || onset_s >= p.end_s);
         let after_onset = self.last_onset_s.is_none_or(|o| onset_s - o >= MIN_RISE_S);
         after_end && after_onset
     }
@@ -1201,19 +1245,24 @@ impl BeatDetector {
         let clipped = after.clip > before.clip || self.clipped.overlaps(a, b);
         let interference = after.intf > before.intf || self.interference.overlaps(a, b);
 
-        let ft_ms = (p.end_s - p.sys.onset_s) * 1000.0;
+        // A systole with missing samples in it cannot be measured
+        // (analysis-output.md: such a value is null): its end may be an
+        // extrapolation into the gap, its peak may be missing, and ∫ v dt
+        // would bridge the gap with a straight line. Its onset and the next
+        // one were seen, so the cycle stands.
+        let systole_gap = self.gaps.overlaps(p.sys.onset_s, p.end_s);
+        let end_s = if systole_gap { f64::NAN } else { p.end_s };
+        let ft_ms = (end_s - p.sys.onset_s) * 1000.0;
         let hr_bpm = 60.0 / cycle_s;
-        let pv = f64::from(p.sys.pv);
-        let rise_s = p.sys.peak_s - p.sys.onset_s;
-        let ma = (rise_s > 0.0).then(|| pv / rise_s);
-        // ∫ v dt over a systole with missing samples in it cannot be
-        // computed (analysis-output.md: such a value is null): the
-        // trapezoids would bridge the gap with a straight line.
-        let sd_cm = if self.gaps.overlaps(p.sys.onset_s, p.end_s) {
+        let pv = if systole_gap {
             f64::NAN
         } else {
-            p.sd_cm
+            f64::from(p.sys.pv)
         };
+        let peak_s = if systole_gap { f64::NAN } else { p.sys.peak_s };
+        let rise_s = peak_s - p.sys.onset_s;
+        let ma = (rise_s > 0.0).then(|| pv / rise_s);
+        let sd_cm = if systole_gap { f64::NAN } else { p.sd_cm };
         let sv = self.sv_model.estimate(sd_cm);
 
         // Ectopic: premature relative to the median recent cycle. An ectopic
@@ -1305,8 +1354,8 @@ impl BeatDetector {
         Some(Beat {
             index,
             onset_s: p.sys.onset_s,
-            peak_s: p.sys.peak_s,
-            end_s: p.end_s,
+            peak_s,
+            end_s,
             next_onset_s: next.onset_s,
             ft_ms,
             cycle_s,
@@ -1402,6 +1451,54 @@ mod tests {
             }
         }
         beats
+    }
+
+    /// A systole that never returns to baseline (the envelope stays at
+    /// 40 % of its peak for 1.5 s, longer than `max_ft_s`) has no end and no flow time, but its
+    /// onset already closed the beat before it: it is still a beat, with
+    /// null end, FT and SD, rejected, so that every beat's `next_onset_s`
+    /// is the next beat's `onset_s`. Before, it was dropped and the beat
+    /// before it pointed at an onset no beat had.
+    #[test]
+    fn a_systole_without_an_end_is_still_the_next_beat() {
+        let cycle = 0.8;
+        let onsets: Vec<f64> = (0..12).map(|i| 0.3137 + i as f64 * cycle).collect();
+        // Beat 5 rises and falls as usual down to 40 cm/s, then holds that
+        // until 1.5 s after its onset; the next beats come half a second
+        // after it.
+        let held = onsets[5];
+        let after = held + 1.5 + 0.5;
+        let beats = run(14.0, |t| {
+            if t >= held && t < held + 1.5 {
+                trapezoid(t, held).max(if t - held >= 0.08 { 40.0 } else { 0.0 })
+            } else if t >= held + 1.5 && t < after {
+                0.0
+            } else {
+                let shift = if t >= after { after - onsets[6] } else { 0.0 };
+                onsets
+                    .iter()
+                    .filter(|&&o| o != held)
+                    .map(|&o| trapezoid(t, o + shift))
+                    .sum()
+            }
+        });
+        for w in beats.windows(2) {
+            assert_eq!(w[0].next_onset_s, w[1].onset_s, "beat {}", w[0].index);
+        }
+        let b = beats
+            .iter()
+            .find(|b| (b.onset_s - held).abs() < 2e-3)
+            .expect("the held systole is a beat");
+        assert!(
+            b.end_s.is_nan() && b.ft_ms.is_nan() && b.sd_cm.is_nan(),
+            "{b:?}"
+        );
+        assert!(!b.accepted, "{b:?}");
+        assert_eq!(b.reject_reason, Some(RejectReason::Implausible));
+        assert!(
+            beats.iter().filter(|b| b.accepted).count() >= 8,
+            "{beats:?}"
+        );
     }
 
     #[test]
@@ -1657,7 +1754,9 @@ mod tests {
     fn stroke_distance_over_missing_samples_is_not_computed() {
         // Trapezoid beats every 0.8 s (SD 17 cm by hand). One gap in a
         // diastole (2.6 s beat), one inside a systole (4.2 s beat), marked
-        // as the pipeline marks them.
+        // as the pipeline marks them. The systole with missing samples is
+        // not measured at all (its peak or end may lie in the gap): end, FT,
+        // PV and SD are null; its onset and cycle were seen.
         let hop = 0.005;
         let mut d = BeatDetector::new(DetectorConfig::default(), hop, 4.0, 0.005);
         d.sv_model = SvModel::measured(20.0).unwrap();
@@ -1699,7 +1798,8 @@ mod tests {
         assert!(systole.sd_cm.is_nan(), "{systole:?}");
         assert!(systole.md_cm_min.is_nan());
         assert_eq!((systole.sv_ml, systole.co_l_min), (None, None));
-        assert!(systole.ft_ms.is_finite() && systole.pv_cm_s > 95.0);
+        assert!(systole.ft_ms.is_nan() && systole.end_s.is_nan() && systole.pv_cm_s.is_nan());
+        assert!(systole.cycle_s.is_finite() && (systole.onset_s - 4.2).abs() < 2e-3);
         let clean = at(5.0);
         assert!(clean.accepted && (clean.sd_cm - 17.0).abs() < 0.3);
         assert!(clean.sv_ml.is_some() && diastole.sv_ml.is_some());

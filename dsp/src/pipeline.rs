@@ -454,10 +454,11 @@ impl Pipeline {
                 self.detector
                     .mark_gap(next as f64 / self.fs, first_sample as f64 / self.fs);
                 // A gap longer than any cycle: the beat in progress can never
-                // be completed honestly.
+                // be completed honestly; it is emitted, rejected, at the
+                // first onset after the gap.
                 if lost as f64 / self.fs > 2.0 {
                     self.flush_unsettled(sink);
-                    self.detector.reset();
+                    self.detector.restart_after_gap();
                 }
             }
             Some(next) if first_sample < next => {

@@ -257,6 +257,57 @@ fn reports_gap_then_signal_lost_and_regained_around_an_unplug() {
     assert_eq!(r.score.accepted_in_impairment, 0);
 }
 
+/// A gap longer than any cycle (the probe unplugged for 5 s) cuts a
+/// systole whose onset already closed the beat before it, or leaves one
+/// pending. Either way that systole is still a beat, emitted at the first
+/// onset after the gap and rejected as `gap`, so that every beat's
+/// `next_onset_s` is the next beat's `onset_s` (analysis-output.md). Found
+/// by an external check of `odm analyse` (the beat before an unplug
+/// pointed at an onset no beat had). Unplug times across a cycle, so both
+/// the pending and the in-progress case occur.
+#[test]
+fn a_long_gap_keeps_every_next_onset_a_beat_onset() {
+    for k in 0..4 {
+        let start_s = 10.0 + 0.2 * f64::from(k);
+        let s = SimConfig {
+            seed: 11,
+            duration_s: Some(25.0),
+            snr_db: Some(20.0),
+            unplug: Some(Interval {
+                start_s,
+                end_s: start_s + 5.0,
+            }),
+            ..SimConfig::default()
+        };
+        let r = run_sim(s, PipelineConfig::default(), false);
+        let beats = &r.out.beats;
+        for w in beats.windows(2) {
+            assert_eq!(
+                w[0].next_onset_s, w[1].onset_s,
+                "unplug at {start_s}: beat {}",
+                w[0].index
+            );
+        }
+        let across: Vec<_> = beats
+            .iter()
+            .filter(|b| b.onset_s < start_s && b.next_onset_s > start_s + 5.0)
+            .collect();
+        assert_eq!(across.len(), 1, "unplug at {start_s}: {beats:?}");
+        assert_eq!(
+            across[0].reject_reason,
+            Some(odm_dsp::RejectReason::Gap),
+            "{:?}",
+            across[0]
+        );
+        assert_eq!(r.score.accepted_in_impairment, 0);
+        assert!(
+            beats.len() >= 20,
+            "unplug at {start_s}: {} beats",
+            beats.len()
+        );
+    }
+}
+
 #[test]
 fn calibration_hook_removes_a_probe_gain_error() {
     let base = SimConfig {
@@ -374,8 +425,9 @@ fn the_window_smear_correction_removes_the_early_onset_and_high_sd() {
     };
     let (off, on) = (cell(false), cell(true));
     eprintln!("off: {}\non: {}", describe(&off), describe(&on));
-    // The problem, as measured before the correction existed.
-    assert!(off.onset_ms.median < -1.5, "{}", off.onset_ms.median);
+    // The problem, as measured before the correction existed (−1.6 ms then;
+    // −1.4 since the virtual probe's clutter lost its spurs, 2026-12-01).
+    assert!(off.onset_ms.median < -1.0, "{}", off.onset_ms.median);
     assert!(off.sd_pct.median > 2.0, "{}", off.sd_pct.median);
     // Corrected.
     assert!(on.onset_ms.median.abs() < 1.0, "{}", on.onset_ms.median);
