@@ -1217,3 +1217,117 @@ fn print_fall_errors() {
         report(&format!("sine {label} {snr} dB {hr}/min"), &pairs);
     }
 }
+
+/// Prints the envelope (after the time median), each column's noise power,
+/// interference flag and highest bin above 4× the noise, and the beats,
+/// between `ODM_FROM` and `ODM_TO` seconds of a default virtual-probe run
+/// with `ODM_RATE` Hz, `ODM_SEED`, `ODM_HR`, `ODM_SECS`: for looking at
+/// beats rejected on clean signal at other sample rates.
+#[test]
+#[ignore]
+fn print_stream_window() {
+    use odm_dsp::{EnvelopePoint, PipelineSink, SpectrumColumn};
+    let get = |k: &str, d: f64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(d)
+    };
+    let (from, to) = (get("ODM_FROM", 0.0), get("ODM_TO", 5.0));
+    struct S {
+        from: f64,
+        to: f64,
+        inner: Collect,
+    }
+    impl PipelineSink for S {
+        fn spectrum_column(&mut self, c: &SpectrumColumn<'_>) {
+            if c.t_s < self.from || c.t_s > self.to {
+                return;
+            }
+            let top = (c.zero_bin..c.power.len())
+                .rev()
+                .find(|&k| c.power[k] > 4.0 * c.noise_power)
+                .map_or(0.0, |k| c.velocity_cm_s(k));
+            let max = c.power[c.zero_bin..]
+                .iter()
+                .cloned()
+                .fold(0.0_f32, f32::max);
+            let hi: Vec<String> = (c.zero_bin..c.power.len())
+                .filter(|&k| c.power[k] > 30.0 * c.noise_power)
+                .map(|k| {
+                    format!(
+                        "{:.0}:{:.0}",
+                        c.velocity_cm_s(k),
+                        c.power[k] / c.noise_power
+                    )
+                })
+                .collect();
+            let n = c.power.len();
+            let z0 = c.zero_bin;
+            let pos_far: f32 = c.power[z0 + n / 8..].iter().sum::<f32>() / (n - z0 - n / 8) as f32;
+            let neg_far: f32 = c.power[..z0 - n / 8].iter().sum::<f32>() / (z0 - n / 8) as f32;
+            let groups: Vec<String> = (0..8)
+                .map(|g| {
+                    let a = z0 + g * (n - z0) / 8;
+                    let b = z0 + (g + 1) * (n - z0) / 8;
+                    format!(
+                        "{:.2}",
+                        c.power[a..b].iter().sum::<f32>() / (b - a) as f32 / c.noise_power
+                    )
+                })
+                .collect();
+            println!("GRP {:.4} {}", c.t_s, groups.join(" "));
+            println!(
+                "FAR {:.4} pos/noise {:.2} neg/noise {:.2}",
+                c.t_s,
+                pos_far / c.noise_power,
+                neg_far / c.noise_power
+            );
+            let hi_tail = if hi.len() > 12 {
+                hi[hi.len() - 12..].join(" ")
+            } else {
+                hi.join(" ")
+            };
+            println!(
+                "COL {:.4} noise {:.3e} max/noise {:.1} top4x {:.1} intf {} n30x {} | {}",
+                c.t_s,
+                c.noise_power,
+                max / c.noise_power,
+                top,
+                c.interference,
+                hi.len(),
+                hi_tail
+            );
+        }
+        fn envelope_point(&mut self, p: &EnvelopePoint) {
+            if p.t_s >= self.from && p.t_s <= self.to {
+                println!("ENV {:.4} {:.1} q {:.2}", p.t_s, p.velocity_cm_s, p.quality);
+            }
+        }
+        fn beat(&mut self, b: &odm_dsp::Beat) {
+            self.inner.beat(b);
+        }
+    }
+    let mut sc = sim(
+        get("ODM_SEED", 8.0) as u64,
+        get("ODM_SECS", 60.0),
+        30.0,
+        get("ODM_HR", 75.0),
+    );
+    sc.sample_rate_hz = get("ODM_RATE", 20000.0) as u32;
+    let mut probe = odm_simulator::VirtualProbe::new(sc).unwrap();
+    let mut pipe = None;
+    let mut s = S {
+        from,
+        to,
+        inner: Collect::default(),
+    };
+    while let Some(p) = probe.next_payload() {
+        feed(&mut pipe, PipelineConfig::default(), p, &mut s);
+    }
+    for b in &s.inner.beats {
+        if b.onset_s >= from - 1.0 && b.onset_s <= to {
+            println!("{b:?}");
+        }
+    }
+}
