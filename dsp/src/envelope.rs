@@ -138,8 +138,9 @@ pub struct EdgeEstimate {
     /// Signal density just below the edge over the noise floor (linear; 0
     /// when no flow).
     pub snr: f32,
-    /// The estimate reached the top of the band (the spectrum is full:
-    /// interference or aliasing).
+    /// The estimate reached the top of the band (flow at the band's limit,
+    /// possibly aliased, or a spectrum filled by interference; the pipeline
+    /// flags interference from the noise floor instead).
     pub saturated: bool,
 }
 
