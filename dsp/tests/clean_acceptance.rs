@@ -28,16 +28,21 @@ fn beats_with(cfg: SimConfig) -> Vec<Beat> {
     beats_and_truth(cfg).0
 }
 
+/// Beats rejected as `interference`.
+fn interference_count(beats: &[Beat]) -> usize {
+    beats
+        .iter()
+        .filter(|b| b.reject_reason == Some(RejectReason::Interference))
+        .count()
+}
+
 #[test]
 fn clean_beats_are_not_rejected_as_interference() {
     for snr_db in [15.0, 30.0] {
         let mut total = 0;
         for seed in 1..=4 {
             let beats = beats_of(seed, snr_db);
-            let interference = beats
-                .iter()
-                .filter(|b| b.reject_reason == Some(RejectReason::Interference))
-                .count();
+            let interference = interference_count(&beats);
             assert_eq!(
                 interference,
                 0,
@@ -73,10 +78,7 @@ fn flow_near_the_top_of_a_narrow_band_is_not_interference() {
             hr_bpm: 120.0,
             ..SimConfig::default()
         });
-        let interference = beats
-            .iter()
-            .filter(|b| b.reject_reason == Some(RejectReason::Interference))
-            .count();
+        let interference = interference_count(&beats);
         assert_eq!(
             interference,
             0,
