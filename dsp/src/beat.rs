@@ -1454,11 +1454,11 @@ mod tests {
     }
 
     /// A systole that never returns to baseline (the envelope stays at
-    /// 40 % of its peak for 1.5 s, longer than `max_ft_s`) has no end and no flow time, but its
-    /// onset already closed the beat before it: it is still a beat, with
-    /// null end, FT and SD, rejected, so that every beat's `next_onset_s`
-    /// is the next beat's `onset_s`. Before, it was dropped and the beat
-    /// before it pointed at an onset no beat had.
+    /// 40 % of its peak for 1.5 s, longer than `max_ft_s`) has no end and
+    /// no flow time, but its onset already closed the beat before it: it is
+    /// still a beat, with null end, FT and SD, rejected, so that every
+    /// beat's `next_onset_s` is the next beat's `onset_s`. Before, it was
+    /// dropped and the beat before it pointed at an onset no beat had.
     #[test]
     fn a_systole_without_an_end_is_still_the_next_beat() {
         let cycle = 0.8;
