@@ -331,6 +331,14 @@ fn dump_sine_envelopes() {
     }
 }
 
+/// The number in environment variable `k`, or `d`.
+fn env_f64(k: &str, d: f64) -> f64 {
+    std::env::var(k)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(d)
+}
+
 /// The default pipeline, without the window-smear correction when
 /// `ODM_NO_RAMP` is set.
 fn env_config() -> PipelineConfig {
@@ -642,12 +650,7 @@ fn print_rising_edges() {
 fn print_beats_window() {
     let name = std::env::var("ODM_CELL").unwrap_or_else(|_| "n2_snr15_hr45_s8".into());
     let c = load_cell(&replay_dir().join(format!("{name}.txt")));
-    let get = |k: &str, d: f64| {
-        std::env::var(k)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(d)
-    };
+    let get = env_f64;
     let (from, to) = (get("ODM_FROM", 0.0), get("ODM_TO", 5.0));
     for b in replay(&c)
         .iter()
@@ -765,12 +768,7 @@ fn print_rising_edge_error_correlation() {
             self.0.push((p.t_s, p.velocity_cm_s));
         }
     }
-    let get = |k: &str, d: f64| {
-        std::env::var(k)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(d)
-    };
+    let get = env_f64;
     let mut sc = sim(7, 40.0, get("ODM_SNR", 30.0), get("ODM_HR", 140.0));
     sc.profile_exponent = get("ODM_PROFILE", 6.0);
     sc.scatterer_count = get("ODM_SCATTERERS", 48.0) as usize;
@@ -935,12 +933,7 @@ fn print_foot_columns() {
             self.env.push((p.t_s, p.velocity_cm_s));
         }
     }
-    let get = |k: &str, d: f64| {
-        std::env::var(k)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(d)
-    };
+    let get = env_f64;
     let mut sc = sim(8, 20.0, get("ODM_SNR", 30.0), get("ODM_HR", 140.0));
     sc.profile_exponent = get("ODM_PROFILE", 6.0);
     let mut probe = odm_simulator::VirtualProbe::new(sc).unwrap();
@@ -993,12 +986,7 @@ fn print_foot_errors() {
             self.0.push((p.t_s, p.velocity_cm_s));
         }
     }
-    let get = |k: &str, d: f64| {
-        std::env::var(k)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(d)
-    };
+    let get = env_f64;
     let mut sc = sim(
         7,
         get("ODM_SECS", 60.0),
@@ -1104,12 +1092,7 @@ fn print_fall_errors() {
             self.0.push((p.t_s, p.velocity_cm_s));
         }
     }
-    let get = |k: &str, d: f64| {
-        std::env::var(k)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(d)
-    };
+    let get = env_f64;
     let (secs, snr, hr) = (
         get("ODM_SECS", 60.0),
         get("ODM_SNR", 30.0),
@@ -1227,12 +1210,7 @@ fn print_fall_errors() {
 #[ignore]
 fn print_stream_window() {
     use odm_dsp::{EnvelopePoint, PipelineSink, SpectrumColumn};
-    let get = |k: &str, d: f64| {
-        std::env::var(k)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(d)
-    };
+    let get = env_f64;
     let (from, to) = (get("ODM_FROM", 0.0), get("ODM_TO", 5.0));
     struct S {
         from: f64,
