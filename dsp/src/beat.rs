@@ -1251,18 +1251,14 @@ impl BeatDetector {
         // would bridge the gap with a straight line. Its onset and the next
         // one were seen, so the cycle stands.
         let systole_gap = self.gaps.overlaps(p.sys.onset_s, p.end_s);
-        let end_s = if systole_gap { f64::NAN } else { p.end_s };
+        let measured = |x: f64| if systole_gap { f64::NAN } else { x };
+        let (end_s, peak_s) = (measured(p.end_s), measured(p.sys.peak_s));
+        let pv = measured(f64::from(p.sys.pv));
+        let sd_cm = measured(p.sd_cm);
         let ft_ms = (end_s - p.sys.onset_s) * 1000.0;
         let hr_bpm = 60.0 / cycle_s;
-        let pv = if systole_gap {
-            f64::NAN
-        } else {
-            f64::from(p.sys.pv)
-        };
-        let peak_s = if systole_gap { f64::NAN } else { p.sys.peak_s };
         let rise_s = peak_s - p.sys.onset_s;
         let ma = (rise_s > 0.0).then(|| pv / rise_s);
-        let sd_cm = if systole_gap { f64::NAN } else { p.sd_cm };
         let sv = self.sv_model.estimate(sd_cm);
 
         // Ectopic: premature relative to the median recent cycle. An ectopic
