@@ -110,6 +110,10 @@ pub struct DetectorInput {
     pub interference: bool,
     /// Samples are missing between the previous point and this one.
     pub gap_before: bool,
+    /// The edge lies inside a cancelled narrowband line
+    /// ([`crate::lines`]): the spectrum there was interpolated, so the
+    /// value is a guess and edge fits leave the point out.
+    pub obscured: bool,
     /// Last sample of the data whose arrival produced this point.
     pub completed_by_sample: u64,
 }
@@ -123,9 +127,10 @@ struct Point {
     n_gap: u64,
     n_clip: u64,
     n_intf: u64,
-    /// The despiker replaced `v` by the chord between its neighbours: the
-    /// value is a guess, so edge fits leave the point out.
-    despiked: bool,
+    /// The value is a guess — the despiker replaced it by the chord
+    /// between its neighbours, or the edge was inside a cancelled
+    /// narrowband line — so edge fits leave the point out.
+    guess: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -769,7 +774,7 @@ impl BeatDetector {
             n_gap: self.counts.gap,
             n_clip: self.counts.clip,
             n_intf: self.counts.intf,
-            despiked: false,
+            guess: input.obscured,
         };
         self.next_abs += 1;
         // The state machine runs DESPIKE_MAX_RUN points behind, so that a
@@ -833,7 +838,7 @@ impl BeatDetector {
                 for k in first + 1..abs {
                     let p = &mut self.ring[(k % cap) as usize];
                     p.v = line(k);
-                    p.despiked = true;
+                    p.guess = true;
                 }
             }
         }
@@ -1011,7 +1016,7 @@ impl BeatDetector {
         let mut pts = EdgePoints::new();
         for k in a..=b {
             let p = self.point(k);
-            if !p.despiked {
+            if !p.guess {
                 pts.push(p.t_s - peak_t, f64::from(p.v));
             }
         }
@@ -1120,7 +1125,7 @@ impl BeatDetector {
         let mut pts = EdgePoints::new();
         for k in a..=b {
             let p = self.point(k);
-            if !p.despiked {
+            if !p.guess {
                 pts.push(p.t_s - peak_t, f64::from(p.v));
             }
         }

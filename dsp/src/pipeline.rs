@@ -19,6 +19,7 @@ use crate::beat::{BeatDetector, DetectorConfig, DetectorInput};
 use crate::envelope::{EdgeEstimate, EnvelopeConfig, EnvelopeEstimator};
 use crate::error::DspError;
 use crate::haemo::{FtcFormula, SvModel};
+use crate::lines::LineCanceller;
 use crate::noise::{InterferenceDetector, NoiseFloor};
 use crate::ramp::RampResponse;
 use crate::stft::Stft;
@@ -113,6 +114,10 @@ pub struct PipelineConfig {
     /// Remove the envelope's lead on rising and lag on falling edges that
     /// the analysis window's length causes ([`crate::ramp`]).
     pub ramp_correction: bool,
+    /// Find steady tones alone in the noise and interpolate across them
+    /// before the envelope ([`crate::lines`]). Off for calibration: a
+    /// string phantom's echo is such a line.
+    pub cancel_lines: bool,
 }
 
 impl Default for PipelineConfig {
@@ -130,6 +135,7 @@ impl Default for PipelineConfig {
             sv_model: SvModel::None,
             calibration: ProbeCalibration::default(),
             ramp_correction: true,
+            cancel_lines: true,
         }
     }
 }
@@ -221,6 +227,7 @@ pub struct Pipeline {
     stft: Stft,
     noise: NoiseFloor,
     interference: InterferenceDetector,
+    lines: LineCanceller,
     envelope: EnvelopeEstimator,
     /// The envelope's reading of moving edges (None: correction off).
     ramp: Option<RampResponse>,
@@ -303,6 +310,7 @@ impl Pipeline {
         let wall_band_hz = 2.0 * cfg.wall_cutoff_hz;
         let wall_bins = (wall_band_hz / bin_hz).ceil() as usize;
         let noise = NoiseFloor::new(1, half.saturating_sub(wall_bins), fft_len)?;
+        let lines = LineCanceller::new(fft_len, wall_bins, hop_len as f64 / fs)?;
         let envelope =
             EnvelopeEstimator::new(cfg.envelope, stft.window(), fft_len, fs, wall_band_hz)?;
         let ramp = cfg
@@ -338,6 +346,7 @@ impl Pipeline {
             stft,
             noise,
             interference,
+            lines,
             envelope,
             ramp,
             detector,
@@ -359,6 +368,16 @@ impl Pipeline {
             external_interference_from: u64::MAX,
             external_interference_until: 0,
         })
+    }
+
+    /// Narrowband lines being cancelled now ([`crate::lines`]): inclusive
+    /// bin ranges of the spectrum column (0 Hz at its middle bin).
+    pub fn narrowband_lines(&self) -> &[(usize, usize)] {
+        if self.cfg.cancel_lines {
+            self.lines.regions()
+        } else {
+            &[]
+        }
     }
 
     /// The configuration in force.
@@ -466,6 +485,7 @@ impl Pipeline {
                 self.flush_unsettled(sink);
                 self.detector.reset();
                 self.interference.reset();
+                self.lines.reset();
                 self.last_accepted_sample = None;
                 self.first_sample = Some(first_sample);
                 self.lost = false;
@@ -530,6 +550,10 @@ impl Pipeline {
             return;
         }
         let noise = self.noise.process(&self.power).unwrap_or(0.0);
+        if self.cfg.cancel_lines {
+            self.lines.observe(&self.power, noise);
+            self.lines.cancel(&mut self.power);
+        }
         let mut interference = self.interference.process(noise);
         if start < self.external_interference_until && end > self.external_interference_from {
             interference = true;
@@ -573,6 +597,7 @@ impl Pipeline {
                 clipped: start < self.clipped_until,
                 interference,
                 gap_before: std::mem::take(&mut self.gap_pending),
+                obscured: self.in_cancelled_line(edge.shift_hz),
                 completed_by_sample: end - 1,
             },
         };
@@ -594,6 +619,7 @@ impl Pipeline {
                 }
                 m.shift_hz = shift;
                 m.input.v_cm_s = self.velocity_cm_s(shift);
+                m.input.obscured = self.in_cancelled_line(shift);
                 m.input.completed_by_sample = end - 1;
                 Some(m)
             }
@@ -606,6 +632,18 @@ impl Pipeline {
             self.emit_point(p, sink);
         }
         self.check_signal(end, sink);
+    }
+
+    /// An edge at `shift_hz` may have been moved by a cancelled line: it
+    /// lies in the line's region, within a bin above it, or within a main
+    /// lobe (3 bins) below it — an edge inside the region reads at its
+    /// lower side, as the fill there is the lower of the two sides' levels.
+    fn in_cancelled_line(&self, shift_hz: f32) -> bool {
+        let n = self.power.len();
+        let bin = n as f64 / 2.0 + f64::from(shift_hz) * n as f64 / self.fs;
+        self.narrowband_lines()
+            .iter()
+            .any(|&(a, b)| bin >= a as f64 - 3.0 && bin <= b as f64 + 1.0)
     }
 
     /// Calibrated velocity (cm/s) of an edge at `shift_hz` (0: no flow).

@@ -66,6 +66,17 @@ pub fn feed(
 }
 
 pub fn run_sim(sim: SimConfig, cfg: PipelineConfig, keep_envelope: bool) -> Run {
+    run_sim_altered(sim, cfg, keep_envelope, |_| {})
+}
+
+/// [`run_sim`] with every payload passed through `alter` before the
+/// pipeline sees it (e.g. to add interference the probe does not make).
+pub fn run_sim_altered(
+    sim: SimConfig,
+    cfg: PipelineConfig,
+    keep_envelope: bool,
+    mut alter: impl FnMut(&mut Payload),
+) -> Run {
     let duration_s = sim.duration_s.expect("finite run");
     let mut probe = VirtualProbe::new(sim).expect("valid sim config");
     let mut pipe: Option<Pipeline> = None;
@@ -75,7 +86,8 @@ pub fn run_sim(sim: SimConfig, cfg: PipelineConfig, keep_envelope: bool) -> Run 
     };
     let mut truth_beats = Vec::new();
     let mut impairments = Vec::new();
-    while let Some(p) = probe.next_payload() {
+    while let Some(mut p) = probe.next_payload() {
+        alter(&mut p);
         feed(&mut pipe, cfg, p, &mut out);
         truth_beats.extend(probe.take_truth_beats());
         impairments.extend(probe.take_impairments());

@@ -1,0 +1,113 @@
+//! Narrowband interference: a steady tone (a switching supply, another
+//! machine's oscillator) added to the probe's signal must not be read as
+//! flow. Before the line canceller, a tone above the flow was integrated
+//! into the envelope up to its frequency: diastole read as the tone's
+//! velocity and beats were lost or accepted with wrong values.
+
+mod common;
+
+use common::{Run, describe, reasons, run_sim, run_sim_altered, sim};
+use odm_device_io::frame::Payload;
+use odm_dsp::{Pipeline, PipelineConfig, PipelineSink, SpectrumColumn};
+use odm_simulator::{SimConfig, VirtualProbe};
+
+/// Median noise power per bin the pipeline measures on `sim`'s signal
+/// (the spectrum's units: complex noise of variance σ² reads σ² per bin).
+fn noise_power_per_bin(sim: SimConfig) -> f64 {
+    #[derive(Default)]
+    struct Noise(Vec<f64>);
+    impl PipelineSink for Noise {
+        fn spectrum_column(&mut self, c: &SpectrumColumn<'_>) {
+            self.0.push(f64::from(c.noise_power));
+        }
+    }
+    let mut probe = VirtualProbe::new(SimConfig {
+        duration_s: Some(5.0),
+        ..sim
+    })
+    .expect("sim");
+    let mut pipe: Option<Pipeline> = None;
+    let mut sink = Noise::default();
+    while let Some(p) = probe.next_payload() {
+        common::feed(&mut pipe, PipelineConfig::default(), p, &mut sink);
+    }
+    sink.0.sort_by(f64::total_cmp);
+    sink.0[sink.0.len() / 2]
+}
+
+/// Runs `sim` with a complex tone at `tone_hz` whose power in its
+/// spectrum bin stands `peak_over_noise` times over the noise floor.
+fn run_with_tone(sim: SimConfig, tone_hz: f64, peak_over_noise: f64) -> Run {
+    run_tone(sim, tone_hz, peak_over_noise, false)
+}
+
+fn run_with_tone_kept(sim: SimConfig, tone_hz: f64, peak_over_noise: f64) -> Run {
+    run_tone(sim, tone_hz, peak_over_noise, true)
+}
+
+fn run_tone(sim: SimConfig, tone_hz: f64, peak_over_noise: f64, keep_envelope: bool) -> Run {
+    let fs = f64::from(sim.sample_rate_hz);
+    let noise = noise_power_per_bin(sim.clone());
+    // A tone of amplitude A reads A²·(Σw)²/Σw² in its bin; for the 10 ms
+    // Hann window (200 samples at 20 kHz) (Σw)²/Σw² = 100²/75.
+    let window_len = (0.010 * fs).round();
+    let gain = (window_len / 2.0).powi(2) / (3.0 * window_len / 8.0);
+    let amplitude = (peak_over_noise * noise / gain).sqrt();
+    let step = 2.0 * std::f64::consts::PI * tone_hz / fs;
+    run_sim_altered(sim, PipelineConfig::default(), keep_envelope, move |p| {
+        if let Payload::Iq(b) = p {
+            for (k, s) in b.samples.iter_mut().enumerate() {
+                let phase = step * (b.first_sample + k as u64) as f64;
+                let (sin, cos) = phase.sin_cos();
+                let add = |x: i16, d: f64| (f64::from(x) + d).round().clamp(-32768.0, 32767.0) as i16;
+                s[0] = add(s[0], amplitude * cos);
+                s[1] = add(s[1], amplitude * sin);
+            }
+        }
+    })
+}
+
+#[test]
+#[ignore = "exploration: prints the damage a tone does"]
+fn print_tone_damage() {
+    for seed in 1..=2 {
+        let base = sim(seed, 60.0, 15.0, 75.0);
+        let clean = run_sim(base.clone(), PipelineConfig::default(), false);
+        println!("seed {seed} clean: {}", common::outcome(&clean));
+        for tone_hz in [2_040.0, 5_040.0, -3_040.0] {
+            for level in [10.0, 40.0, 160.0] {
+                let r = run_with_tone(base.clone(), tone_hz, level);
+                println!(
+                    "seed {seed} tone {tone_hz} Hz ×{level}: {} {}",
+                    describe(&r.score),
+                    reasons(&r.out.beats)
+                );
+            }
+        }
+    }
+}
+
+#[test]
+#[ignore = "exploration: where a cancelled tone moves the envelope"]
+fn print_envelope_change_under_a_tone() {
+    let base = sim(1, 20.0, 15.0, 75.0);
+    let clean = common::run_sim(base.clone(), PipelineConfig::default(), true);
+    let fs = f64::from(base.sample_rate_hz);
+    let noise = noise_power_per_bin(base.clone());
+    let _ = (fs, noise);
+    let toned = run_with_tone_kept(base, 2_040.0, 40.0);
+    let mut by_band = [(0.0_f64, 0usize); 12];
+    for (a, b) in clean.out.envelope.iter().zip(&toned.out.envelope) {
+        if a.0 < 3.0 {
+            continue;
+        }
+        let band = ((a.1 / 10.0) as usize).min(11);
+        by_band[band].0 += b.1 - a.1;
+        by_band[band].1 += 1;
+    }
+    for (i, (s, n)) in by_band.iter().enumerate() {
+        if *n > 0 {
+            println!("clean {:>3}–{:>3} cm/s: mean change {:+.2} (n {n})", i * 10, i * 10 + 10, s / *n as f64);
+        }
+    }
+}
