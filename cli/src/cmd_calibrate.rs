@@ -147,7 +147,13 @@ pub fn measure_recording(
 ) -> anyhow::Result<RunMeasurement> {
     let shown = path.display();
     let mut reader = RecordingReader::open(path).with_context(|| format!("opening run {shown}"))?;
-    let mut analyser = StreamAnalyser::new(PipelineConfig::default(), policy);
+    // A string phantom's echo is a steady line alone in the noise, which
+    // the monitor's line canceller would take for interference.
+    let cfg = PipelineConfig {
+        cancel_lines: false,
+        ..PipelineConfig::default()
+    };
+    let mut analyser = StreamAnalyser::new(cfg, policy);
     while let Some(item) = reader
         .next_item()
         .with_context(|| format!("reading run {shown}"))?
