@@ -43,10 +43,11 @@ pub struct DetectorConfig {
     pub rise_fit_lo: f32,
     /// Upper edge of that part.
     pub rise_fit_hi: f32,
-    /// Fraction of the peak whose crossing on the rise, less the median
-    /// delay from the fitted onset to it over recent beats, is the onset's
-    /// second estimate (0: none).
-    pub rise_cross_frac: f32,
+    /// Fractions of the peak whose crossings on the rise, each less the
+    /// median delay from the fitted onset to it over recent beats, are
+    /// averaged into the onset's second estimate (a level under the fits'
+    /// floor, or 0, is skipped).
+    pub rise_cross_fracs: [f32; RISE_CROSSINGS],
     /// Weight of that estimate in the onset (the fitted foot has the rest).
     pub rise_cross_weight: f64,
     /// No new onset within this time of the previous one, s (HR ≤ 240/min).
@@ -86,13 +87,13 @@ impl Default for DetectorConfig {
             // halved the onset jitter of the 20–60 % fit (docs/dsp.md).
             rise_fit_lo: 0.1,
             rise_fit_hi: 0.85,
-            // 30 %, half weight: replayed over the grid and the
+            // 20, 30 and 40 %, half weight: replayed over the grid and the
             // independent reference, HR p95 fell in every 140/min cell
             // (parabolic 2.4 → 1.9/min, blunt 1.18 → 1.02, quarter-sine
-            // blunt 1.63 → 1.27) and onset |error| in most; 25 and 40 %,
-            // and weights 0.7 and 1, each did better in some cells and
-            // worse in others (docs/dsp.md, "Onset").
-            rise_cross_frac: 0.3,
+            // blunt 1.63 → 1.23) and onset |error| in most (parabolic
+            // 45/min 6.6 → 4.9 ms); weights 0.7 and 1 did better in some
+            // cells and worse in others (docs/dsp.md, "Onset").
+            rise_cross_fracs: [0.2, 0.3, 0.4],
             rise_cross_weight: 0.5,
             refractory_s: 0.25,
             max_ft_s: 0.7,
@@ -160,9 +161,9 @@ struct Systole {
     /// (parabola root − line root) / the time this beat's rising edge takes
     /// to cross its fit band (`band_span_s`).
     shape_ratio: Option<f64>,
-    /// Fitted onset − the time the rise crosses `rise_cross_frac` of the
+    /// Fitted onset − the times the rise crosses `rise_cross_fracs` of the
     /// peak (see `rising_edge`).
-    cross_delay_s: Option<f64>,
+    cross_delay_s: [Option<f64>; RISE_CROSSINGS],
     peak_s: f64,
     peak_abs: u64,
     pv: f32,
@@ -288,6 +289,8 @@ const SPIKE_FRACTION: f32 = 0.3;
 /// simulator), so a rising edge's own points are never taken for a spike.
 const SPIKE_CHORD_FRACTION: f32 = 0.15;
 const HISTORY: usize = 8;
+/// Levels whose crossings of the rise give the onset's second estimate.
+pub const RISE_CROSSINGS: usize = 3;
 /// Rising edges whose shape ratio sets the onset correction: enough that the
 /// median moves little from one beat to the next (its change is cycle error).
 const SHAPE_HISTORY: usize = 16;
@@ -357,7 +360,7 @@ pub struct BeatDetector {
     /// Recent rising-edge shape ratios (see `ShapeHistory`).
     rise_shape: ShapeHistory,
     /// Recent rises' `cross_delay_s`.
-    rise_delay: ShapeHistory,
+    rise_delay: [ShapeHistory; RISE_CROSSINGS],
     /// Recent falling edges' curvatures (see `curvature`).
     fall_shape: ShapeHistory,
     template: Option<[f32; SHAPE_LEN]>,
@@ -673,7 +676,7 @@ impl BeatDetector {
             cycle_len: 0,
             premature_run: 0,
             rise_shape: ShapeHistory::default(),
-            rise_delay: ShapeHistory::default(),
+            rise_delay: [ShapeHistory::default(); RISE_CROSSINGS],
             fall_shape: ShapeHistory::default(),
             template: None,
             beat_index: 0,
@@ -928,8 +931,10 @@ impl BeatDetector {
                         if let Some(r) = sys.shape_ratio {
                             self.rise_shape.push(r);
                         }
-                        if let Some(d) = sys.cross_delay_s {
-                            self.rise_delay.push(d);
+                        for (h, d) in self.rise_delay.iter_mut().zip(sys.cross_delay_s) {
+                            if let Some(d) = d {
+                                h.push(d);
+                            }
                         }
                         out = self.emit_pending(&sys, completed_by_sample);
                         self.last_onset_s = Some(sys.onset_s);
@@ -1082,33 +1087,38 @@ impl BeatDetector {
         let (lo_bound, hi_bound) = (earliest.max(t_lo - 0.1), p_hi.t_s);
         let fit_onset_s = (peak_t + root).clamp(lo_bound, hi_bound);
         // The fitted foot is extrapolated below the band and carries its
-        // fit's noise into every cycle. Where the rise crosses a low
-        // fraction of its peak is measured on its steepest points alone; a
-        // rise of a stable shape (scaled by PV) crosses it a fixed delay
-        // after its foot, so that crossing less the median delay of recent
-        // beats is a second estimate of the onset with little noise. The
-        // two are averaged (docs/dsp.md, "Onset").
-        let cross = self.rise_crossing_s(pv, i_lo, peak_abs);
-        let onset_s = match cross {
-            Some(tc) => {
-                let delay = self.rise_delay.median_with(Some(fit_onset_s - tc));
-                let w = self.cfg.rise_cross_weight;
-                ((1.0 - w) * fit_onset_s + w * (tc + delay)).clamp(lo_bound, hi_bound)
+        // fit's noise into every cycle. Where the rise crosses low
+        // fractions of its peak is measured on its steepest points alone; a
+        // rise of a stable shape (scaled by PV) crosses each a fixed delay
+        // after its foot, so each crossing less the median delay of recent
+        // beats estimates the onset with little noise. Their mean and the
+        // fit are averaged (docs/dsp.md, "Onset").
+        let mut cross = [None; RISE_CROSSINGS];
+        let (mut sum, mut n) = (0.0, 0);
+        for (i, frac) in self.cfg.rise_cross_fracs.iter().enumerate() {
+            cross[i] = self.rise_crossing_s(frac * pv, i_lo, peak_abs);
+            if let Some(tc) = cross[i] {
+                sum += tc + self.rise_delay[i].median_with(Some(fit_onset_s - tc));
+                n += 1;
             }
-            None => fit_onset_s,
+        }
+        let onset_s = if n > 0 {
+            let w = self.cfg.rise_cross_weight;
+            ((1.0 - w) * fit_onset_s + w * sum / f64::from(n)).clamp(lo_bound, hi_bound)
+        } else {
+            fit_onset_s
         };
         let mut sys = self.systole(pv, peak_abs, onset_s, i_lo, a, shape_ratio);
-        sys.cross_delay_s = cross.map(|tc| fit_onset_s - tc);
+        sys.cross_delay_s = cross.map(|c| c.map(|tc| fit_onset_s - tc));
         Some(sys)
     }
 
-    /// When the rise before `peak_abs` crosses `rise_cross_frac` of `pv`:
+    /// When the rise before `peak_abs` crosses `level` (cm/s):
     /// a line through the two points either side of the crossing and one
     /// more on each side (not past the peak), or the chord between the two
     /// when that line does not rise. None when the level is under the
     /// fits' floor or no point under it is found after `i_lo`.
-    fn rise_crossing_s(&self, pv: f32, i_lo: u64, peak_abs: u64) -> Option<f64> {
-        let level = self.cfg.rise_cross_frac * pv;
+    fn rise_crossing_s(&self, level: f32, i_lo: u64, peak_abs: u64) -> Option<f64> {
         if level <= 0.0 || level < FLOOR_MARGIN * self.floor_cm_s {
             return None;
         }
@@ -1175,7 +1185,7 @@ impl BeatDetector {
         Systole {
             onset_s,
             shape_ratio,
-            cross_delay_s: None,
+            cross_delay_s: [None; RISE_CROSSINGS],
             peak_s: self.point(peak_abs).t_s,
             peak_abs,
             pv,
