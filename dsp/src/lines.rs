@@ -291,6 +291,14 @@ mod tests {
         }
     }
 
+    /// Adds speckled flow from bin 140 up to `edge` at `level`, the edge
+    /// bin and the two under it piled up by `pile` (edge first).
+    fn add_flow(col: &mut [f32], edge: usize, level: f32, pile: [f32; 3], seed: &mut u64) {
+        for (k, p) in col.iter_mut().enumerate().take(edge + 1).skip(140) {
+            *p += level * pile[(edge - k).min(2)] * speckle(seed);
+        }
+    }
+
     #[test]
     fn a_steady_tone_is_found_and_cancelled_to_the_noise_level() {
         let mut c = LineCanceller::new(256, 4, 0.005).unwrap();
@@ -321,10 +329,7 @@ mod tests {
             // 140..200 and back once a second, piled up 3× at the edge.
             let phase = (i % 200) as f32 / 200.0;
             let edge = 140 + (60.0 * (std::f32::consts::PI * phase).sin()) as usize;
-            for (k, p) in col.iter_mut().enumerate().take(edge + 1).skip(140) {
-                let pile = if edge - k < 2 { 3.0 } else { 1.0 };
-                *p += 50.0 * pile * speckle(&mut seed);
-            }
+            add_flow(&mut col, edge, 50.0, [3.0, 3.0, 1.0], &mut seed);
             c.observe(&col, 1.0);
             assert!(c.regions().is_empty(), "column {i}: {:?}", c.regions());
         }
@@ -338,10 +343,7 @@ mod tests {
         let mut seed = 13;
         for _ in 0..2000 {
             let mut col = noise_column(&mut seed);
-            for (k, p) in col.iter_mut().enumerate().take(181).skip(140) {
-                let pile = [12.0, 6.0, 3.0][(180 - k).min(2)];
-                *p += 20.0 * pile * speckle(&mut seed);
-            }
+            add_flow(&mut col, 180, 20.0, [12.0, 6.0, 3.0], &mut seed);
             c.observe(&col, 1.0);
         }
         assert!(c.regions().is_empty(), "{:?}", c.regions());
