@@ -160,6 +160,9 @@ pub struct SpectrumColumn<'a> {
     pub noise_power: f32,
     /// The column was flagged as broadband interference.
     pub interference: bool,
+    /// Steady narrowband tones being cancelled in this column
+    /// ([`crate::lines`]); 0 when none, or when cancellation is off.
+    pub narrowband_lines: usize,
 }
 
 impl SpectrumColumn<'_> {
@@ -585,6 +588,7 @@ impl Pipeline {
             velocity_cm_s_per_bin: scale * self.fs / self.power.len() as f64,
             noise_power: noise,
             interference,
+            narrowband_lines: self.narrowband_lines().len(),
         });
         let raw = RawPoint {
             shift_hz: edge.shift_hz.max(0.0),

@@ -107,6 +107,41 @@ fn a_tone_inside_the_flows_range_leaves_the_beats_as_they_were() {
     }
 }
 
+/// Each spectrum column says how many tones are being cancelled in it (the
+/// monitor shows it): none before the tone has been seen for a while, one
+/// once it has.
+#[test]
+fn spectrum_columns_report_the_cancelled_tone() {
+    #[derive(Default)]
+    struct Lines(Vec<(f64, usize)>);
+    impl PipelineSink for Lines {
+        fn spectrum_column(&mut self, c: &SpectrumColumn<'_>) {
+            self.0.push((c.t_s, c.narrowband_lines));
+        }
+    }
+    let base = sim(3, 10.0, 15.0, 75.0);
+    let fs = f64::from(base.sample_rate_hz);
+    let step = 2.0 * std::f64::consts::PI * 5_040.0 / fs;
+    let amplitude = 0.5 * noise_power_per_bin(base.clone()).sqrt();
+    let mut probe = VirtualProbe::new(base).expect("sim");
+    let mut pipe: Option<Pipeline> = None;
+    let mut sink = Lines::default();
+    while let Some(mut p) = probe.next_payload() {
+        if let Payload::Iq(b) = &mut p {
+            for (k, s) in b.samples.iter_mut().enumerate() {
+                let (sin, cos) = (step * (b.first_sample + k as u64) as f64).sin_cos();
+                s[0] = s[0].saturating_add((amplitude * cos).round() as i16);
+                s[1] = s[1].saturating_add((amplitude * sin).round() as i16);
+            }
+        }
+        common::feed(&mut pipe, PipelineConfig::default(), p, &mut sink);
+    }
+    let early = sink.0.iter().filter(|c| c.0 < 0.2).map(|c| c.1).max();
+    let late: Vec<usize> = sink.0.iter().filter(|c| c.0 > 3.0).map(|c| c.1).collect();
+    assert_eq!(early, Some(0));
+    assert!(!late.is_empty() && late.iter().all(|&n| n == 1), "{late:?}");
+}
+
 /// The canceller must be inert on signals without tones: any line it
 /// declared there would change measurements on real flow. Profiles,
 /// rates, SNRs, steady phantoms, sample rates, clutter and impairments.

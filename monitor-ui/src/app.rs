@@ -985,6 +985,18 @@ impl MonitorApp {
         if let Some(r) = q.main_reason {
             ui.label(format!("mostly: {}", r.as_str()));
         }
+        // A steady tone (another machine's interference) is being removed
+        // from the spectrum before the numbers are measured: say so, so that
+        // whoever sees a line in the waterfall knows it is not flow.
+        let tones = self.state.tones_cancelled;
+        if tones > 0 {
+            let text = if tones == 1 {
+                "steady tone removed".to_string()
+            } else {
+                format!("{tones} steady tones removed")
+            };
+            ui.label(RichText::new(text).color(colour::MEDIUM));
+        }
     }
 
     fn probe_ui(&mut self, ui: &mut Ui, scale: f32) {

@@ -138,6 +138,7 @@ impl PipelineSink for DisplaySink<'_> {
         self.handoff.columns.push(ColumnMsg {
             sample: column.sample_index,
             rows: rows_from_column(column),
+            tones: u8::try_from(column.narrowband_lines).unwrap_or(u8::MAX),
         });
     }
     fn envelope_point(&mut self, point: &EnvelopePoint) {
@@ -477,6 +478,7 @@ mod tests {
             velocity_cm_s_per_bin: 2.0,
             noise_power: 1.0,
             interference: false,
+            narrowband_lines: 0,
         };
         let rows = rows_from_column(&col);
         let row = row_from_velocity_cm_s(100.0) as usize;

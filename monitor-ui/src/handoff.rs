@@ -86,6 +86,8 @@ pub struct ColumnMsg {
     /// Intensity per display row, 0 (noise floor) ..= 255 (strongest); row 0
     /// is [`DISPLAY_MAX_CM_S`].
     pub rows: [u8; COLUMN_ROWS],
+    /// Steady narrowband tones the DSP is cancelling in this column.
+    pub tones: u8,
 }
 
 /// One point of the maximum-velocity envelope.

@@ -302,6 +302,7 @@ mod tests {
         ColumnMsg {
             sample,
             rows: [v; COLUMN_ROWS],
+            tones: 0,
         }
     }
 

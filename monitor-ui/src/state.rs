@@ -102,6 +102,8 @@ pub struct MonitorState {
     pub beats_accepted: u64,
     /// Probe events with codes this version does not know, kept and shown.
     pub unknown_events: Vec<(u16, i32)>,
+    /// Steady narrowband tones the DSP is cancelling (newest column).
+    pub tones_cancelled: u8,
     last_seen_sample: u64,
     now_s: f64,
 }
@@ -134,6 +136,7 @@ impl MonitorState {
             beats_received: 0,
             beats_accepted: 0,
             unknown_events: Vec::new(),
+            tones_cancelled: 0,
             last_seen_sample: 0,
             now_s: 0.0,
         }
@@ -191,6 +194,7 @@ impl MonitorState {
             self.apply_event(ev);
         }
         while let Some(col) = handoff.columns.pop() {
+            self.tones_cancelled = col.tones;
             self.spectrogram.push_column(col);
         }
         while let Some(p) = handoff.envelope.pop() {

@@ -13,7 +13,7 @@ use odm_device_io::{ProbeEvent, ProbeInfo, event_code};
 use odm_dsp::{Beat, RejectReason};
 use odm_monitor::MonitorApp;
 use odm_monitor::control::{Backend, Command, RecordingStatus, SourceSpec};
-use odm_monitor::handoff::{BeatMsg, EventMsg, Handoff, SourceState};
+use odm_monitor::handoff::{BeatMsg, COLUMN_ROWS, ColumnMsg, EventMsg, Handoff, SourceState};
 
 const FS: u32 = 20_000;
 /// Harness step, s: the pinned clock advances exactly this much per step.
@@ -210,6 +210,28 @@ fn numbers_from_a_poor_signal_carry_a_question_mark() {
     let sv = value_of(&h, "SV");
     assert!(sv.ends_with('?'), "SV shows {sv:?}");
     h.get_by_label_contains("poor signal (interference)");
+}
+
+/// The DSP's line canceller is shown while it removes a tone, and not
+/// otherwise.
+#[test]
+fn a_cancelled_steady_tone_is_shown_under_signal_quality() {
+    let rig = Rig::new();
+    let mut h = harness(rig.app(SourceSpec::Simulated { seed: 1 }));
+    let column = |sample: u64, tones: u8| ColumnMsg {
+        sample,
+        rows: [0; COLUMN_ROWS],
+        tones,
+    };
+    rig.handoff.columns.push(column(0, 0));
+    h.step();
+    assert!(h.query_by_label_contains("tone removed").is_none());
+    rig.handoff.columns.push(column(100, 1));
+    h.step();
+    h.get_by_label_contains("steady tone removed");
+    rig.handoff.columns.push(column(200, 0));
+    h.step();
+    assert!(h.query_by_label_contains("tone removed").is_none());
 }
 
 #[test]
