@@ -1133,15 +1133,12 @@ impl BeatDetector {
         let (p, q) = (self.point(k - 1), self.point(k));
         let first = k.saturating_sub(2).max(i_lo);
         let last = (k + 1).min(peak_abs);
-        let mut pts = EdgePoints::new();
-        for j in first..=last {
-            let r = self.point(j);
-            if !r.guess {
-                pts.push(r.t_s - q.t_s, f64::from(r.v));
-            }
-        }
+        let pts = (first..=last)
+            .map(|j| self.point(j))
+            .filter(|r| !r.guess)
+            .map(|r| (r.t_s - q.t_s, f64::from(r.v), 1.0));
         let level = f64::from(level);
-        if let Some((a, b)) = fit_line(pts.iter())
+        if let Some((a, b)) = fit_line(pts)
             && b > 0.0
         {
             return Some(q.t_s + (level - a) / b);
