@@ -1126,7 +1126,7 @@ impl BeatDetector {
         while k > i_lo && self.point(k - 1).v >= level {
             k -= 1;
         }
-        if k == i_lo || k == 0 {
+        if k == i_lo {
             return None;
         }
         // Points k − 1 (under the level) and k (at or over it).

@@ -252,8 +252,8 @@ impl LineCanceller {
         }
     }
 
-    /// Replaces every declared line's bins in `power` by a straight line
-    /// between the means of the bins on either side.
+    /// Sets every declared line's bins in `power` to the lower of the mean
+    /// levels of the bins on either side.
     pub fn cancel(&self, power: &mut [f32]) {
         if power.len() != self.rate.len() {
             return;

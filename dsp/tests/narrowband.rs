@@ -46,6 +46,18 @@ fn run_with_tone_kept(sim: SimConfig, tone_hz: f64, peak_over_noise: f64) -> Run
 }
 
 fn run_tone(sim: SimConfig, tone_hz: f64, peak_over_noise: f64, keep_envelope: bool) -> Run {
+    let add = tone_adder(&sim, tone_hz, peak_over_noise);
+    run_sim_altered(sim, PipelineConfig::default(), keep_envelope, add)
+}
+
+/// Adds to every I/Q block of `sim`'s stream a complex tone at `tone_hz`
+/// whose power in its spectrum bin stands `peak_over_noise` times over the
+/// noise floor.
+fn tone_adder(
+    sim: &SimConfig,
+    tone_hz: f64,
+    peak_over_noise: f64,
+) -> impl FnMut(&mut Payload) + use<> {
     let fs = f64::from(sim.sample_rate_hz);
     let noise = noise_power_per_bin(sim.clone());
     // A tone of amplitude A reads A²·(Σw)²/Σw² in its bin; for the 10 ms
@@ -54,7 +66,7 @@ fn run_tone(sim: SimConfig, tone_hz: f64, peak_over_noise: f64, keep_envelope: b
     let gain = (window_len / 2.0).powi(2) / (3.0 * window_len / 8.0);
     let amplitude = (peak_over_noise * noise / gain).sqrt();
     let step = 2.0 * std::f64::consts::PI * tone_hz / fs;
-    run_sim_altered(sim, PipelineConfig::default(), keep_envelope, move |p| {
+    move |p| {
         if let Payload::Iq(b) = p {
             for (k, s) in b.samples.iter_mut().enumerate() {
                 let phase = step * (b.first_sample + k as u64) as f64;
@@ -65,7 +77,7 @@ fn run_tone(sim: SimConfig, tone_hz: f64, peak_over_noise: f64, keep_envelope: b
                 s[1] = add(s[1], amplitude * sin);
             }
         }
-    })
+    }
 }
 
 /// The beat-level checks every tone case must pass: every beat found,
@@ -120,20 +132,12 @@ fn spectrum_columns_report_the_cancelled_tone() {
         }
     }
     let base = sim(3, 10.0, 15.0, 75.0);
-    let fs = f64::from(base.sample_rate_hz);
-    let step = 2.0 * std::f64::consts::PI * 5_040.0 / fs;
-    let amplitude = 0.5 * noise_power_per_bin(base.clone()).sqrt();
+    let mut add_tone = tone_adder(&base, 5_040.0, 40.0);
     let mut probe = VirtualProbe::new(base).expect("sim");
     let mut pipe: Option<Pipeline> = None;
     let mut sink = Lines::default();
     while let Some(mut p) = probe.next_payload() {
-        if let Payload::Iq(b) = &mut p {
-            for (k, s) in b.samples.iter_mut().enumerate() {
-                let (sin, cos) = (step * (b.first_sample + k as u64) as f64).sin_cos();
-                s[0] = s[0].saturating_add((amplitude * cos).round() as i16);
-                s[1] = s[1].saturating_add((amplitude * sin).round() as i16);
-            }
-        }
+        add_tone(&mut p);
         common::feed(&mut pipe, PipelineConfig::default(), p, &mut sink);
     }
     let early = sink.0.iter().filter(|c| c.0 < 0.2).map(|c| c.1).max();
