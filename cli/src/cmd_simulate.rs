@@ -94,6 +94,11 @@ pub struct Args {
     /// Occasional premature (ectopic) beats (5% of beats).
     #[arg(long)]
     pub ectopics: bool,
+    /// Beat-to-beat variation of the cycle length, % (coefficient of
+    /// variation, 0–20; about 15–20 imitates atrial fibrillation's irregular
+    /// rhythm).
+    #[arg(long, default_value_t = 3.0)]
+    pub hr_variability_pct: f64,
     /// Peak of the brief reverse flow after systole, cm/s (0: none).
     #[arg(long, default_value_t = 8.0)]
     pub reverse_flow_cm_s: f64,
@@ -217,6 +222,7 @@ fn config_from_args(a: &Args) -> anyhow::Result<SimConfig> {
     if a.ectopics {
         cfg.ectopic_rate = 0.05;
     }
+    cfg.hr_variability = a.hr_variability_pct / 100.0;
     if a.diathermy {
         cfg.diathermy = ImpairmentSchedule::Random {
             mean_interval_s: 20.0,
@@ -744,5 +750,17 @@ mod tests {
         assert!(format!("{e:#}").contains("hr_bpm"), "{e:#}");
         assert!(Cmd::try_parse_from(["simulate", "--duration", "3"]).is_err());
         assert!(Cmd::try_parse_from(["simulate", "--out", "a", "--port", "b"]).is_err());
+        let e = config_from_args(&args(&["--out", "x.odmrec", "--hr-variability-pct", "25"]))
+            .unwrap_err();
+        assert!(format!("{e:#}").contains("hr_variability"), "{e:#}");
+    }
+
+    #[test]
+    fn cycle_variation_is_a_percentage_and_defaults_to_sinus_rhythm() {
+        let default = config_from_args(&args(&["--out", "x.odmrec"])).unwrap();
+        assert_eq!(default.hr_variability, SimConfig::default().hr_variability);
+        let af =
+            config_from_args(&args(&["--out", "x.odmrec", "--hr-variability-pct", "20"])).unwrap();
+        assert!((af.hr_variability - 0.2).abs() < 1e-12);
     }
 }

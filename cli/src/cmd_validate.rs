@@ -54,6 +54,11 @@ struct RunResult {
     /// Sum of the truth beats' peak velocities, cm/s, and their number.
     truth_pv_sum_cm_s: f64,
     truth_beats: usize,
+    /// The truth's premature (ectopic) beats.
+    truth_ectopic: usize,
+    /// Detected beats and the truth, for the rhythm table.
+    beats: Vec<Beat>,
+    truth: Vec<RefBeat>,
 }
 
 fn run_sim(sim: SimConfig, cfg: PipelineConfig, envelope: bool) -> anyhow::Result<RunResult> {
@@ -129,6 +134,9 @@ fn run_sim(sim: SimConfig, cfg: PipelineConfig, envelope: bool) -> anyhow::Resul
         envelope_errors,
         truth_pv_sum_cm_s: refs.iter().map(|r| r.pv_cm_s).sum(),
         truth_beats: refs.len(),
+        truth_ectopic: truth.iter().filter(|t| t.ectopic).count(),
+        beats: out.beats,
+        truth: refs,
     })
 }
 
@@ -344,6 +352,58 @@ fn score_columns(scores: &[Score]) -> String {
         m(|s| s.hr_bpm.median_abs),
         m(|s| s.hr_bpm.p95_abs),
     )
+}
+
+/// The rhythm table's columns after rhythm and rate: sensitivity, PPV, the
+/// truth's premature beats, beats rejected as ectopic, accepted over
+/// detected, the accepted beats' mean HR and SD against the truth's (%),
+/// and HR median / p95 |error| — summed or pooled over the runs.
+fn rhythm_columns(runs: &[RunResult]) -> RhythmColumns {
+    let scores: Vec<Score> = runs.iter().map(|r| r.score.clone()).collect();
+    let (te, tm, dc, dm, _) = merge(&scores);
+    let ectopic = runs
+        .iter()
+        .flat_map(|r| &r.beats)
+        .filter(|b| b.reject_reason == Some(odm_dsp::RejectReason::Ectopic))
+        .count();
+    let detected: usize = runs.iter().map(|r| r.beats.len()).sum();
+    let accepted: Vec<&Beat> = runs
+        .iter()
+        .flat_map(|r| &r.beats)
+        .filter(|b| b.accepted)
+        .collect();
+    let truth: Vec<&RefBeat> = runs.iter().flat_map(|r| &r.truth).collect();
+    let rel = |a: f64, t: f64| 100.0 * (a / t - 1.0);
+    let mean_of = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let hr_acc = mean_of(&accepted.iter().map(|b| b.hr_bpm).collect::<Vec<_>>());
+    let hr_true = mean_of(&truth.iter().map(|t| t.hr_bpm).collect::<Vec<_>>());
+    let sd_acc = mean_of(&accepted.iter().map(|b| b.sd_cm).collect::<Vec<_>>());
+    let sd_true = mean_of(&truth.iter().map(|t| t.sd_cm).collect::<Vec<_>>());
+    let m = |f: fn(&Score) -> f64| mean(scores.iter().map(f));
+    let (hr_pct, sd_pct) = (rel(hr_acc, hr_true), rel(sd_acc, sd_true));
+    RhythmColumns {
+        text: format!(
+            "{:.4} | {:.4} | {} | {ectopic} | {:.3} | {hr_pct:+.1} | {sd_pct:+.1} | {:.2} / {:.2}",
+            tm as f64 / te.max(1) as f64,
+            dm as f64 / dc.max(1) as f64,
+            runs.iter().map(|r| r.truth_ectopic).sum::<usize>(),
+            accepted.len() as f64 / detected.max(1) as f64,
+            m(|s| s.hr_bpm.median_abs),
+            m(|s| s.hr_bpm.p95_abs),
+        ),
+        ectopic,
+        hr_pct,
+        sd_pct,
+    }
+}
+
+/// [`rhythm_columns`]: the table's cells, and the numbers the "without"
+/// columns repeat.
+struct RhythmColumns {
+    text: String,
+    ectopic: usize,
+    hr_pct: f64,
+    sd_pct: f64,
 }
 
 /// The goals against the grid: pooled sensitivity and PPV, and the
@@ -698,6 +758,48 @@ fn run_inner(args: Args) -> anyhow::Result<()> {
         writeln!(md, "| {hr_bpm} | {} |", score_columns(&scores))?;
     }
     eprintln!("heart-rate range done");
+
+    // 2c''. Rhythm: extrasystoles, and the irregular rhythm of atrial
+    // fibrillation, where a short interval is the rhythm and not ectopy.
+    writeln!(
+        md,
+        "\n## Rhythm: extrasystoles and irregular rhythm\n\nThe blunt profile (n = 6, peak 30%, FTc 350, SV 70) at 15 dB. Cycle CV = the simulator's beat-to-beat variation of the cycle (`odm simulate --hr-variability-pct`; sinus rhythm 3%, atrial fibrillation about 15–25%); extrasystoles = `--ectopics` (5% of beats premature, with a compensatory pause). Premature beats in a regular rhythm are rejected as `ectopic`; in an irregular one every beat is accepted (docs/dsp.md, \"Ectopic beats and irregular rhythm\"). Mean HR / SD: the mean over accepted beats against the mean over the truth's beats — what the display's averages would show; \"without\": the same runs with the regularity test off (`irregular_rhythm_mad` = ∞, every premature beat ectopic, as before it). {} s × {} seeds per row.\n",
+        args.seconds, args.seeds
+    )?;
+    writeln!(
+        md,
+        "| rhythm | HR /min | sens | PPV | true premature | rejected `ectopic` | accepted of detected | mean HR vs truth % | mean SD vs truth % | HR \\|e\\| / p95 | without: rejected `ectopic` | without: mean HR / SD vs truth % |"
+    )?;
+    writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|")?;
+    let mut without = PipelineConfig::default();
+    without.detector.irregular_rhythm_mad = f64::INFINITY;
+    for (label, cv_pct, ectopics) in [
+        ("sinus, cycle CV 3%", 3.0, false),
+        ("sinus with extrasystoles", 3.0, true),
+        ("irregular, cycle CV 10%", 10.0, false),
+        ("irregular, cycle CV 20%", 20.0, false),
+    ] {
+        for hr_bpm in [70.0, 110.0] {
+            let (mut runs, mut runs_without) = (Vec::new(), Vec::new());
+            for seed in 0..args.seeds {
+                let sim = SimConfig {
+                    hr_bpm,
+                    hr_variability: cv_pct / 100.0,
+                    ectopic_rate: if ectopics { 0.05 } else { 0.0 },
+                    ..blunt_75(7 + seed, args.seconds)
+                };
+                runs.push(run_sim(sim.clone(), PipelineConfig::default(), false)?);
+                runs_without.push(run_sim(sim, without, false)?);
+            }
+            let (r, w) = (rhythm_columns(&runs), rhythm_columns(&runs_without));
+            writeln!(
+                md,
+                "| {label} | {hr_bpm} | {} | {} | {:+.1} / {:+.1} |",
+                r.text, w.ectopic, w.hr_pct, w.sd_pct
+            )?;
+        }
+    }
+    eprintln!("rhythm done");
 
     // 2d. Stream parameters other than the defaults.
     writeln!(

@@ -126,6 +126,55 @@ fn a_step_in_heart_rate_is_a_new_rhythm_not_a_run_of_ectopic_beats() {
     );
 }
 
+/// Atrial-fibrillation-like cycles (CV 20 %) are the rhythm, not ectopy:
+/// once the detector has seen it (the first 10 beats), every detected beat
+/// is accepted; with extrasystoles in sinus rhythm each true premature beat
+/// is still rejected as ectopic, and nothing else is.
+#[test]
+fn an_irregular_rhythm_is_accepted_and_extrasystoles_in_sinus_rhythm_are_not() {
+    for seed in [3, 4] {
+        let (beats, truth) = beats_and_truth(SimConfig {
+            seed,
+            duration_s: Some(60.0),
+            snr_db: Some(20.0),
+            hr_bpm: 100.0,
+            hr_variability: 0.2,
+            ..SimConfig::default()
+        });
+        let (_, sens) = hr_errors(&beats, &truth, 60.0);
+        assert!(sens >= 0.99, "seed {seed}: sensitivity {sens:.4}");
+        let rejected: Vec<_> = beats[10..]
+            .iter()
+            .filter(|b| !b.accepted)
+            .map(|b| (b.onset_s, b.reject_reason))
+            .collect();
+        assert!(rejected.is_empty(), "seed {seed}: {rejected:?}");
+    }
+    let (beats, truth) = beats_and_truth(SimConfig {
+        seed: 5,
+        duration_s: Some(60.0),
+        snr_db: Some(20.0),
+        hr_bpm: 100.0,
+        ectopic_rate: 0.08,
+        ..SimConfig::default()
+    });
+    let premature: Vec<f64> = truth
+        .iter()
+        .filter(|t| t.ectopic && t.onset_s > 10.0 && t.next_onset_s < 59.5)
+        .map(|t| t.onset_s)
+        .collect();
+    assert!(premature.len() >= 4, "{} premature beats", premature.len());
+    for b in beats.iter().filter(|b| b.onset_s > 10.0) {
+        let is_premature = premature.iter().any(|&t| (t - b.onset_s).abs() < 0.05);
+        let ectopic = b.reject_reason == Some(RejectReason::Ectopic);
+        assert_eq!(
+            is_premature, ectopic,
+            "beat at {:.2} s: premature {is_premature}, {:?}",
+            b.onset_s, b.reject_reason
+        );
+    }
+}
+
 /// Beats and the simulator's exact truth beats of one clean run.
 fn beats_and_truth(cfg: SimConfig) -> (Vec<Beat>, Vec<odm_simulator::TruthBeat>) {
     let mut probe = VirtualProbe::new(cfg).expect("valid config");

@@ -1309,3 +1309,19 @@ fn print_stream_window() {
         }
     }
 }
+
+/// Irregular rhythm (atrial-fibrillation-like cycle variability, CV
+/// `ODM_CV`, default 0.2) at `ODM_HR`: detection and rejection reasons.
+#[test]
+#[ignore]
+fn print_irregular_rhythm() {
+    for seed in 1..=3 {
+        for hr in [70.0, 100.0, 130.0] {
+            let mut sc = sim(seed, env_f64("ODM_SECS", 120.0), 15.0, hr);
+            sc.hr_variability = env_f64("ODM_CV", 0.2);
+            sc.ectopic_rate = env_f64("ODM_ECTOPIC", 0.0);
+            let r = run_sim(sc, PipelineConfig::default(), false);
+            println!("seed {seed} hr {hr}: {}", outcome(&r));
+        }
+    }
+}
