@@ -291,8 +291,11 @@ pub fn beat_numbers(b: &Beat) -> [(&'static str, Option<f64>); 15] {
 /// The `beat` line. `index` is the analyser's own count (0, 1, 2, … over the
 /// whole output, whatever the pipeline restarts). After the spec's fields
 /// come added ones (allowed by the spec): the SV range `sv_low_ml` /
-/// `sv_high_ml`, and the cardiac and stroke-volume indices `ci_l_min_m2`,
-/// `svi_ml_m2` (null without demographics).
+/// `sv_high_ml`, the cardiac and stroke-volume indices `ci_l_min_m2`,
+/// `svi_ml_m2` (null without demographics), and `irregular_rhythm` (the
+/// rhythm was irregular, e.g. atrial fibrillation, when the beat was
+/// emitted: premature beats are not rejected as ectopic then, and SVV is
+/// not valid).
 pub fn beat_json(index: u64, b: &Beat, ci_l_min_m2: Option<f64>, svi_ml_m2: Option<f64>) -> String {
     let mut l = JsonLine::new("beat");
     l.int("index", index);
@@ -305,6 +308,7 @@ pub fn beat_json(index: u64, b: &Beat, ci_l_min_m2: Option<f64>, svi_ml_m2: Opti
     l.num("sv_high_ml", b.sv_range_ml.map(|r| r.1), decimals::SV);
     l.num("ci_l_min_m2", ci_l_min_m2, decimals::CO);
     l.num("svi_ml_m2", svi_ml_m2, decimals::SV);
+    l.boolean("irregular_rhythm", Some(b.irregular_rhythm));
     l.finish()
 }
 

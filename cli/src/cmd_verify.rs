@@ -841,6 +841,7 @@ mod tests {
             quality: 1.0,
             accepted: t.accepted,
             reject_reason: None,
+            irregular_rhythm: false,
             completed_by_sample: 0,
         }
     }

@@ -1515,6 +1515,7 @@ impl BeatDetector {
             quality,
             accepted,
             reject_reason,
+            irregular_rhythm: self.irregular,
             completed_by_sample,
         })
     }

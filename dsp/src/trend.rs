@@ -623,6 +623,7 @@ pub(crate) mod tests {
             quality: 0.9,
             accepted: true,
             reject_reason: None,
+            irregular_rhythm: false,
             completed_by_sample: 0,
         }
     }

@@ -106,6 +106,11 @@ pub struct Beat {
     pub accepted: bool,
     /// Why not, when not accepted.
     pub reject_reason: Option<RejectReason>,
+    /// The rhythm was irregular (atrial fibrillation-like) when this beat
+    /// was emitted: premature beats are then not rejected as ectopic, and a
+    /// stroke-volume variation over a breath means nothing
+    /// (`DetectorConfig::irregular_rhythm_mad`).
+    pub irregular_rhythm: bool,
     /// Index of the sample whose arrival completed this beat (for latency).
     pub completed_by_sample: u64,
 }

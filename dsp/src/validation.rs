@@ -235,6 +235,7 @@ mod tests {
             quality: 1.0,
             accepted,
             reject_reason: None,
+            irregular_rhythm: false,
             completed_by_sample: 0,
         }
     }

@@ -582,6 +582,7 @@ impl MonitorApp {
         );
         let quality = self.state.readings.quality();
         let poor = quality.poor() || avg.beats == 0;
+        let irregular = self.state.readings.irregular_rhythm();
         let rect = ui.available_rect_before_wrap();
         ui.allocate_rect(rect, Sense::hover());
         let bsa = self
@@ -676,12 +677,19 @@ impl MonitorApp {
                 poor,
                 colour: colour::TEXT,
             },
+            // SVV reads the swing of SV over a breath; in an irregular
+            // rhythm the beat-to-beat swing is the rhythm's, and SVV ≥ 13 %
+            // would prompt fluid for no reason: never shown as if valid.
             TileSpec {
                 label: "SVV",
                 value: fmt(avg.svv_pct, 0),
                 unit: "%",
-                sub: "30 s window".into(),
-                poor,
+                sub: if irregular {
+                    "not valid: irregular rhythm".into()
+                } else {
+                    "30 s window".into()
+                },
+                poor: poor || irregular,
                 colour: colour::TEXT,
             },
         ];
@@ -996,6 +1004,11 @@ impl MonitorApp {
                 format!("{tones} steady tones removed")
             };
             ui.label(RichText::new(text).color(colour::MEDIUM));
+        }
+        // An irregular rhythm (atrial fibrillation): premature beats are
+        // averaged, not rejected as ectopic, and SVV is not valid.
+        if self.state.readings.irregular_rhythm() {
+            ui.label(RichText::new("irregular rhythm").color(colour::MEDIUM));
         }
     }
 
@@ -1318,7 +1331,7 @@ struct TileSpec {
 
 /// A numeric with its name and unit; from a poor signal it is dimmed and
 /// carries "?", never shown as if good. Accessible as label = name,
-/// value = the number as shown.
+/// value = the number as shown, hint = the line under it.
 fn tile(ui: &mut Ui, rect: Rect, scale: f32, spec: &TileSpec) {
     let id = egui::Id::unique(("odm-tile", spec.label));
     let resp = ui.interact(rect, id, Sense::hover());
@@ -1329,9 +1342,11 @@ fn tile(ui: &mut Ui, rect: Rect, scale: f32, spec: &TileSpec) {
     };
     let shown_a11y = shown.clone();
     let label = spec.label;
+    let sub_a11y = (!spec.sub.is_empty()).then(|| spec.sub.clone());
     resp.widget_info(move || {
         let mut info = WidgetInfo::labeled(egui::Role::Group, true, label);
         info.current_text_value = Some(shown_a11y.clone());
+        info.hint_text = sub_a11y.clone();
         info
     });
     let p = ui.painter();

@@ -116,6 +116,13 @@ impl Readings {
         self.svv.svv_pct()
     }
 
+    /// Whether the newest beat came from an irregular rhythm (atrial
+    /// fibrillation-like): SVV is then not a measure of fluid
+    /// responsiveness, and premature beats are averaged, not rejected.
+    pub fn irregular_rhythm(&self) -> bool {
+        self.recent.back().is_some_and(|b| b.irregular_rhythm)
+    }
+
     /// Quality over the last [`QUALITY_WINDOW_BEATS`] beats.
     pub fn quality(&self) -> SignalQuality {
         let last: Vec<&Beat> = self
@@ -186,6 +193,7 @@ pub(crate) mod tests {
             quality: if accepted { 0.95 } else { 0.2 },
             accepted,
             reject_reason: (!accepted).then_some(RejectReason::Interference),
+            irregular_rhythm: false,
             completed_by_sample: ((onset_s + 0.9) * 20_000.0) as u64,
         }
     }

@@ -81,6 +81,7 @@ fn beat(index: u64, onset_s: f64, sd_cm: f64, accepted: bool) -> Beat {
         quality: if accepted { 0.95 } else { 0.15 },
         accepted,
         reject_reason: (!accepted).then_some(RejectReason::Interference),
+        irregular_rhythm: false,
         completed_by_sample: ((onset_s + 0.8) * f64::from(FS)) as u64,
     }
 }
@@ -90,6 +91,8 @@ struct Rig {
     sent: Rc<RefCell<Vec<Command>>>,
     next_index: u64,
     t_s: f64,
+    /// Beats handed on say the rhythm is irregular.
+    irregular: bool,
 }
 
 impl Rig {
@@ -99,6 +102,7 @@ impl Rig {
             sent: Rc::default(),
             next_index: 0,
             t_s: 0.0,
+            irregular: false,
         }
     }
     fn app(&self, spec: SourceSpec) -> MonitorApp {
@@ -116,7 +120,10 @@ impl Rig {
     fn beats(&mut self, n: usize, sd_cm: f64, accepted: bool) -> Vec<Beat> {
         let mut out = Vec::new();
         for _ in 0..n {
-            let b = beat(self.next_index, self.t_s, sd_cm, accepted);
+            let b = Beat {
+                irregular_rhythm: self.irregular,
+                ..beat(self.next_index, self.t_s, sd_cm, accepted)
+            };
             self.next_index += 1;
             self.t_s += 0.8;
             self.handoff.set_latest_sample(b.completed_by_sample);
@@ -232,6 +239,29 @@ fn a_cancelled_steady_tone_is_shown_under_signal_quality() {
     rig.handoff.columns.push(column(200, 0));
     h.step();
     assert!(h.query_by_label_contains("tone removed").is_none());
+}
+
+#[test]
+fn an_irregular_rhythm_is_shown_and_svv_is_marked_not_valid() {
+    let mut rig = Rig::new();
+    let mut h = harness(rig.app(SourceSpec::Simulated { seed: 1 }));
+    rig.beats(40, 15.0, true);
+    h.step();
+    assert_eq!(value_of(&h, "SVV"), "0");
+    assert!(h.query_by_label_contains("irregular rhythm").is_none());
+    // Beats from a detector that has found the rhythm irregular: SVV is
+    // still shown, marked as not to be read as valid.
+    rig.irregular = true;
+    rig.beats(5, 15.0, true);
+    h.step();
+    assert_eq!(value_of(&h, "SVV"), "0?");
+    assert_eq!(value_of(&h, "HR"), "75");
+    h.get_by_label("irregular rhythm");
+    rig.irregular = false;
+    rig.beats(3, 15.0, true);
+    h.step();
+    assert_eq!(value_of(&h, "SVV"), "0");
+    assert!(h.query_by_label_contains("irregular rhythm").is_none());
 }
 
 #[test]
