@@ -15,6 +15,7 @@ pub mod envelope;
 pub mod error;
 pub mod fluid;
 pub mod haemo;
+pub mod iq;
 pub mod lines;
 pub mod noise;
 pub mod pipeline;

@@ -19,6 +19,7 @@ use crate::beat::{BeatDetector, DetectorConfig, DetectorInput};
 use crate::envelope::{EdgeEstimate, EnvelopeConfig, EnvelopeEstimator};
 use crate::error::DspError;
 use crate::haemo::{FtcFormula, SvModel};
+use crate::iq::IqBalance;
 use crate::lines::LineCanceller;
 use crate::noise::{InterferenceDetector, NoiseFloor};
 use crate::ramp::RampResponse;
@@ -118,6 +119,10 @@ pub struct PipelineConfig {
     /// before the envelope ([`crate::lines`]). Off for calibration: a
     /// string phantom's echo is such a line.
     pub cancel_lines: bool,
+    /// Estimate the demodulator's I/Q gain and phase error from the signal
+    /// and correct it once its mirror image would stand above −36.5 dB
+    /// ([`crate::iq`]).
+    pub iq_balance: bool,
 }
 
 impl Default for PipelineConfig {
@@ -136,6 +141,7 @@ impl Default for PipelineConfig {
             calibration: ProbeCalibration::default(),
             ramp_correction: true,
             cancel_lines: true,
+            iq_balance: true,
         }
     }
 }
@@ -227,6 +233,9 @@ pub struct Pipeline {
     params: StreamParams,
     fs: f64,
     wall: WallFilter,
+    iq: IqBalance,
+    /// Samples after a clipped block before the I/Q balance learns again.
+    iq_settle: u64,
     stft: Stft,
     noise: NoiseFloor,
     interference: InterferenceDetector,
@@ -346,6 +355,8 @@ impl Pipeline {
             params,
             fs,
             wall,
+            iq: IqBalance::new(fs),
+            iq_settle: (0.05 * fs).ceil() as u64,
             stft,
             noise,
             interference,
@@ -371,6 +382,19 @@ impl Pipeline {
             external_interference_from: u64::MAX,
             external_interference_until: 0,
         })
+    }
+
+    /// The I/Q imbalance correction in force, `(a, b)` of
+    /// `Q' = b·(Q − a·I)` ([`crate::iq`]); None while the signal is used as
+    /// received (balanced, or not yet measured).
+    pub fn iq_correction(&self) -> Option<(f32, f32)> {
+        self.iq.correction()
+    }
+
+    /// The mirror image's level under the signal that the I/Q imbalance
+    /// estimate implies, dB; None before a second of signal.
+    pub fn iq_image_db(&self) -> Option<f64> {
+        self.iq.image_db()
     }
 
     /// Narrowband lines being cancelled now ([`crate::lines`]): inclusive
@@ -507,12 +531,13 @@ impl Pipeline {
             let n = rest.len().min(self.window_len - self.fill);
             let (chunk, tail) = rest.split_at(n);
             // Lengths match by construction; the error arm cannot occur.
-            if self
-                .wall
-                .process(chunk, &mut self.win[self.fill..self.fill + n])
-                .is_err()
-            {
+            let filtered = &mut self.win[self.fill..self.fill + n];
+            if self.wall.process(chunk, filtered).is_err() {
                 return;
+            }
+            if self.cfg.iq_balance {
+                self.iq.observe(filtered);
+                self.iq.correct(filtered);
             }
             self.fill += n;
             at = at.saturating_add(n as u64);
@@ -539,6 +564,7 @@ impl Pipeline {
 
     fn new_segment(&mut self) {
         self.wall.reset();
+        self.iq.new_segment();
         self.fill = 0;
         self.prev = [None, None];
         self.before_prev_shift_hz = 0.0;
@@ -561,6 +587,11 @@ impl Pipeline {
         if start < self.external_interference_until && end > self.external_interference_from {
             interference = true;
         }
+        // The hop's samples teach the I/Q balance only when clean, and not
+        // within the wall filter's settling after a clipped block.
+        let hop_start = end.saturating_sub(self.hop_len as u64);
+        self.iq
+            .commit(!interference && hop_start >= self.clipped_until + self.iq_settle);
         let mut edge = EdgeEstimate::default();
         if self
             .envelope
