@@ -1139,6 +1139,11 @@ impl<'a, W: Write> Analyser<'a, W> {
     }
 
     fn end(mut self, counters: &Counters, magic: &MagicStatus) -> Result<()> {
+        // The probe's I/Q imbalance as the DSP estimated it (the mirror
+        // image's level, dB), and whether it was being corrected: an
+        // engineer's cue that the demodulator wants a service.
+        let iq_image_db = self.pipeline.as_ref().and_then(|p| p.iq_image_db());
+        let iq_corrected = self.pipeline.as_ref().map(|p| p.iq_correction().is_some());
         if let Some(mut p) = self.pipeline.take() {
             p.finish(&mut self.collect);
             self.drain()?;
@@ -1189,6 +1194,8 @@ impl<'a, W: Write> Analyser<'a, W> {
         )
         .int("samples_dropped_before_probe_info", self.dropped_samples)
         .int("events_dropped_before_probe_info", self.dropped_items);
+        l.num("iq_image_db", iq_image_db, 1)
+            .boolean("iq_corrected", iq_corrected);
         let line = l.finish();
         self.json(&line)?;
         self.dst.flush().context("writing standard output")
@@ -1324,6 +1331,31 @@ mod tests {
 
     fn beats(lines: &[Value]) -> Vec<&Value> {
         lines.iter().filter(|l| l["type"] == "beat").collect()
+    }
+
+    #[test]
+    fn the_summary_states_the_probes_iq_imbalance() {
+        let clean = payloads(13, 10.0);
+        let (_, a, _) = run(&clean, &[]);
+        let summary = a.last().unwrap();
+        assert_eq!(summary["iq_corrected"], false);
+        assert!(summary["iq_image_db"].as_f64().is_some_and(|db| db < -40.0));
+        // Q = 1.1·(Q·cos 5° + I·sin 5°): an image about 24 dB under the flow.
+        let mut skewed = clean.clone();
+        let (sin, cos) = 5.0_f64.to_radians().sin_cos();
+        for p in &mut skewed {
+            if let Payload::Iq(b) = p {
+                for s in b.samples.iter_mut() {
+                    let (i, q) = (f64::from(s[0]), f64::from(s[1]));
+                    s[1] = (1.1 * (q * cos + i * sin)).round() as i16;
+                }
+            }
+        }
+        let (_, b, _) = run(&skewed, &[]);
+        let summary = b.last().unwrap();
+        assert_eq!(summary["iq_corrected"], true);
+        let db = summary["iq_image_db"].as_f64().unwrap();
+        assert!((-27.0..-21.0).contains(&db), "{db}");
     }
 
     #[test]

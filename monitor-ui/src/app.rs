@@ -1057,6 +1057,15 @@ impl MonitorApp {
             CalibrationStatus::None => text.color(colour::DIM),
             _ => text.color(colour::MEDIUM).strong(),
         });
+        // The probe's demodulator has a gain/phase error the DSP is taking
+        // out (docs/dsp.md, stage 1a): the numbers are good, but the probe
+        // interface wants a service.
+        if let Some(db) = self.handoff.iq_corrected_image_db() {
+            ui.label(
+                RichText::new(format!("I/Q imbalance corrected (image {db:.0} dB)"))
+                    .color(colour::MEDIUM),
+            );
+        }
         ui.label(
             RichText::new(format!(
                 "{} Hz, {:.1}°, fw {}",

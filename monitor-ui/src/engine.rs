@@ -262,6 +262,8 @@ impl Engine {
                     );
                     self.latest_sample = block.end_sample();
                     self.handoff.set_latest_sample(self.latest_sample);
+                    self.handoff
+                        .set_iq_corrected_image_db(p.iq_correction().and(p.iq_image_db()));
                     if let Some(audio) = &mut self.audio {
                         let before = self.drops.audio_samples;
                         for &s in &block.samples {
@@ -414,6 +416,7 @@ impl Engine {
         self.info = None;
         self.latest_sample = 0;
         self.handoff.set_latest_sample(0);
+        self.handoff.set_iq_corrected_image_db(None);
         self.handoff.events.push(EventMsg::Reset);
     }
 

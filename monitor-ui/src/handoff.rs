@@ -7,7 +7,7 @@
 //! loss is visible in the diagnostics panel.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 
 use crossbeam_queue::ArrayQueue;
 use odm_device_io::{Annotation, ProbeEvent, ProbeInfo};
@@ -175,6 +175,9 @@ pub struct Handoff {
     pub samples_before_probe_info: AtomicU64,
     latest_sample: AtomicU64,
     sample_rate_hz: AtomicU32,
+    /// The mirror image (dB, ×100) of the I/Q imbalance the DSP is
+    /// correcting; `i32::MIN` when it is not correcting one.
+    iq_image_centi_db: AtomicI32,
 }
 
 impl Default for Handoff {
@@ -196,6 +199,7 @@ impl Handoff {
             samples_before_probe_info: AtomicU64::new(0),
             latest_sample: AtomicU64::new(0),
             sample_rate_hz: AtomicU32::new(0),
+            iq_image_centi_db: AtomicI32::new(i32::MIN),
         }
     }
     /// A shared handoff.
@@ -217,6 +221,18 @@ impl Handoff {
     /// The stream's sample rate, 0 before the first PROBE_INFO.
     pub fn sample_rate_hz(&self) -> u32 {
         self.sample_rate_hz.load(Ordering::Acquire)
+    }
+    /// Records the I/Q imbalance correction in force: the image level it
+    /// removes, dB (None: the signal is used as received).
+    pub fn set_iq_corrected_image_db(&self, image_db: Option<f64>) {
+        let v = image_db.map_or(i32::MIN, |db| (db * 100.0).round().clamp(-1e6, 1e6) as i32);
+        self.iq_image_centi_db.store(v, Ordering::Release);
+    }
+    /// The image level of the I/Q imbalance being corrected, dB; None when
+    /// none is.
+    pub fn iq_corrected_image_db(&self) -> Option<f64> {
+        let v = self.iq_image_centi_db.load(Ordering::Acquire);
+        (v != i32::MIN).then(|| f64::from(v) / 100.0)
     }
     /// Total display items dropped because the UI fell behind.
     pub fn dropped_total(&self) -> u64 {

@@ -257,3 +257,40 @@ fn signal_lost_alarm_when_the_probe_stops_and_cleared_when_it_resumes() {
     assert!(h.query_by_label_contains("NO DATA").is_none());
     assert!(h.query_by_label_contains("SIGNAL LOST").is_none());
 }
+
+/// The engine tells the display when the DSP corrects the probe's I/Q
+/// imbalance, with the image level it removes; a balanced probe shows
+/// nothing.
+#[test]
+fn the_engine_reports_a_corrected_iq_imbalance() {
+    for (phase_deg, gain_error) in [(0.0_f64, 0.0_f64), (5.0, 0.1)] {
+        let handoff = Handoff::shared();
+        let mut engine = Engine::new(handoff.clone());
+        let mut probe = VirtualProbe::new(SimConfig {
+            seed: 3,
+            duration_s: Some(10.0),
+            snr_db: Some(30.0),
+            sample_rate_hz: 8000,
+            ..SimConfig::default()
+        })
+        .unwrap_or_else(|e| panic!("simulator: {e}"));
+        let (sin, cos) = phase_deg.to_radians().sin_cos();
+        while let Some(mut p) = probe.next_payload() {
+            if let Payload::Iq(b) = &mut p {
+                for s in b.samples.iter_mut() {
+                    let (i, q) = (f64::from(s[0]), f64::from(s[1]));
+                    s[1] = ((1.0 + gain_error) * (q * cos + i * sin)).round() as i16;
+                }
+            }
+            engine.handle(p);
+        }
+        let shown = handoff.iq_corrected_image_db();
+        if gain_error == 0.0 {
+            assert_eq!(shown, None);
+        } else {
+            // 10 % and 5°: 20·log10(|0.1 + 0.087i|/2) ≈ −24 dB.
+            let db = shown.unwrap_or_else(|| panic!("no correction shown"));
+            assert!((-27.0..-21.0).contains(&db), "{db:.1} dB");
+        }
+    }
+}

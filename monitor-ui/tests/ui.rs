@@ -265,6 +265,20 @@ fn an_irregular_rhythm_is_shown_and_svv_is_marked_not_valid() {
 }
 
 #[test]
+fn a_corrected_iq_imbalance_is_shown_under_the_probe() {
+    let rig = Rig::new();
+    let mut h = harness(rig.app(SourceSpec::Simulated { seed: 1 }));
+    h.step();
+    assert!(h.query_by_label_contains("I/Q imbalance").is_none());
+    rig.handoff.set_iq_corrected_image_db(Some(-24.3));
+    h.step();
+    h.get_by_label("I/Q imbalance corrected (image -24 dB)");
+    rig.handoff.set_iq_corrected_image_db(None);
+    h.step();
+    assert!(h.query_by_label_contains("I/Q imbalance").is_none());
+}
+
+#[test]
 fn bolus_shows_baseline_then_responsive_after_a_twelve_percent_rise() {
     let mut rig = Rig::new();
     let mut h = harness(rig.app(SourceSpec::Simulated { seed: 1 }));
