@@ -1542,25 +1542,9 @@ mod tests {
 
     #[test]
     fn extrapolates_linear_edges_to_zero_exactly() {
-        let hop = 0.005;
-        let mut d = BeatDetector::new(DetectorConfig::default(), hop, 4.0, 0.005);
         let cycle = 0.8;
         let onsets: Vec<f64> = (0..10).map(|i| 0.3137 + i as f64 * cycle).collect();
-        let mut beats = Vec::new();
-        for i in 0..(9.0 / hop) as usize {
-            let t = i as f64 * hop;
-            let v: f64 = onsets.iter().map(|&o| trapezoid(t, o)).sum();
-            let inp = DetectorInput {
-                sample_index: i as u64,
-                t_s: t,
-                v_cm_s: v as f32,
-                snr: 100.0,
-                ..Default::default()
-            };
-            if let Some(b) = d.process(&inp) {
-                beats.push(b);
-            }
-        }
+        let beats = trapezoid_train(DetectorConfig::default(), &onsets, 9.0);
         assert!(beats.len() >= 8, "{} beats", beats.len());
         for b in &beats {
             let truth = onsets[b.index as usize];
@@ -1598,17 +1582,13 @@ mod tests {
         beats
     }
 
-    /// Trapezoid beats (`trapezoid`) at the given onsets, with each beat's
-    /// rejection reason; `cfg` is the detector's.
-    fn reasons_of_trapezoid_train(
-        cfg: DetectorConfig,
-        onsets: &[f64],
-    ) -> Vec<Option<RejectReason>> {
+    /// The beats a detector with `cfg` finds in trapezoid beats
+    /// (`trapezoid`) at `onsets`, fed at a 5 ms hop for `seconds`.
+    fn trapezoid_train(cfg: DetectorConfig, onsets: &[f64], seconds: f64) -> Vec<Beat> {
         let hop = 0.005;
         let mut d = BeatDetector::new(cfg, hop, 4.0, 0.005);
-        let end = onsets.last().copied().unwrap_or(0.0) + 1.0;
-        let mut out = Vec::new();
-        for i in 0..(end / hop) as usize {
+        let mut beats = Vec::new();
+        for i in 0..(seconds / hop) as usize {
             let t = i as f64 * hop;
             let v: f64 = onsets.iter().map(|&o| trapezoid(t, o)).sum();
             let inp = DetectorInput {
@@ -1619,9 +1599,22 @@ mod tests {
                 ..Default::default()
             };
             if let Some(b) = d.process(&inp) {
-                out.push(b.reject_reason);
+                beats.push(b);
             }
         }
+        beats
+    }
+
+    /// Each beat's rejection reason in a trapezoid train at `onsets`.
+    fn reasons_of_trapezoid_train(
+        cfg: DetectorConfig,
+        onsets: &[f64],
+    ) -> Vec<Option<RejectReason>> {
+        let end = onsets.last().copied().unwrap_or(0.0) + 1.0;
+        let out: Vec<_> = trapezoid_train(cfg, onsets, end)
+            .into_iter()
+            .map(|b| b.reject_reason)
+            .collect();
         assert!(
             out.len() + 2 >= onsets.len(),
             "{} of {} beats",
@@ -1635,13 +1628,7 @@ mod tests {
     /// clamped to 0.45–1.3 s), with every `ectopic_every`-th beat (if any)
     /// premature at 0.6 of the cycle and followed by a compensatory pause.
     fn onsets(cv: f64, ectopic_every: Option<usize>, seed: u64) -> Vec<f64> {
-        let mut state = seed;
-        let mut uniform = move || {
-            state = state
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-        };
+        let mut uniform = crate::testing::uniform(seed);
         let mut t = vec![0.3];
         for i in 1..150 {
             let z = (uniform() - 0.5) * 12f64.sqrt();
@@ -1705,13 +1692,7 @@ mod tests {
     /// concave rise over 30 % of a 230 ms flow time, PV and cycle varying
     /// beat to beat, Gaussian envelope noise of σ = 2 cm/s per point.
     fn noisy_cycle_errors(cfg: DetectorConfig, seed: u64) -> Vec<f64> {
-        let mut state = seed;
-        let mut uniform = move || {
-            state = state
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-        };
+        let mut uniform = crate::testing::uniform(seed);
         let mut beats_true = Vec::new();
         let mut t = 0.3;
         while t < 60.0 {

@@ -232,13 +232,7 @@ mod tests {
     /// Proper complex signal: a sum of tones at positive frequencies with
     /// random phases plus circular white noise, `n` samples at 8 kHz.
     fn proper_signal(n: usize, seed: u64) -> Vec<Complex32> {
-        let mut s = seed;
-        let mut u = move || {
-            s = s
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            ((s >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-        };
+        let mut u = crate::testing::uniform(seed);
         let tones: Vec<(f64, f64)> = (0..24)
             .map(|_| (200.0 + 3000.0 * u(), std::f64::consts::TAU * u()))
             .collect();
@@ -256,6 +250,18 @@ mod tests {
                 z + Complex32::new((r * th.cos()) as f32, (r * th.sin()) as f32)
             })
             .collect()
+    }
+
+    /// Feeds `x` (8 kHz) in 100-sample hops as the pipeline does — observe,
+    /// correct, commit as `clean` — and returns the estimator.
+    fn run(x: &mut [Complex32], clean: bool) -> IqBalance {
+        let mut iq = IqBalance::new(8000.0);
+        for chunk in x.chunks_mut(100) {
+            iq.observe(chunk);
+            iq.correct(chunk);
+            iq.commit(clean);
+        }
+        iq
     }
 
     /// Q becomes `g·(Q·cos φ + I·sin φ)`.
@@ -288,12 +294,7 @@ mod tests {
         let (g, phi) = (1.1_f32, 5.0_f32);
         unbalance(&mut x, g, phi);
         let before = power_at(&x[72_000..], -tone_hz) / power_at(&x[72_000..], tone_hz);
-        let mut iq = IqBalance::new(8000.0);
-        for chunk in x.chunks_mut(100) {
-            iq.observe(chunk);
-            iq.correct(chunk);
-            iq.commit(true);
-        }
+        let iq = run(&mut x, true);
         let (a, b) = iq.estimate().unwrap();
         let (sin, cos) = f64::from(phi).to_radians().sin_cos();
         assert!((a - f64::from(g) * sin).abs() < 0.01, "a {a}");
@@ -313,12 +314,7 @@ mod tests {
     fn a_balanced_signal_is_left_untouched() {
         let x = proper_signal(80_000, 3);
         let mut y = x.clone();
-        let mut iq = IqBalance::new(8000.0);
-        for chunk in y.chunks_mut(100) {
-            iq.observe(chunk);
-            iq.correct(chunk);
-            iq.commit(true);
-        }
+        let iq = run(&mut y, true);
         assert_eq!(x, y);
         assert!(iq.correction().is_none());
         assert!(iq.image_db().unwrap() < -45.0, "{:?}", iq.image_db());
@@ -333,12 +329,7 @@ mod tests {
             z.re += 3000.0 * (std::f64::consts::TAU * 300.0 * k as f64 / 8000.0).sin() as f32;
         }
         let mut y = x.clone();
-        let mut iq = IqBalance::new(8000.0);
-        for chunk in y.chunks_mut(100) {
-            iq.observe(chunk);
-            iq.correct(chunk);
-            iq.commit(true);
-        }
+        let iq = run(&mut y, true);
         assert!(iq.correction().is_none(), "{:?}", iq.estimate());
         assert_eq!(x, y);
     }
@@ -347,12 +338,7 @@ mod tests {
     fn hops_not_committed_as_clean_teach_nothing() {
         let mut x = proper_signal(80_000, 9);
         unbalance(&mut x, 1.2, 8.0);
-        let mut iq = IqBalance::new(8000.0);
-        for chunk in x.chunks_mut(100) {
-            iq.observe(chunk);
-            iq.correct(chunk);
-            iq.commit(false);
-        }
+        let iq = run(&mut x, false);
         assert!(iq.estimate().is_none());
         assert!(iq.correction().is_none());
     }

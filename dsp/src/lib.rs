@@ -21,6 +21,8 @@ pub mod noise;
 pub mod pipeline;
 pub mod ramp;
 pub mod stft;
+#[cfg(test)]
+mod testing;
 pub mod trend;
 pub mod types;
 pub mod validation;
