@@ -1278,13 +1278,16 @@ mod tests {
     }
 
     fn payloads(seed: u64, duration_s: f64) -> Vec<Payload> {
-        let mut probe = VirtualProbe::new(SimConfig {
+        payloads_of(SimConfig {
             seed,
             duration_s: Some(duration_s),
             hr_bpm: 80.0,
             ..SimConfig::default()
         })
-        .unwrap();
+    }
+
+    fn payloads_of(cfg: SimConfig) -> Vec<Payload> {
+        let mut probe = VirtualProbe::new(cfg).unwrap();
         let mut out = Vec::new();
         while let Some(p) = probe.next_payload() {
             out.push(p);
@@ -1335,22 +1338,18 @@ mod tests {
 
     #[test]
     fn the_summary_states_the_probes_iq_imbalance() {
-        let clean = payloads(13, 10.0);
-        let (_, a, _) = run(&clean, &[]);
+        let (_, a, _) = run(&payloads(13, 10.0), &[]);
         let summary = a.last().unwrap();
         assert_eq!(summary["iq_corrected"], false);
         assert!(summary["iq_image_db"].as_f64().is_some_and(|db| db < -40.0));
         // Q = 1.1·(Q·cos 5° + I·sin 5°): an image about 24 dB under the flow.
-        let mut skewed = clean.clone();
-        let (sin, cos) = 5.0_f64.to_radians().sin_cos();
-        for p in &mut skewed {
-            if let Payload::Iq(b) = p {
-                for s in b.samples.iter_mut() {
-                    let (i, q) = (f64::from(s[0]), f64::from(s[1]));
-                    s[1] = (1.1 * (q * cos + i * sin)).round() as i16;
-                }
-            }
-        }
+        let skewed = payloads_of(SimConfig {
+            seed: 13,
+            duration_s: Some(10.0),
+            iq_gain_error: 0.1,
+            iq_phase_error_deg: 5.0,
+            ..SimConfig::default()
+        });
         let (_, b, _) = run(&skewed, &[]);
         let summary = b.last().unwrap();
         assert_eq!(summary["iq_corrected"], true);

@@ -111,6 +111,14 @@ pub struct Args {
     /// Probe gain miscalibration: 0.07 makes every Doppler frequency 7% high.
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub probe_gain_error: f64,
+    /// Demodulator gain error of the probe interface: 0.1 makes Q's gain 10%
+    /// above I's (with --iq-phase-error-deg, an analogue receiver's I/Q
+    /// imbalance, which the analysis corrects).
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub iq_gain_error: f64,
+    /// Demodulator phase error of the probe interface, degrees.
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub iq_phase_error_deg: f64,
     /// True beam angle minus the reported one, degrees.
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub probe_angle_error_deg: f64,
@@ -210,6 +218,8 @@ fn config_from_args(a: &Args) -> anyhow::Result<SimConfig> {
         phantom_cm_s: a.phantom_cm_s,
         probe_gain_error: a.probe_gain_error,
         probe_angle_error_deg: a.probe_angle_error_deg,
+        iq_gain_error: a.iq_gain_error,
+        iq_phase_error_deg: a.iq_phase_error_deg,
         button_presses_s: a.button_at.clone(),
         minutes_used: a.minutes_used,
         minutes_limit: a.minutes_limit,

@@ -62,17 +62,6 @@ struct RunResult {
 }
 
 fn run_sim(sim: SimConfig, cfg: PipelineConfig, envelope: bool) -> anyhow::Result<RunResult> {
-    run_sim_altered(sim, cfg, envelope, |_| {})
-}
-
-/// [`run_sim`] with every payload passed through `alter` before the
-/// pipeline sees it (a receiver fault the virtual probe does not make).
-fn run_sim_altered(
-    sim: SimConfig,
-    cfg: PipelineConfig,
-    envelope: bool,
-    mut alter: impl FnMut(&mut Payload),
-) -> anyhow::Result<RunResult> {
     let duration_s = sim.duration_s.context("a finite duration is needed")?;
     let mut probe = VirtualProbe::new(sim).context("simulator configuration")?;
     let mut pipe: Option<Pipeline> = None;
@@ -83,8 +72,7 @@ fn run_sim_altered(
     let mut truth = Vec::new();
     let mut impairments = Vec::new();
     let mut envelope_errors = Vec::new();
-    while let Some(mut p) = probe.next_payload() {
-        alter(&mut p);
+    while let Some(p) = probe.next_payload() {
         match p {
             Payload::ProbeInfo(i) if pipe.is_none() => {
                 let params = StreamParams {
@@ -364,23 +352,6 @@ fn score_columns(scores: &[Score]) -> String {
         m(|s| s.hr_bpm.median_abs),
         m(|s| s.hr_bpm.p95_abs),
     )
-}
-
-/// Q of every I/Q block becomes `(1 + gain_error)·(Q·cos φ + I·sin φ)`: a
-/// demodulator whose channels differ in gain and are not 90° apart.
-fn unbalance(gain_error: f64, phase_deg: f64) -> impl FnMut(&mut Payload) {
-    let (sin, cos) = phase_deg.to_radians().sin_cos();
-    move |p| {
-        if let Payload::Iq(b) = p
-            && (gain_error != 0.0 || phase_deg != 0.0)
-        {
-            for s in b.samples.iter_mut() {
-                let (i, q) = (f64::from(s[0]), f64::from(s[1]));
-                let q2 = (1.0 + gain_error) * (q * cos + i * sin);
-                s[1] = q2.round().clamp(-32768.0, 32767.0) as i16;
-            }
-        }
-    }
 }
 
 /// The rhythm table's columns after rhythm and rate: sensitivity, PPV, the
@@ -833,7 +804,7 @@ fn run_inner(args: Args) -> anyhow::Result<()> {
     // 2c'''. Quadrature imbalance of the probe's demodulator.
     writeln!(
         md,
-        "\n## Quadrature (I/Q) imbalance\n\nThe blunt profile (n = 6, peak 30%, FTc 350, SV 70) at 30 dB and 60/min, its I/Q passed through a demodulator whose Q is `(1 + ε)·(Q·cos φ + I·sin φ)`: the forward flow is mirrored into the reverse half, where the noise floor is measured (image ≈ 20·log10(|ε + iφ|/2) dB under the flow: −24 dB for 10% and 5°). \"off\": `PipelineConfig::iq_balance` = false, the signal used as received. The correction needs 4 s of signal before it acts (docs/dsp.md, stage 1a). {} s × {} seeds per row.\n",
+        "\n## Quadrature (I/Q) imbalance\n\nThe blunt profile (n = 6, peak 30%, FTc 350, SV 70) at 30 dB and 60/min, its I/Q from a demodulator whose Q is `(1 + ε)·(Q·cos φ + I·sin φ)` (`odm simulate --iq-gain-error ε --iq-phase-error-deg φ`): the forward flow is mirrored into the reverse half, where the noise floor is measured (image ≈ 20·log10(|ε + iφ|/2) dB under the flow: −24 dB for 10% and 5°). \"off\": `PipelineConfig::iq_balance` = false, the signal used as received. The correction needs 4 s of signal before it acts (docs/dsp.md, stage 1a). {} s × {} seeds per row.\n",
         args.seconds, args.seeds
     )?;
     writeln!(
@@ -857,14 +828,11 @@ fn run_inner(args: Args) -> anyhow::Result<()> {
                         sample_rate_hz: fs,
                         snr_db: Some(30.0),
                         hr_bpm: 60.0,
+                        iq_gain_error: gain_error,
+                        iq_phase_error_deg: phase_deg,
                         ..blunt_75(7 + seed, args.seconds)
                     };
-                    runs.push(run_sim_altered(
-                        sim,
-                        cfg,
-                        false,
-                        unbalance(gain_error, phase_deg),
-                    )?);
+                    runs.push(run_sim(sim, cfg, false)?);
                 }
                 let beats: Vec<&Beat> = runs.iter().flat_map(|r| &r.beats).collect();
                 let accepted = beats.iter().filter(|b| b.accepted).count();

@@ -1334,20 +1334,14 @@ fn print_irregular_rhythm() {
 #[ignore]
 fn print_iq_imbalance() {
     let g = env_f64("ODM_IQ_GAIN", 0.1);
-    let phi = env_f64("ODM_IQ_PHASE_DEG", 5.0).to_radians();
+    let phi_deg = env_f64("ODM_IQ_PHASE_DEG", 5.0);
     for snr in [30.0, 15.0] {
         for hr in [60.0, 120.0] {
             let mut sc = sim(3, env_f64("ODM_SECS", 60.0), snr, hr);
             sc.sample_rate_hz = env_f64("ODM_RATE", 20_000.0) as u32;
-            let r = run_sim_altered(sc, PipelineConfig::default(), false, |p| {
-                if let odm_device_io::frame::Payload::Iq(b) = p {
-                    for s in b.samples.iter_mut() {
-                        let (i, q) = (f64::from(s[0]), f64::from(s[1]));
-                        let q2 = (1.0 + g) * (q * phi.cos() + i * phi.sin());
-                        s[1] = q2.round().clamp(-32768.0, 32767.0) as i16;
-                    }
-                }
-            });
+            sc.iq_gain_error = g;
+            sc.iq_phase_error_deg = phi_deg;
+            let r = run_sim(sc, PipelineConfig::default(), false);
             println!("snr {snr} hr {hr}: {}", outcome(&r));
         }
     }

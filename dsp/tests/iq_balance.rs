@@ -7,28 +7,17 @@
 
 mod common;
 
-use common::{describe, reasons, run_sim_altered, sim};
-use odm_device_io::frame::Payload;
+use common::{describe, reasons, run_sim, sim};
 use odm_dsp::{Pipeline, PipelineConfig, RejectReason};
 use odm_simulator::{ImpairmentSchedule, SimConfig, VirtualProbe};
 
-/// Q becomes `(1 + gain_error)·(Q·cos φ + I·sin φ)`.
-fn unbalance(gain_error: f64, phase_deg: f64) -> impl FnMut(&mut Payload) {
-    let (sin, cos) = phase_deg.to_radians().sin_cos();
-    move |p| {
-        if let Payload::Iq(b) = p {
-            for s in b.samples.iter_mut() {
-                let (i, q) = (f64::from(s[0]), f64::from(s[1]));
-                let q2 = (1.0 + gain_error) * (q * cos + i * sin);
-                s[1] = q2.round().clamp(-32768.0, 32767.0) as i16;
-            }
-        }
-    }
-}
-
-fn at_8_khz(seed: u64) -> SimConfig {
+/// 8 kHz, 30 dB, 60/min; the probe interface's demodulator with
+/// `gain_error` and `phase_deg` (Q = (1 + ε)·(Q·cos φ + I·sin φ)).
+fn at_8_khz(seed: u64, gain_error: f64, phase_deg: f64) -> SimConfig {
     SimConfig {
         sample_rate_hz: 8000,
+        iq_gain_error: gain_error,
+        iq_phase_error_deg: phase_deg,
         ..sim(seed, 60.0, 30.0, 60.0)
     }
 }
@@ -36,21 +25,15 @@ fn at_8_khz(seed: u64) -> SimConfig {
 #[test]
 fn an_unbalanced_demodulator_no_longer_turns_beats_into_interference() {
     for seed in [3, 4] {
-        let balanced = run_sim_altered(at_8_khz(seed), PipelineConfig::default(), false, |_| {});
-        let corrected = run_sim_altered(
-            at_8_khz(seed),
-            PipelineConfig::default(),
-            false,
-            unbalance(0.1, 5.0),
-        );
-        let uncorrected = run_sim_altered(
-            at_8_khz(seed),
+        let balanced = run_sim(at_8_khz(seed, 0.0, 0.0), PipelineConfig::default(), false);
+        let corrected = run_sim(at_8_khz(seed, 0.1, 5.0), PipelineConfig::default(), false);
+        let uncorrected = run_sim(
+            at_8_khz(seed, 0.1, 5.0),
             PipelineConfig {
                 iq_balance: false,
                 ..PipelineConfig::default()
             },
             false,
-            unbalance(0.1, 5.0),
         );
         let interference_after = |r: &common::Run, t_s: f64| {
             r.out

@@ -514,25 +514,30 @@ mod tests {
         let mut e = Engine::new(handoff);
         let (tx, mut rx) = rtrb::RingBuffer::<[i16; 2]>::new(1 << 17);
         e.set_audio(tx);
-        let cfg = odm_simulator::SimConfig {
-            seed: 4,
-            duration_s: Some(10.0),
-            snr_db: Some(30.0),
-            sample_rate_hz: 8000,
-            ..odm_simulator::SimConfig::default()
+        // The same probe twice: balanced (the true Q), and through a
+        // demodulator with 10 % and 5° of error (what the engine gets).
+        let probe = |gain_error: f64, phase_deg: f64| {
+            odm_simulator::VirtualProbe::new(odm_simulator::SimConfig {
+                seed: 4,
+                duration_s: Some(10.0),
+                snr_db: Some(30.0),
+                sample_rate_hz: 8000,
+                iq_gain_error: gain_error,
+                iq_phase_error_deg: phase_deg,
+                ..odm_simulator::SimConfig::default()
+            })
+            .expect("config")
         };
-        let (sin, cos) = 5.0_f32.to_radians().sin_cos();
         let mut original = Vec::new();
-        for mut payload in odm_simulator::VirtualProbe::new(cfg).expect("config") {
-            if let Payload::Iq(b) = &mut payload {
-                for s in b.samples.iter_mut() {
-                    original.push(*s);
-                    let (i, q) = (f32::from(s[0]), f32::from(s[1]));
-                    s[1] = (1.1 * (q * cos + i * sin)).round() as i16;
-                }
+        for payload in probe(0.0, 0.0) {
+            if let Payload::Iq(b) = payload {
+                original.extend(b.samples);
             }
+        }
+        for payload in probe(0.1, 5.0) {
             e.handle(payload);
         }
+        let (sin, cos) = 5.0_f32.to_radians().sin_cos();
         let heard: Vec<[i16; 2]> = std::iter::from_fn(|| rx.pop().ok()).collect();
         assert_eq!(heard.len(), original.len());
         // Error power of a Q against the original Q over the last 2 s, dB.

@@ -271,17 +271,12 @@ fn the_engine_reports_a_corrected_iq_imbalance() {
             duration_s: Some(10.0),
             snr_db: Some(30.0),
             sample_rate_hz: 8000,
+            iq_gain_error: gain_error,
+            iq_phase_error_deg: phase_deg,
             ..SimConfig::default()
         })
         .unwrap_or_else(|e| panic!("simulator: {e}"));
-        let (sin, cos) = phase_deg.to_radians().sin_cos();
-        while let Some(mut p) = probe.next_payload() {
-            if let Payload::Iq(b) = &mut p {
-                for s in b.samples.iter_mut() {
-                    let (i, q) = (f64::from(s[0]), f64::from(s[1]));
-                    s[1] = ((1.0 + gain_error) * (q * cos + i * sin)).round() as i16;
-                }
-            }
+        while let Some(p) = probe.next_payload() {
             engine.handle(p);
         }
         let shown = handoff.iq_corrected_image_db();

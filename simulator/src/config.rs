@@ -165,6 +165,14 @@ pub struct SimConfig {
     pub probe_gain_error: f64,
     /// True beam angle minus the reported one, degrees.
     pub probe_angle_error_deg: f64,
+    /// Demodulator gain error of the probe interface: its Q channel is
+    /// `(1 + this)` times I's gain (an analogue quadrature receiver's
+    /// imbalance, which mirrors the flow into the reverse half).
+    #[serde(default)]
+    pub iq_gain_error: f64,
+    /// Demodulator phase error, degrees: Q picks up `sin(this)` of I.
+    #[serde(default)]
+    pub iq_phase_error_deg: f64,
 }
 
 impl Default for SimConfig {
@@ -213,6 +221,8 @@ impl Default for SimConfig {
             button_presses_s: Vec::new(),
             probe_gain_error: 0.0,
             probe_angle_error_deg: 0.0,
+            iq_gain_error: 0.0,
+            iq_phase_error_deg: 0.0,
         }
     }
 }
@@ -372,6 +382,8 @@ impl SimConfig {
             check_range("button_presses_s", b, 0.0, 1e9)?;
         }
         check_range("probe_gain_error", self.probe_gain_error, -0.5, 0.5)?;
+        check_range("iq_gain_error", self.iq_gain_error, -0.3, 0.3)?;
+        check_range("iq_phase_error_deg", self.iq_phase_error_deg, -20.0, 20.0)?;
         let true_angle = self.true_angle_deg();
         check_range("probe_angle_error_deg", true_angle, 0.0, 85.0)?;
         if let Some(v) = self.phantom_cm_s {

@@ -501,6 +501,15 @@ impl VirtualProbe {
             self.drive.gain[i] = if clipping { clip_gain } else { 1.0 };
         }
         self.synth.render(&self.drive, &mut self.buf);
+        let (gain_error, phase_deg) = (self.cfg.iq_gain_error, self.cfg.iq_phase_error_deg);
+        if gain_error != 0.0 || phase_deg != 0.0 {
+            // The probe interface's demodulator: Q = (1 + ε)·(Q·cos φ + I·sin φ).
+            let (sin, cos) = phase_deg.to_radians().sin_cos();
+            let (g, sin, cos) = ((1.0 + gain_error) as f32, sin as f32, cos as f32);
+            for v in &mut self.buf {
+                v[1] = g * (v[1] * cos + v[0] * sin);
+            }
+        }
         let clipped = quantise(&self.buf, &mut self.qbuf);
 
         let missing_kind = if unplugged {
