@@ -590,8 +590,9 @@ impl Pipeline {
         // The hop's samples teach the I/Q balance only when clean, and not
         // within the wall filter's settling after a clipped block.
         let hop_start = end.saturating_sub(self.hop_len as u64);
-        self.iq
-            .commit(!interference && hop_start >= self.clipped_until + self.iq_settle);
+        self.iq.commit(
+            !interference && hop_start >= self.clipped_until.saturating_add(self.iq_settle),
+        );
         let mut edge = EdgeEstimate::default();
         if self
             .envelope
