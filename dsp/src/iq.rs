@@ -58,9 +58,9 @@ const MAX_COUPLING: f64 = 0.35;
 const MAX_GAIN_RATIO: f64 = 1.43;
 /// Samples observed per second, at least (`stride`).
 const OBSERVED_PER_S: f64 = 10_000.0;
-/// Samples not learnt from after a segment starts, s: the wall filter's
-/// start-up transient on the tissue echo (a fixed phasor, not random-phase,
-/// 30–45 dB over the blood) would dominate the moments.
+/// Samples not learnt from after a segment starts or a clipped block, s:
+/// the wall filter's transient on the tissue echo (a fixed phasor, not
+/// random-phase, 30–45 dB over the blood) would dominate the moments.
 const SETTLE_S: f64 = 0.05;
 
 /// Blind I/Q imbalance estimator and corrector (see the module docs).
@@ -141,6 +141,12 @@ impl IqBalance {
     pub fn image_db(&self) -> Option<f64> {
         self.estimate()
             .map(|(a, b)| 20.0 * (a.hypot(1.0 / b - 1.0) / 2.0).max(1e-12).log10())
+    }
+
+    /// Samples after a segment start or a clipped block that must pass
+    /// before the wall filter's output teaches the estimate again.
+    pub fn settle_samples(&self) -> u64 {
+        self.settle_samples
     }
 
     /// A new segment starts (the wall filter restarts): its first

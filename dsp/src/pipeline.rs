@@ -234,8 +234,6 @@ pub struct Pipeline {
     fs: f64,
     wall: WallFilter,
     iq: IqBalance,
-    /// Samples after a clipped block before the I/Q balance learns again.
-    iq_settle: u64,
     stft: Stft,
     noise: NoiseFloor,
     interference: InterferenceDetector,
@@ -356,7 +354,6 @@ impl Pipeline {
             fs,
             wall,
             iq: IqBalance::new(fs),
-            iq_settle: (0.05 * fs).ceil() as u64,
             stft,
             noise,
             interference,
@@ -591,7 +588,8 @@ impl Pipeline {
         // within the wall filter's settling after a clipped block.
         let hop_start = end.saturating_sub(self.hop_len as u64);
         self.iq.commit(
-            !interference && hop_start >= self.clipped_until.saturating_add(self.iq_settle),
+            !interference
+                && hop_start >= self.clipped_until.saturating_add(self.iq.settle_samples()),
         );
         let mut edge = EdgeEstimate::default();
         if self
