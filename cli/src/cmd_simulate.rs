@@ -119,6 +119,10 @@ pub struct Args {
     /// Demodulator phase error of the probe interface, degrees.
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub iq_phase_error_deg: f64,
+    /// The probe interface swaps I and Q: forward flow arrives as reverse
+    /// (the analysis finds no beat and reports the reversed flow).
+    #[arg(long)]
+    pub iq_swapped: bool,
     /// True beam angle minus the reported one, degrees.
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub probe_angle_error_deg: f64,
@@ -220,6 +224,7 @@ fn config_from_args(a: &Args) -> anyhow::Result<SimConfig> {
         probe_angle_error_deg: a.probe_angle_error_deg,
         iq_gain_error: a.iq_gain_error,
         iq_phase_error_deg: a.iq_phase_error_deg,
+        iq_swapped: a.iq_swapped,
         button_presses_s: a.button_at.clone(),
         minutes_used: a.minutes_used,
         minutes_limit: a.minutes_limit,

@@ -173,6 +173,11 @@ pub struct SimConfig {
     /// Demodulator phase error, degrees: Q picks up `sin(this)` of I.
     #[serde(default)]
     pub iq_phase_error_deg: f64,
+    /// The probe interface delivers I and Q swapped: every Doppler shift
+    /// changes sign, so forward flow arrives as reverse (serial-stream.md's
+    /// sign convention broken).
+    #[serde(default)]
+    pub iq_swapped: bool,
 }
 
 impl Default for SimConfig {
@@ -223,6 +228,7 @@ impl Default for SimConfig {
             probe_angle_error_deg: 0.0,
             iq_gain_error: 0.0,
             iq_phase_error_deg: 0.0,
+            iq_swapped: false,
         }
     }
 }

@@ -510,6 +510,12 @@ impl VirtualProbe {
                 v[1] = g * (v[1] * cos + v[0] * sin);
             }
         }
+        if self.cfg.iq_swapped {
+            // (I, Q) → (Q, I) is i·conj(I + iQ): every shift changes sign.
+            for v in &mut self.buf {
+                v.swap(0, 1);
+            }
+        }
         let clipped = quantise(&self.buf, &mut self.qbuf);
 
         let missing_kind = if unplugged {
