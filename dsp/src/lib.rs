@@ -11,6 +11,7 @@
 pub mod area;
 pub mod beat;
 pub mod calfit;
+pub mod direction;
 pub mod envelope;
 pub mod error;
 pub mod fluid;

@@ -16,6 +16,7 @@
 //! never allocate, and the same input always gives the same output.
 
 use crate::beat::{BeatDetector, DetectorConfig, DetectorInput};
+use crate::direction::FlowDirection;
 use crate::envelope::{EdgeEstimate, EnvelopeConfig, EnvelopeEstimator};
 use crate::error::DspError;
 use crate::haemo::{FtcFormula, SvModel};
@@ -238,6 +239,7 @@ pub struct Pipeline {
     noise: NoiseFloor,
     interference: InterferenceDetector,
     lines: LineCanceller,
+    direction: FlowDirection,
     envelope: EnvelopeEstimator,
     /// The envelope's reading of moving edges (None: correction off).
     ramp: Option<RampResponse>,
@@ -321,6 +323,7 @@ impl Pipeline {
         let wall_bins = (wall_band_hz / bin_hz).ceil() as usize;
         let noise = NoiseFloor::new(1, half.saturating_sub(wall_bins), fft_len)?;
         let lines = LineCanceller::new(fft_len, wall_bins, hop_len as f64 / fs)?;
+        let direction = FlowDirection::new(fft_len, wall_bins, hop_len as f64 / fs);
         let envelope =
             EnvelopeEstimator::new(cfg.envelope, stft.window(), fft_len, fs, wall_band_hz)?;
         let ramp = cfg
@@ -358,6 +361,7 @@ impl Pipeline {
             noise,
             interference,
             lines,
+            direction,
             envelope,
             ramp,
             detector,
@@ -392,6 +396,24 @@ impl Pipeline {
     /// estimate implies, dB; None before a second of signal.
     pub fn iq_image_db(&self) -> Option<f64> {
         self.iq.image_db()
+    }
+
+    /// The pulsatile flow is in the reverse half of the spectrum — I and Q
+    /// swapped at the probe interface, or the beam on flow towards the
+    /// probe — so no beat can be found ([`crate::direction`]).
+    pub fn flow_reversed(&self) -> bool {
+        self.direction.reversed()
+    }
+
+    /// The reverse half's share of the flow's power over the last seconds,
+    /// 0..1 (None before 3 s, or without flow above the noise).
+    pub fn reverse_flow_share(&self) -> Option<f64> {
+        self.direction.reverse_share()
+    }
+
+    /// Signal time during which the flow was reversed, s.
+    pub fn reverse_flow_s(&self) -> f64 {
+        self.direction.reversed_s()
     }
 
     /// Narrowband lines being cancelled now ([`crate::lines`]): inclusive
@@ -590,6 +612,11 @@ impl Pipeline {
         self.iq.commit(
             !interference
                 && hop_start >= self.clipped_until.saturating_add(self.iq.settle_samples()),
+        );
+        self.direction.observe(
+            &self.power,
+            noise,
+            !interference && start >= self.clipped_until,
         );
         let mut edge = EdgeEstimate::default();
         if self
