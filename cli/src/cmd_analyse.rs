@@ -435,6 +435,8 @@ struct Analyser<'a, W: Write> {
     /// Models from `patient` annotations, by sample index (bounded).
     models: Vec<ModelFrom>,
     pipeline: Option<Pipeline>,
+    /// Time the flow was reversed under pipelines already replaced, s.
+    reverse_flow_s_before: f64,
     params: Option<StreamParams>,
     probe: Option<ProbeInfo>,
     stream_written: bool,
@@ -486,6 +488,7 @@ impl<'a, W: Write> Analyser<'a, W> {
                 bsa_m2: cli_bsa_m2(args),
             }],
             pipeline: None,
+            reverse_flow_s_before: 0.0,
             params: None,
             probe: None,
             stream_written: false,
@@ -654,6 +657,7 @@ impl<'a, W: Write> Analyser<'a, W> {
         // A change of stream parameters: the old pipeline's last beats first.
         if let Some(mut old) = self.pipeline.take() {
             old.finish(&mut self.collect);
+            self.reverse_flow_s_before += old.reverse_flow_s();
             self.drain()?;
         }
         self.pipeline = Some(pipeline);
@@ -1144,6 +1148,18 @@ impl<'a, W: Write> Analyser<'a, W> {
         // engineer's cue that the demodulator wants a service.
         let iq_image_db = self.pipeline.as_ref().and_then(|p| p.iq_image_db());
         let iq_corrected = self.pipeline.as_ref().map(|p| p.iq_correction().is_some());
+        // Time the pulsatile flow was in the reverse half (I and Q swapped
+        // at the interface, or the beam on flow towards the probe): no beat
+        // can be found then, and the summary says why.
+        let reverse_flow_s =
+            self.reverse_flow_s_before + self.pipeline.as_ref().map_or(0.0, |p| p.reverse_flow_s());
+        if reverse_flow_s > 0.0 {
+            eprintln!(
+                "odm analyse: warning: {}: the flow was in the reverse direction for {reverse_flow_s:.1} s \
+                 (I and Q swapped at the probe interface, or the beam on flow towards the probe)",
+                self.name
+            );
+        }
         if let Some(mut p) = self.pipeline.take() {
             p.finish(&mut self.collect);
             self.drain()?;
@@ -1195,7 +1211,8 @@ impl<'a, W: Write> Analyser<'a, W> {
         .int("samples_dropped_before_probe_info", self.dropped_samples)
         .int("events_dropped_before_probe_info", self.dropped_items);
         l.num("iq_image_db", iq_image_db, 1)
-            .boolean("iq_corrected", iq_corrected);
+            .boolean("iq_corrected", iq_corrected)
+            .num("reverse_flow_s", Some(reverse_flow_s), decimals::TIME_S);
         let line = l.finish();
         self.json(&line)?;
         self.dst.flush().context("writing standard output")
@@ -1355,6 +1372,25 @@ mod tests {
         assert_eq!(summary["iq_corrected"], true);
         let db = summary["iq_image_db"].as_f64().unwrap();
         assert!((-27.0..-21.0).contains(&db), "{db}");
+    }
+
+    #[test]
+    fn the_summary_states_how_long_the_flow_was_reversed() {
+        let (_, a, _) = run(&payloads(13, 10.0), &[]);
+        assert_eq!(a.last().unwrap()["reverse_flow_s"], 0.0);
+        // I and Q swapped: no beat, and the flow is reported reversed from
+        // its third second on.
+        let swapped = payloads_of(SimConfig {
+            seed: 13,
+            duration_s: Some(10.0),
+            iq_swapped: true,
+            ..SimConfig::default()
+        });
+        let (_, b, _) = run(&swapped, &[]);
+        let summary = b.last().unwrap();
+        assert_eq!(summary["accepted"], 0);
+        let s = summary["reverse_flow_s"].as_f64().unwrap();
+        assert!((6.0..7.5).contains(&s), "{s}");
     }
 
     #[test]
