@@ -8,6 +8,7 @@
 //! | no data from the probe interface for > 5 s | medium | monitoring has stopped; needs prompt attention, but an ODM is not a life-support or arrest monitor (ECG, SpO₂ and arterial pressure carry those alarms) |
 //! | probe unplugged (EVENT 3) | medium | as above, with a known cause |
 //! | signal lost: no accepted beat for > 10 s | medium | usually a displaced probe; the operator must refocus |
+//! | flow reversed: the pulsatile flow is in the reverse half of the spectrum (docs/dsp.md, stage 3b) | medium | no beat can be measured; the beam is on flow towards the probe, or the interface swaps I and Q — refocus, and if it persists call the biomedical engineers |
 //! | interference (diathermy) rejecting beats for > 30 s | low | numbers are frozen on old beats; awareness only |
 //! | probe life expired | low | the probe still works; replace it at the next opportunity |
 //!
@@ -56,6 +57,8 @@ pub enum AlarmKind {
     ProbeUnplugged,
     /// No accepted beat for longer than the limit.
     SignalLost,
+    /// The pulsatile flow is in the reverse half of the spectrum.
+    FlowReversed,
     /// Beats rejected for interference for longer than the limit.
     Interference,
     /// The probe's run time has reached its limit.
@@ -64,17 +67,20 @@ pub enum AlarmKind {
 
 impl AlarmKind {
     /// Every kind, in display order.
-    pub const ALL: [AlarmKind; 5] = [
+    pub const ALL: [AlarmKind; 6] = [
         AlarmKind::NoData,
         AlarmKind::ProbeUnplugged,
         AlarmKind::SignalLost,
+        AlarmKind::FlowReversed,
         AlarmKind::Interference,
         AlarmKind::ProbeLifeExpired,
     ];
     /// This project's priority for the condition (table above).
     pub fn priority(self) -> Priority {
         match self {
-            Self::NoData | Self::ProbeUnplugged | Self::SignalLost => Priority::Medium,
+            Self::NoData | Self::ProbeUnplugged | Self::SignalLost | Self::FlowReversed => {
+                Priority::Medium
+            }
             Self::Interference | Self::ProbeLifeExpired => Priority::Low,
         }
     }
@@ -84,6 +90,7 @@ impl AlarmKind {
             Self::NoData => "NO DATA FROM PROBE INTERFACE",
             Self::ProbeUnplugged => "PROBE UNPLUGGED",
             Self::SignalLost => "SIGNAL LOST - REFOCUS PROBE",
+            Self::FlowReversed => "FLOW REVERSED - REFOCUS PROBE / CHECK I-Q WIRING",
             Self::Interference => "INTERFERENCE (DIATHERMY?)",
             Self::ProbeLifeExpired => "PROBE LIFE EXPIRED",
         }
@@ -115,6 +122,8 @@ pub struct AlarmInputs {
     pub interference_s: f64,
     /// The probe's minutes used have reached a non-zero limit.
     pub probe_life_expired: bool,
+    /// The DSP finds the pulsatile flow in the reverse half of the spectrum.
+    pub flow_reversed: bool,
 }
 
 impl AlarmInputs {
@@ -130,6 +139,7 @@ impl AlarmInputs {
                 self.monitoring && self.interference_s > INTERFERENCE_LIMIT_S
             }
             AlarmKind::ProbeLifeExpired => self.probe_life_expired,
+            AlarmKind::FlowReversed => self.monitoring && self.flow_reversed,
         }
     }
 }

@@ -1066,6 +1066,16 @@ impl MonitorApp {
                     .color(colour::MEDIUM),
             );
         }
+        // The pulsatile flow is in the reverse half (docs/dsp.md, stage
+        // 3b): the beam is on flow towards the probe, or the interface
+        // delivers I and Q swapped.
+        if self.state.flow_reversed {
+            ui.label(
+                RichText::new("flow reversed: beam on another vessel, or I/Q swapped")
+                    .color(colour::MEDIUM)
+                    .strong(),
+            );
+        }
         ui.label(
             RichText::new(format!(
                 "{} Hz, {:.1}°, fw {}",

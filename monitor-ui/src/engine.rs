@@ -272,6 +272,7 @@ impl Engine {
                     self.handoff.set_latest_sample(self.latest_sample);
                     self.handoff
                         .set_iq_corrected_image_db(p.iq_correction().and(p.iq_image_db()));
+                    self.handoff.set_flow_reversed(p.flow_reversed());
                     if let Some(audio) = &mut self.audio {
                         let before = self.drops.audio_samples;
                         // The audio hears the I/Q the analysis uses: with a
@@ -431,6 +432,7 @@ impl Engine {
         self.latest_sample = 0;
         self.handoff.set_latest_sample(0);
         self.handoff.set_iq_corrected_image_db(None);
+        self.handoff.set_flow_reversed(false);
         self.handoff.events.push(EventMsg::Reset);
     }
 

@@ -7,7 +7,7 @@
 //! loss is visible in the diagnostics panel.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
 
 use crossbeam_queue::ArrayQueue;
 use odm_device_io::{Annotation, ProbeEvent, ProbeInfo};
@@ -178,6 +178,8 @@ pub struct Handoff {
     /// The mirror image (dB, ×100) of the I/Q imbalance the DSP is
     /// correcting; `i32::MIN` when it is not correcting one.
     iq_image_centi_db: AtomicI32,
+    /// The DSP finds the pulsatile flow in the reverse half of the spectrum.
+    flow_reversed: AtomicBool,
 }
 
 impl Default for Handoff {
@@ -200,6 +202,7 @@ impl Handoff {
             latest_sample: AtomicU64::new(0),
             sample_rate_hz: AtomicU32::new(0),
             iq_image_centi_db: AtomicI32::new(i32::MIN),
+            flow_reversed: AtomicBool::new(false),
         }
     }
     /// A shared handoff.
@@ -233,6 +236,16 @@ impl Handoff {
     pub fn iq_corrected_image_db(&self) -> Option<f64> {
         let v = self.iq_image_centi_db.load(Ordering::Acquire);
         (v != i32::MIN).then(|| f64::from(v) / 100.0)
+    }
+    /// Records whether the pulsatile flow is in the reverse half of the
+    /// spectrum (I and Q swapped at the interface, or the beam on flow
+    /// towards the probe; docs/dsp.md, stage 3b).
+    pub fn set_flow_reversed(&self, reversed: bool) {
+        self.flow_reversed.store(reversed, Ordering::Release);
+    }
+    /// Whether the flow is reported reversed.
+    pub fn flow_reversed(&self) -> bool {
+        self.flow_reversed.load(Ordering::Acquire)
     }
     /// Total display items dropped because the UI fell behind.
     pub fn dropped_total(&self) -> u64 {

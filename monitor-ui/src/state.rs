@@ -104,6 +104,8 @@ pub struct MonitorState {
     pub unknown_events: Vec<(u16, i32)>,
     /// Steady narrowband tones the DSP is cancelling (newest column).
     pub tones_cancelled: u8,
+    /// The DSP finds the pulsatile flow in the reverse half of the spectrum.
+    pub flow_reversed: bool,
     last_seen_sample: u64,
     now_s: f64,
 }
@@ -137,6 +139,7 @@ impl MonitorState {
             beats_accepted: 0,
             unknown_events: Vec::new(),
             tones_cancelled: 0,
+            flow_reversed: false,
             last_seen_sample: 0,
             now_s: 0.0,
         }
@@ -216,6 +219,7 @@ impl MonitorState {
                 * 1000.0;
             self.latency.push(ms);
         }
+        self.flow_reversed = handoff.flow_reversed();
         let latest = handoff.latest_sample();
         if latest != self.last_seen_sample {
             if latest > self.last_seen_sample {
@@ -246,6 +250,7 @@ impl MonitorState {
                 .probe
                 .as_ref()
                 .is_some_and(|p| p.minutes_limit > 0 && p.minutes_used >= p.minutes_limit),
+            flow_reversed: self.flow_reversed,
         }
     }
 

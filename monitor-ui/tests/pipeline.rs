@@ -289,3 +289,34 @@ fn the_engine_reports_a_corrected_iq_imbalance() {
         }
     }
 }
+
+/// The engine tells the display when the DSP finds the flow in the reverse
+/// half: an interface that swaps I and Q; a probe wired right never is.
+#[test]
+fn the_engine_reports_reversed_flow() {
+    for swapped in [false, true] {
+        let handoff = Handoff::shared();
+        let mut engine = Engine::new(handoff.clone());
+        let mut probe = VirtualProbe::new(SimConfig {
+            seed: 3,
+            duration_s: Some(8.0),
+            iq_swapped: swapped,
+            ..SimConfig::default()
+        })
+        .unwrap_or_else(|e| panic!("simulator: {e}"));
+        let mut first_reported_s = None;
+        while let Some(p) = probe.next_payload() {
+            engine.handle(p);
+            if first_reported_s.is_none() && handoff.flow_reversed() {
+                first_reported_s = Some(handoff.latest_sample() as f64 / 20_000.0);
+            }
+        }
+        if swapped {
+            let t = first_reported_s.unwrap_or_else(|| panic!("never reported"));
+            assert!((2.5..4.5).contains(&t), "first reported at {t} s");
+            assert!(handoff.flow_reversed());
+        } else {
+            assert_eq!(first_reported_s, None);
+        }
+    }
+}

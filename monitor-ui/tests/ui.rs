@@ -279,6 +279,23 @@ fn a_corrected_iq_imbalance_is_shown_under_the_probe() {
 }
 
 #[test]
+fn reversed_flow_raises_an_alarm_and_is_named_under_the_probe() {
+    let rig = Rig::new();
+    let mut h = harness(rig.app(SourceSpec::Simulated { seed: 1 }));
+    h.step();
+    assert!(h.query_by_label_contains("FLOW REVERSED").is_none());
+    assert!(h.query_by_label_contains("flow reversed").is_none());
+    rig.handoff.set_flow_reversed(true);
+    h.step();
+    h.get_by_label_contains("MEDIUM FLOW REVERSED - REFOCUS PROBE / CHECK I-Q WIRING");
+    h.get_by_label("flow reversed: beam on another vessel, or I/Q swapped");
+    rig.handoff.set_flow_reversed(false);
+    h.step();
+    assert!(h.query_by_label_contains("FLOW REVERSED").is_none());
+    assert!(h.query_by_label_contains("flow reversed").is_none());
+}
+
+#[test]
 fn bolus_shows_baseline_then_responsive_after_a_twelve_percent_rise() {
     let mut rig = Rig::new();
     let mut h = harness(rig.app(SourceSpec::Simulated { seed: 1 }));
