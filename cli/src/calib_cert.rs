@@ -223,11 +223,11 @@ td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
             c.gain, c.offset_cm_s
         );
     }
-    h.push_str("<h2>Runs</h2>\n<table>\n<tr><th>#</th><th>Recording</th><th>Reference, cm/s</th><th>Measured, cm/s</th><th>Fitted, cm/s</th><th>Residual, cm/s</th><th>Limit, ± cm/s</th><th>Points</th><th>Result</th></tr>\n");
+    h.push_str("<h2>Runs</h2>\n<table>\n<tr><th>#</th><th>Recording</th><th>Reference, cm/s</th><th>Measured, cm/s</th><th>Fitted, cm/s</th><th>Residual, cm/s</th><th>Limit, ± cm/s</th><th>Points</th><th>I/Q image, dB</th><th>Result</th></tr>\n");
     for (i, r) in cal.runs.iter().enumerate() {
         let _ = writeln!(
             h,
-            r#"<tr><td>{n}</td><td>{file}</td><td class="num">{rf:.2}</td><td class="num">{m:.2}</td><td class="num">{f:.2}</td><td class="num">{res:+.2}</td><td class="num">{lim:.2}</td><td class="num">{pts}</td><td>{v}</td></tr>"#,
+            r#"<tr><td>{n}</td><td>{file}</td><td class="num">{rf:.2}</td><td class="num">{m:.2}</td><td class="num">{f:.2}</td><td class="num">{res:+.2}</td><td class="num">{lim:.2}</td><td class="num">{pts}</td><td class="num">{img}</td><td>{v}</td></tr>"#,
             n = i + 1,
             file = e(&r.recording),
             rf = r.reference_cm_s,
@@ -236,10 +236,17 @@ td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
             res = r.residual_cm_s,
             lim = r.residual_limit_cm_s,
             pts = r.points,
+            img = r
+                .iq_image_db
+                .map_or("—".to_string(), |db| format!("{db:.1}")),
             v = verdict(r.within_limit),
         );
     }
-    h.push_str("</table>\n<h2>Fit: measured = gain × reference + offset</h2>\n");
+    h.push_str("</table>\n");
+    if let Some(note) = iq_image_note(cal) {
+        let _ = writeln!(h, "<p>{}</p>", e(&note));
+    }
+    h.push_str("<h2>Fit: measured = gain × reference + offset</h2>\n");
     let _ = write!(
         h,
         r#"<table>
@@ -278,6 +285,26 @@ td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
     h
 }
 
+/// An advisory when a run's I/Q image stands above the level at which the
+/// analysis corrects it (docs/dsp.md, stage 1a): the velocities are sound,
+/// the probe interface wants a service. Not an acceptance criterion.
+pub fn iq_image_note(cal: &Calibration) -> Option<String> {
+    let threshold_db = odm_dsp::iq::correction_threshold_image_db();
+    let worst_db = cal
+        .runs
+        .iter()
+        .filter_map(|r| r.iq_image_db)
+        .fold(f64::NEG_INFINITY, f64::max);
+    (worst_db > threshold_db).then(|| {
+        format!(
+            "Note: the probe interface's I/Q mirror image reached {worst_db:.1} dB under the signal \
+             (above {threshold_db:.1} dB): its quadrature demodulator is out of balance. The monitor \
+             measures and corrects this, so the velocities above are sound, but the interface \
+             should be serviced."
+        )
+    })
+}
+
 /// The summary `odm calibrate` prints: one line per run, then the fit and the verdict.
 pub fn summary_text(cal: &Calibration) -> String {
     let mut s = String::new();
@@ -298,6 +325,9 @@ pub fn summary_text(cal: &Calibration) -> String {
             verdict(r.within_limit),
             r.recording
         );
+    }
+    if let Some(note) = iq_image_note(cal) {
+        let _ = writeln!(s, "{note}");
     }
     let _ = writeln!(
         s,
@@ -361,6 +391,7 @@ mod tests {
                     residual_limit_cm_s: 3.0,
                     within_limit: true,
                     points: 1000,
+                    iq_image_db: Some(-52.0),
                 })
                 .collect(),
             measured_with_correction: None,
@@ -403,6 +434,23 @@ mod tests {
         assert_eq!(html.matches("<circle").count(), 4);
         let ok = certificate_html(&cal(true, "A. Engineer"));
         assert!(ok.contains(">PASS<") && !ok.contains(">FAIL<"));
+    }
+
+    #[test]
+    fn an_unbalanced_interface_is_noted_but_does_not_fail() {
+        let balanced = cal(true, "A. Engineer");
+        assert!(iq_image_note(&balanced).is_none());
+        let html = certificate_html(&balanced);
+        assert!(html.contains("<th>I/Q image, dB</th>") && html.contains(">-52.0<"));
+        assert!(!html.contains("out of balance"));
+        let mut unbalanced = balanced.clone();
+        unbalanced.runs[1].iq_image_db = Some(-23.4);
+        unbalanced.runs[2].iq_image_db = None;
+        let html = certificate_html(&unbalanced);
+        assert!(html.contains(">-23.4<") && html.contains(">—<"));
+        assert!(html.contains("reached -23.4 dB") && html.contains("out of balance"));
+        assert!(html.contains(">PASS<"));
+        assert!(summary_text(&unbalanced).contains("reached -23.4 dB"));
     }
 
     #[test]

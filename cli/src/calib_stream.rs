@@ -79,6 +79,8 @@ pub struct StreamAnalyser {
     decided_for: Option<String>,
     /// Samples dropped because no PROBE_INFO had arrived yet.
     pub samples_before_probe_info: u64,
+    /// Time the flow was reversed under pipelines already replaced, s.
+    reverse_flow_s_before: f64,
     /// The outputs.
     pub out: Collected,
 }
@@ -96,6 +98,7 @@ impl StreamAnalyser {
             applied: None,
             decided_for: None,
             samples_before_probe_info: 0,
+            reverse_flow_s_before: 0.0,
             out: Collected::default(),
         }
     }
@@ -136,6 +139,7 @@ impl StreamAnalyser {
         if self.params != Some(params) || self.pipeline.is_none() {
             if let Some(mut old) = self.pipeline.take() {
                 old.finish(&mut self.out);
+                self.reverse_flow_s_before += old.reverse_flow_s();
             }
             let pipeline = Pipeline::new(self.cfg, params)
                 .map_err(|e| anyhow::anyhow!("cannot analyse probe {serial:?}'s stream: {e}"))?;
@@ -170,6 +174,19 @@ impl StreamAnalyser {
         })?;
         self.applied = correction.map(|c| (serial.to_string(), c));
         Ok(())
+    }
+
+    /// The level of the probe interface's I/Q mirror image under the
+    /// signal, dB, as the pipeline estimates it (docs/dsp.md, stage 1a);
+    /// None before 4 s of clean signal.
+    pub fn iq_image_db(&self) -> Option<f64> {
+        self.pipeline.as_ref().and_then(Pipeline::iq_image_db)
+    }
+
+    /// Signal time during which the flow was in the reverse half of the
+    /// spectrum (docs/dsp.md, stage 3b), s.
+    pub fn reverse_flow_s(&self) -> f64 {
+        self.reverse_flow_s_before + self.pipeline.as_ref().map_or(0.0, Pipeline::reverse_flow_s)
     }
 
     /// Ends the stream: the pipeline emits what it still holds.

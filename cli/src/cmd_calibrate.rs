@@ -134,6 +134,9 @@ pub struct RunMeasurement {
     pub measured_cm_s: f64,
     /// How many envelope points or beats it is the median of.
     pub points: u64,
+    /// The probe interface's I/Q mirror image under the signal, dB (None
+    /// before 4 s of clean signal).
+    pub iq_image_db: Option<f64>,
 }
 
 /// Measures one recording: steady = median envelope after settling;
@@ -183,6 +186,17 @@ pub fn measure_recording(
     if analyser.serials.is_empty() {
         bail!("run {shown} has no PROBE_INFO frame: its probe and velocity scale are unknown");
     }
+    // A string running the other way, or an interface that swaps I and Q,
+    // puts the phantom's echo in the reverse half, where no velocity is
+    // measured: say so rather than "too few points".
+    let reverse_s = analyser.reverse_flow_s();
+    if reverse_s > 0.0 {
+        bail!(
+            "run {shown}: the phantom's flow is in the reverse direction (towards the probe) for {reverse_s:.1} s: \
+             reverse the phantom's direction, or check that the probe interface does not swap I and Q"
+        );
+    }
+    let iq_image_db = analyser.iq_image_db();
     let out = analyser.out;
     match mode {
         MeasurementMode::Steady => {
@@ -205,6 +219,7 @@ pub fn measure_recording(
             Ok(RunMeasurement {
                 measured_cm_s,
                 points,
+                iq_image_db,
             })
         }
         MeasurementMode::Pulsatile => {
@@ -225,6 +240,7 @@ pub fn measure_recording(
             Ok(RunMeasurement {
                 measured_cm_s,
                 points,
+                iq_image_db,
             })
         }
     }
@@ -302,7 +318,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     for r in &args.runs {
         let m = measure_recording(&r.file, &args.probe, mode, policy.clone())?;
         eprintln!(
-            "odm calibrate: {}: reference {:.2} cm/s, measured {:.2} cm/s ({} {})",
+            "odm calibrate: {}: reference {:.2} cm/s, measured {:.2} cm/s ({} {}); I/Q image {}",
             r.file.display(),
             r.reference_cm_s,
             m.measured_cm_s,
@@ -311,7 +327,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 "envelope points"
             } else {
                 "beats"
-            }
+            },
+            m.iq_image_db.map_or(
+                "not measured (under 4 s of clean signal)".to_string(),
+                |db| { format!("{db:.1} dB") }
+            )
         );
         runs.push((r, m));
     }
@@ -365,6 +385,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     .unwrap_or(0.0),
                 within_limit: acceptance.residual_ok.get(i).copied().unwrap_or(false),
                 points: m.points,
+                iq_image_db: m.iq_image_db,
             })
             .collect(),
         measured_with_correction,
@@ -443,14 +464,21 @@ mod tests {
         serial: &str,
         seconds: f64,
     ) {
-        let cfg = odm_simulator::SimConfig {
-            seed: (v_cm_s * 10.0) as u64,
-            duration_s: Some(seconds),
-            phantom_cm_s: Some(v_cm_s),
-            probe_gain_error: gain_error,
-            probe_serial: serial.into(),
-            ..Default::default()
-        };
+        write_recording(
+            path,
+            odm_simulator::SimConfig {
+                seed: (v_cm_s * 10.0) as u64,
+                duration_s: Some(seconds),
+                phantom_cm_s: Some(v_cm_s),
+                probe_gain_error: gain_error,
+                probe_serial: serial.into(),
+                ..Default::default()
+            },
+        );
+    }
+
+    /// Writes a recording of the virtual probe with `cfg`.
+    fn write_recording(path: &Path, cfg: odm_simulator::SimConfig) {
         let mut probe = odm_simulator::VirtualProbe::new(cfg).unwrap();
         let start = odm_device_io::RecordingStart::new("2026-11-30T12:00:00Z", "test", 0);
         let info = probe.probe_info().clone();
@@ -499,6 +527,54 @@ mod tests {
             .unwrap_err();
             assert!(format!("{e:#}").contains("CAL-1"), "{e:#}");
         }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A run states the interface's I/Q image; a phantom whose echo
+    /// arrives in the reverse half (string running the other way, or I and
+    /// Q swapped) is refused with that reason, not "too few points".
+    #[test]
+    fn runs_state_the_iq_image_and_a_reversed_phantom_is_named() {
+        let dir = std::env::temp_dir().join(format!("odm-cal-iq-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let phantom = |name: &str, gain_error: f64, phase_deg: f64, swapped: bool| {
+            let path = dir.join(name);
+            write_recording(
+                &path,
+                odm_simulator::SimConfig {
+                    seed: 4,
+                    duration_s: Some(6.0),
+                    phantom_cm_s: Some(60.0),
+                    iq_gain_error: gain_error,
+                    iq_phase_error_deg: phase_deg,
+                    iq_swapped: swapped,
+                    probe_serial: "CAL-2".into(),
+                    ..Default::default()
+                },
+            );
+            measure_recording(
+                &path,
+                "CAL-2",
+                MeasurementMode::Steady,
+                CalibrationPolicy::Raw,
+            )
+        };
+        let balanced = phantom("balanced.odmrec", 0.0, 0.0, false).unwrap();
+        assert!(
+            balanced.iq_image_db.is_some_and(|db| db < -50.0),
+            "{balanced:?}"
+        );
+        // Q = 1.1·(Q·cos 5° + I·sin 5°): the image 23.8 dB under the echo.
+        let skewed = phantom("skewed.odmrec", 0.1, 5.0, false).unwrap();
+        let db = skewed.iq_image_db.unwrap();
+        assert!((-25.5..-22.0).contains(&db), "{db}");
+        assert!((skewed.measured_cm_s - balanced.measured_cm_s).abs() < 1.0);
+        let e = phantom("swapped.odmrec", 0.0, 0.0, true).unwrap_err();
+        let msg = format!("{e:#}");
+        assert!(
+            msg.contains("reverse direction") && msg.contains("swapped.odmrec"),
+            "{msg}"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -171,6 +171,7 @@ fn a_wrong_installed_calibration_fails_peak_velocity() {
                 residual_limit_cm_s: 3.0,
                 within_limit: true,
                 points: 100,
+                iq_image_db: None,
             })
             .collect(),
         measured_with_correction: None,

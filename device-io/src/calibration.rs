@@ -233,6 +233,11 @@ pub struct CalibrationRun {
     pub within_limit: bool,
     /// How many envelope points (steady) or beats (pulsatile) the median is of.
     pub points: u64,
+    /// The probe interface's I/Q mirror image under the signal in this run,
+    /// dB, as the analysis estimated it; null when the run was too short
+    /// (under 4 s of clean signal) or made before this field existed.
+    #[serde(default)]
+    pub iq_image_db: Option<f64>,
 }
 
 /// The correction a calibration implies: `v_true = (v_measured − offset_cm_s) / gain`.
@@ -410,6 +415,13 @@ impl Calibration {
         }
         if let Some(i) = self.residuals_cm_s.iter().position(|r| !r.is_finite()) {
             return Err(format!("residuals_cm_s[{i}] is not a finite number"));
+        }
+        if let Some(i) = self
+            .runs
+            .iter()
+            .position(|r| r.iq_image_db.is_some_and(|db| !db.is_finite()))
+        {
+            return Err(format!("runs[{i}].iq_image_db is not a finite number"));
         }
         if self.residuals_cm_s.len() != self.runs.len() {
             return Err(format!(
@@ -747,6 +759,7 @@ mod tests {
                     residual_limit_cm_s: 3.0,
                     within_limit: true,
                     points: 400,
+                    iq_image_db: None,
                 },
                 CalibrationRun {
                     recording: "b.odmrec".into(),
@@ -756,6 +769,7 @@ mod tests {
                     residual_limit_cm_s: 3.0,
                     within_limit: true,
                     points: 400,
+                    iq_image_db: None,
                 },
             ],
             measured_with_correction: None,
@@ -1084,6 +1098,22 @@ mod tests {
         assert_eq!(v["gain_ci95"].as_array().map(Vec::len), Some(2));
         let back: Calibration = serde_json::from_str(&json).unwrap();
         assert_eq!(back, cal);
+        // Each run states the interface's I/Q image (null when unmeasured),
+        // and a file written before that field existed still reads.
+        let mut measured = sample("P1");
+        measured.runs[0].iq_image_db = Some(-48.5);
+        let v: serde_json::Value = serde_json::from_str(&measured.to_json()).unwrap();
+        assert_eq!(v["runs"][0]["iq_image_db"], -48.5);
+        assert!(v["runs"][1]["iq_image_db"].is_null());
+        let mut older = v.clone();
+        for run in older["runs"].as_array_mut().unwrap() {
+            run.as_object_mut().unwrap().remove("iq_image_db");
+        }
+        let read = parse_calibration_json(&older.to_string()).unwrap();
+        assert_eq!(read.runs[0].iq_image_db, None);
+        let mut bad = measured.clone();
+        bad.runs[1].iq_image_db = Some(f64::INFINITY);
+        assert!(bad.check().unwrap_err().contains("runs[1].iq_image_db"));
     }
 
     #[test]

@@ -86,9 +86,10 @@ fn calibration(float: BoxedStrategy<f64>, exact: bool) -> impl Strategy<Value = 
         float.clone(),
         any::<bool>(),
         any::<u64>(),
+        proptest::option::of(float.clone()),
     )
         .prop_map(
-            |(recording, r, m, res, lim, within, points)| CalibrationRun {
+            |(recording, r, m, res, lim, within, points, iq_image_db)| CalibrationRun {
                 recording,
                 reference_cm_s: r,
                 measured_cm_s: m,
@@ -96,6 +97,7 @@ fn calibration(float: BoxedStrategy<f64>, exact: bool) -> impl Strategy<Value = 
                 residual_limit_cm_s: lim,
                 within_limit: within,
                 points,
+                iq_image_db,
             },
         );
     let runs = proptest::collection::vec((run, float.clone()), 0..5);
@@ -208,6 +210,7 @@ fn json_value() -> impl Strategy<Value = Value> {
                         Just("residual_limit_pct".to_owned()),
                         Just("recording".to_owned()),
                         Just("points".to_owned()),
+                        Just("iq_image_db".to_owned()),
                         Just("offset_cm_s".to_owned()),
                     ],
                     "[a-z_]{1,12}",
@@ -272,6 +275,7 @@ fn valid_value() -> Value {
             residual_limit_cm_s: 3.0,
             within_limit: true,
             points: 400,
+            iq_image_db: None,
         }],
         measured_with_correction: None,
         software: "odm test".into(),

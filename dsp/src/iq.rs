@@ -63,6 +63,12 @@ const OBSERVED_PER_S: f64 = 10_000.0;
 /// random-phase, 30–45 dB over the blood) would dominate the moments.
 const SETTLE_S: f64 = 0.05;
 
+/// The image level, dB under the signal, above which the correction acts
+/// (−36.5 dB): what `odm calibrate` reports a probe interface against.
+pub fn correction_threshold_image_db() -> f64 {
+    20.0 * (ENABLE_IMBALANCE / 2.0).log10()
+}
+
 /// Blind I/Q imbalance estimator and corrector (see the module docs).
 ///
 /// Per analysis hop: [`observe`](Self::observe) the new wall-filtered

@@ -393,7 +393,7 @@ impl Pipeline {
     }
 
     /// The mirror image's level under the signal that the I/Q imbalance
-    /// estimate implies, dB; None before a second of signal.
+    /// estimate implies, dB; None before 4 s of clean signal.
     pub fn iq_image_db(&self) -> Option<f64> {
         self.iq.image_db()
     }
