@@ -136,7 +136,9 @@ fn frame_time() {
             let until = f64::from(frame + 1) / 60.0;
             while probe.time_s() < until {
                 match probe.next_payload() {
-                    Some(p) => engine.handle(p),
+                    Some(p) => {
+                        engine.handle(p);
+                    }
                     None => break,
                 }
             }

@@ -251,8 +251,11 @@ impl Engine {
         self.drops
     }
 
-    /// Processes one payload.
-    pub fn handle(&mut self, payload: Payload) {
+    /// Processes one payload. Returns it when the engine is done with it
+    /// and has not handed it to the recorder: the caller disposes of it
+    /// off the DSP thread, which never frees memory either
+    /// (architecture.md, "The real-time path"; `tests/no_alloc.rs`).
+    pub fn handle(&mut self, payload: Payload) -> Option<Payload> {
         let pushed_at = Instant::now();
         match &payload {
             Payload::ProbeInfo(info) => self.probe_info_changed(info),
@@ -312,8 +315,12 @@ impl Engine {
             }
         }
         if self.recording {
-            self.send_to_recorder(RecorderMsg::Payload(payload));
+            return match self.send_to_recorder(RecorderMsg::Payload(payload)) {
+                Some(RecorderMsg::Payload(p)) => Some(p),
+                _ => None,
+            };
         }
+        Some(payload)
     }
 
     fn probe_info_changed(&mut self, info: &ProbeInfo) {
@@ -447,9 +454,11 @@ impl Engine {
         }
     }
 
-    fn send_to_recorder(&mut self, msg: RecorderMsg) {
+    /// Queues `msg` for the recorder thread; the message back when it could
+    /// not be queued (counted as dropped).
+    fn send_to_recorder(&mut self, msg: RecorderMsg) -> Option<RecorderMsg> {
         let Some(r) = &mut self.recorder else {
-            return;
+            return Some(msg);
         };
         // Frames dropped while the recorder was behind are recorded as a
         // `stream_error` annotation once there is room (serial-stream.md).
@@ -467,12 +476,16 @@ impl Engine {
                 self.unreported_recorder_drops = 0;
             }
         }
-        if r.push(msg).is_err() {
-            self.drops.recorder_frames += 1;
-            self.unreported_recorder_drops += 1;
-            self.handoff
-                .recorder_dropped
-                .fetch_add(1, Ordering::Relaxed);
+        match r.push(msg) {
+            Ok(()) => None,
+            Err(rtrb::PushError::Full(back)) => {
+                self.drops.recorder_frames += 1;
+                self.unreported_recorder_drops += 1;
+                self.handoff
+                    .recorder_dropped
+                    .fetch_add(1, Ordering::Relaxed);
+                Some(back)
+            }
         }
     }
 }

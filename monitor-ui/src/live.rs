@@ -108,6 +108,7 @@ impl LiveBackend {
         let (reader_tx, reader_rx) = mpsc::channel();
         let (dsp_tx, dsp_rx) = mpsc::channel();
         let (ring_tx, ring_rx) = rtrb::RingBuffer::<ReaderMsg>::new(READER_RING);
+        let (spent_tx, spent_rx) = rtrb::RingBuffer::<Payload>::new(READER_RING);
         let (rec_tx, rec_rx) = rtrb::RingBuffer::<RecorderMsg>::new(RECORDER_RING);
         let replay_duration_bits = Arc::new(AtomicU64::new(0));
 
@@ -126,7 +127,13 @@ impl LiveBackend {
             let recording = self.recording.clone();
             thread::Builder::new()
                 .name("odm-dsp".into())
-                .spawn(move || dsp_loop(engine, ring_rx, dsp_rx, stop, handoff, repaint, recording))
+                .spawn(move || {
+                    let rings = DspRings {
+                        input: ring_rx,
+                        spent: spent_tx,
+                    };
+                    dsp_loop(engine, rings, dsp_rx, stop, handoff, repaint, recording)
+                })
         };
         let mut threads = Vec::new();
         let dsp_thread = match dsp {
@@ -150,6 +157,7 @@ impl LiveBackend {
                 .spawn(move || {
                     let mut out = RingOut {
                         ring: ring_tx,
+                        spent: spent_rx,
                         dsp: dsp_thread,
                         stop: stop.clone(),
                     };
@@ -294,9 +302,18 @@ impl Backend for LiveBackend {
     }
 }
 
+/// The DSP thread's ends of the rings: payloads in from the reader, and
+/// payloads it is done with back to the reader, which frees them.
+struct DspRings {
+    input: rtrb::Consumer<ReaderMsg>,
+    spent: rtrb::Producer<Payload>,
+}
+
 /// The reader's end of the ring.
 struct RingOut {
     ring: rtrb::Producer<ReaderMsg>,
+    /// Payloads the DSP thread is done with, freed here.
+    spent: rtrb::Consumer<Payload>,
     dsp: Option<thread::Thread>,
     stop: Arc<AtomicBool>,
 }
@@ -305,6 +322,9 @@ impl RingOut {
     /// Hands a message to the DSP thread, waiting for space if the ring is
     /// full (the reader may wait; the DSP thread never does). False when stopping.
     fn send(&mut self, mut msg: ReaderMsg) -> bool {
+        while let Ok(spent) = self.spent.pop() {
+            drop(spent);
+        }
         loop {
             match self.ring.push(msg) {
                 Ok(()) => {
@@ -527,7 +547,7 @@ fn scan_duration(path: PathBuf, out: Arc<AtomicU64>) {
 
 fn dsp_loop(
     mut engine: Engine,
-    mut ring: rtrb::Consumer<ReaderMsg>,
+    mut rings: DspRings,
     cmds: mpsc::Receiver<DspCmd>,
     stop: Arc<AtomicBool>,
     handoff: Arc<Handoff>,
@@ -536,10 +556,18 @@ fn dsp_loop(
 ) {
     while !stop.load(Ordering::Relaxed) {
         let mut worked = false;
-        while let Ok(msg) = ring.pop() {
+        while let Ok(msg) = rings.input.pop() {
             worked = true;
             match msg {
-                ReaderMsg::Payload(p) => engine.handle(p),
+                ReaderMsg::Payload(p) => {
+                    // The payload goes back to the reader thread to be
+                    // freed there: the DSP thread never calls the
+                    // allocator (architecture.md). A full return ring
+                    // (the reader stalled) frees it here.
+                    if let Some(spent) = engine.handle(p) {
+                        let _ = rings.spent.push(spent);
+                    }
+                }
                 ReaderMsg::Reset => engine.reset(),
                 ReaderMsg::Finished => engine.finish(),
             }
