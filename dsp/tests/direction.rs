@@ -8,7 +8,7 @@ mod common;
 
 use common::{Collect, sim};
 use odm_dsp::{Pipeline, PipelineConfig};
-use odm_simulator::{ImpairmentSchedule, SimConfig, VirtualProbe};
+use odm_simulator::{SimConfig, VirtualProbe};
 
 /// Runs `cfg` through the pipeline; per column-ish step (every payload) the
 /// stream time and whether the flow is reported reversed, the highest
@@ -69,51 +69,7 @@ fn a_swapped_interface_is_reported_as_reversed_flow() {
 /// a probe wired right is never reported reversed.
 #[test]
 fn a_normal_probe_is_never_reported_reversed() {
-    let cases: Vec<(&str, SimConfig)> = vec![
-        ("default 8 dB", sim(1, 30.0, 8.0, 75.0)),
-        ("8 kHz 30 dB 140/min", {
-            let mut c = sim(2, 30.0, 30.0, 140.0);
-            c.sample_rate_hz = 8000;
-            c
-        }),
-        ("clutter 45 dB, reverse 40 cm/s, ectopics", {
-            let mut c = sim(4, 30.0, 30.0, 90.0);
-            c.clutter_db = Some(45.0);
-            c.reverse_flow_cm_s = 40.0;
-            c.ectopic_rate = 0.1;
-            c
-        }),
-        ("low flow SV 20 ml, reverse 40 cm/s, 8 dB", {
-            let mut c = sim(3, 30.0, 8.0, 75.0);
-            c.sv_ml = 20.0;
-            c.reverse_flow_cm_s = 40.0;
-            c
-        }),
-        ("diathermy, gaps, clipping", {
-            let mut c = sim(5, 60.0, 15.0, 75.0);
-            c.diathermy = ImpairmentSchedule::Random {
-                mean_interval_s: 10.0,
-                min_duration_s: 1.0,
-                max_duration_s: 3.0,
-            };
-            c.gaps = ImpairmentSchedule::Random {
-                mean_interval_s: 8.0,
-                min_duration_s: 0.01,
-                max_duration_s: 0.3,
-            };
-            c.clipping = ImpairmentSchedule::Random {
-                mean_interval_s: 10.0,
-                min_duration_s: 0.5,
-                max_duration_s: 1.0,
-            };
-            c
-        }),
-        ("phantom 60 cm/s", {
-            let mut c = sim(6, 20.0, 30.0, 75.0);
-            c.phantom_cm_s = Some(60.0);
-            c
-        }),
-    ];
+    let cases = common::normal_probes();
     for (label, cfg) in cases {
         let (states, share, _) = run(cfg);
         println!("{label}: highest reverse share {share:.3}");

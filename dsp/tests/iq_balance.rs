@@ -9,7 +9,7 @@ mod common;
 
 use common::{describe, reasons, run_sim, sim};
 use odm_dsp::{Pipeline, PipelineConfig, RejectReason};
-use odm_simulator::{ImpairmentSchedule, SimConfig, VirtualProbe};
+use odm_simulator::{SimConfig, VirtualProbe};
 
 /// 8 kHz, 30 dB, 60/min; the probe interface's demodulator with
 /// `gain_error` and `phase_deg` (Q = (1 + ε)·(Q·cos φ + I·sin φ)).
@@ -71,55 +71,13 @@ fn an_unbalanced_demodulator_no_longer_turns_beats_into_interference() {
 }
 
 /// The simulator's I/Q is exactly balanced: across sample rates, clutter,
-/// reverse flow, ectopics and every impairment the estimate stays well
+/// reverse and low flow, ectopics, every impairment and a phantom
+/// (`common::normal_probes`) the estimate stays well
 /// under the −36.5 dB at which the correction would act, so the signal is
 /// used as received, bit for bit.
 #[test]
 fn a_balanced_probe_is_never_corrected() {
-    let cases: Vec<(&str, SimConfig)> = vec![
-        ("default 15 dB", sim(1, 30.0, 15.0, 75.0)),
-        ("8 kHz 30 dB 140/min", {
-            let mut c = sim(2, 30.0, 30.0, 140.0);
-            c.sample_rate_hz = 8000;
-            c
-        }),
-        ("48 kHz", {
-            let mut c = sim(3, 30.0, 30.0, 75.0);
-            c.sample_rate_hz = 48_000;
-            c
-        }),
-        ("clutter 45 dB, reverse 20 cm/s, ectopics", {
-            let mut c = sim(4, 30.0, 30.0, 90.0);
-            c.clutter_db = Some(45.0);
-            c.reverse_flow_cm_s = 20.0;
-            c.ectopic_rate = 0.1;
-            c
-        }),
-        ("diathermy, gaps, clipping", {
-            let mut c = sim(5, 60.0, 15.0, 75.0);
-            c.diathermy = ImpairmentSchedule::Random {
-                mean_interval_s: 10.0,
-                min_duration_s: 1.0,
-                max_duration_s: 3.0,
-            };
-            c.gaps = ImpairmentSchedule::Random {
-                mean_interval_s: 8.0,
-                min_duration_s: 0.01,
-                max_duration_s: 0.3,
-            };
-            c.clipping = ImpairmentSchedule::Random {
-                mean_interval_s: 10.0,
-                min_duration_s: 0.5,
-                max_duration_s: 1.0,
-            };
-            c
-        }),
-        ("phantom 60 cm/s", {
-            let mut c = sim(6, 20.0, 30.0, 75.0);
-            c.phantom_cm_s = Some(60.0);
-            c
-        }),
-    ];
+    let cases = common::normal_probes();
     for (label, cfg) in cases {
         let mut probe = VirtualProbe::new(cfg).expect("sim");
         let mut pipe: Option<Pipeline> = None;

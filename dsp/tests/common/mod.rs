@@ -5,7 +5,7 @@
 use odm_device_io::frame::Payload;
 use odm_dsp::validation::{RefBeat, Score, score};
 use odm_dsp::{Beat, Pipeline, PipelineConfig, PipelineSink, Status, StreamParams};
-use odm_simulator::{ImpairmentKind, SimConfig, VirtualProbe};
+use odm_simulator::{ImpairmentKind, ImpairmentSchedule, SimConfig, VirtualProbe};
 
 /// Collects every beat and status.
 #[derive(Default)]
@@ -142,6 +142,64 @@ pub fn sim(seed: u64, seconds: f64, snr_db: f64, hr_bpm: f64) -> SimConfig {
         hr_bpm,
         ..SimConfig::default()
     }
+}
+
+/// A probe interface that is wired right and balanced, across what the
+/// virtual probe can vary: noise, sample rate, clutter, strong reverse
+/// flow, low flow, ectopics, every impairment and a phantom. Stages that
+/// only report an interface's faults (I/Q imbalance, reversed flow) must
+/// never act on any of these.
+pub fn normal_probes() -> Vec<(&'static str, SimConfig)> {
+    vec![
+        ("default 8 dB", sim(1, 30.0, 8.0, 75.0)),
+        ("8 kHz 30 dB 140/min", {
+            let mut c = sim(2, 30.0, 30.0, 140.0);
+            c.sample_rate_hz = 8000;
+            c
+        }),
+        ("48 kHz", {
+            let mut c = sim(3, 30.0, 30.0, 75.0);
+            c.sample_rate_hz = 48_000;
+            c
+        }),
+        ("clutter 45 dB, reverse 40 cm/s, ectopics", {
+            let mut c = sim(4, 30.0, 30.0, 90.0);
+            c.clutter_db = Some(45.0);
+            c.reverse_flow_cm_s = 40.0;
+            c.ectopic_rate = 0.1;
+            c
+        }),
+        ("low flow SV 20 ml, reverse 40 cm/s, 8 dB", {
+            let mut c = sim(3, 30.0, 8.0, 75.0);
+            c.sv_ml = 20.0;
+            c.reverse_flow_cm_s = 40.0;
+            c
+        }),
+        ("diathermy, gaps, clipping", {
+            let mut c = sim(5, 60.0, 15.0, 75.0);
+            c.diathermy = ImpairmentSchedule::Random {
+                mean_interval_s: 10.0,
+                min_duration_s: 1.0,
+                max_duration_s: 3.0,
+            };
+            c.gaps = ImpairmentSchedule::Random {
+                mean_interval_s: 8.0,
+                min_duration_s: 0.01,
+                max_duration_s: 0.3,
+            };
+            c.clipping = ImpairmentSchedule::Random {
+                mean_interval_s: 10.0,
+                min_duration_s: 0.5,
+                max_duration_s: 1.0,
+            };
+            c
+        }),
+        ("phantom 60 cm/s", {
+            let mut c = sim(6, 20.0, 30.0, 75.0);
+            c.phantom_cm_s = Some(60.0);
+            c
+        }),
+    ]
 }
 
 /// One line for a run: its score and the beats' rejection reasons.
