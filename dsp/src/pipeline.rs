@@ -266,6 +266,13 @@ pub struct Pipeline {
     velocity_per_hz: f64,
     last_accepted_sample: Option<u64>,
     first_sample: Option<u64>,
+    /// Zero of the beat detector's clock: the first sample of the segment
+    /// (set by the first block or mark, and again at a discontinuity). The
+    /// detector works on times from here, so that its decisions do not
+    /// depend on where the interface's sample counter started (ties between
+    /// hop-spaced times at 5·10⁷ s round differently than at 50 s); beats
+    /// and envelope points go out on the stream's clock.
+    origin: Option<u64>,
     lost: bool,
     external_interference_from: u64,
     external_interference_until: u64,
@@ -379,6 +386,7 @@ impl Pipeline {
             before_prev_shift_hz: 0.0,
             last_accepted_sample: None,
             first_sample: None,
+            origin: None,
             lost: false,
             external_interference_from: u64::MAX,
             external_interference_until: 0,
@@ -483,8 +491,9 @@ impl Pipeline {
     /// samples not yet analysed are affected.
     pub fn mark_interference(&mut self, first_sample: u64, count: u64) {
         let end = first_sample.saturating_add(count);
+        self.origin.get_or_insert(first_sample);
         self.detector
-            .mark_interference(first_sample as f64 / self.fs, end as f64 / self.fs);
+            .mark_interference(self.detector_s(first_sample), self.detector_s(end));
         self.external_interference_until = self.external_interference_until.max(end);
         self.external_interference_from = self.external_interference_from.min(first_sample);
     }
@@ -504,6 +513,7 @@ impl Pipeline {
         if self.first_sample.is_none() {
             self.first_sample = Some(first_sample);
         }
+        self.origin.get_or_insert(first_sample);
         match self.next_sample {
             Some(next) if first_sample > next => {
                 let lost = first_sample - next;
@@ -514,7 +524,7 @@ impl Pipeline {
                 self.new_segment();
                 self.gap_pending = true;
                 self.detector
-                    .mark_gap(next as f64 / self.fs, first_sample as f64 / self.fs);
+                    .mark_gap(self.detector_s(next), self.detector_s(first_sample));
                 // A gap longer than any cycle: the beat in progress can never
                 // be completed honestly; it is emitted, rejected, at the
                 // first onset after the gap.
@@ -534,6 +544,7 @@ impl Pipeline {
                 self.lines.reset();
                 self.last_accepted_sample = None;
                 self.first_sample = Some(first_sample);
+                self.origin = Some(first_sample);
                 self.lost = false;
             }
             _ => {}
@@ -542,7 +553,7 @@ impl Pipeline {
         if clipped {
             self.clipped_until = self.clipped_until.max(end);
             self.detector
-                .mark_clipped(first_sample as f64 / self.fs, end as f64 / self.fs);
+                .mark_clipped(self.detector_s(first_sample), self.detector_s(end));
         }
         let mut at = first_sample;
         let mut rest = samples;
@@ -652,7 +663,7 @@ impl Pipeline {
             edge_snr: edge.snr,
             input: DetectorInput {
                 sample_index: centre,
-                t_s,
+                t_s: self.detector_s(centre),
                 v_cm_s: self.velocity_cm_s(edge.shift_hz),
                 snr: if interference { 0.0 } else { edge.snr },
                 clipped: start < self.clipped_until,
@@ -707,6 +718,16 @@ impl Pipeline {
             .any(|&(a, b)| bin >= a as f64 - 3.0 && bin <= b as f64 + 1.0)
     }
 
+    /// Time of `sample` on the beat detector's clock (see `origin`), s.
+    fn detector_s(&self, sample: u64) -> f64 {
+        sample.saturating_sub(self.origin.unwrap_or(0)) as f64 / self.fs
+    }
+
+    /// The detector's clock's zero on the stream's clock, s.
+    fn origin_s(&self) -> f64 {
+        self.origin.unwrap_or(0) as f64 / self.fs
+    }
+
     /// Calibrated velocity (cm/s) of an edge at `shift_hz` (0: no flow).
     fn velocity_cm_s(&self, shift_hz: f32) -> f32 {
         if shift_hz > 0.0 {
@@ -745,7 +766,17 @@ impl Pipeline {
                 self.pop_unsettled(Some(v), sink);
             }
         }
-        if let Some(beat) = beat {
+        if let Some(mut beat) = beat {
+            // From the detector's clock to the stream's.
+            let origin_s = self.origin_s();
+            for t in [
+                &mut beat.onset_s,
+                &mut beat.peak_s,
+                &mut beat.end_s,
+                &mut beat.next_onset_s,
+            ] {
+                *t += origin_s;
+            }
             if beat.accepted {
                 self.last_accepted_sample = Some(p.input.completed_by_sample);
                 if self.lost {
@@ -766,6 +797,9 @@ impl Pipeline {
         if let Some(v) = settled_v_cm_s {
             point.velocity_cm_s = f64::from(v);
         }
+        // Held on the detector's clock (to match its settled points); sent
+        // on the stream's.
+        point.t_s = point.sample_index as f64 / self.fs;
         self.unsettled.copy_within(1..self.unsettled_len, 0);
         self.unsettled_len -= 1;
         sink.envelope_point(&point);
