@@ -59,6 +59,8 @@ struct RunResult {
     /// Detected beats and the truth, for the rhythm table.
     beats: Vec<Beat>,
     truth: Vec<RefBeat>,
+    /// Signal time the pipeline reported the flow reversed, s.
+    reverse_flow_s: f64,
 }
 
 fn run_sim(sim: SimConfig, cfg: PipelineConfig, envelope: bool) -> anyhow::Result<RunResult> {
@@ -99,6 +101,7 @@ fn run_sim(sim: SimConfig, cfg: PipelineConfig, envelope: bool) -> anyhow::Resul
         truth.extend(probe.take_truth_beats());
         impairments.extend(probe.take_impairments());
     }
+    let reverse_flow_s = pipe.as_ref().map_or(0.0, Pipeline::reverse_flow_s);
     if let Some(pl) = pipe.as_mut() {
         pl.finish(&mut out);
     }
@@ -137,6 +140,7 @@ fn run_sim(sim: SimConfig, cfg: PipelineConfig, envelope: bool) -> anyhow::Resul
         truth_ectopic: truth.iter().filter(|t| t.ectopic).count(),
         beats: out.beats,
         truth: refs,
+        reverse_flow_s,
     })
 }
 
@@ -852,6 +856,54 @@ fn run_inner(args: Args) -> anyhow::Result<()> {
         }
     }
     eprintln!("iq imbalance done");
+
+    // 2c''''. An interface with I and Q swapped: the flow in the reverse half.
+    writeln!(
+        md,
+        "\n## Reversed flow (I and Q swapped)\n\nThe blunt profile (n = 6, peak 30%, FTc 350, SV 70) at 15 dB and 75/min from an interface that delivers I and Q swapped (`odm simulate --iq-swapped`), so that the forward flow arrives as a negative shift, and the same signals wired right; the last row is the hardest normal signal for the check (low flow, SV 20 ml, with 40 cm/s of reverse flow, 8 dB). No beat can be measured from a swapped interface; the pipeline reports the flow reversed (`Pipeline::flow_reversed`; the monitor's alarm, `odm analyse`'s `reverse_flow_s`) after 3 s of signal (docs/dsp.md, stage 3b). {} s × {} seeds per row.\n",
+        args.seconds, args.seeds
+    )?;
+    writeln!(
+        md,
+        "| sample rate Hz | interface | beats detected | accepted | reported reversed, s of signal |"
+    )?;
+    writeln!(md, "|---|---|---|---|---|")?;
+    for (fs, label, swapped, low_flow) in [
+        (8_000, "swapped", true, false),
+        (8_000, "right", false, false),
+        (20_000, "swapped", true, false),
+        (20_000, "right", false, false),
+        (48_000, "swapped", true, false),
+        (48_000, "right", false, false),
+        (
+            20_000,
+            "right, low flow, reverse 40 cm/s, 8 dB",
+            false,
+            true,
+        ),
+    ] {
+        let (mut detected, mut accepted, mut reversed_s) = (0, 0, 0.0);
+        for seed in 0..args.seeds {
+            let mut sim = SimConfig {
+                sample_rate_hz: fs,
+                iq_swapped: swapped,
+                ..blunt_75(7 + seed, args.seconds)
+            };
+            if low_flow {
+                (sim.sv_ml, sim.reverse_flow_cm_s, sim.snr_db) = (20.0, 40.0, Some(8.0));
+            }
+            let r = run_sim(sim, PipelineConfig::default(), false)?;
+            detected += r.beats.len();
+            accepted += r.beats.iter().filter(|b| b.accepted).count();
+            reversed_s += r.reverse_flow_s;
+        }
+        writeln!(
+            md,
+            "| {fs} | {label} | {detected} | {accepted} | {reversed_s:.1} of {:.0} |",
+            args.seconds * args.seeds as f64
+        )?;
+    }
+    eprintln!("reversed flow done");
 
     // 2d. Stream parameters other than the defaults.
     writeln!(
