@@ -10,7 +10,7 @@ mod common;
 use common::Collect;
 use odm_device_io::frame::Payload;
 use odm_dsp::{Pipeline, PipelineConfig, Status};
-use odm_simulator::{ImpairmentSchedule, SimConfig, VirtualProbe};
+use odm_simulator::{SimConfig, VirtualProbe};
 
 /// The virtual probe's payloads with every sample index moved by `offset`.
 fn run(cfg: &SimConfig, offset: u64) -> Collect {
@@ -34,22 +34,7 @@ fn run(cfg: &SimConfig, offset: u64) -> Collect {
 
 #[test]
 fn the_analysis_does_not_depend_on_where_the_sample_counter_started() {
-    let mut cfg = common::sim(3, 60.0, 30.0, 75.0);
-    cfg.diathermy = ImpairmentSchedule::Random {
-        mean_interval_s: 12.0,
-        min_duration_s: 1.0,
-        max_duration_s: 3.0,
-    };
-    cfg.gaps = ImpairmentSchedule::Random {
-        mean_interval_s: 8.0,
-        min_duration_s: 0.01,
-        max_duration_s: 0.3,
-    };
-    cfg.clipping = ImpairmentSchedule::Random {
-        mean_interval_s: 15.0,
-        min_duration_s: 0.5,
-        max_duration_s: 1.0,
-    };
+    let cfg = common::with_impairments(common::sim(3, 60.0, 30.0, 75.0));
     let fs = f64::from(cfg.sample_rate_hz);
     let base = run(&cfg, 0);
     assert!(base.beats.len() >= 60, "{} beats", base.beats.len());

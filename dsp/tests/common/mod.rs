@@ -175,31 +175,37 @@ pub fn normal_probes() -> Vec<(&'static str, SimConfig)> {
             c.reverse_flow_cm_s = 40.0;
             c
         }),
-        ("diathermy, gaps, clipping", {
-            let mut c = sim(5, 60.0, 15.0, 75.0);
-            c.diathermy = ImpairmentSchedule::Random {
-                mean_interval_s: 10.0,
-                min_duration_s: 1.0,
-                max_duration_s: 3.0,
-            };
-            c.gaps = ImpairmentSchedule::Random {
-                mean_interval_s: 8.0,
-                min_duration_s: 0.01,
-                max_duration_s: 0.3,
-            };
-            c.clipping = ImpairmentSchedule::Random {
-                mean_interval_s: 10.0,
-                min_duration_s: 0.5,
-                max_duration_s: 1.0,
-            };
-            c
-        }),
+        (
+            "diathermy, gaps, clipping",
+            with_impairments(sim(5, 60.0, 15.0, 75.0)),
+        ),
         ("phantom 60 cm/s", {
             let mut c = sim(6, 20.0, 30.0, 75.0);
             c.phantom_cm_s = Some(60.0);
             c
         }),
     ]
+}
+
+/// `c` with random diathermy (1–3 s about every 10 s), lost blocks
+/// (10–300 ms about every 8 s) and clipping (0.5–1 s about every 10 s).
+pub fn with_impairments(mut c: SimConfig) -> SimConfig {
+    c.diathermy = ImpairmentSchedule::Random {
+        mean_interval_s: 10.0,
+        min_duration_s: 1.0,
+        max_duration_s: 3.0,
+    };
+    c.gaps = ImpairmentSchedule::Random {
+        mean_interval_s: 8.0,
+        min_duration_s: 0.01,
+        max_duration_s: 0.3,
+    };
+    c.clipping = ImpairmentSchedule::Random {
+        mean_interval_s: 10.0,
+        min_duration_s: 0.5,
+        max_duration_s: 1.0,
+    };
+    c
 }
 
 /// One line for a run: its score and the beats' rejection reasons.
