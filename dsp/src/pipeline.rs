@@ -265,14 +265,14 @@ pub struct Pipeline {
     before_prev_shift_hz: f32,
     velocity_per_hz: f64,
     last_accepted_sample: Option<u64>,
+    /// The segment's first sample (set by the first block or mark, and
+    /// again at a discontinuity): where signal-lost counting starts, and
+    /// the zero of the beat detector's clock. The detector works on times
+    /// from here, so that its decisions do not depend on where the
+    /// interface's sample counter started (ties between hop-spaced times at
+    /// 5·10⁷ s round differently than at 50 s); beats and envelope points go
+    /// out on the stream's clock.
     first_sample: Option<u64>,
-    /// Zero of the beat detector's clock: the first sample of the segment
-    /// (set by the first block or mark, and again at a discontinuity). The
-    /// detector works on times from here, so that its decisions do not
-    /// depend on where the interface's sample counter started (ties between
-    /// hop-spaced times at 5·10⁷ s round differently than at 50 s); beats
-    /// and envelope points go out on the stream's clock.
-    origin: Option<u64>,
     lost: bool,
     external_interference_from: u64,
     external_interference_until: u64,
@@ -386,7 +386,6 @@ impl Pipeline {
             before_prev_shift_hz: 0.0,
             last_accepted_sample: None,
             first_sample: None,
-            origin: None,
             lost: false,
             external_interference_from: u64::MAX,
             external_interference_until: 0,
@@ -491,7 +490,7 @@ impl Pipeline {
     /// samples not yet analysed are affected.
     pub fn mark_interference(&mut self, first_sample: u64, count: u64) {
         let end = first_sample.saturating_add(count);
-        self.origin.get_or_insert(first_sample);
+        self.first_sample.get_or_insert(first_sample);
         self.detector
             .mark_interference(self.detector_s(first_sample), self.detector_s(end));
         self.external_interference_until = self.external_interference_until.max(end);
@@ -510,10 +509,7 @@ impl Pipeline {
         if samples.is_empty() {
             return;
         }
-        if self.first_sample.is_none() {
-            self.first_sample = Some(first_sample);
-        }
-        self.origin.get_or_insert(first_sample);
+        self.first_sample.get_or_insert(first_sample);
         match self.next_sample {
             Some(next) if first_sample > next => {
                 let lost = first_sample - next;
@@ -544,7 +540,6 @@ impl Pipeline {
                 self.lines.reset();
                 self.last_accepted_sample = None;
                 self.first_sample = Some(first_sample);
-                self.origin = Some(first_sample);
                 self.lost = false;
             }
             _ => {}
@@ -718,14 +713,14 @@ impl Pipeline {
             .any(|&(a, b)| bin >= a as f64 - 3.0 && bin <= b as f64 + 1.0)
     }
 
-    /// Time of `sample` on the beat detector's clock (see `origin`), s.
+    /// Time of `sample` on the beat detector's clock (see `first_sample`), s.
     fn detector_s(&self, sample: u64) -> f64 {
-        sample.saturating_sub(self.origin.unwrap_or(0)) as f64 / self.fs
+        sample.saturating_sub(self.first_sample.unwrap_or(0)) as f64 / self.fs
     }
 
     /// The detector's clock's zero on the stream's clock, s.
     fn origin_s(&self) -> f64 {
-        self.origin.unwrap_or(0) as f64 / self.fs
+        self.first_sample.unwrap_or(0) as f64 / self.fs
     }
 
     /// Calibrated velocity (cm/s) of an edge at `shift_hz` (0: no flow).
