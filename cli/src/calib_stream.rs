@@ -183,6 +183,13 @@ impl StreamAnalyser {
         self.pipeline.as_ref().and_then(Pipeline::iq_image_db)
     }
 
+    /// One quadrature channel is dead or broken (docs/dsp.md, stage 1a).
+    pub fn iq_channel_fault(&self) -> bool {
+        self.pipeline
+            .as_ref()
+            .is_some_and(Pipeline::iq_channel_fault)
+    }
+
     /// Signal time during which the flow was in the reverse half of the
     /// spectrum (docs/dsp.md, stage 3b), s.
     pub fn reverse_flow_s(&self) -> f64 {

@@ -1148,6 +1148,21 @@ impl<'a, W: Write> Analyser<'a, W> {
         // engineer's cue that the demodulator wants a service.
         let iq_image_db = self.pipeline.as_ref().and_then(|p| p.iq_image_db());
         let iq_corrected = self.pipeline.as_ref().map(|p| p.iq_correction().is_some());
+        // Q's power against I's: a dead or broken channel (10 dB or more
+        // either way) mirrors the flow at full power into the reverse half.
+        let iq_channel_ratio_db = self.pipeline.as_ref().and_then(|p| p.iq_channel_ratio_db());
+        if self
+            .pipeline
+            .as_ref()
+            .is_some_and(Pipeline::iq_channel_fault)
+        {
+            eprintln!(
+                "odm analyse: warning: {}: one I/Q channel is dead or broken (Q {:.0} dB against I): \
+                 the probe interface needs a service; beats may be rejected as interference",
+                self.name,
+                iq_channel_ratio_db.unwrap_or(f64::NAN).clamp(-99.0, 99.0)
+            );
+        }
         // Time the pulsatile flow was in the reverse half (I and Q swapped
         // at the interface, or the beam on flow towards the probe): no beat
         // can be found then, and the summary says why.
@@ -1212,6 +1227,11 @@ impl<'a, W: Write> Analyser<'a, W> {
         .int("events_dropped_before_probe_info", self.dropped_items);
         l.num("iq_image_db", iq_image_db, 1)
             .boolean("iq_corrected", iq_corrected)
+            .num(
+                "iq_channel_ratio_db",
+                iq_channel_ratio_db.map(|db| db.clamp(-99.0, 99.0)),
+                1,
+            )
             .num("reverse_flow_s", Some(reverse_flow_s), decimals::TIME_S);
         let line = l.finish();
         self.json(&line)?;
@@ -1372,6 +1392,25 @@ mod tests {
         assert_eq!(summary["iq_corrected"], true);
         let db = summary["iq_image_db"].as_f64().unwrap();
         assert!((-27.0..-21.0).contains(&db), "{db}");
+    }
+
+    #[test]
+    fn the_summary_states_the_balance_of_the_two_channels() {
+        let (_, a, _) = run(&payloads(13, 10.0), &[]);
+        let db = a.last().unwrap()["iq_channel_ratio_db"].as_f64().unwrap();
+        assert!(db.abs() < 0.5, "{db}");
+        // A dead Q channel at 8 kHz: every beat was rejected as
+        // interference with nothing to say why; the summary now shows the
+        // channel far under the other.
+        let dead_q = payloads_of(SimConfig {
+            seed: 13,
+            duration_s: Some(10.0),
+            sample_rate_hz: 8000,
+            iq_gain_error: -1.0,
+            ..SimConfig::default()
+        });
+        let (_, b, _) = run(&dead_q, &[]);
+        assert_eq!(b.last().unwrap()["iq_channel_ratio_db"], -99.0);
     }
 
     #[test]

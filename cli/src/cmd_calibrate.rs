@@ -197,6 +197,13 @@ pub fn measure_recording(
         );
     }
     let iq_image_db = analyser.iq_image_db();
+    if analyser.iq_channel_fault() {
+        // The phantom's line is then mirrored at full power: the velocity
+        // may still read true, but the interface is broken.
+        eprintln!(
+            "odm calibrate: warning: run {shown}: one I/Q channel of the probe interface is dead or broken; have the interface or cable serviced"
+        );
+    }
     let out = analyser.out;
     match mode {
         MeasurementMode::Steady => {
@@ -329,7 +336,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 "beats"
             },
             m.iq_image_db.map_or(
-                "not measured (under 4 s of clean signal)".to_string(),
+                "not measured (under 4 s of clean signal, or a dead channel)".to_string(),
                 |db| { format!("{db:.1} dB") }
             )
         );

@@ -113,7 +113,8 @@ pub struct Args {
     pub probe_gain_error: f64,
     /// Demodulator gain error of the probe interface: 0.1 makes Q's gain 10%
     /// above I's (with --iq-phase-error-deg, an analogue receiver's I/Q
-    /// imbalance, which the analysis corrects).
+    /// imbalance, which the analysis corrects); -1 is a dead Q channel (a
+    /// broken wire), which the analysis reports.
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub iq_gain_error: f64,
     /// Demodulator phase error of the probe interface, degrees.

@@ -61,6 +61,8 @@ struct RunResult {
     truth: Vec<RefBeat>,
     /// Signal time the pipeline reported the flow reversed, s.
     reverse_flow_s: f64,
+    /// Q's power against I's at the end, dB.
+    iq_channel_ratio_db: Option<f64>,
 }
 
 fn run_sim(sim: SimConfig, cfg: PipelineConfig, envelope: bool) -> anyhow::Result<RunResult> {
@@ -102,6 +104,7 @@ fn run_sim(sim: SimConfig, cfg: PipelineConfig, envelope: bool) -> anyhow::Resul
         impairments.extend(probe.take_impairments());
     }
     let reverse_flow_s = pipe.as_ref().map_or(0.0, Pipeline::reverse_flow_s);
+    let iq_channel_ratio_db = pipe.as_ref().and_then(Pipeline::iq_channel_ratio_db);
     if let Some(pl) = pipe.as_mut() {
         pl.finish(&mut out);
     }
@@ -141,6 +144,7 @@ fn run_sim(sim: SimConfig, cfg: PipelineConfig, envelope: bool) -> anyhow::Resul
         beats: out.beats,
         truth: refs,
         reverse_flow_s,
+        iq_channel_ratio_db,
     })
 }
 
@@ -808,18 +812,22 @@ fn run_inner(args: Args) -> anyhow::Result<()> {
     // 2c'''. Quadrature imbalance of the probe's demodulator.
     writeln!(
         md,
-        "\n## Quadrature (I/Q) imbalance\n\nThe blunt profile (n = 6, peak 30%, FTc 350, SV 70) at 30 dB and 60/min, its I/Q from a demodulator whose Q is `(1 + ε)·(Q·cos φ + I·sin φ)` (`odm simulate --iq-gain-error ε --iq-phase-error-deg φ`): the forward flow is mirrored into the reverse half, where the noise floor is measured (image ≈ 20·log10(|ε + iφ|/2) dB under the flow: −24 dB for 10% and 5°). \"off\": `PipelineConfig::iq_balance` = false, the signal used as received. The correction needs 4 s of signal before it acts (docs/dsp.md, stage 1a). {} s × {} seeds per row.\n",
+        "\n## Quadrature (I/Q) imbalance\n\nThe blunt profile (n = 6, peak 30%, FTc 350, SV 70) at 30 dB and 60/min, its I/Q from a demodulator whose Q is `(1 + ε)·(Q·cos φ + I·sin φ)` (`odm simulate --iq-gain-error ε --iq-phase-error-deg φ`): the forward flow is mirrored into the reverse half, where the noise floor is measured (image ≈ 20·log10(|ε + iφ|/2) dB under the flow: −24 dB for 10% and 5°). \"off\": `PipelineConfig::iq_balance` = false, the signal used as received. The correction needs 4 s of signal before it acts (docs/dsp.md, stage 1a). \"Q dead\": a broken Q channel (`--iq-gain-error -1`), no imbalance a correction can take out: the flow is mirrored at full power, and the pipeline reports a channel fault (Q's power 10 dB or more from I's; the monitor's alarm, `odm analyse`'s `iq_channel_ratio_db`). Q/I: Q's power over I's at the end of the run, dB (the lowest of the seeds; clamped at −99). {} s × {} seeds per row.\n",
         args.seconds, args.seeds
     )?;
     writeln!(
         md,
-        "| sample rate Hz | imbalance | correction | sens | PPV | onset \\|e\\| (bias) | FT \\|e\\| (bias) | SD \\|e\\|% (bias) | PV \\|e\\|% (bias) | HR \\|e\\| / p95 | accepted of detected | rejected `interference` |"
+        "| sample rate Hz | imbalance | correction | sens | PPV | onset \\|e\\| (bias) | FT \\|e\\| (bias) | SD \\|e\\|% (bias) | PV \\|e\\|% (bias) | HR \\|e\\| / p95 | accepted of detected | rejected `interference` | Q/I dB |"
     )?;
-    writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|")?;
+    writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|---|")?;
     for fs in [8_000, 20_000] {
-        for (label, gain_error, phase_deg) in [("none", 0.0, 0.0), ("10%, 5°", 0.1, 5.0)] {
+        for (label, gain_error, phase_deg) in [
+            ("none", 0.0, 0.0),
+            ("10%, 5°", 0.1, 5.0),
+            ("Q dead", -1.0, 0.0),
+        ] {
             for correction in [true, false] {
-                if gain_error == 0.0 && !correction {
+                if (gain_error == 0.0 || gain_error == -1.0) && !correction {
                     continue;
                 }
                 let cfg = PipelineConfig {
@@ -845,9 +853,15 @@ fn run_inner(args: Args) -> anyhow::Result<()> {
                     .filter(|b| b.reject_reason == Some(odm_dsp::RejectReason::Interference))
                     .count();
                 let scores: Vec<Score> = runs.iter().map(|r| r.score.clone()).collect();
+                // Not measured with the stage off.
+                let q_over_i_db = runs
+                    .iter()
+                    .filter_map(|r| r.iq_channel_ratio_db)
+                    .reduce(f64::min)
+                    .map_or("—".to_string(), |db| format!("{:+.2}", db.max(-99.0)));
                 writeln!(
                     md,
-                    "| {fs} | {label} | {} | {} | {:.3} | {interference} |",
+                    "| {fs} | {label} | {} | {} | {:.3} | {interference} | {q_over_i_db} |",
                     if correction { "on" } else { "off" },
                     score_columns(&scores),
                     accepted as f64 / beats.len().max(1) as f64,

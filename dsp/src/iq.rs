@@ -56,6 +56,10 @@ const ENABLE_IMBALANCE: f64 = 0.03;
 const MAX_COUPLING: f64 = 0.35;
 /// Largest gain ratio believed, either way.
 const MAX_GAIN_RATIO: f64 = 1.43;
+/// Q's power against I's beyond which a channel is dead or broken, dB
+/// either way: a gain ratio of 3.2, past any analogue demodulator's error
+/// (the correction itself stops at 1.43, 3.1 dB).
+const CHANNEL_FAULT_DB: f64 = 10.0;
 /// Samples observed per second, at least (`stride`).
 const OBSERVED_PER_S: f64 = 10_000.0;
 /// Samples not learnt from after a segment starts or a clipped block, s:
@@ -147,6 +151,25 @@ impl IqBalance {
     pub fn image_db(&self) -> Option<f64> {
         self.estimate()
             .map(|(a, b)| 20.0 * (a.hypot(1.0 / b - 1.0) / 2.0).max(1e-12).log10())
+    }
+
+    /// Q's power over I's in the clean signal as received, dB; None before
+    /// 4 s of clean signal. About 0 for a working interface; a dead Q
+    /// channel reads −100 dB or lower, a dead I channel +100 dB or higher.
+    pub fn channel_ratio_db(&self) -> Option<f64> {
+        let [ii, qq, _] = self.avg;
+        if self.seen_s < MIN_SEEN_S || ii + qq <= 0.0 {
+            return None;
+        }
+        Some(10.0 * (qq.max(1e-30) / ii.max(1e-30)).log10())
+    }
+
+    /// One channel is dead or broken: its power is 10 dB or more away from
+    /// the other's. The signal is then nearly real: the flow is mirrored at
+    /// full power into the reverse half, which is no correctable imbalance.
+    pub fn channel_fault(&self) -> bool {
+        self.channel_ratio_db()
+            .is_some_and(|db| db.abs() >= CHANNEL_FAULT_DB)
     }
 
     /// Samples after a segment start or a clipped block that must pass
@@ -320,6 +343,30 @@ mod tests {
         );
         assert!(after_db < -40.0, "after {after_db:.1} dB");
         assert!(iq.image_db().unwrap() > -26.0);
+    }
+
+    #[test]
+    fn a_dead_channel_is_a_fault_and_a_demodulator_error_is_not() {
+        let mut x = proper_signal(80_000, 3);
+        let balanced = run(&mut x.clone(), true);
+        let db = balanced.channel_ratio_db().unwrap();
+        assert!(db.abs() < 0.5 && !balanced.channel_fault(), "{db}");
+        let mut skewed = x.clone();
+        unbalance(&mut skewed, 1.1, 5.0);
+        let skewed = run(&mut skewed, true);
+        let db = skewed.channel_ratio_db().unwrap();
+        // (1.1)² = +0.83 dB: an imbalance, not a fault.
+        assert!((db - 0.83).abs() < 0.3 && !skewed.channel_fault(), "{db}");
+        for z in x.iter_mut() {
+            z.im = 0.0;
+        }
+        let dead_q = run(&mut x, true);
+        assert!(dead_q.channel_fault());
+        assert!(dead_q.channel_ratio_db().unwrap() < -100.0);
+        assert_eq!(dead_q.correction(), None);
+        let mut silent = proper_signal(8_000, 3);
+        let early = run(&mut silent, true);
+        assert_eq!(early.channel_ratio_db(), None, "before 4 s");
     }
 
     #[test]

@@ -405,6 +405,19 @@ impl Pipeline {
         self.iq.image_db()
     }
 
+    /// Q's power over I's in the clean signal as received, dB (about 0 for
+    /// a working interface); None before 4 s ([`crate::iq`]).
+    pub fn iq_channel_ratio_db(&self) -> Option<f64> {
+        self.iq.channel_ratio_db()
+    }
+
+    /// One quadrature channel is dead or broken (10 dB or more from the
+    /// other): the flow is mirrored at full power into the reverse half,
+    /// where the noise floor is measured ([`crate::iq`]).
+    pub fn iq_channel_fault(&self) -> bool {
+        self.iq.channel_fault()
+    }
+
     /// The pulsatile flow is in the reverse half of the spectrum — I and Q
     /// swapped at the probe interface, or the beam on flow towards the
     /// probe — so no beat can be found ([`crate::direction`]).

@@ -91,11 +91,64 @@ fn a_balanced_probe_is_never_corrected() {
             );
             let pl = pipe.as_ref().expect("pipeline after PROBE_INFO");
             assert_eq!(pl.iq_correction(), None, "{label}");
+            assert!(
+                !pl.iq_channel_fault(),
+                "{label}: {:?}",
+                pl.iq_channel_ratio_db()
+            );
             if let Some(db) = pl.iq_image_db() {
                 worst_db = worst_db.max(db);
             }
         }
-        println!("{label}: highest image estimate {worst_db:.1} dB");
+        let ratio_db = pipe.as_ref().and_then(Pipeline::iq_channel_ratio_db);
+        println!(
+            "{label}: highest image estimate {worst_db:.1} dB; Q/I power at the end {ratio_db:.2?} dB"
+        );
         assert!(worst_db < -42.0, "{label}: {worst_db:.1} dB");
+    }
+}
+
+/// A dead Q channel (a broken wire or ADC channel) makes the signal real:
+/// the flow is mirrored at full power into the reverse half, where the
+/// noise floor is measured. At 8 kHz every beat was then rejected as
+/// `interference` with nothing to say why; the pipeline now reports the
+/// channel fault (`odm_dsp::iq`), and never of a working interface (the
+/// test above).
+#[test]
+fn a_dead_channel_is_reported() {
+    for rate_hz in [8000, 20_000] {
+        let mut cfg = at_8_khz(5, -1.0, 0.0);
+        cfg.sample_rate_hz = rate_hz;
+        cfg.duration_s = Some(20.0);
+        let mut probe = VirtualProbe::new(cfg).expect("sim");
+        let mut pipe: Option<Pipeline> = None;
+        let mut first_fault_s = None;
+        let fs = f64::from(rate_hz);
+        while let Some(p) = probe.next_payload() {
+            let end = match &p {
+                odm_device_io::frame::Payload::Iq(b) => Some(b.end_sample()),
+                _ => None,
+            };
+            common::feed(
+                &mut pipe,
+                PipelineConfig::default(),
+                p,
+                &mut odm_dsp::NullSink,
+            );
+            let pl = pipe.as_ref().expect("pipeline after PROBE_INFO");
+            if let Some(end) = end
+                && first_fault_s.is_none()
+                && pl.iq_channel_fault()
+            {
+                first_fault_s = Some(end as f64 / fs);
+            }
+        }
+        let pl = pipe.expect("pipeline");
+        let t = first_fault_s.unwrap_or_else(|| panic!("{rate_hz} Hz: never reported"));
+        assert!(t < 6.0, "{rate_hz} Hz: first reported at {t} s");
+        assert!(pl.iq_channel_fault(), "{rate_hz} Hz: the report went");
+        assert!(pl.iq_channel_ratio_db().is_some_and(|db| db < -40.0));
+        // Not an imbalance the correction could take out.
+        assert_eq!(pl.iq_correction(), None);
     }
 }

@@ -8,6 +8,7 @@
 //! | no data from the probe interface for > 5 s | medium | monitoring has stopped; needs prompt attention, but an ODM is not a life-support or arrest monitor (ECG, SpO₂ and arterial pressure carry those alarms) |
 //! | probe unplugged (EVENT 3) | medium | as above, with a known cause |
 //! | signal lost: no accepted beat for > 10 s | medium | usually a displaced probe; the operator must refocus |
+//! | I/Q channel fault: one quadrature channel dead or broken (docs/dsp.md, stage 1a) | medium | the flow is mirrored into the noise reference, so beats are rejected as interference; the probe interface or cable needs a service |
 //! | flow reversed: the pulsatile flow is in the reverse half of the spectrum (docs/dsp.md, stage 3b) | medium | no beat can be measured; the beam is on flow towards the probe, or the interface swaps I and Q — refocus, and if it persists call the biomedical engineers |
 //! | interference (diathermy) rejecting beats for > 30 s | low | numbers are frozen on old beats; awareness only |
 //! | probe life expired | low | the probe still works; replace it at the next opportunity |
@@ -59,6 +60,8 @@ pub enum AlarmKind {
     SignalLost,
     /// The pulsatile flow is in the reverse half of the spectrum.
     FlowReversed,
+    /// One quadrature channel of the probe interface is dead or broken.
+    IqChannelFault,
     /// Beats rejected for interference for longer than the limit.
     Interference,
     /// The probe's run time has reached its limit.
@@ -67,20 +70,23 @@ pub enum AlarmKind {
 
 impl AlarmKind {
     /// Every kind, in display order.
-    pub const ALL: [AlarmKind; 6] = [
+    pub const ALL: [AlarmKind; 7] = [
         AlarmKind::NoData,
         AlarmKind::ProbeUnplugged,
         AlarmKind::SignalLost,
         AlarmKind::FlowReversed,
+        AlarmKind::IqChannelFault,
         AlarmKind::Interference,
         AlarmKind::ProbeLifeExpired,
     ];
     /// This project's priority for the condition (table above).
     pub fn priority(self) -> Priority {
         match self {
-            Self::NoData | Self::ProbeUnplugged | Self::SignalLost | Self::FlowReversed => {
-                Priority::Medium
-            }
+            Self::NoData
+            | Self::ProbeUnplugged
+            | Self::SignalLost
+            | Self::FlowReversed
+            | Self::IqChannelFault => Priority::Medium,
             Self::Interference | Self::ProbeLifeExpired => Priority::Low,
         }
     }
@@ -91,6 +97,7 @@ impl AlarmKind {
             Self::ProbeUnplugged => "PROBE UNPLUGGED",
             Self::SignalLost => "SIGNAL LOST - REFOCUS PROBE",
             Self::FlowReversed => "FLOW REVERSED - REFOCUS PROBE / CHECK I-Q WIRING",
+            Self::IqChannelFault => "I/Q CHANNEL FAULT - CHECK PROBE INTERFACE",
             Self::Interference => "INTERFERENCE (DIATHERMY?)",
             Self::ProbeLifeExpired => "PROBE LIFE EXPIRED",
         }
@@ -124,6 +131,8 @@ pub struct AlarmInputs {
     pub probe_life_expired: bool,
     /// The DSP finds the pulsatile flow in the reverse half of the spectrum.
     pub flow_reversed: bool,
+    /// One quadrature channel of the probe interface is dead or broken.
+    pub iq_channel_fault: bool,
 }
 
 impl AlarmInputs {
@@ -140,6 +149,7 @@ impl AlarmInputs {
             }
             AlarmKind::ProbeLifeExpired => self.probe_life_expired,
             AlarmKind::FlowReversed => self.monitoring && self.flow_reversed,
+            AlarmKind::IqChannelFault => self.monitoring && self.iq_channel_fault,
         }
     }
 }

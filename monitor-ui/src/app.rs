@@ -1066,6 +1066,17 @@ impl MonitorApp {
                     .color(colour::MEDIUM),
             );
         }
+        // One quadrature channel is dead or broken (docs/dsp.md, stage 1a):
+        // the flow is mirrored into the reverse half at full power.
+        if let Some(db) = self.state.iq_channel_fault_db {
+            let (weak, other) = if db < 0.0 { ("Q", "I") } else { ("I", "Q") };
+            let text = if db.abs() >= 60.0 {
+                format!("I/Q fault: {weak} channel dead")
+            } else {
+                format!("I/Q fault: {weak} channel {:.0} dB under {other}", db.abs())
+            };
+            ui.label(RichText::new(text).color(colour::MEDIUM).strong());
+        }
         // The pulsatile flow is in the reverse half (docs/dsp.md, stage
         // 3b): the beam is on flow towards the probe, or the interface
         // delivers I and Q swapped.

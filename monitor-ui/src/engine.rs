@@ -276,6 +276,9 @@ impl Engine {
                     self.handoff
                         .set_iq_corrected_image_db(p.iq_correction().and(p.iq_image_db()));
                     self.handoff.set_flow_reversed(p.flow_reversed());
+                    self.handoff.set_iq_channel_fault_db(
+                        p.iq_channel_ratio_db().filter(|_| p.iq_channel_fault()),
+                    );
                     if let Some(audio) = &mut self.audio {
                         let before = self.drops.audio_samples;
                         // The audio hears the I/Q the analysis uses: with a
@@ -440,6 +443,7 @@ impl Engine {
         self.handoff.set_latest_sample(0);
         self.handoff.set_iq_corrected_image_db(None);
         self.handoff.set_flow_reversed(false);
+        self.handoff.set_iq_channel_fault_db(None);
         self.handoff.events.push(EventMsg::Reset);
     }
 

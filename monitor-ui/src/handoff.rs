@@ -180,6 +180,9 @@ pub struct Handoff {
     iq_image_centi_db: AtomicI32,
     /// The DSP finds the pulsatile flow in the reverse half of the spectrum.
     flow_reversed: AtomicBool,
+    /// Q's power against I's (dB, ×100) while one channel is dead or
+    /// broken; `i32::MIN` otherwise.
+    iq_channel_fault_centi_db: AtomicI32,
 }
 
 impl Default for Handoff {
@@ -203,6 +206,7 @@ impl Handoff {
             sample_rate_hz: AtomicU32::new(0),
             iq_image_centi_db: AtomicI32::new(i32::MIN),
             flow_reversed: AtomicBool::new(false),
+            iq_channel_fault_centi_db: AtomicI32::new(i32::MIN),
         }
     }
     /// A shared handoff.
@@ -246,6 +250,19 @@ impl Handoff {
     /// Whether the flow is reported reversed.
     pub fn flow_reversed(&self) -> bool {
         self.flow_reversed.load(Ordering::Acquire)
+    }
+    /// Records a dead or broken quadrature channel: Q's power against I's,
+    /// dB (None: both channels work; docs/dsp.md, stage 1a).
+    pub fn set_iq_channel_fault_db(&self, q_over_i_db: Option<f64>) {
+        let v = q_over_i_db.map_or(i32::MIN, |db| {
+            (db.clamp(-99.0, 99.0) * 100.0).round() as i32
+        });
+        self.iq_channel_fault_centi_db.store(v, Ordering::Release);
+    }
+    /// Q's power against I's while one channel is dead or broken, dB.
+    pub fn iq_channel_fault_db(&self) -> Option<f64> {
+        let v = self.iq_channel_fault_centi_db.load(Ordering::Acquire);
+        (v != i32::MIN).then(|| f64::from(v) / 100.0)
     }
     /// Total display items dropped because the UI fell behind.
     pub fn dropped_total(&self) -> u64 {

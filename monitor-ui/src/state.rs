@@ -106,6 +106,8 @@ pub struct MonitorState {
     pub tones_cancelled: u8,
     /// The DSP finds the pulsatile flow in the reverse half of the spectrum.
     pub flow_reversed: bool,
+    /// Q's power against I's while one channel is dead or broken, dB.
+    pub iq_channel_fault_db: Option<f64>,
     last_seen_sample: u64,
     now_s: f64,
 }
@@ -140,6 +142,7 @@ impl MonitorState {
             unknown_events: Vec::new(),
             tones_cancelled: 0,
             flow_reversed: false,
+            iq_channel_fault_db: None,
             last_seen_sample: 0,
             now_s: 0.0,
         }
@@ -220,6 +223,7 @@ impl MonitorState {
             self.latency.push(ms);
         }
         self.flow_reversed = handoff.flow_reversed();
+        self.iq_channel_fault_db = handoff.iq_channel_fault_db();
         let latest = handoff.latest_sample();
         if latest != self.last_seen_sample {
             if latest > self.last_seen_sample {
@@ -251,6 +255,7 @@ impl MonitorState {
                 .as_ref()
                 .is_some_and(|p| p.minutes_limit > 0 && p.minutes_used >= p.minutes_limit),
             flow_reversed: self.flow_reversed,
+            iq_channel_fault: self.iq_channel_fault_db.is_some(),
         }
     }
 

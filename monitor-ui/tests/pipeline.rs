@@ -320,3 +320,30 @@ fn the_engine_reports_reversed_flow() {
         }
     }
 }
+
+/// The engine tells the display when one I/Q channel is dead (a broken wire
+/// or ADC channel), with Q's power against I's; a working one shows nothing.
+#[test]
+fn the_engine_reports_a_dead_iq_channel() {
+    for gain_error in [0.0, -1.0] {
+        let handoff = Handoff::shared();
+        let mut engine = Engine::new(handoff.clone());
+        let mut probe = VirtualProbe::new(SimConfig {
+            seed: 3,
+            duration_s: Some(8.0),
+            sample_rate_hz: 8000,
+            iq_gain_error: gain_error,
+            ..SimConfig::default()
+        })
+        .unwrap_or_else(|e| panic!("simulator: {e}"));
+        while let Some(p) = probe.next_payload() {
+            engine.handle(p);
+        }
+        let shown = handoff.iq_channel_fault_db();
+        if gain_error == 0.0 {
+            assert_eq!(shown, None);
+        } else {
+            assert_eq!(shown, Some(-99.0), "a dead Q channel, clamped");
+        }
+    }
+}

@@ -296,6 +296,25 @@ fn reversed_flow_raises_an_alarm_and_is_named_under_the_probe() {
 }
 
 #[test]
+fn a_dead_iq_channel_raises_an_alarm_and_is_named_under_the_probe() {
+    let rig = Rig::new();
+    let mut h = harness(rig.app(SourceSpec::Simulated { seed: 1 }));
+    h.step();
+    assert!(h.query_by_label_contains("I/Q CHANNEL FAULT").is_none());
+    rig.handoff.set_iq_channel_fault_db(Some(-300.0));
+    h.step();
+    h.get_by_label_contains("MEDIUM I/Q CHANNEL FAULT - CHECK PROBE INTERFACE");
+    h.get_by_label("I/Q fault: Q channel dead");
+    rig.handoff.set_iq_channel_fault_db(Some(14.2));
+    h.step();
+    h.get_by_label("I/Q fault: I channel 14 dB under Q");
+    rig.handoff.set_iq_channel_fault_db(None);
+    h.step();
+    assert!(h.query_by_label_contains("I/Q CHANNEL FAULT").is_none());
+    assert!(h.query_by_label_contains("I/Q fault").is_none());
+}
+
+#[test]
 fn bolus_shows_baseline_then_responsive_after_a_twelve_percent_rise() {
     let mut rig = Rig::new();
     let mut h = harness(rig.app(SourceSpec::Simulated { seed: 1 }));

@@ -167,7 +167,8 @@ pub struct SimConfig {
     pub probe_angle_error_deg: f64,
     /// Demodulator gain error of the probe interface: its Q channel is
     /// `(1 + this)` times I's gain (an analogue quadrature receiver's
-    /// imbalance, which mirrors the flow into the reverse half).
+    /// imbalance, which mirrors the flow into the reverse half); −1 is a
+    /// dead Q channel.
     #[serde(default)]
     pub iq_gain_error: f64,
     /// Demodulator phase error, degrees: Q picks up `sin(this)` of I.
@@ -388,7 +389,8 @@ impl SimConfig {
             check_range("button_presses_s", b, 0.0, 1e9)?;
         }
         check_range("probe_gain_error", self.probe_gain_error, -0.5, 0.5)?;
-        check_range("iq_gain_error", self.iq_gain_error, -0.3, 0.3)?;
+        // Down to −1: a dead Q channel (a broken wire or ADC channel).
+        check_range("iq_gain_error", self.iq_gain_error, -1.0, 0.3)?;
         check_range("iq_phase_error_deg", self.iq_phase_error_deg, -20.0, 20.0)?;
         let true_angle = self.true_angle_deg();
         check_range("probe_angle_error_deg", true_angle, 0.0, 85.0)?;
