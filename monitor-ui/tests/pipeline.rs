@@ -258,15 +258,26 @@ fn signal_lost_alarm_when_the_probe_stops_and_cleared_when_it_resumes() {
     assert!(h.query_by_label_contains("SIGNAL LOST").is_none());
 }
 
+/// The virtual probe with `cfg` through a fresh engine; `each` sees the
+/// handoff after every payload. Returns the handoff.
+fn through_engine(cfg: SimConfig, mut each: impl FnMut(&Handoff)) -> Arc<Handoff> {
+    let handoff = Handoff::shared();
+    let mut engine = Engine::new(handoff.clone());
+    let mut probe = VirtualProbe::new(cfg).unwrap_or_else(|e| panic!("simulator: {e}"));
+    while let Some(p) = probe.next_payload() {
+        engine.handle(p);
+        each(&handoff);
+    }
+    handoff
+}
+
 /// The engine tells the display when the DSP corrects the probe's I/Q
 /// imbalance, with the image level it removes; a balanced probe shows
 /// nothing.
 #[test]
 fn the_engine_reports_a_corrected_iq_imbalance() {
     for (phase_deg, gain_error) in [(0.0_f64, 0.0_f64), (5.0, 0.1)] {
-        let handoff = Handoff::shared();
-        let mut engine = Engine::new(handoff.clone());
-        let mut probe = VirtualProbe::new(SimConfig {
+        let cfg = SimConfig {
             seed: 3,
             duration_s: Some(10.0),
             snr_db: Some(30.0),
@@ -274,11 +285,8 @@ fn the_engine_reports_a_corrected_iq_imbalance() {
             iq_gain_error: gain_error,
             iq_phase_error_deg: phase_deg,
             ..SimConfig::default()
-        })
-        .unwrap_or_else(|e| panic!("simulator: {e}"));
-        while let Some(p) = probe.next_payload() {
-            engine.handle(p);
-        }
+        };
+        let handoff = through_engine(cfg, |_| {});
         let shown = handoff.iq_corrected_image_db();
         if gain_error == 0.0 {
             assert_eq!(shown, None);
@@ -295,22 +303,18 @@ fn the_engine_reports_a_corrected_iq_imbalance() {
 #[test]
 fn the_engine_reports_reversed_flow() {
     for swapped in [false, true] {
-        let handoff = Handoff::shared();
-        let mut engine = Engine::new(handoff.clone());
-        let mut probe = VirtualProbe::new(SimConfig {
+        let cfg = SimConfig {
             seed: 3,
             duration_s: Some(8.0),
             iq_swapped: swapped,
             ..SimConfig::default()
-        })
-        .unwrap_or_else(|e| panic!("simulator: {e}"));
+        };
         let mut first_reported_s = None;
-        while let Some(p) = probe.next_payload() {
-            engine.handle(p);
-            if first_reported_s.is_none() && handoff.flow_reversed() {
-                first_reported_s = Some(handoff.latest_sample() as f64 / 20_000.0);
+        let handoff = through_engine(cfg, |h| {
+            if first_reported_s.is_none() && h.flow_reversed() {
+                first_reported_s = Some(h.latest_sample() as f64 / 20_000.0);
             }
-        }
+        });
         if swapped {
             let t = first_reported_s.unwrap_or_else(|| panic!("never reported"));
             assert!((2.5..4.5).contains(&t), "first reported at {t} s");
@@ -326,19 +330,14 @@ fn the_engine_reports_reversed_flow() {
 #[test]
 fn the_engine_reports_a_dead_iq_channel() {
     for gain_error in [0.0, -1.0] {
-        let handoff = Handoff::shared();
-        let mut engine = Engine::new(handoff.clone());
-        let mut probe = VirtualProbe::new(SimConfig {
+        let cfg = SimConfig {
             seed: 3,
             duration_s: Some(8.0),
             sample_rate_hz: 8000,
             iq_gain_error: gain_error,
             ..SimConfig::default()
-        })
-        .unwrap_or_else(|e| panic!("simulator: {e}"));
-        while let Some(p) = probe.next_payload() {
-            engine.handle(p);
-        }
+        };
+        let handoff = through_engine(cfg, |_| {});
         let shown = handoff.iq_channel_fault_db();
         if gain_error == 0.0 {
             assert_eq!(shown, None);
