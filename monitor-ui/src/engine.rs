@@ -276,9 +276,13 @@ impl Engine {
                     self.handoff
                         .set_iq_corrected_image_db(p.iq_correction().and(p.iq_image_db()));
                     self.handoff.set_flow_reversed(p.flow_reversed());
-                    self.handoff.set_iq_channel_fault_db(
-                        p.iq_channel_ratio_db().filter(|_| p.iq_channel_fault()),
-                    );
+                    // The ratio (a log) is read again only while faulted.
+                    let fault_db = if p.iq_channel_fault() {
+                        p.iq_channel_ratio_db()
+                    } else {
+                        None
+                    };
+                    self.handoff.set_iq_channel_fault_db(fault_db);
                     if let Some(audio) = &mut self.audio {
                         let before = self.drops.audio_samples;
                         // The audio hears the I/Q the analysis uses: with a
