@@ -124,6 +124,11 @@ pub struct Args {
     /// (the analysis finds no beat and reports the reversed flow).
     #[arg(long)]
     pub iq_swapped: bool,
+    /// Let peak velocities above the sample rate's Nyquist limit wrap round
+    /// (aliasing), as a real interface at a low sample rate does; by default
+    /// every beat is capped below it.
+    #[arg(long)]
+    pub allow_aliasing: bool,
     /// True beam angle minus the reported one, degrees.
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub probe_angle_error_deg: f64,
@@ -226,6 +231,7 @@ fn config_from_args(a: &Args) -> anyhow::Result<SimConfig> {
         iq_gain_error: a.iq_gain_error,
         iq_phase_error_deg: a.iq_phase_error_deg,
         iq_swapped: a.iq_swapped,
+        allow_aliasing: a.allow_aliasing,
         button_presses_s: a.button_at.clone(),
         minutes_used: a.minutes_used,
         minutes_limit: a.minutes_limit,

@@ -179,6 +179,12 @@ pub struct SimConfig {
     /// sign convention broken).
     #[serde(default)]
     pub iq_swapped: bool,
+    /// Let velocities above the stream's Nyquist limit wrap round into the
+    /// reverse half, as a real interface at a low sample rate does (at
+    /// 8 kHz, 4 MHz and 45°, above 109 cm/s). Off, every edge is capped at
+    /// [`max_velocity_cm_s`](Self::max_velocity_cm_s) and nothing aliases.
+    #[serde(default)]
+    pub allow_aliasing: bool,
 }
 
 impl Default for SimConfig {
@@ -230,6 +236,7 @@ impl Default for SimConfig {
             iq_gain_error: 0.0,
             iq_phase_error_deg: 0.0,
             iq_swapped: false,
+            allow_aliasing: false,
         }
     }
 }
@@ -396,7 +403,7 @@ impl SimConfig {
         check_range("probe_angle_error_deg", true_angle, 0.0, 85.0)?;
         if let Some(v) = self.phantom_cm_s {
             check_range("phantom_cm_s", v, -400.0, 400.0)?;
-            if v.abs() > self.max_velocity_cm_s() {
+            if v.abs() > self.max_velocity_cm_s() && !self.allow_aliasing {
                 return Err(bad(
                     "phantom_cm_s",
                     format!(

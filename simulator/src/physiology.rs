@@ -302,7 +302,7 @@ impl Physiology {
             }
         }
         let mut pv_cm_s = sd_cm / (ft_s * shape.area());
-        if pv_cm_s > self.max_velocity_cm_s {
+        if pv_cm_s > self.max_velocity_cm_s && !self.cfg.allow_aliasing {
             // Keep the edge below Nyquist; the truth follows (SD = PV·FT·area).
             pv_cm_s = self.max_velocity_cm_s;
         }
