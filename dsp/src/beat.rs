@@ -387,6 +387,7 @@ pub struct BeatDetector {
     gaps: Intervals,
     clipped: Intervals,
     interference: Intervals,
+    aliased: Intervals,
     pv_hist: [f32; HISTORY],
     pv_len: usize,
     cycle_hist: [f64; HISTORY],
@@ -713,6 +714,7 @@ impl BeatDetector {
             gaps: Intervals::default(),
             clipped: Intervals::default(),
             interference: Intervals::default(),
+            aliased: Intervals::default(),
             pv_hist: [0.0; HISTORY],
             pv_len: 0,
             cycle_hist: [0.0; HISTORY],
@@ -797,6 +799,13 @@ impl BeatDetector {
     /// Records clipped samples `[start_s, end_s)`.
     pub fn mark_clipped(&mut self, start_s: f64, end_s: f64) {
         self.clipped.add(start_s, end_s);
+    }
+
+    /// Records columns whose flow wrapped round the band's top,
+    /// `[start_s, end_s)` ([`crate::alias`]): a systole overlapping them is
+    /// rejected as `aliased`.
+    pub fn mark_aliased(&mut self, start_s: f64, end_s: f64) {
+        self.aliased.add(start_s, end_s);
     }
 
     /// Records interference known from outside, `[start_s, end_s)`.
@@ -1393,6 +1402,13 @@ impl BeatDetector {
         let gap = after.gap > before.gap || self.gaps.overlaps(a, b);
         let clipped = after.clip > before.clip || self.clipped.overlaps(a, b);
         let interference = after.intf > before.intf || self.interference.overlaps(a, b);
+        // Flow wrapped round the band's top cuts PV and SD (crate::alias).
+        let systole_end = if p.end_s.is_nan() {
+            next.onset_s
+        } else {
+            p.end_s
+        };
+        let aliased = self.aliased.overlaps(p.sys.onset_s, systole_end);
 
         // A systole with missing samples in it cannot be measured
         // (analysis-output.md: such a value is null): its end may be an
@@ -1455,6 +1471,8 @@ impl BeatDetector {
             Some(RejectReason::Interference)
         } else if clipped {
             Some(RejectReason::Clipped)
+        } else if aliased {
+            Some(RejectReason::Aliased)
         } else if !plausible {
             Some(RejectReason::Implausible)
         } else if p.snr < c.min_snr {

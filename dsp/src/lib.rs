@@ -8,6 +8,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod alias;
 pub mod area;
 pub mod beat;
 pub mod calfit;

@@ -15,6 +15,7 @@
 //! After [`Pipeline::new`], [`Pipeline::push`] and [`Pipeline::finish`]
 //! never allocate, and the same input always gives the same output.
 
+use crate::alias::AliasDetector;
 use crate::beat::{BeatDetector, DetectorConfig, DetectorInput};
 use crate::direction::FlowDirection;
 use crate::envelope::{EdgeEstimate, EnvelopeConfig, EnvelopeEstimator};
@@ -179,6 +180,10 @@ impl SpectrumColumn<'_> {
     }
 }
 
+/// Columns, counting the aliased one, during which a floor lifted without
+/// broadband noise is not taken for interference.
+const ALIAS_HOLD_COLUMNS: u8 = 3;
+
 /// Most envelope points waiting for the detector's despiker (its lag is
 /// three points).
 const UNSETTLED_MAX: usize = 8;
@@ -240,6 +245,11 @@ pub struct Pipeline {
     interference: InterferenceDetector,
     lines: LineCanceller,
     direction: FlowDirection,
+    alias: AliasDetector,
+    /// Columns left during which a floor lifted without broadband noise is
+    /// put down to wrapped flow rather than interference (the interference
+    /// detector's 3-column median lags the last aliased column).
+    alias_hold: u8,
     envelope: EnvelopeEstimator,
     /// The envelope's reading of moving edges (None: correction off).
     ramp: Option<RampResponse>,
@@ -331,6 +341,7 @@ impl Pipeline {
         let noise = NoiseFloor::new(1, half.saturating_sub(wall_bins), fft_len)?;
         let lines = LineCanceller::new(fft_len, wall_bins, hop_len as f64 / fs)?;
         let direction = FlowDirection::new(fft_len, wall_bins, hop_len as f64 / fs);
+        let alias = AliasDetector::new(fft_len, wall_bins, hop_len as f64 / fs);
         let envelope =
             EnvelopeEstimator::new(cfg.envelope, stft.window(), fft_len, fs, wall_band_hz)?;
         let ramp = cfg
@@ -369,6 +380,8 @@ impl Pipeline {
             interference,
             lines,
             direction,
+            alias,
+            alias_hold: 0,
             envelope,
             ramp,
             detector,
@@ -434,6 +447,27 @@ impl Pipeline {
     /// Signal time during which the flow was reversed, s.
     pub fn reverse_flow_s(&self) -> f64 {
         self.direction.reversed_s()
+    }
+
+    /// Forward flow wrapped round the top of the band (aliasing) within the
+    /// last 3 s: the stream's sample rate cannot carry the peak velocity
+    /// ([`crate::alias`]; limit [`Pipeline::max_velocity_cm_s`]).
+    pub fn aliasing(&self) -> bool {
+        self.alias.aliasing()
+    }
+
+    /// Signal time of columns whose flow wrapped round the band's top, s.
+    pub fn aliased_s(&self) -> f64 {
+        self.alias.aliased_s()
+    }
+
+    /// The highest forward velocity the stream can carry, cm/s: the shift
+    /// of half the sample rate (calibration applied).
+    pub fn max_velocity_cm_s(&self) -> f64 {
+        self.cfg.calibration.velocity_true_cm_s_from_measured(
+            0.5 * self.fs * self.velocity_per_hz,
+            self.params.beam_angle_deg,
+        )
     }
 
     /// Narrowband lines being cancelled now ([`crate::lines`]): inclusive
@@ -621,7 +655,20 @@ impl Pipeline {
             self.lines.observe(&self.power, noise);
             self.lines.cancel(&mut self.power);
         }
-        let mut interference = self.interference.process(noise);
+        let aliased = self.alias.observe(&self.power, noise);
+        self.alias_hold = if aliased {
+            ALIAS_HOLD_COLUMNS
+        } else {
+            self.alias_hold.saturating_sub(1)
+        };
+        // Wrapped flow lifts the floor, which is measured in the reverse
+        // half; that is not interference ([`crate::alias`]).
+        let mut interference =
+            self.interference.process(noise) && !(self.alias_hold > 0 && self.alias.middle_quiet());
+        if aliased {
+            self.detector
+                .mark_aliased(self.detector_s(start), self.detector_s(end));
+        }
         if start < self.external_interference_until && end > self.external_interference_from {
             interference = true;
         }

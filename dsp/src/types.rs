@@ -45,6 +45,10 @@ pub enum RejectReason {
     LowSignal,
     /// An ectopic (premature) beat.
     Ectopic,
+    /// The systole's flow wrapped round the top of the band: the peak
+    /// velocity is above what the stream's sample rate can carry, so PV and
+    /// SD are cut ([`crate::alias`]).
+    Aliased,
 }
 
 impl RejectReason {
@@ -57,6 +61,7 @@ impl RejectReason {
             Self::Implausible => "implausible",
             Self::LowSignal => "low_signal",
             Self::Ectopic => "ectopic",
+            Self::Aliased => "aliased",
         }
     }
 }

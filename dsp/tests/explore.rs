@@ -421,6 +421,16 @@ fn replay(c: &Cell) -> Vec<odm_dsp::Beat> {
     if let Some(x) = env("ODM_RISE_HI") {
         cfg.rise_fit_hi = x;
     }
+    if let Some(x) = std::env::var("ODM_CROSS_W")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        cfg.rise_cross_weight = x;
+    }
+    if let Ok(x) = std::env::var("ODM_CROSS_FRACS") {
+        let v: Vec<f32> = x.split(',').map(|s| s.parse().unwrap()).collect();
+        cfg.rise_cross_fracs = [v[0], v[1], v[2]];
+    }
     let hop_s = c.env.get(1).map_or(0.005, |p| p.0) - c.env.first().map_or(0.0, |p| p.0);
     let mut d = BeatDetector::new(cfg, hop_s, 4.0, 0.055);
     d.floor_cm_s = default_floor_cm_s();
