@@ -437,6 +437,10 @@ struct Analyser<'a, W: Write> {
     pipeline: Option<Pipeline>,
     /// Time the flow was reversed under pipelines already replaced, s.
     reverse_flow_s_before: f64,
+    /// Aliased signal time of pipelines replaced by a change of stream
+    /// parameters, s, and the lowest velocity limit any of them had.
+    aliased_s_before: f64,
+    aliasing_limit_cm_s: f64,
     params: Option<StreamParams>,
     probe: Option<ProbeInfo>,
     stream_written: bool,
@@ -489,6 +493,8 @@ impl<'a, W: Write> Analyser<'a, W> {
             }],
             pipeline: None,
             reverse_flow_s_before: 0.0,
+            aliased_s_before: 0.0,
+            aliasing_limit_cm_s: f64::INFINITY,
             params: None,
             probe: None,
             stream_written: false,
@@ -658,6 +664,10 @@ impl<'a, W: Write> Analyser<'a, W> {
         if let Some(mut old) = self.pipeline.take() {
             old.finish(&mut self.collect);
             self.reverse_flow_s_before += old.reverse_flow_s();
+            if old.aliased_s() > 0.0 {
+                self.aliased_s_before += old.aliased_s();
+                self.aliasing_limit_cm_s = self.aliasing_limit_cm_s.min(old.max_velocity_cm_s());
+            }
             self.drain()?;
         }
         self.pipeline = Some(pipeline);
@@ -1175,6 +1185,23 @@ impl<'a, W: Write> Analyser<'a, W> {
                 self.name
             );
         }
+        // Time the systole's flow wrapped round the top of the band: the
+        // peak velocity is above what the sample rate carries, and those
+        // beats are rejected as `aliased`.
+        let mut aliased_s = self.aliased_s_before;
+        let mut limit_cm_s = self.aliasing_limit_cm_s;
+        if let Some(p) = self.pipeline.as_ref().filter(|p| p.aliased_s() > 0.0) {
+            aliased_s += p.aliased_s();
+            limit_cm_s = limit_cm_s.min(p.max_velocity_cm_s());
+        }
+        if aliased_s > 0.0 {
+            eprintln!(
+                "odm analyse: warning: {}: the flow exceeded the {limit_cm_s:.0} cm/s the sample rate \
+                 can carry for {aliased_s:.1} s (aliasing); those beats are rejected as aliased: \
+                 use a higher sample rate",
+                self.name
+            );
+        }
         if let Some(mut p) = self.pipeline.take() {
             p.finish(&mut self.collect);
             self.drain()?;
@@ -1232,7 +1259,8 @@ impl<'a, W: Write> Analyser<'a, W> {
                 iq_channel_ratio_db.map(|db| db.clamp(-99.0, 99.0)),
                 1,
             )
-            .num("reverse_flow_s", Some(reverse_flow_s), decimals::TIME_S);
+            .num("reverse_flow_s", Some(reverse_flow_s), decimals::TIME_S)
+            .num("aliased_s", Some(aliased_s), decimals::TIME_S);
         let line = l.finish();
         self.json(&line)?;
         self.dst.flush().context("writing standard output")
@@ -1430,6 +1458,29 @@ mod tests {
         assert_eq!(summary["accepted"], 0);
         let s = summary["reverse_flow_s"].as_f64().unwrap();
         assert!((6.0..7.5).contains(&s), "{s}");
+    }
+
+    #[test]
+    fn the_summary_states_how_long_the_flow_aliased() {
+        let (_, a, _) = run(&payloads(13, 10.0), &[]);
+        assert_eq!(a.last().unwrap()["aliased_s"], 0.0);
+        // Peaks of about 155 cm/s at 8 kHz (limit 109): every beat used to
+        // be rejected as interference; now as aliased, and the summary
+        // says for how long the flow wrapped round.
+        let fast = payloads_of(SimConfig {
+            seed: 13,
+            duration_s: Some(10.0),
+            sample_rate_hz: 8000,
+            sv_ml: 130.0,
+            allow_aliasing: true,
+            ..SimConfig::default()
+        });
+        let (_, b, _) = run(&fast, &[]);
+        let bs = beats(&b);
+        assert!(bs.len() >= 8, "{} beats", bs.len());
+        assert!(bs.iter().all(|x| x["reject_reason"] == "aliased"));
+        let s = b.last().unwrap()["aliased_s"].as_f64().unwrap();
+        assert!((0.5..5.0).contains(&s), "{s}");
     }
 
     #[test]

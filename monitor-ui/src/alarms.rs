@@ -10,6 +10,7 @@
 //! | signal lost: no accepted beat for > 10 s | medium | usually a displaced probe; the operator must refocus |
 //! | I/Q channel fault: one quadrature channel dead or broken (docs/dsp.md, stage 1a) | medium | the flow is mirrored into the noise reference, so beats are rejected as interference; the probe interface or cable needs a service |
 //! | flow reversed: the pulsatile flow is in the reverse half of the spectrum (docs/dsp.md, stage 3b) | medium | no beat can be measured; the beam is on flow towards the probe, or the interface swaps I and Q — refocus, and if it persists call the biomedical engineers |
+//! | aliasing: the systole's flow wraps round the top of the band (docs/dsp.md, "Aliasing") | medium | the peak velocity is above what the interface's sample rate carries, so every such beat is rejected (its PV and SD would be cut); the interface must run at a higher sample rate |
 //! | interference (diathermy) rejecting beats for > 30 s | low | numbers are frozen on old beats; awareness only |
 //! | probe life expired | low | the probe still works; replace it at the next opportunity |
 //!
@@ -62,6 +63,9 @@ pub enum AlarmKind {
     FlowReversed,
     /// One quadrature channel of the probe interface is dead or broken.
     IqChannelFault,
+    /// The systole's flow wraps round the top of the band: the peak
+    /// velocity is above what the stream's sample rate can carry.
+    Aliasing,
     /// Beats rejected for interference for longer than the limit.
     Interference,
     /// The probe's run time has reached its limit.
@@ -70,12 +74,13 @@ pub enum AlarmKind {
 
 impl AlarmKind {
     /// Every kind, in display order.
-    pub const ALL: [AlarmKind; 7] = [
+    pub const ALL: [AlarmKind; 8] = [
         AlarmKind::NoData,
         AlarmKind::ProbeUnplugged,
         AlarmKind::SignalLost,
         AlarmKind::FlowReversed,
         AlarmKind::IqChannelFault,
+        AlarmKind::Aliasing,
         AlarmKind::Interference,
         AlarmKind::ProbeLifeExpired,
     ];
@@ -86,7 +91,8 @@ impl AlarmKind {
             | Self::ProbeUnplugged
             | Self::SignalLost
             | Self::FlowReversed
-            | Self::IqChannelFault => Priority::Medium,
+            | Self::IqChannelFault
+            | Self::Aliasing => Priority::Medium,
             Self::Interference | Self::ProbeLifeExpired => Priority::Low,
         }
     }
@@ -98,6 +104,7 @@ impl AlarmKind {
             Self::SignalLost => "SIGNAL LOST - REFOCUS PROBE",
             Self::FlowReversed => "FLOW REVERSED - REFOCUS PROBE / CHECK I-Q WIRING",
             Self::IqChannelFault => "I/Q CHANNEL FAULT - CHECK PROBE INTERFACE",
+            Self::Aliasing => "VELOCITY ABOVE RANGE - ALIASING, RAISE SAMPLE RATE",
             Self::Interference => "INTERFERENCE (DIATHERMY?)",
             Self::ProbeLifeExpired => "PROBE LIFE EXPIRED",
         }
@@ -133,6 +140,8 @@ pub struct AlarmInputs {
     pub flow_reversed: bool,
     /// One quadrature channel of the probe interface is dead or broken.
     pub iq_channel_fault: bool,
+    /// The systole's flow wraps round the top of the band (aliasing).
+    pub aliasing: bool,
 }
 
 impl AlarmInputs {
@@ -150,6 +159,7 @@ impl AlarmInputs {
             AlarmKind::ProbeLifeExpired => self.probe_life_expired,
             AlarmKind::FlowReversed => self.monitoring && self.flow_reversed,
             AlarmKind::IqChannelFault => self.monitoring && self.iq_channel_fault,
+            AlarmKind::Aliasing => self.monitoring && self.aliasing,
         }
     }
 }

@@ -1087,6 +1087,17 @@ impl MonitorApp {
                     .strong(),
             );
         }
+        // The systole's top wraps round the band's edge (docs/dsp.md,
+        // "Aliasing"): its beats are rejected, PV and SD would be cut.
+        if let Some(limit) = self.state.aliasing_limit_cm_s {
+            ui.label(
+                RichText::new(format!(
+                    "aliasing: flow above {limit:.0} cm/s, the limit at this sample rate"
+                ))
+                .color(colour::MEDIUM)
+                .strong(),
+            );
+        }
         ui.label(
             RichText::new(format!(
                 "{} Hz, {:.1}°, fw {}",

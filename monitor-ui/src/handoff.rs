@@ -183,6 +183,9 @@ pub struct Handoff {
     /// Q's power against I's (dB, ×100) while one channel is dead or
     /// broken; `i32::MIN` otherwise.
     iq_channel_fault_centi_db: AtomicI32,
+    /// While the flow wraps round the top of the band, the velocity the
+    /// stream can carry (cm/s, ×100); `i32::MIN` otherwise.
+    aliasing_limit_centi_cm_s: AtomicI32,
 }
 
 impl Default for Handoff {
@@ -207,6 +210,7 @@ impl Handoff {
             iq_image_centi_db: AtomicI32::new(i32::MIN),
             flow_reversed: AtomicBool::new(false),
             iq_channel_fault_centi_db: AtomicI32::new(i32::MIN),
+            aliasing_limit_centi_cm_s: AtomicI32::new(i32::MIN),
         }
     }
     /// A shared handoff.
@@ -262,6 +266,18 @@ impl Handoff {
     /// Q's power against I's while one channel is dead or broken, dB.
     pub fn iq_channel_fault_db(&self) -> Option<f64> {
         let v = self.iq_channel_fault_centi_db.load(Ordering::Acquire);
+        (v != i32::MIN).then(|| f64::from(v) / 100.0)
+    }
+    /// Records aliasing: while the systole's flow wraps round the top of the
+    /// band, the highest velocity the stream can carry, cm/s (None: no
+    /// aliasing in the last 3 s; docs/dsp.md, "Aliasing").
+    pub fn set_aliasing_limit_cm_s(&self, limit_cm_s: Option<f64>) {
+        let v = limit_cm_s.map_or(i32::MIN, |v| (v.clamp(0.0, 1e6) * 100.0).round() as i32);
+        self.aliasing_limit_centi_cm_s.store(v, Ordering::Release);
+    }
+    /// The velocity limit the flow is exceeding, cm/s, while it aliases.
+    pub fn aliasing_limit_cm_s(&self) -> Option<f64> {
+        let v = self.aliasing_limit_centi_cm_s.load(Ordering::Acquire);
         (v != i32::MIN).then(|| f64::from(v) / 100.0)
     }
     /// Total display items dropped because the UI fell behind.

@@ -108,6 +108,8 @@ pub struct MonitorState {
     pub flow_reversed: bool,
     /// Q's power against I's while one channel is dead or broken, dB.
     pub iq_channel_fault_db: Option<f64>,
+    /// While the flow aliases, the velocity the stream can carry, cm/s.
+    pub aliasing_limit_cm_s: Option<f64>,
     last_seen_sample: u64,
     now_s: f64,
 }
@@ -143,6 +145,7 @@ impl MonitorState {
             tones_cancelled: 0,
             flow_reversed: false,
             iq_channel_fault_db: None,
+            aliasing_limit_cm_s: None,
             last_seen_sample: 0,
             now_s: 0.0,
         }
@@ -224,6 +227,7 @@ impl MonitorState {
         }
         self.flow_reversed = handoff.flow_reversed();
         self.iq_channel_fault_db = handoff.iq_channel_fault_db();
+        self.aliasing_limit_cm_s = handoff.aliasing_limit_cm_s();
         let latest = handoff.latest_sample();
         if latest != self.last_seen_sample {
             if latest > self.last_seen_sample {
@@ -256,6 +260,7 @@ impl MonitorState {
                 .is_some_and(|p| p.minutes_limit > 0 && p.minutes_used >= p.minutes_limit),
             flow_reversed: self.flow_reversed,
             iq_channel_fault: self.iq_channel_fault_db.is_some(),
+            aliasing: self.aliasing_limit_cm_s.is_some(),
         }
     }
 

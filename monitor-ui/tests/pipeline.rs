@@ -325,6 +325,31 @@ fn the_engine_reports_reversed_flow() {
     }
 }
 
+/// The engine tells the display while the flow wraps round the top of the
+/// band, with the limit: peaks of about 155 cm/s at 8 kHz (limit 109); the
+/// same beats capped under the limit show nothing.
+#[test]
+fn the_engine_reports_aliasing_with_the_limit() {
+    for allow_aliasing in [false, true] {
+        let cfg = SimConfig {
+            seed: 3,
+            duration_s: Some(8.0),
+            sample_rate_hz: 8000,
+            sv_ml: 130.0,
+            allow_aliasing,
+            ..SimConfig::default()
+        };
+        let mut shown = None;
+        through_engine(cfg, |h| shown = shown.or(h.aliasing_limit_cm_s()));
+        if allow_aliasing {
+            let limit = shown.unwrap_or_else(|| panic!("never reported"));
+            assert!((limit - 108.9).abs() < 0.5, "{limit} cm/s");
+        } else {
+            assert_eq!(shown, None);
+        }
+    }
+}
+
 /// The engine tells the display when one I/Q channel is dead (a broken wire
 /// or ADC channel), with Q's power against I's; a working one shows nothing.
 #[test]

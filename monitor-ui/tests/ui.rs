@@ -296,6 +296,23 @@ fn reversed_flow_raises_an_alarm_and_is_named_under_the_probe() {
 }
 
 #[test]
+fn aliasing_raises_an_alarm_and_names_the_limit_under_the_probe() {
+    let rig = Rig::new();
+    let mut h = harness(rig.app(SourceSpec::Simulated { seed: 1 }));
+    h.step();
+    assert!(h.query_by_label_contains("ALIASING").is_none());
+    assert!(h.query_by_label_contains("aliasing:").is_none());
+    rig.handoff.set_aliasing_limit_cm_s(Some(108.9));
+    h.step();
+    h.get_by_label_contains("MEDIUM VELOCITY ABOVE RANGE - ALIASING, RAISE SAMPLE RATE");
+    h.get_by_label("aliasing: flow above 109 cm/s, the limit at this sample rate");
+    rig.handoff.set_aliasing_limit_cm_s(None);
+    h.step();
+    assert!(h.query_by_label_contains("ALIASING").is_none());
+    assert!(h.query_by_label_contains("aliasing:").is_none());
+}
+
+#[test]
 fn a_dead_iq_channel_raises_an_alarm_and_is_named_under_the_probe() {
     let rig = Rig::new();
     let mut h = harness(rig.app(SourceSpec::Simulated { seed: 1 }));
