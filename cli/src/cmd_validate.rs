@@ -7,7 +7,7 @@
 use anyhow::Context;
 use odm_device_io::frame::Payload;
 use odm_dsp::envelope::EnvelopeMethod;
-use odm_dsp::validation::{RefBeat, Score, score};
+use odm_dsp::validation::{ErrorStats, RefBeat, Score, score};
 use odm_dsp::{Beat, EnvelopePoint, Pipeline, PipelineConfig, PipelineSink, StreamParams};
 use odm_simulator::{
     ImpairmentKind, ImpairmentSchedule, SimConfig, SineBeats, VirtualProbe, WarpedShapedNoise,
@@ -63,6 +63,10 @@ struct RunResult {
     reverse_flow_s: f64,
     /// Q's power against I's at the end, dB.
     iq_channel_ratio_db: Option<f64>,
+    /// Signal time of columns whose flow wrapped round the band's top, s,
+    /// and the velocity the stream carries, cm/s.
+    aliased_s: f64,
+    max_velocity_cm_s: f64,
 }
 
 fn run_sim(sim: SimConfig, cfg: PipelineConfig, envelope: bool) -> anyhow::Result<RunResult> {
@@ -105,6 +109,8 @@ fn run_sim(sim: SimConfig, cfg: PipelineConfig, envelope: bool) -> anyhow::Resul
     }
     let reverse_flow_s = pipe.as_ref().map_or(0.0, Pipeline::reverse_flow_s);
     let iq_channel_ratio_db = pipe.as_ref().and_then(Pipeline::iq_channel_ratio_db);
+    let aliased_s = pipe.as_ref().map_or(0.0, Pipeline::aliased_s);
+    let max_velocity_cm_s = pipe.as_ref().map_or(f64::NAN, Pipeline::max_velocity_cm_s);
     if let Some(pl) = pipe.as_mut() {
         pl.finish(&mut out);
     }
@@ -145,6 +151,8 @@ fn run_sim(sim: SimConfig, cfg: PipelineConfig, envelope: bool) -> anyhow::Resul
         truth: refs,
         reverse_flow_s,
         iq_channel_ratio_db,
+        aliased_s,
+        max_velocity_cm_s,
     })
 }
 
@@ -918,6 +926,67 @@ fn run_inner(args: Args) -> anyhow::Result<()> {
         )?;
     }
     eprintln!("reversed flow done");
+
+    // 2c'''''. Peak velocities above what the sample rate carries.
+    writeln!(
+        md,
+        "\n## Aliasing (peak velocity above the sample rate's limit)\n\nThe blunt profile (n = 6, peak 30%, FTc 350) at 15 dB and 75/min, with the stroke volume raised to raise the peak velocity, and the virtual probe allowed to wrap velocities above the limit round into the reverse half as a real interface does (`odm simulate --allow-aliasing`; without it every edge is capped at 0.45 × the sample rate: the \"capped\" row). The limit is the velocity of half the sample rate (4 MHz, 45°). A beat whose systole wraps round is rejected as `aliased` (its PV and SD would be cut at the band's top) and the pipeline reports the aliasing (`Pipeline::aliasing`; the monitor's alarm, `odm analyse`'s `aliased_s`; docs/dsp.md, \"Aliasing\"). Before, the 120 cm/s rows were accepted with PV cut and the 155 cm/s rows rejected as `interference`. {} s × {} seeds per row.\n",
+        args.seconds, args.seeds
+    )?;
+    writeln!(
+        md,
+        "| sample rate Hz | limit cm/s | SV ml | true PV cm/s, median (max) | beats detected | accepted | rejected `aliased` | rejected `interference` | aliased, s of signal | accepted beats' PV \\|e\\|%, median |"
+    )?;
+    writeln!(md, "|---|---|---|---|---|---|---|---|---|---|")?;
+    for (fs, sv_ml, allow) in [
+        (8_000, 70.0, true),
+        (8_000, 100.0, false),
+        (8_000, 100.0, true),
+        (8_000, 130.0, true),
+        (10_000, 130.0, true),
+        (20_000, 130.0, true),
+    ] {
+        let (mut detected, mut accepted, mut aliased, mut interference) = (0, 0, 0, 0);
+        let (mut aliased_s, mut limit) = (0.0, f64::NAN);
+        let mut pv_true = Vec::new();
+        let mut pv_err = Vec::new();
+        for seed in 0..args.seeds {
+            let sim = SimConfig {
+                sample_rate_hz: fs,
+                sv_ml,
+                allow_aliasing: allow,
+                ..blunt_75(7 + seed, args.seconds)
+            };
+            let r = run_sim(sim, PipelineConfig::default(), false)?;
+            detected += r.beats.len();
+            accepted += r.beats.iter().filter(|b| b.accepted).count();
+            let reason = |w| r.beats.iter().filter(|b| b.reject_reason == Some(w)).count();
+            aliased += reason(odm_dsp::RejectReason::Aliased);
+            interference += reason(odm_dsp::RejectReason::Interference);
+            aliased_s += r.aliased_s;
+            limit = r.max_velocity_cm_s;
+            pv_true.extend(r.truth.iter().map(|t| t.pv_cm_s));
+            for b in r.beats.iter().filter(|b| b.accepted) {
+                if let Some(t) = r.truth.iter().find(|t| (t.onset_s - b.onset_s).abs() < 0.05) {
+                    pv_err.push(100.0 * (b.pv_cm_s - t.pv_cm_s) / t.pv_cm_s);
+                }
+            }
+        }
+        let pv_max = pv_true.iter().copied().fold(f64::NAN, f64::max);
+        let pv_median = ErrorStats::from_errors(&mut pv_true).median;
+        let err = if pv_err.is_empty() {
+            "—".to_string()
+        } else {
+            format!("{:.1}", ErrorStats::from_errors(&mut pv_err).median_abs)
+        };
+        writeln!(
+            md,
+            "| {fs} | {limit:.0} | {sv_ml:.0}{} | {pv_median:.0} ({pv_max:.0}) | {detected} | {accepted} | {aliased} | {interference} | {aliased_s:.1} of {:.0} | {err} |",
+            if allow { "" } else { ", capped" },
+            args.seconds * args.seeds as f64
+        )?;
+    }
+    eprintln!("aliasing done");
 
     // 2d. Stream parameters other than the defaults.
     writeln!(
