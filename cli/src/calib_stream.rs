@@ -196,6 +196,12 @@ impl StreamAnalyser {
         self.reverse_flow_s_before + self.pipeline.as_ref().map_or(0.0, Pipeline::reverse_flow_s)
     }
 
+    /// The highest forward velocity the current stream can carry, cm/s
+    /// (half the sample rate); None before a PROBE_INFO.
+    pub fn max_velocity_cm_s(&self) -> Option<f64> {
+        self.pipeline.as_ref().map(Pipeline::max_velocity_cm_s)
+    }
+
     /// Ends the stream: the pipeline emits what it still holds.
     pub fn finish(&mut self) {
         if let Some(p) = self.pipeline.as_mut() {

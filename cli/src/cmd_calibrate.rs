@@ -188,12 +188,18 @@ pub fn measure_recording(
     }
     // A string running the other way, or an interface that swaps I and Q,
     // puts the phantom's echo in the reverse half, where no velocity is
-    // measured: say so rather than "too few points".
+    // measured: say so rather than "too few points". So does a string
+    // faster than the stream's limit: its line wraps round to −(2·limit − v),
+    // which one steady line cannot tell from reverse flow.
     let reverse_s = analyser.reverse_flow_s();
     if reverse_s > 0.0 {
+        let limit = analyser
+            .max_velocity_cm_s()
+            .map_or(String::new(), |v| format!(" or {v:.0} cm/s"));
         bail!(
-            "run {shown}: the phantom's flow is in the reverse direction (towards the probe) for {reverse_s:.1} s: \
-             reverse the phantom's direction, or check that the probe interface does not swap I and Q"
+            "run {shown}: the phantom's flow is in the reverse direction (towards the probe) for {reverse_s:.1} s, \
+             or faster than this sample rate carries{limit} (aliased): reverse the phantom's direction, check that \
+             the probe interface does not swap I and Q, or run the phantom slower"
         );
     }
     let iq_image_db = analyser.iq_image_db();
@@ -579,7 +585,9 @@ mod tests {
         let e = phantom("swapped.odmrec", 0.0, 0.0, true).unwrap_err();
         let msg = format!("{e:#}");
         assert!(
-            msg.contains("reverse direction") && msg.contains("swapped.odmrec"),
+            msg.contains("reverse direction")
+                && msg.contains("or 272 cm/s (aliased)")
+                && msg.contains("swapped.odmrec"),
             "{msg}"
         );
         let _ = std::fs::remove_dir_all(&dir);

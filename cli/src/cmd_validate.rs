@@ -960,14 +960,23 @@ fn run_inner(args: Args) -> anyhow::Result<()> {
             let r = run_sim(sim, PipelineConfig::default(), false)?;
             detected += r.beats.len();
             accepted += r.beats.iter().filter(|b| b.accepted).count();
-            let reason = |w| r.beats.iter().filter(|b| b.reject_reason == Some(w)).count();
+            let reason = |w| {
+                r.beats
+                    .iter()
+                    .filter(|b| b.reject_reason == Some(w))
+                    .count()
+            };
             aliased += reason(odm_dsp::RejectReason::Aliased);
             interference += reason(odm_dsp::RejectReason::Interference);
             aliased_s += r.aliased_s;
             limit = r.max_velocity_cm_s;
             pv_true.extend(r.truth.iter().map(|t| t.pv_cm_s));
             for b in r.beats.iter().filter(|b| b.accepted) {
-                if let Some(t) = r.truth.iter().find(|t| (t.onset_s - b.onset_s).abs() < 0.05) {
+                if let Some(t) = r
+                    .truth
+                    .iter()
+                    .find(|t| (t.onset_s - b.onset_s).abs() < 0.05)
+                {
                     pv_err.push(100.0 * (b.pv_cm_s - t.pv_cm_s) / t.pv_cm_s);
                 }
             }
