@@ -150,23 +150,34 @@ impl AliasDetector {
         // above the slow reference (which reads ≈ 0.7 of the noise).
         let noise = n.min(NOISE_OVER_FLOOR * self.floor);
         let k = self.edge_bins;
-        let mean = |b: &[f32]| b.iter().map(|&p| f64::from(p)).sum::<f64>() / b.len() as f64;
-        let top = mean(&power[power.len() - k..]);
-        let bottom = mean(&power[..k]);
-        let middle = mean(&power[self.middle.clone()]);
-        let loud = LOUD * noise;
-        self.middle_quiet = middle < QUIET * noise;
-        let confirmed = top >= loud && bottom >= loud && bottom >= IMAGE_RATIO * top;
+        let loud = (LOUD * noise) as f32;
+        let sum = |b: &[f32]| b.iter().sum::<f32>();
+        // Most columns stop here: the band's top holds no flow, and no
+        // aliasing was seen in the last second.
+        let top = sum(&power[power.len() - k..]);
+        let recent = self.since_s <= MEMORY_S;
+        self.middle_quiet = false;
+        if top < loud * k as f32 && !recent {
+            return false;
+        }
+        let bottom = sum(&power[..k]);
+        let confirmed = top >= loud * k as f32
+            && bottom >= loud * k as f32
+            && f64::from(bottom) >= IMAGE_RATIO * f64::from(top);
+        if !(confirmed || recent) {
+            return false;
+        }
+        let middle = sum(&power[self.middle.clone()]);
+        self.middle_quiet = f64::from(middle) < QUIET * noise * self.middle.len() as f64;
         // Within a second of a confirmed column, flow anywhere in the
         // reverse half's outer part will do: a blunt systole far beyond the
         // limit wraps its bulk to −0.9…−0.5 of the half, with little left
         // next to ±fs/2 or at the forward top.
         let aliased = self.middle_quiet
             && (confirmed
-                || (self.since_s <= MEMORY_S
-                    && power[..self.middle.start]
-                        .chunks_exact(k)
-                        .any(|g| mean(g) >= loud)));
+                || power[..self.middle.start]
+                    .chunks_exact(k)
+                    .any(|g| sum(g) >= loud * k as f32));
         if aliased {
             self.aliased_s += self.column_s;
             self.since_s = 0.0;
@@ -175,7 +186,9 @@ impl AliasDetector {
     }
 
     /// The last column's reverse half was quiet in its middle: whatever
-    /// lifted the floor was not broadband.
+    /// lifted the floor was not broadband. Measured only on columns that
+    /// could be aliased (flow at the band's top, or within a second of
+    /// aliasing); false on the others.
     pub fn middle_quiet(&self) -> bool {
         self.middle_quiet
     }
