@@ -48,7 +48,7 @@
 //! systole holds an aliased column is rejected as `aliased` (its PV and SD
 //! are cut at the band's top); the pipeline reports the aliasing so the
 //! monitor can say so (`Pipeline::aliasing`). The velocities are not
-//! unwrapped: see docs/dsp.md, "Aliasing".
+//! unwrapped: see docs/dsp.md, stage 3c.
 
 /// Mean power of an edge region, as a multiple of the noise per bin, at
 /// which the region holds flow. Noise alone never averages that much over

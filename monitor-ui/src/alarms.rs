@@ -10,7 +10,7 @@
 //! | signal lost: no accepted beat for > 10 s | medium | usually a displaced probe; the operator must refocus |
 //! | I/Q channel fault: one quadrature channel dead or broken (docs/dsp.md, stage 1a) | medium | the flow is mirrored into the noise reference, so beats are rejected as interference; the probe interface or cable needs a service |
 //! | flow reversed: the pulsatile flow is in the reverse half of the spectrum (docs/dsp.md, stage 3b) | medium | no beat can be measured; the beam is on flow towards the probe, or the interface swaps I and Q — refocus, and if it persists call the biomedical engineers |
-//! | aliasing: the systole's flow wraps round the top of the band (docs/dsp.md, "Aliasing") | medium | the peak velocity is above what the interface's sample rate carries, so every such beat is rejected (its PV and SD would be cut); the interface must run at a higher sample rate |
+//! | aliasing: the systole's flow wraps round the top of the band (docs/dsp.md, stage 3c) | medium | the peak velocity is above what the interface's sample rate carries, so every such beat is rejected (its PV and SD would be cut); the interface must run at a higher sample rate |
 //! | interference (diathermy) rejecting beats for > 30 s | low | numbers are frozen on old beats; awareness only |
 //! | probe life expired | low | the probe still works; replace it at the next opportunity |
 //!

@@ -1088,7 +1088,7 @@ impl MonitorApp {
             );
         }
         // The systole's top wraps round the band's edge (docs/dsp.md,
-        // "Aliasing"): its beats are rejected, PV and SD would be cut.
+        // stage 3c): its beats are rejected, PV and SD would be cut.
         if let Some(limit) = self.state.aliasing_limit_cm_s {
             ui.label(
                 RichText::new(format!(

@@ -270,7 +270,7 @@ impl Handoff {
     }
     /// Records aliasing: while the systole's flow wraps round the top of the
     /// band, the highest velocity the stream can carry, cm/s (None: no
-    /// aliasing in the last 3 s; docs/dsp.md, "Aliasing").
+    /// aliasing in the last 3 s; docs/dsp.md, stage 3c).
     pub fn set_aliasing_limit_cm_s(&self, limit_cm_s: Option<f64>) {
         let v = limit_cm_s.map_or(i32::MIN, |v| (v.clamp(0.0, 1e6) * 100.0).round() as i32);
         self.aliasing_limit_centi_cm_s.store(v, Ordering::Release);
