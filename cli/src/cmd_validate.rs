@@ -943,6 +943,7 @@ fn run_inner(args: Args) -> anyhow::Result<()> {
         (8_000, 100.0, false),
         (8_000, 100.0, true),
         (8_000, 130.0, true),
+        (8_000, 170.0, true),
         (10_000, 130.0, true),
         (20_000, 130.0, true),
     ] {

@@ -1465,14 +1465,18 @@ impl BeatDetector {
             && within(pv, c.pv_cm_s_range)
             && within(hr_bpm, c.hr_bpm_range)
             && within(sd_cm, c.sd_cm_range);
+        // Aliased before interference: far beyond the limit (1.9× at 8 kHz)
+        // the wrapped flow fills the reverse half, and columns between the
+        // aliased ones are taken for broadband interference; a systole with
+        // an aliased column is aliased whatever else it holds.
         let reject_reason = if gap {
             Some(RejectReason::Gap)
+        } else if aliased {
+            Some(RejectReason::Aliased)
         } else if interference {
             Some(RejectReason::Interference)
         } else if clipped {
             Some(RejectReason::Clipped)
-        } else if aliased {
-            Some(RejectReason::Aliased)
         } else if !plausible {
             Some(RejectReason::Implausible)
         } else if p.snr < c.min_snr {
