@@ -930,14 +930,14 @@ fn run_inner(args: Args) -> anyhow::Result<()> {
     // 2c'''''. Peak velocities above what the sample rate carries.
     writeln!(
         md,
-        "\n## Aliasing (peak velocity above the sample rate's limit)\n\nThe blunt profile (n = 6, peak 30%, FTc 350) at 15 dB and 75/min, with the stroke volume raised to raise the peak velocity, and the virtual probe allowed to wrap velocities above the limit round into the reverse half as a real interface does (`odm simulate --allow-aliasing`; without it every edge is capped at 0.45 × the sample rate: the \"capped\" row). The limit is the velocity of half the sample rate (4 MHz, 45°). A beat whose systole wraps round is rejected as `aliased` (its PV and SD would be cut at the band's top) and the pipeline reports the aliasing (`Pipeline::aliasing`; the monitor's alarm, `odm analyse`'s `aliased_s`; docs/dsp.md, stage 3c). Before, the 120 cm/s rows were accepted with PV cut and the 155 cm/s rows rejected as `interference`. {} s × {} seeds per row.\n",
+        "\n## Aliasing (peak velocity above the sample rate's limit)\n\nThe blunt profile (n = 6, peak 30%, FTc 350) at 15 dB and 75/min, with the stroke volume raised to raise the peak velocity, and the virtual probe allowed to wrap velocities above the limit round into the reverse half as a real interface does (`odm simulate --allow-aliasing`; without it every edge is capped at 0.45 × the sample rate: the \"capped\" row). The limit is the velocity of half the sample rate (4 MHz, 45°). The pipeline reports the aliasing (`Pipeline::aliasing`; the monitor's alarm, `odm analyse`'s `aliased_s`), follows the envelope across +fs/2 on the spectrum rotated by a quarter or three eighths of the band (up to 1.5 or 1.75 × the limit), and rejects as `aliased` a beat whose systole gets past that (docs/dsp.md, stage 3c). Before, the 120 cm/s rows were accepted with PV cut to the band's top and the 155 cm/s rows rejected as `interference`. Errors of the accepted beats against the truth: median |e| (bias). {} s × {} seeds per row.\n",
         args.seconds, args.seeds
     )?;
     writeln!(
         md,
-        "| sample rate Hz | limit cm/s | SV ml | true PV cm/s, median (max) | beats detected | accepted | rejected `aliased` | rejected `interference` | aliased, s of signal | accepted beats' PV \\|e\\|%, median |"
+        "| sample rate Hz | limit cm/s | SV ml | true PV cm/s, median (max) | beats detected | accepted | rejected `aliased` | rejected `interference` | aliased, s of signal | PV \\|e\\|% (bias) | SD \\|e\\|% (bias) | FT \\|e\\| ms (bias) |"
     )?;
-    writeln!(md, "|---|---|---|---|---|---|---|---|---|---|")?;
+    writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|")?;
     for (fs, sv_ml, allow) in [
         (8_000, 70.0, true),
         (8_000, 100.0, false),
@@ -950,7 +950,7 @@ fn run_inner(args: Args) -> anyhow::Result<()> {
         let (mut detected, mut accepted, mut aliased, mut interference) = (0, 0, 0, 0);
         let (mut aliased_s, mut limit) = (0.0, f64::NAN);
         let mut pv_true = Vec::new();
-        let mut pv_err = Vec::new();
+        let (mut pv_err, mut sd_err, mut ft_err) = (Vec::new(), Vec::new(), Vec::new());
         for seed in 0..args.seeds {
             let sim = SimConfig {
                 sample_rate_hz: fs,
@@ -979,16 +979,27 @@ fn run_inner(args: Args) -> anyhow::Result<()> {
                     .find(|t| (t.onset_s - b.onset_s).abs() < 0.05)
                 {
                     pv_err.push(100.0 * (b.pv_cm_s - t.pv_cm_s) / t.pv_cm_s);
+                    sd_err.push(100.0 * (b.sd_cm - t.sd_cm) / t.sd_cm);
+                    ft_err.push(b.ft_ms - (t.end_s - t.onset_s) * 1000.0);
                 }
             }
         }
         let pv_max = pv_true.iter().copied().fold(f64::NAN, f64::max);
         let pv_median = ErrorStats::from_errors(&mut pv_true).median;
-        let err = if pv_err.is_empty() {
-            "—".to_string()
-        } else {
-            format!("{:.1}", ErrorStats::from_errors(&mut pv_err).median_abs)
+        let err = |e: &mut Vec<f64>| {
+            if e.is_empty() {
+                "—".to_string()
+            } else {
+                let s = ErrorStats::from_errors(e);
+                format!("{:.1} ({:+.1})", s.median_abs, s.median)
+            }
         };
+        let err = format!(
+            "{} | {} | {}",
+            err(&mut pv_err),
+            err(&mut sd_err),
+            err(&mut ft_err)
+        );
         writeln!(
             md,
             "| {fs} | {limit:.0} | {sv_ml:.0}{} | {pv_median:.0} ({pv_max:.0}) | {detected} | {accepted} | {aliased} | {interference} | {aliased_s:.1} of {:.0} | {err} |",

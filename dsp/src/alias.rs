@@ -97,6 +97,8 @@ pub struct AliasDetector {
     aliased_s: f64,
     since_s: f64,
     middle_quiet: bool,
+    /// The last column's noise per bin as this stage reads it.
+    noise: f32,
     /// Bins of the reverse half's middle, 0.25–0.35 of the half below 0 Hz.
     middle: std::ops::Range<usize>,
 }
@@ -123,6 +125,7 @@ impl AliasDetector {
             aliased_s: 0.0,
             since_s: f64::INFINITY,
             middle_quiet: true,
+            noise: 0.0,
             middle,
         }
     }
@@ -149,6 +152,7 @@ impl AliasDetector {
         // The noise: the column's floor, unless wrapped flow has lifted it
         // above the slow reference (which reads ≈ 0.7 of the noise).
         let noise = n.min(NOISE_OVER_FLOOR * self.floor);
+        self.noise = noise as f32;
         let k = self.edge_bins;
         let loud = (LOUD * noise) as f32;
         let sum = |b: &[f32]| b.iter().sum::<f32>();
@@ -191,6 +195,18 @@ impl AliasDetector {
     /// aliasing); false on the others.
     pub fn middle_quiet(&self) -> bool {
         self.middle_quiet
+    }
+
+    /// An aliased column within the last second: the columns that may be
+    /// aliased too.
+    pub fn recent(&self) -> bool {
+        self.since_s <= MEMORY_S
+    }
+
+    /// The last column's noise per bin: the pipeline's floor, but no more
+    /// than 1.5× its slow minimum (wrapped flow lifts the floor).
+    pub fn noise_per_bin(&self) -> f32 {
+        self.noise
     }
 
     /// Flow wrapped round the band's edge within the last 3 s.

@@ -15,7 +15,7 @@
 //! After [`Pipeline::new`], [`Pipeline::push`] and [`Pipeline::finish`]
 //! never allocate, and the same input always gives the same output.
 
-use crate::alias::AliasDetector;
+use crate::alias::{self, AliasDetector};
 use crate::beat::{BeatDetector, DetectorConfig, DetectorInput};
 use crate::direction::FlowDirection;
 use crate::envelope::{EdgeEstimate, EnvelopeConfig, EnvelopeEstimator};
@@ -180,6 +180,10 @@ impl SpectrumColumn<'_> {
     }
 }
 
+/// The pipeline reports aliasing past the unwrapping this long after the
+/// last such column, s.
+const ALIAS_REPORT_S: f64 = 3.0;
+
 /// Columns, counting the aliased one, during which a floor lifted without
 /// broadband noise is not taken for interference.
 const ALIAS_HOLD_COLUMNS: u8 = 3;
@@ -250,6 +254,14 @@ pub struct Pipeline {
     /// put down to wrapped flow rather than interference (the interference
     /// detector's 3-column median lags the last aliased column).
     alias_hold: u8,
+    /// Signal time since a column past the unwrapping, s.
+    cut_since_s: f64,
+    /// Envelopes of the spectrum rotated down by a quarter and by three
+    /// eighths of the band (the forward half of a rotation by `r` bins
+    /// spans shifts of `r` … `fft_len/2 + r` bins, across +fs/2: up to 1.5
+    /// and 1.75 × the limit), run while the stream aliases.
+    unwrap: [(EnvelopeEstimator, usize); 2],
+    rotated: Vec<f32>,
     envelope: EnvelopeEstimator,
     /// The envelope's reading of moving edges (None: correction off).
     ramp: Option<RampResponse>,
@@ -382,6 +394,12 @@ impl Pipeline {
             direction,
             alias,
             alias_hold: 0,
+            cut_since_s: f64::INFINITY,
+            unwrap: [
+                (envelope.clone(), fft_len / 4),
+                (envelope.clone(), 3 * fft_len / 8),
+            ],
+            rotated: vec![0.0; fft_len],
             envelope,
             ramp,
             detector,
@@ -451,9 +469,28 @@ impl Pipeline {
 
     /// Forward flow wrapped round the top of the band (aliasing) within the
     /// last 3 s: the stream's sample rate cannot carry the peak velocity
-    /// ([`crate::alias`]; limit [`Pipeline::max_velocity_cm_s`]).
+    /// ([`crate::alias`]; limit [`Pipeline::max_velocity_cm_s`]). Up to
+    /// [`Pipeline::max_unwrapped_velocity_cm_s`] the envelope follows the
+    /// edge across +fs/2 and the beats are measured.
     pub fn aliasing(&self) -> bool {
         self.alias.aliasing()
+    }
+
+    /// Flow past even the unwrapped range within the last 3 s: those beats
+    /// are rejected as `aliased`.
+    pub fn aliasing_past_unwrap(&self) -> bool {
+        self.cut_since_s <= ALIAS_REPORT_S
+    }
+
+    /// The highest forward velocity the unwrapping follows, cm/s: 1.75 ×
+    /// [`Pipeline::max_velocity_cm_s`].
+    pub fn max_unwrapped_velocity_cm_s(&self) -> f64 {
+        let n = self.power.len() as f64;
+        let top_bins = n / 2.0 + self.unwrap[1].1 as f64;
+        self.cfg.calibration.velocity_true_cm_s_from_measured(
+            top_bins * self.fs / n * self.velocity_per_hz,
+            self.params.beam_angle_deg,
+        )
     }
 
     /// Signal time of columns whose flow wrapped round the band's top, s.
@@ -665,10 +702,6 @@ impl Pipeline {
         // half; that is not interference ([`crate::alias`]).
         let mut interference =
             self.interference.process(noise) && !(self.alias_hold > 0 && self.alias.middle_quiet());
-        if aliased {
-            self.detector
-                .mark_aliased(self.detector_s(start), self.detector_s(end));
-        }
         if start < self.external_interference_until && end > self.external_interference_from {
             interference = true;
         }
@@ -685,12 +718,70 @@ impl Pipeline {
             !interference && start >= self.clipped_until,
         );
         let mut edge = EdgeEstimate::default();
+        let recent_alias = self.alias.recent();
+        // While the stream aliases, the floor is lifted by the wrapped flow.
+        let env_noise = if recent_alias {
+            self.alias.noise_per_bin()
+        } else {
+            noise
+        };
         if self
             .envelope
-            .process(&self.power, noise, &mut edge)
+            .process(&self.power, env_noise, &mut edge)
             .is_err()
         {
             return;
+        }
+        // Unwrapping: follow the edge across +fs/2 on the spectrum rotated
+        // down by a quarter of the band, or by three eighths when that too
+        // reaches its top. A column whose edge gets past both stays aliased
+        // (its beat is rejected).
+        let mut cut = aliased;
+        let n = self.power.len();
+        let loud = (alias::LOUD as f32) * env_noise;
+        let k = self.alias.edge_bins();
+        let mean = |b: &[f32]| b.iter().sum::<f32>() / b.len() as f32;
+        let mut unwrapped = false;
+        if recent_alias && (edge.saturated || aliased) {
+            for (env, r) in &mut self.unwrap {
+                let r = *r;
+                self.rotated[..n - r].copy_from_slice(&self.power[r..]);
+                self.rotated[n - r..].copy_from_slice(&self.power[..r]);
+                let mut wide = EdgeEstimate::default();
+                if env.process(&self.rotated, env_noise, &mut wide).is_err() || wide.shift_hz <= 0.0
+                {
+                    continue;
+                }
+                // Flow on both sides of the rotated band's own edge: past it.
+                let wrapped =
+                    mean(&self.rotated[n - k..]) >= loud && mean(&self.rotated[..k]) >= loud;
+                if wide.saturated || wrapped {
+                    continue;
+                }
+                let shift_hz = wide.shift_hz + (r as f64 * self.fs / n as f64) as f32;
+                if shift_hz > edge.shift_hz {
+                    edge = EdgeEstimate { shift_hz, ..wide };
+                }
+                cut = false;
+                unwrapped = true;
+                break;
+            }
+        }
+        // Far past the limit (1.75× and more) the wrapped flow reaches the
+        // middle of the reverse half, so the column is not confirmed as
+        // aliased, and no rotation holds its edge: flow on both sides of
+        // the wider rotation's edge (−fs/2 + 3/8 of the band) says so.
+        if recent_alias && !unwrapped {
+            let r = self.unwrap[1].1;
+            if mean(&self.power[r - k..r]) >= loud && mean(&self.power[r..r + k]) >= loud {
+                cut = true;
+            }
+        }
+        self.cut_since_s += self.hop_len as f64 / self.fs;
+        if cut {
+            self.cut_since_s = 0.0;
+            self.detector
+                .mark_aliased(self.detector_s(start), self.detector_s(end));
         }
         // A column whose flow reaches the top of the band is not taken for
         // interference (it once was, after two such columns): broadband

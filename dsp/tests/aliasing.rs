@@ -2,9 +2,10 @@
 //! (aliasing): at 8 kHz, 4 MHz and 45° any velocity above 109 cm/s. Before
 //! `odm_dsp::alias`, beats peaking at 120 cm/s were accepted with PV cut to
 //! the band's top, and beats peaking at 155 cm/s were all rejected as
-//! `interference`; neither said why. Now every such beat is rejected as
-//! `aliased` and the pipeline says the stream is aliasing — and never says
-//! so of flow under the limit.
+//! `interference`; neither said why. Now the pipeline says the stream is
+//! aliasing, follows the edge across +fs/2 up to 1.75 × the limit, and
+//! rejects as `aliased` the beats past that — and never says any of this
+//! of flow under the limit.
 
 mod common;
 
@@ -54,9 +55,13 @@ fn at_8_khz(seed: u64, sv_ml: f64, allow_aliasing: bool) -> SimConfig {
     c
 }
 
+/// Peaks of about 120 and 155 cm/s at 8 kHz (1.1 and 1.4 × the 109 cm/s
+/// limit) are followed across +fs/2 and measured; peaks of about 200 cm/s
+/// (1.9 ×, past the widest unwrapping, 1.75 ×) are rejected as `aliased`.
+/// No beat is called interference.
 #[test]
-fn beats_above_the_limit_are_rejected_as_aliased() {
-    for sv_ml in [100.0, 130.0] {
+fn beats_above_the_limit_are_measured_and_beyond_the_unwrapping_rejected() {
+    for (sv_ml, measured) in [(100.0, true), (130.0, true), (170.0, false)] {
         let o = run(at_8_khz(4, sv_ml, true));
         let limit = o.max_velocity_cm_s;
         assert!((limit - 108.9).abs() < 0.5, "limit {limit} cm/s");
@@ -68,8 +73,9 @@ fn beats_above_the_limit_are_rejected_as_aliased() {
                 "SV {sv_ml}: aliasing taken for interference at {} s",
                 b.onset_s
             );
-            // The envelope of a wrapped systole is not the flow's: an onset
-            // may be misplaced, but such a beat must not be accepted either.
+            // The envelope of a wrapped systole past the unwrapping is not
+            // the flow's: an onset may be misplaced, but such a beat must
+            // not be accepted either.
             let Some(t) = o
                 .truth
                 .iter()
@@ -78,15 +84,34 @@ fn beats_above_the_limit_are_rejected_as_aliased() {
                 assert!(!b.accepted, "SV {sv_ml}: false beat at {} s", b.onset_s);
                 continue;
             };
-            if t.pv_cm_s > 1.05 * limit {
-                above += 1;
+            if t.pv_cm_s <= 1.05 * limit {
+                continue;
+            }
+            above += 1;
+            if measured {
+                assert!(
+                    b.accepted,
+                    "SV {sv_ml}: {:?} at {} s",
+                    b.reject_reason, b.onset_s
+                );
+                let pv_err = (b.pv_cm_s - t.pv_cm_s) / t.pv_cm_s;
+                let sd_err = (b.sd_cm - t.sd_cm) / t.sd_cm;
+                assert!(
+                    pv_err.abs() < 0.05 && sd_err.abs() < 0.05,
+                    "SV {sv_ml}: beat at {} s, PV {:.1} for {:.1}, SD {:.2} for {:.2}",
+                    b.onset_s,
+                    b.pv_cm_s,
+                    t.pv_cm_s,
+                    b.sd_cm,
+                    t.sd_cm
+                );
+            } else {
                 assert_eq!(
                     b.reject_reason,
                     Some(RejectReason::Aliased),
-                    "SV {sv_ml}: beat at {} s, true PV {:.0} cm/s, read {:.0}",
+                    "SV {sv_ml}: beat at {} s, true PV {:.0} cm/s",
                     b.onset_s,
-                    t.pv_cm_s,
-                    b.pv_cm_s
+                    t.pv_cm_s
                 );
             }
         }

@@ -10,7 +10,7 @@
 //! | signal lost: no accepted beat for > 10 s | medium | usually a displaced probe; the operator must refocus |
 //! | I/Q channel fault: one quadrature channel dead or broken (docs/dsp.md, stage 1a) | medium | the flow is mirrored into the noise reference, so beats are rejected as interference; the probe interface or cable needs a service |
 //! | flow reversed: the pulsatile flow is in the reverse half of the spectrum (docs/dsp.md, stage 3b) | medium | no beat can be measured; the beam is on flow towards the probe, or the interface swaps I and Q — refocus, and if it persists call the biomedical engineers |
-//! | aliasing: the systole's flow wraps round the top of the band (docs/dsp.md, stage 3c) | medium | the peak velocity is above what the interface's sample rate carries, so every such beat is rejected (its PV and SD would be cut); the interface must run at a higher sample rate |
+//! | aliasing past the unwrapping: the systole's flow wraps round the top of the band further than the DSP can follow (1.75 × the sample rate's limit; docs/dsp.md, stage 3c) | medium | every such beat is rejected (its PV and SD would be cut); the interface must run at a higher sample rate. Aliasing the DSP follows is shown under the probe, not alarmed: the numbers are measured |
 //! | interference (diathermy) rejecting beats for > 30 s | low | numbers are frozen on old beats; awareness only |
 //! | probe life expired | low | the probe still works; replace it at the next opportunity |
 //!
@@ -63,8 +63,9 @@ pub enum AlarmKind {
     FlowReversed,
     /// One quadrature channel of the probe interface is dead or broken.
     IqChannelFault,
-    /// The systole's flow wraps round the top of the band: the peak
-    /// velocity is above what the stream's sample rate can carry.
+    /// The systole's flow wraps round the top of the band further than
+    /// the DSP can follow: the peak velocity is far above what the
+    /// stream's sample rate carries, and the beats are rejected.
     Aliasing,
     /// Beats rejected for interference for longer than the limit.
     Interference,
@@ -140,7 +141,8 @@ pub struct AlarmInputs {
     pub flow_reversed: bool,
     /// One quadrature channel of the probe interface is dead or broken.
     pub iq_channel_fault: bool,
-    /// The systole's flow wraps round the top of the band (aliasing).
+    /// The systole's flow wraps round the top of the band further than the
+    /// DSP can follow (aliasing; those beats are rejected).
     pub aliasing: bool,
 }
 

@@ -1088,14 +1088,20 @@ impl MonitorApp {
             );
         }
         // The systole's top wraps round the band's edge (docs/dsp.md,
-        // stage 3c): its beats are rejected, PV and SD would be cut.
-        if let Some(limit) = self.state.aliasing_limit_cm_s {
+        // stage 3c): followed across it up to 1.75 × the limit, its beats
+        // rejected past that.
+        if let Some(top) = self.state.aliasing_past_unwrap_cm_s {
             ui.label(
                 RichText::new(format!(
-                    "aliasing: flow above {limit:.0} cm/s, the limit at this sample rate"
+                    "aliasing: flow above {top:.0} cm/s, beats rejected"
                 ))
                 .color(colour::MEDIUM)
                 .strong(),
+            );
+        } else if let Some(limit) = self.state.aliasing_limit_cm_s {
+            ui.label(
+                RichText::new(format!("aliasing above {limit:.0} cm/s: unwrapped"))
+                    .color(colour::TEXT),
             );
         }
         ui.label(

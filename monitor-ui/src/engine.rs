@@ -276,8 +276,11 @@ impl Engine {
                     self.handoff
                         .set_iq_corrected_image_db(p.iq_correction().and(p.iq_image_db()));
                     self.handoff.set_flow_reversed(p.flow_reversed());
-                    self.handoff
-                        .set_aliasing_limit_cm_s(p.aliasing().then(|| p.max_velocity_cm_s()));
+                    self.handoff.set_aliasing(
+                        p.aliasing().then(|| p.max_velocity_cm_s()),
+                        p.aliasing_past_unwrap()
+                            .then(|| p.max_unwrapped_velocity_cm_s()),
+                    );
                     // The ratio (a log) is read again only while faulted.
                     let fault_db = if p.iq_channel_fault() {
                         p.iq_channel_ratio_db()
@@ -450,7 +453,7 @@ impl Engine {
         self.handoff.set_iq_corrected_image_db(None);
         self.handoff.set_flow_reversed(false);
         self.handoff.set_iq_channel_fault_db(None);
-        self.handoff.set_aliasing_limit_cm_s(None);
+        self.handoff.set_aliasing(None, None);
         self.handoff.events.push(EventMsg::Reset);
     }
 

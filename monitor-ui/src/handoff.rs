@@ -186,6 +186,9 @@ pub struct Handoff {
     /// While the flow wraps round the top of the band, the velocity the
     /// stream can carry (cm/s, ×100); `i32::MIN` otherwise.
     aliasing_limit_centi_cm_s: AtomicI32,
+    /// While the flow is past even the unwrapped range, that range's top
+    /// (cm/s, ×100); `i32::MIN` otherwise.
+    aliasing_past_centi_cm_s: AtomicI32,
 }
 
 impl Default for Handoff {
@@ -211,6 +214,7 @@ impl Handoff {
             flow_reversed: AtomicBool::new(false),
             iq_channel_fault_centi_db: AtomicI32::new(i32::MIN),
             aliasing_limit_centi_cm_s: AtomicI32::new(i32::MIN),
+            aliasing_past_centi_cm_s: AtomicI32::new(i32::MIN),
         }
     }
     /// A shared handoff.
@@ -268,16 +272,27 @@ impl Handoff {
         let v = self.iq_channel_fault_centi_db.load(Ordering::Acquire);
         (v != i32::MIN).then(|| f64::from(v) / 100.0)
     }
-    /// Records aliasing: while the systole's flow wraps round the top of the
-    /// band, the highest velocity the stream can carry, cm/s (None: no
-    /// aliasing in the last 3 s; docs/dsp.md, stage 3c).
-    pub fn set_aliasing_limit_cm_s(&self, limit_cm_s: Option<f64>) {
-        let v = limit_cm_s.map_or(i32::MIN, |v| (v.clamp(0.0, 1e6) * 100.0).round() as i32);
-        self.aliasing_limit_centi_cm_s.store(v, Ordering::Release);
+    /// Records aliasing (docs/dsp.md, stage 3c): while the systole's flow
+    /// wraps round the top of the band, the highest velocity the stream
+    /// carries, cm/s (the DSP follows the edge past it); while the flow is
+    /// past even the unwrapped range, that range's top (those beats are
+    /// rejected). None: not in the last 3 s.
+    pub fn set_aliasing(&self, limit_cm_s: Option<f64>, past_unwrap_cm_s: Option<f64>) {
+        let centi =
+            |x: Option<f64>| x.map_or(i32::MIN, |v| (v.clamp(0.0, 1e6) * 100.0).round() as i32);
+        self.aliasing_limit_centi_cm_s
+            .store(centi(limit_cm_s), Ordering::Release);
+        self.aliasing_past_centi_cm_s
+            .store(centi(past_unwrap_cm_s), Ordering::Release);
     }
     /// The velocity limit the flow is exceeding, cm/s, while it aliases.
     pub fn aliasing_limit_cm_s(&self) -> Option<f64> {
         let v = self.aliasing_limit_centi_cm_s.load(Ordering::Acquire);
+        (v != i32::MIN).then(|| f64::from(v) / 100.0)
+    }
+    /// The top of the unwrapped range, cm/s, while the flow is past it.
+    pub fn aliasing_past_unwrap_cm_s(&self) -> Option<f64> {
+        let v = self.aliasing_past_centi_cm_s.load(Ordering::Acquire);
         (v != i32::MIN).then(|| f64::from(v) / 100.0)
     }
     /// Total display items dropped because the UI fell behind.

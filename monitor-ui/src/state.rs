@@ -110,6 +110,8 @@ pub struct MonitorState {
     pub iq_channel_fault_db: Option<f64>,
     /// While the flow aliases, the velocity the stream can carry, cm/s.
     pub aliasing_limit_cm_s: Option<f64>,
+    /// While the flow is past even the unwrapped range, its top, cm/s.
+    pub aliasing_past_unwrap_cm_s: Option<f64>,
     last_seen_sample: u64,
     now_s: f64,
 }
@@ -146,6 +148,7 @@ impl MonitorState {
             flow_reversed: false,
             iq_channel_fault_db: None,
             aliasing_limit_cm_s: None,
+            aliasing_past_unwrap_cm_s: None,
             last_seen_sample: 0,
             now_s: 0.0,
         }
@@ -228,6 +231,7 @@ impl MonitorState {
         self.flow_reversed = handoff.flow_reversed();
         self.iq_channel_fault_db = handoff.iq_channel_fault_db();
         self.aliasing_limit_cm_s = handoff.aliasing_limit_cm_s();
+        self.aliasing_past_unwrap_cm_s = handoff.aliasing_past_unwrap_cm_s();
         let latest = handoff.latest_sample();
         if latest != self.last_seen_sample {
             if latest > self.last_seen_sample {
@@ -260,7 +264,7 @@ impl MonitorState {
                 .is_some_and(|p| p.minutes_limit > 0 && p.minutes_used >= p.minutes_limit),
             flow_reversed: self.flow_reversed,
             iq_channel_fault: self.iq_channel_fault_db.is_some(),
-            aliasing: self.aliasing_limit_cm_s.is_some(),
+            aliasing: self.aliasing_past_unwrap_cm_s.is_some(),
         }
     }
 

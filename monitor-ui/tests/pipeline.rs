@@ -326,26 +326,37 @@ fn the_engine_reports_reversed_flow() {
 }
 
 /// The engine tells the display while the flow wraps round the top of the
-/// band, with the limit: peaks of about 155 cm/s at 8 kHz (limit 109); the
-/// same beats capped under the limit show nothing.
+/// band, with the limit, and while it is past the unwrapping, with that
+/// range's top: at 8 kHz (limit 109 cm/s) peaks of about 155 cm/s are
+/// followed, peaks of about 200 are past; the same beats capped under the
+/// limit show nothing.
 #[test]
 fn the_engine_reports_aliasing_with_the_limit() {
-    for allow_aliasing in [false, true] {
+    for (sv_ml, allow_aliasing) in [(130.0, false), (130.0, true), (170.0, true)] {
         let cfg = SimConfig {
             seed: 3,
             duration_s: Some(8.0),
             sample_rate_hz: 8000,
-            sv_ml: 130.0,
+            sv_ml,
             allow_aliasing,
             ..SimConfig::default()
         };
-        let mut shown = None;
-        through_engine(cfg, |h| shown = shown.or(h.aliasing_limit_cm_s()));
+        let (mut limit, mut past) = (None, None);
+        through_engine(cfg, |h| {
+            limit = limit.or(h.aliasing_limit_cm_s());
+            past = past.or(h.aliasing_past_unwrap_cm_s());
+        });
         if allow_aliasing {
-            let limit = shown.unwrap_or_else(|| panic!("never reported"));
+            let limit = limit.unwrap_or_else(|| panic!("SV {sv_ml}: never reported"));
             assert!((limit - 108.9).abs() < 0.5, "{limit} cm/s");
         } else {
-            assert_eq!(shown, None);
+            assert_eq!(limit, None);
+        }
+        if sv_ml > 150.0 {
+            let top = past.unwrap_or_else(|| panic!("never past the unwrapping"));
+            assert!((top - 1.75 * 108.9).abs() < 1.0, "{top} cm/s");
+        } else {
+            assert_eq!(past, None, "SV {sv_ml}");
         }
     }
 }

@@ -296,20 +296,26 @@ fn reversed_flow_raises_an_alarm_and_is_named_under_the_probe() {
 }
 
 #[test]
-fn aliasing_raises_an_alarm_and_names_the_limit_under_the_probe() {
+fn aliasing_is_named_under_the_probe_and_alarms_only_past_the_unwrapping() {
     let rig = Rig::new();
     let mut h = harness(rig.app(SourceSpec::Simulated { seed: 1 }));
     h.step();
     assert!(h.query_by_label_contains("ALIASING").is_none());
-    assert!(h.query_by_label_contains("aliasing:").is_none());
-    rig.handoff.set_aliasing_limit_cm_s(Some(108.9));
+    assert!(h.query_by_label_contains("aliasing").is_none());
+    // Followed across the band's edge: measured, so no alarm.
+    rig.handoff.set_aliasing(Some(108.9), None);
+    h.step();
+    h.get_by_label("aliasing above 109 cm/s: unwrapped");
+    assert!(h.query_by_label_contains("ALIASING").is_none());
+    // Past the unwrapping: beats rejected, and the alarm says what to do.
+    rig.handoff.set_aliasing(Some(108.9), Some(190.6));
     h.step();
     h.get_by_label_contains("MEDIUM VELOCITY ABOVE RANGE - ALIASING, RAISE SAMPLE RATE");
-    h.get_by_label("aliasing: flow above 109 cm/s, the limit at this sample rate");
-    rig.handoff.set_aliasing_limit_cm_s(None);
+    h.get_by_label("aliasing: flow above 191 cm/s, beats rejected");
+    rig.handoff.set_aliasing(None, None);
     h.step();
     assert!(h.query_by_label_contains("ALIASING").is_none());
-    assert!(h.query_by_label_contains("aliasing:").is_none());
+    assert!(h.query_by_label_contains("aliasing").is_none());
 }
 
 #[test]
