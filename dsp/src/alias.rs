@@ -42,13 +42,14 @@
 //! Measured on the virtual probe at 8 kHz, 30 s (`dsp/tests/aliasing.rs`):
 //! beats peaking at 90–98 cm/s (0.83–0.90 of the 109 cm/s limit, the top of
 //! their spectrum within 8 bins of the band's edge) give no aliased column;
-//! beats peaking at 120 and 155 cm/s are every one found.
+//! beats peaking at 120, 155 and 200 cm/s are every one found.
 //!
-//! **What follows.** The column is not taken for interference; a beat whose
-//! systole holds an aliased column is rejected as `aliased` (its PV and SD
-//! are cut at the band's top); the pipeline reports the aliasing so the
-//! monitor can say so (`Pipeline::aliasing`). The velocities are not
-//! unwrapped: see docs/dsp.md, stage 3c.
+//! **What follows.** The column is not taken for interference; the
+//! pipeline follows the envelope across +fs/2 on rotated copies of the
+//! spectrum (up to 1.75× the limit) and rejects as `aliased` a beat whose
+//! systole gets past that (`Pipeline::column`); it reports the aliasing so
+//! the monitor can say so (`Pipeline::aliasing`,
+//! `Pipeline::aliasing_past_unwrap`). See docs/dsp.md, stage 3c.
 
 /// Mean power of an edge region, as a multiple of the noise per bin, at
 /// which the region holds flow. Noise alone never averages that much over
