@@ -1494,7 +1494,7 @@ mod tests {
             let bs = beats(&b);
             assert!(bs.len() >= 8, "SV {sv_ml}: {} beats", bs.len());
             // Past the unwrapping a few columns' wrapped flow fills the
-            // reverse half's middle too and reads as interference (2 of 149
+            // reverse half's middle too and reads as interference (4 of 149
             // beats in docs/validation.md): none may be accepted.
             let reasons: Vec<&Value> = bs.iter().map(|x| &x["reject_reason"]).collect();
             let matching = reasons.iter().filter(|r| ***r == reason).count();

@@ -76,6 +76,9 @@ const QUIET: f64 = 6.0;
 /// above it, wrapped flow has lifted the floor and this multiple of the
 /// reference is the noise.
 const NOISE_OVER_FLOOR: f64 = 1.5;
+/// An aliasing run is not started by a column whose floor stands this far
+/// above the slow reference.
+const START_FLOOR_JUMP: f64 = 3.0;
 /// The floor reference rises at most this factor per second.
 const FLOOR_RISE_PER_S: f64 = 1.5;
 /// After an aliased column, a column with flow in the reverse half's outer
@@ -109,7 +112,7 @@ impl AliasDetector {
     /// wall band `wall_bins` each side of 0 Hz, one column every `column_s`.
     pub fn new(fft_len: usize, wall_bins: usize, column_s: f64) -> Self {
         let half = fft_len / 2;
-        let edge_bins = (fft_len / 32).max(4).min(half / 4).max(1);
+        let edge_bins = (fft_len / 32).max(8).min(half / 4).max(1);
         // Wrapped flow reaches the middle only beyond 1.65× the limit;
         // tissue motion and the aorta's reverse flow stay nearer 0 Hz.
         let end = (half - half / 4).min(half.saturating_sub(wall_bins));
@@ -139,10 +142,16 @@ impl AliasDetector {
     /// One column (linear power per bin, ascending frequency) and the
     /// pipeline's noise per bin; true when the column's flow wraps round
     /// the band's edge.
-    pub fn observe(&mut self, power: &[f32], noise_per_bin: f32) -> bool {
+    ///
+    /// A column that is not `clean` (clipped, or within the wall filter's
+    /// settling after clipping) is never aliased: clipping I and Q folds
+    /// the harmonics of the clutter and the flow round ±fs/2, which once
+    /// read as one aliased column in a 120 s stream at 20 kHz.
+    pub fn observe(&mut self, power: &[f32], noise_per_bin: f32, clean: bool) -> bool {
         self.since_s += self.column_s;
+        self.middle_quiet = false;
         let n = f64::from(noise_per_bin);
-        if power.len() != 2 * self.zero_bin || !(n > 0.0 && n.is_finite()) {
+        if !clean || power.len() != 2 * self.zero_bin || !(n > 0.0 && n.is_finite()) {
             return false;
         }
         self.floor = if self.floor > 0.0 {
@@ -161,12 +170,17 @@ impl AliasDetector {
         // aliasing was seen in the last second.
         let top = sum(&power[power.len() - k..]);
         let recent = self.since_s <= MEMORY_S;
-        self.middle_quiet = false;
         if top < loud * k as f32 && !recent {
             return false;
         }
         let bottom = sum(&power[..k]);
-        let confirmed = top >= loud * k as f32
+        // A run starts with a small wrap at the top of a rising systole,
+        // which barely moves the floor; a floor jumping at once is the onset
+        // of broadband interference (at the virtual probe's diathermy onset
+        // the window's first column read 20× the floor, with the band's
+        // edges 27× the noise and its middle 4×).
+        let confirmed = n < START_FLOOR_JUMP * self.floor
+            && top >= loud * k as f32
             && bottom >= loud * k as f32
             && f64::from(bottom) >= IMAGE_RATIO * f64::from(top);
         if !(confirmed || recent) {
@@ -257,7 +271,7 @@ mod tests {
                     }
                 })
             };
-            assert!(!d.observe(&c, 1.0), "column {i}");
+            assert!(!d.observe(&c, 1.0, true), "column {i}");
         }
         assert_eq!(d.aliased_s(), 0.0);
         assert!(!d.aliasing());
@@ -269,12 +283,22 @@ mod tests {
         let mut d = AliasDetector::new(N, WALL, 0.005);
         let noise = |d: &mut AliasDetector, rng: &mut dyn FnMut() -> f64, columns: usize| {
             for _ in 0..columns {
-                assert!(!d.observe(&column(rng, |_| 0.0), 1.0));
+                assert!(!d.observe(&column(rng, |_| 0.0), 1.0, true));
             }
         };
         noise(&mut d, &mut rng, 200);
         // Broadband interference: everything 20 dB up, the floor with it.
-        assert!(!d.observe(&column(&mut rng, |_| 100.0), 101.0));
+        assert!(!d.observe(&column(&mut rng, |_| 100.0), 101.0, true));
+        // Its onset, whose first column can read louder at the band's edges
+        // than in the middle: the floor jumps at once, which no wrap does.
+        let onset = |off: i64| {
+            if off.abs() > (N as i64) / 2 - 10 {
+                300.0
+            } else {
+                2.0
+            }
+        };
+        assert!(!d.observe(&column(&mut rng, onset), 20.0, true));
         // The top of the flow at the band's edge with an I/Q image 24 dB
         // down at −fs/2.
         let imaged = |off: i64| {
@@ -286,7 +310,7 @@ mod tests {
                 0.0
             }
         };
-        assert!(!d.observe(&column(&mut rng, imaged), 1.0));
+        assert!(!d.observe(&column(&mut rng, imaged), 1.0, true));
         // Reverse flow next to 0 Hz and forward flow at the top: not a wrap.
         let reverse = |off: i64| {
             if off.abs() > WALL as i64 && off > -40 || off < -(N as i64) / 2 + 10 {
@@ -295,7 +319,7 @@ mod tests {
                 0.0
             }
         };
-        assert!(!d.observe(&column(&mut rng, reverse), 1.0));
+        assert!(!d.observe(&column(&mut rng, reverse), 1.0, true));
         assert!(!d.aliasing());
         // Forward flow up to 1.3·fs/2: the top 0.3 wraps to −fs/2 … −0.7·fs/2
         // and lifts the pipeline's floor (the median of the reverse half).
@@ -304,7 +328,7 @@ mod tests {
             let wrapped = off < -(N as i64) / 2 + 38;
             if forward || wrapped { 300.0 } else { 0.0 }
         };
-        assert!(d.observe(&column(&mut rng, wrapped), 1.6));
+        assert!(d.observe(&column(&mut rng, wrapped), 1.6, true));
         assert!(d.aliasing());
         // Far beyond the limit the wrapped flow fills most of the reverse
         // half and the floor reads 500× the noise: the forward top is under
@@ -314,13 +338,13 @@ mod tests {
             let wrapped = off < -50;
             if forward || wrapped { 3000.0 } else { 0.0 }
         };
-        assert!(d.observe(&column(&mut rng, far), 500.0));
+        assert!(d.observe(&column(&mut rng, far), 500.0, true));
         // Within a second of it, a column whose wrapped part is loud and whose
         // forward top has faded is still aliased; a second later it is not.
         let faded = |off: i64| if off < -50 { 3000.0 } else { 0.0 };
-        assert!(d.observe(&column(&mut rng, faded), 500.0));
+        assert!(d.observe(&column(&mut rng, faded), 500.0, true));
         noise(&mut d, &mut rng, 220);
-        assert!(!d.observe(&column(&mut rng, faded), 500.0));
+        assert!(!d.observe(&column(&mut rng, faded), 500.0, true));
         assert!((d.aliased_s() - 3.0 * 0.005).abs() < 1e-12);
     }
 
@@ -329,7 +353,7 @@ mod tests {
         let mut rng = uniform(3);
         let mut d = AliasDetector::new(N, WALL, 0.005);
         for _ in 0..10 {
-            d.observe(&column(&mut rng, |_| 0.0), 1.0);
+            d.observe(&column(&mut rng, |_| 0.0), 1.0, true);
         }
         assert!(d.observe(
             &column(&mut rng, |off| if off > WALL as i64 || off < -100 {
@@ -337,14 +361,25 @@ mod tests {
             } else {
                 0.0
             }),
-            1.0
+            1.0,
+            true
+        ));
+        // A clipped column is never aliased, whatever it holds.
+        assert!(!d.observe(
+            &column(&mut rng, |off| if off > WALL as i64 || off < -100 {
+                300.0
+            } else {
+                0.0
+            }),
+            1.0,
+            false
         ));
         for _ in 0..590 {
-            d.observe(&column(&mut rng, |_| 0.0), 1.0);
+            d.observe(&column(&mut rng, |_| 0.0), 1.0, true);
         }
         assert!(d.aliasing(), "2.95 s later");
         for _ in 0..20 {
-            d.observe(&column(&mut rng, |_| 0.0), 1.0);
+            d.observe(&column(&mut rng, |_| 0.0), 1.0, true);
         }
         assert!(!d.aliasing(), "3.05 s later");
     }

@@ -692,7 +692,8 @@ impl Pipeline {
             self.lines.observe(&self.power, noise);
             self.lines.cancel(&mut self.power);
         }
-        let aliased = self.alias.observe(&self.power, noise);
+        let settled = self.clipped_until.saturating_add(self.iq.settle_samples());
+        let aliased = self.alias.observe(&self.power, noise, start >= settled);
         self.alias_hold = if aliased {
             ALIAS_HOLD_COLUMNS
         } else {
