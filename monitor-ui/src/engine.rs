@@ -57,7 +57,12 @@ pub enum RecorderMsg {
 /// Turns one spectrum column into display rows (0 = top = fastest forward
 /// flow): each row takes the strongest bin it covers, in dB above the
 /// column's noise floor, scaled to 0..=255 over [`DISPLAY_RANGE_DB`].
-pub fn rows_from_column(col: &SpectrumColumn<'_>) -> [u8; COLUMN_ROWS] {
+///
+/// With `unwrap` (the DSP reports aliasing: the systole's top wraps round
+/// +fs/2, docs/dsp.md, stage 3c), forward velocities above the band's top
+/// are drawn from the bins they wrapped to, so the waterfall shows the
+/// systole whole under the envelope the DSP follows across the edge.
+pub fn rows_from_column(col: &SpectrumColumn<'_>, unwrap: bool) -> [u8; COLUMN_ROWS] {
     let mut rows = [0u8; COLUMN_ROWS];
     let per_bin = col.velocity_cm_s_per_bin;
     if !(per_bin.is_finite() && per_bin > 0.0) || col.power.is_empty() {
@@ -78,8 +83,14 @@ pub fn rows_from_column(col: &SpectrumColumn<'_>) -> [u8; COLUMN_ROWS] {
             hi = lo;
         }
         let mut p = 0.0f32;
-        for k in lo.max(0)..=hi.min(n - 1) {
-            p = p.max(col.power.get(k as usize).copied().unwrap_or(0.0));
+        if unwrap && v > 0.0 {
+            for k in lo.max(0)..=hi.min(zero + n - 1) {
+                p = p.max(col.power[k.rem_euclid(n) as usize]);
+            }
+        } else {
+            for k in lo.max(0)..=hi.min(n - 1) {
+                p = p.max(col.power.get(k as usize).copied().unwrap_or(0.0));
+            }
         }
         if p > noise {
             let db = 10.0 * (p / noise).log10();
@@ -131,13 +142,15 @@ fn sv_model_from_annotation(a: &Annotation) -> Option<SvModel> {
 struct DisplaySink<'a> {
     handoff: &'a Handoff,
     pushed_at: Instant,
+    /// Draw forward velocities past the band's top from where they wrapped.
+    unwrap: bool,
 }
 
 impl PipelineSink for DisplaySink<'_> {
     fn spectrum_column(&mut self, column: &SpectrumColumn<'_>) {
         self.handoff.columns.push(ColumnMsg {
             sample: column.sample_index,
-            rows: rows_from_column(column),
+            rows: rows_from_column(column, self.unwrap),
             tones: u8::try_from(column.narrowband_lines).unwrap_or(u8::MAX),
         });
     }
@@ -264,6 +277,7 @@ impl Engine {
                     let mut sink = DisplaySink {
                         handoff: &self.handoff,
                         pushed_at,
+                        unwrap: p.aliasing(),
                     };
                     p.push(
                         block.first_sample,
@@ -463,6 +477,7 @@ impl Engine {
             let mut sink = DisplaySink {
                 handoff: &self.handoff,
                 pushed_at: Instant::now(),
+                unwrap: p.aliasing(),
             };
             p.finish(&mut sink);
         }
@@ -526,11 +541,38 @@ mod tests {
             interference: false,
             narrowband_lines: 0,
         };
-        let rows = rows_from_column(&col);
+        let rows = rows_from_column(&col, false);
         let row = row_from_velocity_cm_s(100.0) as usize;
         assert_eq!(rows[row], 255);
         let lit: Vec<usize> = (0..COLUMN_ROWS).filter(|&r| rows[r] > 0).collect();
         assert_eq!(lit, vec![row], "only the 100 cm/s row is lit");
+    }
+
+    #[test]
+    fn while_aliasing_a_wrapped_bin_is_drawn_above_the_band_top() {
+        // 256 bins, 0 Hz at bin 128, 1 cm/s per bin: the band's top is
+        // +128 cm/s, and flow at 160 cm/s arrives at −96 cm/s (bin 32).
+        let mut power = vec![1.0f32; 256];
+        power[32] = 1000.0;
+        let col = SpectrumColumn {
+            sample_index: 0,
+            t_s: 0.0,
+            power: &power,
+            zero_bin: 128,
+            bin_hz: 36.7,
+            velocity_cm_s_per_bin: 1.0,
+            noise_power: 1.0,
+            interference: false,
+            narrowband_lines: 0,
+        };
+        let lit = |rows: [u8; COLUMN_ROWS]| -> Vec<usize> {
+            (0..COLUMN_ROWS).filter(|&r| rows[r] > 0).collect()
+        };
+        // As received, −96 cm/s is below the display's −60 cm/s: nothing.
+        assert!(lit(rows_from_column(&col, false)).is_empty());
+        // Unwrapped: the 160 cm/s row, and only forward rows take wrapped bins.
+        let rows = lit(rows_from_column(&col, true));
+        assert_eq!(rows, vec![row_from_velocity_cm_s(160.0) as usize]);
     }
 
     /// With the demodulator's error corrected, the audio hears the probe's
