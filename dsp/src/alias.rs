@@ -224,6 +224,19 @@ impl AliasDetector {
         self.noise
     }
 
+    /// Flow stands on both sides of `bin` (both `edge_bins` regions at
+    /// least [`LOUD`] times [`noise_per_bin`](Self::noise_per_bin)): an edge
+    /// there is crossed. The pipeline asks it of the edges of its rotated
+    /// spectra (`Pipeline::column`'s unwrapping).
+    pub fn flow_across(&self, power: &[f32], bin: usize) -> bool {
+        let k = self.edge_bins;
+        let loud = LOUD as f32 * self.noise * k as f32;
+        bin >= k
+            && bin + k <= power.len()
+            && power[bin - k..bin].iter().sum::<f32>() >= loud
+            && power[bin..bin + k].iter().sum::<f32>() >= loud
+    }
+
     /// Flow wrapped round the band's edge within the last 3 s.
     pub fn aliasing(&self) -> bool {
         self.since_s <= REPORT_HOLD_S

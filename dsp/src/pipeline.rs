@@ -15,7 +15,7 @@
 //! After [`Pipeline::new`], [`Pipeline::push`] and [`Pipeline::finish`]
 //! never allocate, and the same input always gives the same output.
 
-use crate::alias::{self, AliasDetector};
+use crate::alias::AliasDetector;
 use crate::beat::{BeatDetector, DetectorConfig, DetectorInput};
 use crate::direction::FlowDirection;
 use crate::envelope::{EdgeEstimate, EnvelopeConfig, EnvelopeEstimator};
@@ -737,44 +737,43 @@ impl Pipeline {
         // down by a quarter of the band, or by three eighths when that too
         // reaches its top. A column whose edge gets past both stays aliased
         // (its beat is rejected).
+        //
+        // A rotation by `r` has its own band edge at bin `r` of the column
+        // (−fs/2 + r bins); flow on both sides of it means the edge is past
+        // that rotation too. Far past the limit (1.75× and more) the wrapped
+        // flow reaches the middle of the reverse half, so the column is not
+        // confirmed as aliased; flow across the wider rotation's edge then
+        // says so.
         let mut cut = aliased;
-        let n = self.power.len();
-        let loud = (alias::LOUD as f32) * env_noise;
-        let k = self.alias.edge_bins();
-        let mean = |b: &[f32]| b.iter().sum::<f32>() / b.len() as f32;
-        let mut unwrapped = false;
-        if recent_alias && (edge.saturated || aliased) {
-            for (env, r) in &mut self.unwrap {
-                let r = *r;
-                self.rotated[..n - r].copy_from_slice(&self.power[r..]);
-                self.rotated[n - r..].copy_from_slice(&self.power[..r]);
-                let mut wide = EdgeEstimate::default();
-                if env.process(&self.rotated, env_noise, &mut wide).is_err() || wide.shift_hz <= 0.0
-                {
-                    continue;
+        if recent_alias {
+            let n = self.power.len();
+            let mut unwrapped = false;
+            if edge.saturated || aliased {
+                for (env, r) in &mut self.unwrap {
+                    let r = *r;
+                    self.rotated[..n - r].copy_from_slice(&self.power[r..]);
+                    self.rotated[n - r..].copy_from_slice(&self.power[..r]);
+                    // Each estimator sees every column it may be asked
+                    // about (it pools the spectrum's shape), crossed or not.
+                    let mut wide = EdgeEstimate::default();
+                    if env.process(&self.rotated, env_noise, &mut wide).is_err()
+                        || wide.shift_hz <= 0.0
+                        || wide.saturated
+                        || self.alias.flow_across(&self.power, r)
+                    {
+                        continue;
+                    }
+                    let shift_hz = wide.shift_hz + (r as f64 * self.fs / n as f64) as f32;
+                    if shift_hz > edge.shift_hz {
+                        edge = EdgeEstimate { shift_hz, ..wide };
+                    }
+                    unwrapped = true;
+                    break;
                 }
-                // Flow on both sides of the rotated band's own edge: past it.
-                let wrapped =
-                    mean(&self.rotated[n - k..]) >= loud && mean(&self.rotated[..k]) >= loud;
-                if wide.saturated || wrapped {
-                    continue;
-                }
-                let shift_hz = wide.shift_hz + (r as f64 * self.fs / n as f64) as f32;
-                if shift_hz > edge.shift_hz {
-                    edge = EdgeEstimate { shift_hz, ..wide };
-                }
-                cut = false;
-                unwrapped = true;
-                break;
             }
-        }
-        // Far past the limit (1.75× and more) the wrapped flow reaches the
-        // middle of the reverse half, so the column is not confirmed as
-        // aliased, and no rotation holds its edge: flow on both sides of
-        // the wider rotation's edge (−fs/2 + 3/8 of the band) says so.
-        if recent_alias && !unwrapped {
-            let r = self.unwrap[1].1;
-            if mean(&self.power[r - k..r]) >= loud && mean(&self.power[r..r + k]) >= loud {
+            if unwrapped {
+                cut = false;
+            } else if self.alias.flow_across(&self.power, self.unwrap[1].1) {
                 cut = true;
             }
         }
