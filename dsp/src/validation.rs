@@ -97,6 +97,11 @@ pub struct Score {
     pub pv_pct: ErrorStats,
     /// Heart-rate error, 1/min.
     pub hr_bpm: ErrorStats,
+    /// Error of the heart rate the display shows, 1/min: the mean over
+    /// [`crate::trend::DEFAULT_AVERAGE_BEATS`] consecutive accepted beats
+    /// against the mean over the same truth beats, for every run of that
+    /// many consecutive eligible truth beats all matched by accepted beats.
+    pub hr_display_bpm: ErrorStats,
 }
 
 impl Score {
@@ -159,6 +164,9 @@ pub fn score(
         Vec::new(),
         Vec::new(),
     );
+    // Per truth beat: (detected HR, true HR) when eligible and matched by an
+    // accepted beat, for the display's rolling mean.
+    let mut shown: Vec<Option<(f64, f64)>> = vec![None; truth.len()];
     for (i, t) in truth.iter().enumerate() {
         let eligible = t.onset_s >= span_s.0 + 0.5
             && t.next_onset_s <= span_s.1 - 0.5
@@ -179,8 +187,25 @@ pub fn score(
             }
             pv.push(100.0 * (d.pv_cm_s - t.pv_cm_s) / t.pv_cm_s);
             hr.push(d.hr_bpm - t.hr_bpm);
+            if d.accepted {
+                shown[i] = Some((d.hr_bpm, t.hr_bpm));
+            }
         }
     }
+    let n_avg = crate::trend::DEFAULT_AVERAGE_BEATS;
+    let mut hr_display: Vec<f64> = shown
+        .windows(n_avg)
+        .filter_map(|w| {
+            let (mut sd, mut st) = (0.0, 0.0);
+            for &(d, t) in w.iter().flatten() {
+                sd += d;
+                st += t;
+            }
+            w.iter()
+                .all(Option::is_some)
+                .then(|| (sd - st) / n_avg as f64)
+        })
+        .collect();
     for (j, d) in detected.iter().enumerate() {
         let truth_cycle = pair_of_det[j].map(|i| (truth[i].onset_s, truth[i].next_onset_s));
         let in_imp = overlaps(d.onset_s, d.next_onset_s, impairments, 0.0)
@@ -207,6 +232,7 @@ pub fn score(
     s.sd_pct = ErrorStats::from_errors(&mut sd);
     s.pv_pct = ErrorStats::from_errors(&mut pv);
     s.hr_bpm = ErrorStats::from_errors(&mut hr);
+    s.hr_display_bpm = ErrorStats::from_errors(&mut hr_display);
     s
 }
 
@@ -250,6 +276,48 @@ mod tests {
             pv_cm_s: 100.0,
             hr_bpm: 60.0,
         }
+    }
+
+    #[test]
+    fn the_displayed_heart_rate_is_scored_over_the_display_average() {
+        // 16 beats at 120/min; detected onsets alternately 2 ms late and
+        // early, so every cycle is 4 ms long or short: each beat's HR is
+        // off by about 1/min, alternately, and the mean of ten by
+        // (60/0.496 + 60/0.504)/2 − 120 ≈ 0.0077/min.
+        let t: Vec<RefBeat> = (0..16)
+            .map(|i| {
+                let o = 1.0 + 0.5 * f64::from(i);
+                RefBeat {
+                    next_onset_s: o + 0.5,
+                    hr_bpm: 120.0,
+                    ..truth(o)
+                }
+            })
+            .collect();
+        let err = |i: i32| if i % 2 == 0 { 0.002 } else { -0.002 };
+        let d: Vec<Beat> = (0..16)
+            .map(|i| {
+                let o = 1.0 + 0.5 * f64::from(i);
+                det(o + err(i), o + 0.5 + err(i + 1), true)
+            })
+            .collect();
+        let s = score(&t, &d, &[], (0.0, 10.0), 0.05);
+        assert!(s.hr_bpm.p95_abs > 0.9, "{:?}", s.hr_bpm);
+        let want = (60.0 / 0.496 + 60.0 / 0.504) / 2.0 - 120.0;
+        assert_eq!(
+            s.hr_display_bpm.n,
+            16 - crate::trend::DEFAULT_AVERAGE_BEATS + 1
+        );
+        assert!(
+            (s.hr_display_bpm.p95_abs - want).abs() < 1e-9,
+            "{:?}",
+            s.hr_display_bpm
+        );
+        // A rejected beat breaks every window that holds it.
+        let mut d2 = d.clone();
+        d2[8].accepted = false;
+        let s2 = score(&t, &d2, &[], (0.0, 10.0), 0.05);
+        assert_eq!(s2.hr_display_bpm.n, 0);
     }
 
     #[test]
