@@ -342,11 +342,11 @@ fn grid_table(
                     hr_p95: m(|s| s.hr_bpm.p95_abs),
                     hr_display_p95: m(|s| s.hr_display_bpm.p95_abs),
                 });
+                let shown_p95 = cells.last().map_or(f64::NAN, |c| c.hr_display_p95);
                 writeln!(
                     md,
-                    "| {name} | {snr} | {hr} | {} | {:.2} |",
+                    "| {name} | {snr} | {hr} | {} | {shown_p95:.2} |",
                     score_columns(&scores),
-                    m(|s| s.hr_display_bpm.p95_abs)
                 )?;
             }
         }
