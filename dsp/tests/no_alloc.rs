@@ -1,46 +1,13 @@
 //! The hot path does not allocate: after warm-up, `Pipeline::push` runs
 //! through many beats with zero heap allocations (architecture.md, "The
 //! real-time path").
-// A counting global allocator needs `unsafe impl GlobalAlloc`; it only
-// forwards to the system allocator and counts.
-#![allow(unsafe_code)]
-
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-
+use odm_alloc_count::{CountingAllocator, count};
 use odm_device_io::frame::Payload;
 use odm_dsp::{Beat, Pipeline, PipelineConfig, PipelineSink, StreamParams};
 use odm_simulator::{SimConfig, VirtualProbe};
 
-struct Counting;
-static COUNTING: AtomicBool = AtomicBool::new(false);
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every method forwards unchanged to `System`, which upholds the
-// GlobalAlloc contract; the counters are atomics.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same layout contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: ptr came from System.alloc with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: forwarded contract.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAllocator = CountingAllocator;
 
 /// Counts without storing (a Vec push would allocate).
 #[derive(Default)]
@@ -124,7 +91,6 @@ fn push_allocates_nothing_after_warm_up_while_emitting_beats() {
 /// Runs `sim` through a pipeline, counting allocations after the first
 /// quarter: (allocations, the sink, beats in the counted part).
 fn measure(sim: SimConfig) -> (usize, CountSink, usize) {
-    ALLOCS.store(0, Ordering::SeqCst);
     let mut probe = VirtualProbe::new(sim).expect("sim config");
     let mut params = None;
     let mut blocks = Vec::new();
@@ -149,13 +115,13 @@ fn measure(sim: SimConfig) -> (usize, CountSink, usize) {
         pipe.push(b.first_sample, &b.samples, b.clipped(), &mut sink);
     }
     let beats_before = sink.beats;
-    COUNTING.store(true, Ordering::SeqCst);
-    for b in &blocks[warm..] {
-        pipe.push(b.first_sample, &b.samples, b.clipped(), &mut sink);
-    }
-    pipe.finish(&mut sink);
-    COUNTING.store(false, Ordering::SeqCst);
-    let allocs = ALLOCS.load(Ordering::SeqCst);
+    let ((), counts) = count(|| {
+        for b in &blocks[warm..] {
+            pipe.push(b.first_sample, &b.samples, b.clipped(), &mut sink);
+        }
+        pipe.finish(&mut sink);
+    });
+    let allocs = counts.allocs;
     let measured_beats = sink.beats - beats_before;
     (allocs, sink, measured_beats)
 }

@@ -3,51 +3,14 @@
 //! `Engine` turns payloads into spectrum columns, envelope points, beats and
 //! Doppler audio with zero allocations and zero frees — the payload itself
 //! goes back to the caller (the reader thread) to be freed there.
-// A counting global allocator needs `unsafe impl GlobalAlloc`; it only
-// forwards to the system allocator and counts.
-#![allow(unsafe_code)]
-
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-
+use odm_alloc_count::{CountingAllocator, Counts, count};
 use odm_device_io::Payload;
 use odm_monitor::engine::Engine;
 use odm_monitor::handoff::Handoff;
 use odm_simulator::{SimConfig, VirtualProbe};
 
-struct Counting;
-static COUNTING: AtomicBool = AtomicBool::new(false);
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-static FREES: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every method forwards unchanged to `System`, which upholds the
-// GlobalAlloc contract; the counters are atomics.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same layout contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if COUNTING.load(Ordering::Relaxed) {
-            FREES.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: ptr came from System.alloc with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: forwarded contract.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAllocator = CountingAllocator;
 
 #[test]
 fn the_engine_neither_allocates_nor_frees_in_steady_state() {
@@ -86,6 +49,7 @@ fn the_engine_neither_allocates_nor_frees_in_steady_state() {
     let warm_up_samples = 5 * 20_000;
     let (mut iq_counted, mut others_counted, mut returned) = (0, 0, 0);
     let mut warm = false;
+    let mut counts = Counts::default();
     for p in payloads {
         // After the warm-up every payload counts — I/Q blocks, PROBE_INFO
         // (about once a second) and probe events — except annotations,
@@ -99,15 +63,17 @@ fn the_engine_neither_allocates_nor_frees_in_steady_state() {
             _ => others_counted += usize::from(warm),
         }
         let steady = warm && !matches!(&p, Payload::Annotation(_));
-        if steady {
-            COUNTING.store(true, Ordering::SeqCst);
-        }
-        let back = engine.handle(p);
-        COUNTING.store(false, Ordering::SeqCst);
+        let back = if steady {
+            let (back, c) = count(|| engine.handle(p));
+            counts += c;
+            back
+        } else {
+            engine.handle(p)
+        };
         returned += usize::from(back.is_some());
         drop(back);
     }
-    let (allocs, frees) = (ALLOCS.load(Ordering::SeqCst), FREES.load(Ordering::SeqCst));
+    let (allocs, frees) = (counts.allocs, counts.frees);
     let beats = std::iter::from_fn(|| handoff.beats.pop()).count();
     assert!(iq_counted > 1000, "{iq_counted} blocks counted");
     assert!(
