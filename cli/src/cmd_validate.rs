@@ -7,7 +7,7 @@
 use anyhow::Context;
 use odm_device_io::frame::Payload;
 use odm_dsp::envelope::EnvelopeMethod;
-use odm_dsp::validation::{ErrorStats, RefBeat, Score, score};
+use odm_dsp::validation::{AbsErrors, ErrorStats, RefBeat, Score, percentile, quantile_ci, score};
 use odm_dsp::{Beat, EnvelopePoint, Pipeline, PipelineConfig, PipelineSink, StreamParams};
 use odm_simulator::{
     ImpairmentKind, ImpairmentSchedule, SimConfig, SineBeats, VirtualProbe, WarpedShapedNoise,
@@ -287,6 +287,8 @@ struct Cell {
     hr_p95: f64,
     /// p95 |error| of the display's mean HR (`Score::hr_display_bpm`).
     hr_display_p95: f64,
+    /// The absolute errors of every seed's beats, pooled.
+    abs: AbsErrors,
 }
 
 /// Scatterer groups of the density check's denser virtual probe (4× its
@@ -341,6 +343,10 @@ fn grid_table(
                     pv_pct: m(|s| s.pv_pct.median_abs),
                     hr_p95: m(|s| s.hr_bpm.p95_abs),
                     hr_display_p95: m(|s| s.hr_display_bpm.p95_abs),
+                    abs: scores.iter().fold(AbsErrors::default(), |mut a, s| {
+                        a.extend(&s.abs);
+                        a
+                    }),
                 });
                 let shown_p95 = cells.last().map_or(f64::NAN, |c| c.hr_display_p95);
                 writeln!(
@@ -555,6 +561,82 @@ fn goals_summary(md: &mut String, cells: &[Cell]) -> anyhow::Result<()> {
         "\nNot a goal, for context: the heart rate the monitor displays, the mean over {} accepted beats, is within {v:.2}/min (p95) in every cell at SNR ≥ 15 dB (worst: {at}). A beat's cycle is the difference of two onsets, so its onset errors enter the per-beat HR twice and with opposite signs in consecutive beats; over a run of beats they cancel but for the first and the last.",
         odm_dsp::trend::DEFAULT_AVERAGE_BEATS
     )?;
+    goals_confidence(md, cells)
+}
+
+/// How sure the per-beat goal counts are: each clean cell's statistic from
+/// the pooled beats of its seeds, with a distribution-free 95 % interval,
+/// and the cells whose interval lies under, across or over the target.
+fn goals_confidence(md: &mut String, cells: &[Cell]) -> anyhow::Result<()> {
+    writeln!(md, "\n### How sure these counts are\n")?;
+    writeln!(
+        md,
+        "A cell's statistic comes from {}–{} matched beats (both seeds), so it carries sampling error. Here each clean cell's statistic is taken over the pooled beats of its seeds (so it can differ in the last digit from the mean of the seeds' values above) with a 95 % confidence interval between two order statistics chosen from the binomial distribution (`odm_dsp::validation::quantile_ci`: exact for independent beats, whatever their distribution). Beats are nearly independent, but consecutive heart rates share an onset, so the heart rate's interval is approximate. A cell is *within* when its whole interval is at or under the target, *over* when the whole interval is above it, and *undecided* when the interval holds the target.\n",
+        cells
+            .iter()
+            .filter(|c| c.snr >= 15.0)
+            .map(|c| c.abs.onset_ms.len())
+            .min()
+            .unwrap_or(0),
+        cells
+            .iter()
+            .filter(|c| c.snr >= 15.0)
+            .map(|c| c.abs.onset_ms.len())
+            .max()
+            .unwrap_or(0),
+    )?;
+    writeln!(
+        md,
+        "| goal | target | within | undecided | over | the cells not within: statistic [95 % interval] |"
+    )?;
+    writeln!(md, "|---|---|---|---|---|---|")?;
+    type Pick = fn(&AbsErrors) -> &Vec<f64>;
+    for (goal, target, limit, q, pick) in [
+        (
+            "median \\|onset error\\|, ms",
+            "≤ 5",
+            5.0,
+            0.5,
+            (|a: &AbsErrors| &a.onset_ms) as Pick,
+        ),
+        ("median \\|FT error\\|, ms", "≤ 5", 5.0, 0.5, |a| &a.ft_ms),
+        ("median \\|SD error\\|, %", "≤ 3", 3.0, 0.5, |a| &a.sd_pct),
+        ("median \\|PV error\\|, %", "≤ 3", 3.0, 0.5, |a| &a.pv_pct),
+        ("HR p95 \\|error\\|, 1/min", "≤ 1", 1.0, 0.95, |a| {
+            &a.hr_bpm
+        }),
+    ] {
+        let (mut within, mut undecided, mut over) = (0, 0, 0);
+        let mut listed = Vec::new();
+        for c in cells.iter().filter(|c| c.snr >= 15.0) {
+            let v = pick(&c.abs);
+            let stat = percentile(v, q);
+            let ci = quantile_ci(v, q, 0.95);
+            match ci {
+                Some((_, hi)) if hi <= limit => within += 1,
+                Some((lo, _)) if lo > limit => over += 1,
+                _ => undecided += 1,
+            }
+            if ci.is_none_or(|(_, hi)| hi > limit) {
+                let interval = ci.map_or("[too few beats]".to_string(), |(lo, hi)| {
+                    format!("[{lo:.2}, {hi:.2}]")
+                });
+                listed.push(format!(
+                    "{} {} dB {}/min {stat:.2} {interval}",
+                    c.name, c.snr, c.hr
+                ));
+            }
+        }
+        writeln!(
+            md,
+            "| {goal} | {target} | {within} | {undecided} | {over} | {} |",
+            if listed.is_empty() {
+                "—".to_string()
+            } else {
+                listed.join("; ")
+            }
+        )?;
+    }
     Ok(())
 }
 
@@ -1156,6 +1238,51 @@ fn run_inner(args: Args) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cell_is_within_undecided_or_over_by_its_interval() {
+        // 200 beats each, FT errors spread evenly around 2, 5 and 9 ms:
+        // intervals under, across and over the 5 ms target.
+        let cell = |name: &'static str, ft_ms: f64| {
+            let mut ft: Vec<f64> = (0..200)
+                .map(|i| ft_ms + (i as f64 - 99.5) / 100.0)
+                .collect();
+            ft.sort_by(f64::total_cmp);
+            Cell {
+                name,
+                snr: 15.0,
+                hr: 75.0,
+                counts: (200, 200, 200, 200),
+                onset_ms: 1.0,
+                ft_ms,
+                sd_pct: 1.0,
+                pv_pct: 1.0,
+                hr_p95: 0.5,
+                hr_display_p95: 0.1,
+                abs: AbsErrors {
+                    onset_ms: vec![1.0; 200],
+                    ft_ms: ft,
+                    sd_pct: vec![1.0; 200],
+                    pv_pct: vec![1.0; 200],
+                    hr_bpm: vec![0.5; 200],
+                },
+            }
+        };
+        let mut md = String::new();
+        goals_confidence(&mut md, &[cell("a", 2.0), cell("b", 5.0), cell("c", 9.0)]).unwrap();
+        let row = md
+            .lines()
+            .find(|l| l.starts_with("| median \\|FT"))
+            .expect("the FT row");
+        assert!(row.contains("| ≤ 5 | 1 | 1 | 1 |"), "{row}");
+        assert!(row.contains("b 15 dB 75/min 5.00 [") && row.contains("c 15 dB 75/min 9.00 ["));
+        assert!(!row.contains("a 15 dB"), "{row}");
+        let onset = md
+            .lines()
+            .find(|l| l.starts_with("| median \\|onset"))
+            .unwrap();
+        assert!(onset.contains("| ≤ 5 | 3 | 0 | 0 | — |"), "{onset}");
+    }
 
     /// The goals (issue 3) on the independent reference, where they are
     /// met: detection, onset, FT, SD and PV at 45–140/min on a blunt and a

@@ -48,8 +48,7 @@ impl ErrorStats {
         }
         errors.sort_by(f64::total_cmp);
         let median = percentile(errors, 0.5);
-        let mut abs: Vec<f64> = errors.iter().map(|e| e.abs()).collect();
-        abs.sort_by(f64::total_cmp);
+        let abs = sorted_abs(errors);
         Self {
             n: errors.len(),
             median,
@@ -57,6 +56,82 @@ impl ErrorStats {
             p95_abs: percentile(&abs, 0.95),
         }
     }
+}
+
+/// The absolute per-beat errors behind a run's goal statistics, each
+/// ascending: what a confidence interval of a median or p95 is read from
+/// ([`quantile_ci`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AbsErrors {
+    /// |onset error|, ms.
+    pub onset_ms: Vec<f64>,
+    /// |flow-time error|, ms.
+    pub ft_ms: Vec<f64>,
+    /// |stroke-distance error|, %.
+    pub sd_pct: Vec<f64>,
+    /// |peak-velocity error|, %.
+    pub pv_pct: Vec<f64>,
+    /// |heart-rate error|, 1/min.
+    pub hr_bpm: Vec<f64>,
+}
+
+impl AbsErrors {
+    /// Appends `other`'s errors to these, keeping each list ascending (the
+    /// beats of several seeds pooled).
+    pub fn extend(&mut self, other: &AbsErrors) {
+        for (mine, theirs) in [
+            (&mut self.onset_ms, &other.onset_ms),
+            (&mut self.ft_ms, &other.ft_ms),
+            (&mut self.sd_pct, &other.sd_pct),
+            (&mut self.pv_pct, &other.pv_pct),
+            (&mut self.hr_bpm, &other.hr_bpm),
+        ] {
+            mine.extend_from_slice(theirs);
+            mine.sort_by(f64::total_cmp);
+        }
+    }
+}
+
+fn sorted_abs(errors: &[f64]) -> Vec<f64> {
+    let mut abs: Vec<f64> = errors.iter().map(|e| e.abs()).collect();
+    abs.sort_by(f64::total_cmp);
+    abs
+}
+
+/// Distribution-free confidence interval of the `q`-quantile of the
+/// population `sorted` (ascending) was drawn from, at confidence `level`
+/// (e.g. 0.95): the order statistics X₍r₎ and X₍s₎ (1-based) with r the
+/// largest rank whose P(B < r) ≤ (1 − level)/2 and s the smallest whose
+/// P(B ≥ s) ≤ (1 − level)/2, B ~ Binomial(n, q) the count of values under
+/// the quantile; the coverage P(r ≤ B < s) is then at least `level` (exact
+/// for independent values, whatever their distribution; Conover, Practical
+/// Nonparametric Statistics, §3.2). None when `n` is too small for one
+/// side (a two-sided 95 % interval of a p95 needs at least 72 values, of
+/// a median at least 6).
+pub fn quantile_ci(sorted: &[f64], q: f64, level: f64) -> Option<(f64, f64)> {
+    let n = sorted.len();
+    if n == 0 || !(0.0 < q && q < 1.0) || !(0.0 < level && level < 1.0) {
+        return None;
+    }
+    let tail = (1.0 - level) / 2.0;
+    // Binomial pmf in log space (q^n underflows for a p95 of a few
+    // hundred values), then its running sum: cdf[k] = P(B ≤ k).
+    let (lq, lp) = (q.ln(), (1.0 - q).ln());
+    let mut log_pmf = n as f64 * lp;
+    let mut cdf = Vec::with_capacity(n + 1);
+    let mut acc = 0.0;
+    for k in 0..=n {
+        if k > 0 {
+            log_pmf += ((n - k + 1) as f64 / k as f64).ln() + lq - lp;
+        }
+        acc += log_pmf.exp();
+        cdf.push(acc.min(1.0));
+    }
+    // r: the largest r ≥ 1 with P(B ≤ r − 1) ≤ tail.
+    let r = (1..=n).take_while(|&r| cdf[r - 1] <= tail).last()?;
+    // s: the smallest s ≤ n with P(B ≥ s) = 1 − P(B ≤ s − 1) ≤ tail.
+    let s = (1..=n).find(|&s| 1.0 - cdf[s - 1] <= tail)?;
+    Some((sorted[r - 1], sorted[s - 1]))
 }
 
 /// Linear-interpolated percentile of sorted values.
@@ -102,6 +177,9 @@ pub struct Score {
     /// against the mean over the same truth beats, for every run of that
     /// many consecutive eligible truth beats all matched by accepted beats.
     pub hr_display_bpm: ErrorStats,
+    /// The absolute errors behind `onset_ms`, `ft_ms`, `sd_pct`, `pv_pct`
+    /// and `hr_bpm`, for confidence intervals.
+    pub abs: AbsErrors,
 }
 
 impl Score {
@@ -226,6 +304,13 @@ pub fn score(
             }
         }
     }
+    s.abs = AbsErrors {
+        onset_ms: sorted_abs(&onset),
+        ft_ms: sorted_abs(&ft),
+        sd_pct: sorted_abs(&sd),
+        pv_pct: sorted_abs(&pv),
+        hr_bpm: sorted_abs(&hr),
+    };
     s.onset_ms = ErrorStats::from_errors(&mut onset);
     s.end_ms = ErrorStats::from_errors(&mut end);
     s.ft_ms = ErrorStats::from_errors(&mut ft);
@@ -276,6 +361,41 @@ mod tests {
             pv_cm_s: 100.0,
             hr_bpm: 60.0,
         }
+    }
+
+    #[test]
+    fn quantile_intervals_are_the_tabled_order_statistics() {
+        // Distribution-free 95 % intervals of a median (Conover's table):
+        // ranks 2 and 9 of 10, 40 and 61 of 100.
+        let ranks = |n: usize| (1..=n).map(|r| r as f64).collect::<Vec<_>>();
+        assert_eq!(quantile_ci(&ranks(10), 0.5, 0.95), Some((2.0, 9.0)));
+        assert_eq!(quantile_ci(&ranks(100), 0.5, 0.95), Some((40.0, 61.0)));
+        assert_eq!(quantile_ci(&ranks(5), 0.5, 0.95), None);
+        // A p95 needs 0.95ⁿ ≤ 0.025 for its upper side: n ≥ 72.
+        assert_eq!(quantile_ci(&ranks(71), 0.95, 0.95), None);
+        assert!(quantile_ci(&ranks(72), 0.95, 0.95).is_some());
+    }
+
+    #[test]
+    fn a_p95_interval_covers_the_true_p95_as_often_as_it_says() {
+        // Uniform(0, 1) samples of 150, whose true p95 is 0.95: over 2000
+        // draws the interval holds it in at least 95 % of them (less 3
+        // Monte Carlo standard errors), and not in all (it is not vacuous).
+        let mut u = crate::testing::uniform(42);
+        let trials = 2000;
+        let mut covered = 0;
+        for _ in 0..trials {
+            let mut v: Vec<f64> = (0..150).map(|_| u()).collect();
+            v.sort_by(f64::total_cmp);
+            let (lo, hi) = quantile_ci(&v, 0.95, 0.95).expect("150 values");
+            covered += usize::from(lo <= 0.95 && 0.95 <= hi);
+        }
+        let rate = covered as f64 / trials as f64;
+        assert!(
+            rate >= 0.95 - 3.0 * (0.95_f64 * 0.05 / 2000.0).sqrt(),
+            "{rate}"
+        );
+        assert!(rate < 0.995, "{rate}");
     }
 
     #[test]
