@@ -569,21 +569,16 @@ fn goals_summary(md: &mut String, cells: &[Cell]) -> anyhow::Result<()> {
 /// and the cells whose interval lies under, across or over the target.
 fn goals_confidence(md: &mut String, cells: &[Cell]) -> anyhow::Result<()> {
     writeln!(md, "\n### How sure these counts are\n")?;
+    let beats: Vec<usize> = cells
+        .iter()
+        .filter(|c| c.snr >= 15.0)
+        .map(|c| c.abs.onset_ms.len())
+        .collect();
     writeln!(
         md,
         "A cell's statistic comes from {}–{} matched beats (both seeds), so it carries sampling error. Here each clean cell's statistic is taken over the pooled beats of its seeds (so it can differ in the last digit from the mean of the seeds' values above) with a 95 % confidence interval between two order statistics chosen from the binomial distribution (`odm_dsp::validation::quantile_ci`: exact for independent beats, whatever their distribution). Beats are nearly independent, but consecutive heart rates share an onset, so the heart rate's interval is approximate. A cell is *within* when its whole interval is at or under the target, *over* when the whole interval is above it, and *undecided* when the interval holds the target.\n",
-        cells
-            .iter()
-            .filter(|c| c.snr >= 15.0)
-            .map(|c| c.abs.onset_ms.len())
-            .min()
-            .unwrap_or(0),
-        cells
-            .iter()
-            .filter(|c| c.snr >= 15.0)
-            .map(|c| c.abs.onset_ms.len())
-            .max()
-            .unwrap_or(0),
+        beats.iter().min().unwrap_or(&0),
+        beats.iter().max().unwrap_or(&0),
     )?;
     writeln!(
         md,
