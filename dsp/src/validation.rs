@@ -114,24 +114,57 @@ pub fn quantile_ci(sorted: &[f64], q: f64, level: f64) -> Option<(f64, f64)> {
         return None;
     }
     let tail = (1.0 - level) / 2.0;
-    // Binomial pmf in log space (q^n underflows for a p95 of a few
-    // hundred values), then its running sum: cdf[k] = P(B ≤ k).
-    let (lq, lp) = (q.ln(), (1.0 - q).ln());
-    let mut log_pmf = n as f64 * lp;
-    let mut cdf = Vec::with_capacity(n + 1);
-    let mut acc = 0.0;
-    for k in 0..=n {
-        if k > 0 {
-            log_pmf += ((n - k + 1) as f64 / k as f64).ln() + lq - lp;
-        }
-        acc += log_pmf.exp();
-        cdf.push(acc.min(1.0));
-    }
+    // cdf[k] = P(B ≤ k).
+    let cdf: Vec<f64> = binomial_pmf(n, q)
+        .scan(0.0, |acc, p| {
+            *acc += p;
+            Some(f64::min(*acc, 1.0))
+        })
+        .collect();
     // r: the largest r ≥ 1 with P(B ≤ r − 1) ≤ tail.
     let r = (1..=n).take_while(|&r| cdf[r - 1] <= tail).last()?;
     // s: the smallest s ≤ n with P(B ≥ s) = 1 − P(B ≤ s − 1) ≤ tail.
     let s = (1..=n).find(|&s| 1.0 - cdf[s - 1] <= tail)?;
     Some((sorted[r - 1], sorted[s - 1]))
+}
+
+/// P(B = k) for k = 0 … n, B ~ Binomial(n, p), 0 < p < 1; computed in log
+/// space (pⁿ underflows for a p95 of a few hundred values).
+fn binomial_pmf(n: usize, p: f64) -> impl Iterator<Item = f64> {
+    let (lp, lq) = (p.ln(), (1.0 - p).ln());
+    (0..=n).scan(n as f64 * lq, move |log_pmf, k| {
+        if k > 0 {
+            *log_pmf += ((n - k + 1) as f64 / k as f64).ln() + lp - lq;
+        }
+        Some(log_pmf.exp())
+    })
+}
+
+/// Lower end of the two-sided Clopper–Pearson interval, at confidence
+/// `level` (e.g. 0.95), of a proportion seen as `successes` of `trials`:
+/// the p at which P(X ≥ successes) = (1 − level)/2 for X ~ Binomial(trials,
+/// p) (Clopper & Pearson, Biometrika 1934). With every trial a success it
+/// is ((1 − level)/2)^(1/trials). 0 with no success, NaN with no trial.
+pub fn proportion_lower_bound(successes: usize, trials: usize, level: f64) -> f64 {
+    if trials == 0 || successes > trials {
+        return f64::NAN;
+    }
+    if successes == 0 {
+        return 0.0;
+    }
+    let tail = (1.0 - level) / 2.0;
+    // P(X ≥ successes) rises with p: bisect.
+    let at_least = |p: f64| -> f64 { binomial_pmf(trials, p).skip(successes).sum() };
+    let (mut lo, mut hi) = (0.0_f64, 1.0_f64);
+    for _ in 0..60 {
+        let mid = 0.5 * (lo + hi);
+        if at_least(mid) < tail {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    0.5 * (lo + hi)
 }
 
 /// Linear-interpolated percentile of sorted values.
@@ -374,6 +407,21 @@ mod tests {
         // A p95 needs 0.95ⁿ ≤ 0.025 for its upper side: n ≥ 72.
         assert_eq!(quantile_ci(&ranks(71), 0.95, 0.95), None);
         assert!(quantile_ci(&ranks(72), 0.95, 0.95).is_some());
+    }
+
+    #[test]
+    fn proportion_bounds_are_clopper_pearson() {
+        // All successes: the closed form (α/2)^(1/n).
+        let b = proportion_lower_bound(100, 100, 0.95);
+        assert!((b - 0.025_f64.powf(0.01)).abs() < 1e-9, "{b}");
+        // 95 of 100: the textbook interval's lower end, 0.8872.
+        let b = proportion_lower_bound(95, 100, 0.95);
+        assert!((b - 0.887_165).abs() < 1e-5, "{b}");
+        assert_eq!(proportion_lower_bound(0, 10, 0.95), 0.0);
+        assert!(proportion_lower_bound(1, 0, 0.95).is_nan());
+        // 2 000 of 2 000 beats: 0.9982, so a pooled sensitivity of 1 over
+        // that many beats shows ≥ 0.995 with 97.5 % confidence.
+        assert!(proportion_lower_bound(2000, 2000, 0.95) > 0.998);
     }
 
     #[test]
