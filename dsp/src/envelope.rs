@@ -463,8 +463,11 @@ pub struct EnvelopeEstimator {
     /// The template fitted: the pooled shape, interpolated between the
     /// tabulated ones …
     blend: Vec<f32>,
-    /// … for this exponent (None: not built yet).
+    /// … for this exponent (None: not built yet) …
     blend_beta: Option<f64>,
+    /// … and reversed, with `FIT_LANES` zeros after it: consecutive
+    /// shifts read consecutive values (`fit_edge`).
+    blend_rev: Vec<f32>,
     /// Shape fit: strong columns pooled so far (saturates).
     shape_columns: u32,
     smooth: Vec<f32>,
@@ -479,6 +482,8 @@ const FIT_ABOVE: usize = 4;
 const FIT_SHIFT: usize = 3;
 /// Shape fit: template shifts tried, at the templates' resolution.
 const FIT_SHIFTS: usize = 2 * FIT_SHIFT * ShapeTemplates::SUB + 1;
+/// Shape fit: shifts whose costs are computed side by side, one per lane.
+const FIT_LANES: usize = 8;
 /// Shape fit: columns whose flow in the shape bands stands this far over
 /// noise (mean density, linear) vote on the shape.
 const SHAPE_MIN_SNR: f64 = 4.0;
@@ -673,6 +678,7 @@ impl EnvelopeEstimator {
             step_raw: StepResponse::new(&kernel, 1),
             band_ratios: BandRatioTable::new(),
             blend: vec![0.0; templates.tables[0].len()],
+            blend_rev: vec![0.0; templates.tables[0].len() + FIT_LANES],
             templates,
             shape_top: prior_share(SHAPE_PRIOR_BETA).0 as f32,
             shape_mid: prior_share(SHAPE_PRIOR_BETA).1 as f32,
@@ -942,51 +948,54 @@ impl EnvelopeEstimator {
         // (o + below)·SUB + FIT_SHIFT·SUB − j.
         let base0 = ((lo - ka) + below as isize) as usize * sub + FIT_SHIFT * sub;
         let t = &self.blend;
-        // Each shift's cost is computed once: the parabola's neighbours
-        // were always evaluated by the quarter-bin pass.
-        let mut memo = [None::<Option<f32>>; FIT_SHIFTS];
+        // Every shift's cost at once, `FIT_LANES` shifts side by side (one
+        // lane each, so that the loops vectorise; each lane adds its terms
+        // in the order of the bins, as one shift alone would). In the
+        // reversed template the index above is `top − i·SUB + j`,
+        // consecutive in j.
         debug_assert_eq!(shifts, FIT_SHIFTS);
-        let mut cost = |j: usize| -> Option<f32> {
-            if let Some(c) = memo[j] {
-                return c;
-            }
-            let mut tv = [0.0_f32; FIT_BELOW + FIT_ABOVE + 1];
-            // yt and tt in one pass: two independent sums, each in the
-            // order of the bins as before.
-            let (mut yt, mut tt) = (-0.0_f32, -0.0_f32);
-            for (i, (v, &yv)) in tv.iter_mut().zip(y).enumerate() {
-                let b = t[base0 - j + i * sub];
-                *v = b;
-                yt += yv * b;
-                tt += b * b;
-            }
-            let tv = &tv[..nb];
-            let c = if yt > 0.0 && tt > 0.0 {
-                // Speckle is multiplicative (a smoothed periodogram bin is
-                // ≈ μ·χ²_ν/ν): weight each residual by the model's own
-                // level, or the fit trades the few high bins against the
-                // many low ones and cuts the edge short where speckle dips.
-                let a = yt / tt;
-                Some(
-                    y.iter()
-                        .zip(tv)
-                        .map(|(&v, &b)| {
-                            let m = a * b;
-                            let r = (v - m) / (m + noise);
-                            r * r
-                        })
-                        .sum(),
-                )
-            } else {
-                None
+        let r = &self.blend_rev;
+        let top = t.len() - 1 - base0;
+        let mut costs = [None::<f32>; FIT_SHIFTS];
+        for j0 in (0..shifts).step_by(FIT_LANES) {
+            // (The reversed template is padded by FIT_LANES.)
+            let lanes = |i: usize| -> &[f32] {
+                let k = top + j0 - i * sub;
+                &r[k..k + FIT_LANES]
             };
-            memo[j] = Some(c);
-            c
-        };
+            let mut yt = [-0.0_f32; FIT_LANES];
+            let mut tt = [-0.0_f32; FIT_LANES];
+            for (i, &yv) in y.iter().enumerate() {
+                for ((yl, tl), &b) in yt.iter_mut().zip(&mut tt).zip(lanes(i)) {
+                    *yl += yv * b;
+                    *tl += b * b;
+                }
+            }
+            // Speckle is multiplicative (a smoothed periodogram bin is
+            // ≈ μ·χ²_ν/ν): weight each residual by the model's own
+            // level, or the fit trades the few high bins against the
+            // many low ones and cuts the edge short where speckle dips.
+            let mut a = [0.0_f32; FIT_LANES];
+            for ((al, &yl), &tl) in a.iter_mut().zip(&yt).zip(&tt) {
+                *al = yl / tl;
+            }
+            let mut e = [-0.0_f32; FIT_LANES];
+            for (i, &yv) in y.iter().enumerate() {
+                for ((el, &al), &b) in e.iter_mut().zip(&a).zip(lanes(i)) {
+                    let m = al * b;
+                    let res = (yv - m) / (m + noise);
+                    *el += res * res;
+                }
+            }
+            for (l, c) in costs.iter_mut().skip(j0).take(FIT_LANES).enumerate() {
+                *c = (yt[l] > 0.0 && tt[l] > 0.0).then_some(e[l]);
+            }
+        }
+        let cost = |j: usize| costs[j];
         // Whole bins first, then quarter bins around the best, then a
         // parabola through the best and its neighbours.
         let mut best: Option<(f32, usize)> = None;
-        let mut consider = |j: usize, best: &mut Option<(f32, usize)>| {
+        let consider = |j: usize, best: &mut Option<(f32, usize)>| {
             if let Some(e) = cost(j)
                 && best.is_none_or(|(be, _)| e < be)
             {
@@ -1060,6 +1069,9 @@ impl EnvelopeEstimator {
         let (t0, t1) = (&self.templates.tables[b0], &self.templates.tables[b1]);
         for ((out, &x0), &x1) in self.blend.iter_mut().zip(t0).zip(t1) {
             *out = x0 + w * (x1 - x0);
+        }
+        for (r, &b) in self.blend_rev.iter_mut().zip(self.blend.iter().rev()) {
+            *r = b;
         }
         self.blend_beta = Some(beta);
     }
