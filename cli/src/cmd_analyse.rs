@@ -38,7 +38,7 @@ use anyhow::{Context, Result};
 use odm_device_io::calibration::{Calibration, CalibrationStore};
 use odm_device_io::{
     Annotation, Counters, DecodedItem, IqBlock, MAX_SAMPLE_RATE_HZ, MagicStatus,
-    PATIENT_DIAMETER_FIELD, Payload, ProbeEvent, ProbeInfo, RecordingReader,
+    PATIENT_DIAMETER_FIELD, Payload, ProbeEvent, ProbeInfo, RecordingReader, SampleSpan,
 };
 use odm_dsp::area::{AreaError, Demographics, Sex};
 use odm_dsp::calfit::probe_calibration_from;
@@ -466,8 +466,8 @@ struct Analyser<'a, W: Write> {
     beats: u64,
     accepted: u64,
     medians: Medians,
-    first_sample: Option<u64>,
-    last_end: u64,
+    /// Samples the IQ blocks span, segment by segment (the duration).
+    span: SampleSpan,
     /// Where probe calibrations are looked up; `None` with `--no-calibration`.
     cal_store: Option<CalibrationStore>,
     /// The last probe serial looked up, and the calibration found for it.
@@ -515,8 +515,7 @@ impl<'a, W: Write> Analyser<'a, W> {
             beats: 0,
             accepted: 0,
             medians: Medians::new(),
-            first_sample: None,
-            last_end: 0,
+            span: SampleSpan::default(),
             cal_store: if args.no_calibration {
                 None
             } else if let Some(dir) = &args.calibrations {
@@ -1025,11 +1024,7 @@ impl<'a, W: Write> Analyser<'a, W> {
             &mut self.collect,
         );
         let end = block.end_sample();
-        self.first_sample = Some(
-            self.first_sample
-                .map_or(block.first_sample, |f| f.min(block.first_sample)),
-        );
-        self.last_end = self.last_end.max(end);
+        self.span.observe(block);
         self.last_iq_end = Some(end);
         self.drain()?;
         if !self.stream_written && self.settle_at.is_some_and(|s| end >= s) {
@@ -1234,8 +1229,10 @@ impl<'a, W: Write> Analyser<'a, W> {
         }
         self.fluid.finish();
         self.write_fluid()?;
-        let duration_s = match (self.first_sample, self.fs()) {
-            (Some(first), Some(fs)) => Some(self.last_end.saturating_sub(first) as f64 / fs),
+        // The segments' spans added up: after a restarted sender, the
+        // time analysed, not the span of sample indices.
+        let duration_s = match (self.span.samples(), self.fs()) {
+            (Some(samples), Some(fs)) => Some(samples as f64 / fs),
             _ => None,
         };
         let mut l = JsonLine::new("summary");
@@ -1412,6 +1409,62 @@ mod tests {
 
     fn beats(lines: &[Value]) -> Vec<&Value> {
         lines.iter().filter(|l| l["type"] == "beat").collect()
+    }
+
+    /// Sample indices near the top of `u64`: the block that would run past
+    /// `u64::MAX` is malformed (skipped and counted), the next block starts
+    /// from 0 again (a discontinuity), and the duration is the two
+    /// segments' time, not the span of the indices (2⁶⁴ samples).
+    #[test]
+    fn a_counter_at_the_top_of_u64_neither_wraps_nor_panics() {
+        let shift = u64::MAX - 40_099;
+        let mut p = payloads(17, 4.0);
+        let mut blocks = 0;
+        for item in &mut p {
+            if let Payload::Iq(b) = item {
+                b.first_sample = b.first_sample.wrapping_add(shift);
+                blocks += 1;
+            }
+        }
+        // The straddling block cannot be encoded either: write its bytes.
+        let mut enc = Encoder::new();
+        let mut bytes = Vec::new();
+        let mut straddling = 0;
+        for item in &p {
+            if let Payload::Iq(b) = item
+                && b.first_sample.checked_add(b.samples.len() as u64).is_none()
+            {
+                let mut payload = Vec::new();
+                let mut at_zero = b.clone();
+                at_zero.first_sample = 0;
+                odm_device_io::encode_payload(&Payload::Iq(at_zero), &mut payload).unwrap();
+                payload[..8].copy_from_slice(&b.first_sample.to_le_bytes());
+                let seq = enc.next_seq();
+                odm_device_io::encode_raw_frame(seq, 0x02, &payload, &mut bytes).unwrap();
+                enc = Encoder::starting_at(seq.wrapping_add(1));
+                straddling += 1;
+                continue;
+            }
+            enc.encode(item, &mut bytes).unwrap();
+        }
+        assert_eq!(straddling, 1, "{blocks} blocks");
+        let mut out = Vec::new();
+        analyse_stream(&bytes[..], "test".into(), &opts(&[]), &mut out).unwrap();
+        let lines: Vec<Value> = String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let summary = lines.last().unwrap();
+        assert_eq!(summary["malformed"], 1);
+        assert_eq!(summary["discontinuities"], 1);
+        let duration_s = summary["duration_s"].as_f64().unwrap();
+        let ProbeInfo { sample_rate_hz, .. } = probe_info(&p);
+        let block_s = 200.0 / f64::from(sample_rate_hz);
+        assert!(
+            (4.0 - block_s - 1e-3..=4.0).contains(&duration_s),
+            "{duration_s} s"
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use odm_device_io::{
-    Counters, DecodedItem, MagicStatus, Payload, ProbeInfo, ProbeModel, RecordingReader,
+    Counters, DecodedItem, MagicStatus, Payload, ProbeInfo, ProbeModel, RecordingReader, SampleSpan,
 };
 use serde_json::{Value, json};
 
@@ -33,6 +33,8 @@ struct Summary {
     skipped_frames: u64,
     first_sample: Option<u64>,
     end_sample: Option<u64>,
+    /// What the blocks span, segment by segment (the duration).
+    span: SampleSpan,
     samples: u64,
     annotations: Vec<Value>,
     events: Vec<Value>,
@@ -81,6 +83,7 @@ fn summarise<R: Read>(src: R, name: &str) -> anyhow::Result<Outcome> {
                         s.end_sample
                             .map_or(b.end_sample(), |x| x.max(b.end_sample())),
                     );
+                    s.span.observe(&b);
                 }
                 Payload::Event(e) => {
                     s.event_frames += 1;
@@ -113,9 +116,11 @@ fn model_name(n: u8) -> String {
     }
 }
 
+/// The time the IQ blocks cover: their segments' spans added up (after a
+/// restarted sender the indices overlap), gaps included.
 fn duration_s(s: &Summary) -> Option<f64> {
     let rate = f64::from(s.probe.as_ref()?.sample_rate_hz);
-    Some((s.end_sample? - s.first_sample?) as f64 / rate)
+    Some(s.span.samples()? as f64 / rate)
 }
 
 fn magic_text(m: &MagicStatus) -> String {
@@ -172,6 +177,7 @@ fn to_json(
         "end_sample": s.end_sample,
         "samples": s.samples,
         "duration_s": duration_s(s),
+        "segments": s.span.segments(),
         "frames": {
             "probe_info": s.probe_info_frames,
             "iq_samples": s.iq_frames,
@@ -220,7 +226,12 @@ fn print_text(
     match (s.first_sample, s.end_sample, duration_s(s)) {
         (Some(a), Some(b), Some(d)) => {
             println!("samples:         {a} .. {b} ({} received)", s.samples);
-            println!("duration:        {d:.3} s");
+            match s.span.segments() {
+                1 => println!("duration:        {d:.3} s"),
+                n => println!(
+                    "duration:        {d:.3} s in {n} segments (the sample counter went back)"
+                ),
+            }
         }
         (Some(a), Some(b), None) => {
             println!("samples:         {a} .. {b} ({} received)", s.samples);
@@ -305,6 +316,29 @@ mod tests {
         assert_eq!(s.annotations[1]["at_sample"], 7000);
         assert_eq!(c.frames_good, 28);
         assert!(c.is_clean());
+    }
+
+    /// A restarted sender (the counter back to 0 after 2.5 s): 2.5 s more
+    /// of signal is 5 s in two segments, not the 2.5 s its indices span.
+    #[test]
+    fn a_restarted_senders_segments_add_up() {
+        let start = RecordingStart::new("2026-11-30T12:00:00Z", "info-test", 0);
+        let mut w = RecordingWriter::new(Vec::new(), &start, &info()).unwrap();
+        for first in (0..25_000).step_by(1000).chain((0..25_000).step_by(1000)) {
+            w.write_payload(&Payload::Iq(IqBlock {
+                first_sample: first,
+                flags: 0,
+                samples: vec![[1, 2]; 1000],
+            }))
+            .unwrap();
+        }
+        let bytes = w.finish().unwrap();
+        let (s, c, _, _) = summarise(&bytes[..], "mem").unwrap();
+        assert_eq!(c.discontinuities, 1);
+        assert_eq!(duration_s(&s), Some(5.0));
+        let v = to_json("mem", &s, &c, &MagicStatus::Good, None);
+        assert_eq!(v["segments"], 2);
+        assert_eq!(v["duration_s"], 5.0);
     }
 
     #[test]

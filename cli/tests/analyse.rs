@@ -759,6 +759,9 @@ fn a_restarted_sender_gives_one_discontinuity_and_continuous_beat_indices() {
     let summary = lines.last().unwrap();
     assert_eq!(summary["discontinuities"], 1);
     assert_eq!(summary["seq_resets"], 1);
+    // Two segments of 15 s each were analysed (their sample indices both
+    // start at 0, so their span of indices is only 15 s).
+    assert_eq!(summary["duration_s"], 30.0);
     let disc: Vec<&Value> = lines
         .iter()
         .filter(|l| l["kind"] == "discontinuity")

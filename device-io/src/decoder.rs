@@ -124,6 +124,11 @@ pub enum SkipReason {
     CountOutOfRange,
     /// PROBE_INFO `sample_rate_hz` outside 8 000 ..= 48 000 (`malformed`).
     SampleRateOutOfRange,
+    /// IQ_SAMPLES whose samples would run past sample index `u64::MAX`
+    /// (`first_sample + count` does not fit a `u64`; `malformed`): no
+    /// stream reaches such an index, and a block that claims one would
+    /// otherwise wrap every time computed from it.
+    SampleIndexOverflow,
     /// ANNOTATION whose JSON does not parse, is not an object, or has no
     /// string `type` (`malformed`).
     BadAnnotation,
@@ -568,6 +573,10 @@ pub fn parse_payload(kind: u8, p: &[u8]) -> Result<Payload, SkipReason> {
             if p.len() != IQ_HEADER_LEN + 4 * count {
                 return Err(SkipReason::WrongLength);
             }
+            let first_sample = u64_at(p, 0);
+            if first_sample.checked_add(count as u64).is_none() {
+                return Err(SkipReason::SampleIndexOverflow);
+            }
             let samples = p[IQ_HEADER_LEN..]
                 .chunks_exact(4)
                 .map(|c| {
@@ -578,7 +587,7 @@ pub fn parse_payload(kind: u8, p: &[u8]) -> Result<Payload, SkipReason> {
                 })
                 .collect();
             Ok(Payload::Iq(IqBlock {
-                first_sample: u64_at(p, 0),
+                first_sample,
                 flags: u16_at(p, 10),
                 samples,
             }))
@@ -928,6 +937,32 @@ mod tests {
         short.pop();
         assert_malformed(kind::IQ_SAMPLES, &short, SkipReason::WrongLength);
         assert_malformed(kind::IQ_SAMPLES, &p[..11], SkipReason::WrongLength);
+    }
+
+    #[test]
+    fn skips_iq_whose_samples_would_pass_the_last_sample_index() {
+        // Three samples from u64::MAX − 2 end exactly at 2^64: one too many.
+        // The encoder refuses to write it, so the bytes are patched.
+        assert_eq!(
+            encode_frame(0, &iq(u64::MAX - 2, 3), &mut Vec::new()),
+            Err(crate::encoder::EncodeError::SampleIndexOverflow {
+                first_sample: u64::MAX - 2,
+                count: 3
+            })
+        );
+        let mut p = Vec::new();
+        encode_payload_for_test(&iq(0, 3), &mut p);
+        p[..8].copy_from_slice(&(u64::MAX - 2).to_le_bytes());
+        assert_malformed(kind::IQ_SAMPLES, &p, SkipReason::SampleIndexOverflow);
+        // From u64::MAX − 3 the last sample is u64::MAX − 1: accepted.
+        let block = iq(u64::MAX - 3, 3);
+        let (items, c) = decode_all(&frame_bytes(0, &block));
+        assert_eq!(c.malformed, 0);
+        assert_eq!(frames(&items)[0].payload, block);
+        let Payload::Iq(b) = block else {
+            unreachable!()
+        };
+        assert_eq!(b.end_sample(), u64::MAX);
     }
 
     #[test]

@@ -26,6 +26,17 @@ pub enum EncodeError {
         /// The number of samples given.
         count: usize,
     },
+    /// An IQ block whose samples would run past sample index `u64::MAX`
+    /// (the decoder skips such a block as malformed).
+    #[error(
+        "IQ block from sample {first_sample} with {count} samples runs past the last sample index"
+    )]
+    SampleIndexOverflow {
+        /// The block's first sample index.
+        first_sample: u64,
+        /// The number of samples given.
+        count: usize,
+    },
     /// A PROBE_INFO sample rate outside 8 000 ..= 48 000 Hz.
     #[error("PROBE_INFO sample rate {sample_rate_hz} Hz outside 8000..=48000")]
     SampleRate {
@@ -64,6 +75,12 @@ pub fn encode_payload(payload: &Payload, out: &mut Vec<u8>) -> Result<(), Encode
             let count = b.samples.len();
             if count == 0 || count > MAX_IQ_COUNT {
                 return Err(EncodeError::IqCount { count });
+            }
+            if b.first_sample.checked_add(count as u64).is_none() {
+                return Err(EncodeError::SampleIndexOverflow {
+                    first_sample: b.first_sample,
+                    count,
+                });
             }
             out.reserve(IQ_HEADER_LEN + 4 * count);
             out.extend_from_slice(&b.first_sample.to_le_bytes());

@@ -149,9 +149,58 @@ impl IqBlock {
     pub fn clipped(&self) -> bool {
         self.flags & FLAG_CLIPPED != 0
     }
-    /// Index one past the last sample of this block.
+    /// Index one past the last sample of this block (saturating at
+    /// `u64::MAX`; the decoder never yields a block that needs it).
     pub fn end_sample(&self) -> u64 {
-        self.first_sample + self.samples.len() as u64
+        self.first_sample.saturating_add(self.samples.len() as u64)
+    }
+}
+
+/// How many samples a stream's IQ blocks span, segment by segment.
+///
+/// serial-stream.md: a block that starts before the end of the previous
+/// one (overlap, or the counter went back because the sender restarted)
+/// starts a new segment; a block that starts after it leaves a gap inside
+/// the segment. The span is the sum of the segments' spans (gaps
+/// included), so a restarted sender's two segments count as the time they
+/// cover, not as the span of their overlapping sample indices.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SampleSpan {
+    /// The segment in progress: its first sample and one past its last.
+    current: Option<(u64, u64)>,
+    /// Samples spanned by the segments before it.
+    earlier_samples: u64,
+    /// Segments seen.
+    segments: u64,
+}
+
+impl SampleSpan {
+    /// Takes one block, in stream order.
+    pub fn observe(&mut self, block: &IqBlock) {
+        let (first, end) = (block.first_sample, block.end_sample());
+        self.current = Some(match self.current {
+            Some((start, seg_end)) if first < seg_end => {
+                self.earlier_samples = self.earlier_samples.saturating_add(seg_end - start);
+                self.segments += 1;
+                (first, end)
+            }
+            Some((start, seg_end)) => (start, seg_end.max(end)),
+            None => {
+                self.segments = 1;
+                (first, end)
+            }
+        });
+    }
+
+    /// Samples spanned by all segments, or None before the first block.
+    pub fn samples(&self) -> Option<u64> {
+        self.current
+            .map(|(start, end)| self.earlier_samples.saturating_add(end - start))
+    }
+
+    /// Segments seen (0 before the first block).
+    pub fn segments(&self) -> u64 {
+        self.segments
     }
 }
 
@@ -234,4 +283,50 @@ pub struct Frame {
     pub seq: u16,
     /// What it carries.
     pub payload: Payload,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block(first_sample: u64, count: usize) -> IqBlock {
+        IqBlock {
+            first_sample,
+            flags: 0,
+            samples: vec![[0, 0]; count],
+        }
+    }
+
+    #[test]
+    fn a_span_holds_its_gaps_and_adds_up_restarted_segments() {
+        let mut s = SampleSpan::default();
+        assert_eq!((s.samples(), s.segments()), (None, 0));
+        // 100 .. 300, a gap to 500, then 500 .. 700: one segment of 600.
+        for b in [block(100, 100), block(200, 100), block(500, 200)] {
+            s.observe(&b);
+        }
+        assert_eq!((s.samples(), s.segments()), (Some(600), 1));
+        // The sender restarts at 0: a second segment, 0 .. 400.
+        for b in [block(0, 200), block(200, 200)] {
+            s.observe(&b);
+        }
+        assert_eq!((s.samples(), s.segments()), (Some(1000), 2));
+        // An overlap (a block that starts inside the last one) also starts
+        // a segment: 350 .. 450 after 0 .. 400.
+        s.observe(&block(350, 100));
+        assert_eq!((s.samples(), s.segments()), (Some(1100), 3));
+    }
+
+    #[test]
+    fn a_span_at_the_top_of_the_sample_index_saturates() {
+        let mut s = SampleSpan::default();
+        s.observe(&block(u64::MAX - 100, 50));
+        s.observe(&block(u64::MAX - 50, 50));
+        assert_eq!(s.samples(), Some(100));
+        // Counter wrapped to 0: a new segment, not 2⁶⁴ samples.
+        s.observe(&block(0, 100));
+        assert_eq!((s.samples(), s.segments()), (Some(200), 2));
+        // A block built past the last index ends at u64::MAX.
+        assert_eq!(block(u64::MAX - 1, 5).end_sample(), u64::MAX);
+    }
 }
