@@ -1863,4 +1863,192 @@ mod tests {
         assert_eq!(lines[0]["ftc_linear_k_ms_per_bpm"], 1.234567);
         assert!(text.lines().next().unwrap().contains(":1.234567,"));
     }
+
+    /// One edit of a stream's structure, as a writer or damage could make it.
+    #[derive(Debug, Clone)]
+    enum Edit {
+        /// From block `at` on, the sample indices move by `by` (a gap when
+        /// positive, a discontinuity when negative).
+        Shift { at: usize, by: i64 },
+        /// Every index moves to just under `u64::MAX` (less `below`).
+        Top { below: u64 },
+        /// Block `at` is repeated.
+        Repeat { at: usize },
+        /// Block `at` is dropped.
+        Drop { at: usize },
+        /// Block `at` is flagged clipped and/or muted.
+        Flags { at: usize, flags: u16 },
+        /// A PROBE_INFO with other (valid-range) parameters before block `at`.
+        Probe {
+            at: usize,
+            rate_hz: u32,
+            carrier_hz: u32,
+            angle_cdeg: u16,
+        },
+        /// An event before block `at`, at any sample index.
+        Event {
+            at: usize,
+            at_sample: u64,
+            code: u16,
+        },
+        /// A bolus before block `at`, at any sample index.
+        Bolus { at: usize, at_sample: u64 },
+    }
+
+    fn any_edit() -> impl proptest::strategy::Strategy<Value = Edit> {
+        use proptest::prelude::*;
+        let at = 0..400_usize;
+        prop_oneof![
+            (at.clone(), -2_000_000_i64..2_000_000).prop_map(|(at, by)| Edit::Shift { at, by }),
+            (0..1_000_000_u64).prop_map(|below| Edit::Top { below }),
+            at.clone().prop_map(|at| Edit::Repeat { at }),
+            at.clone().prop_map(|at| Edit::Drop { at }),
+            (at.clone(), 0..4_u16).prop_map(|(at, flags)| Edit::Flags { at, flags }),
+            (
+                at.clone(),
+                8_000..=48_000_u32,
+                prop::sample::select(vec![0, 1, 2_000_000, 4_000_000, 8_000_000, u32::MAX]),
+                prop::sample::select(vec![0, 3000, 4500, 6000, 8500, 8501, 9000, u16::MAX]),
+            )
+                .prop_map(|(at, rate_hz, carrier_hz, angle_cdeg)| Edit::Probe {
+                    at,
+                    rate_hz,
+                    carrier_hz,
+                    angle_cdeg,
+                }),
+            (at.clone(), any::<u64>(), 0..8_u16).prop_map(|(at, at_sample, code)| Edit::Event {
+                at,
+                at_sample,
+                code
+            }),
+            (at, any::<u64>()).prop_map(|(at, at_sample)| Edit::Bolus { at, at_sample }),
+        ]
+    }
+
+    /// The stream of `base` with `edits` applied, in order.
+    fn edited(base: &[Payload], edits: &[Edit]) -> Vec<Payload> {
+        let mut p = base.to_vec();
+        let iq_positions = |p: &[Payload]| -> Vec<usize> {
+            (0..p.len())
+                .filter(|&i| matches!(p[i], Payload::Iq(_)))
+                .collect()
+        };
+        for e in edits {
+            let iq = iq_positions(&p);
+            let Some(&last) = iq.last() else { break };
+            let at = |k: usize| iq.get(k).copied().unwrap_or(last);
+            match *e {
+                Edit::Shift { at: k, by } => {
+                    for item in &mut p[at(k)..] {
+                        if let Payload::Iq(b) = item {
+                            b.first_sample = b.first_sample.saturating_add_signed(by);
+                        }
+                    }
+                }
+                Edit::Top { below } => {
+                    let end = iq
+                        .iter()
+                        .filter_map(|&i| match &p[i] {
+                            Payload::Iq(b) => Some(b.end_sample()),
+                            _ => None,
+                        })
+                        .max()
+                        .unwrap_or(0);
+                    let shift = (u64::MAX - below).saturating_sub(end);
+                    for item in &mut p {
+                        if let Payload::Iq(b) = item {
+                            b.first_sample = b.first_sample.saturating_add(shift);
+                        }
+                    }
+                }
+                Edit::Repeat { at: k } => {
+                    let item = p[at(k)].clone();
+                    p.insert(at(k), item);
+                }
+                Edit::Drop { at: k } => {
+                    p.remove(at(k));
+                }
+                Edit::Flags { at: k, flags } => {
+                    if let Payload::Iq(b) = &mut p[at(k)] {
+                        b.flags = flags;
+                    }
+                }
+                Edit::Probe {
+                    at: k,
+                    rate_hz,
+                    carrier_hz,
+                    angle_cdeg,
+                } => {
+                    let mut info = probe_info(base);
+                    info.sample_rate_hz = rate_hz;
+                    info.carrier_hz = carrier_hz;
+                    info.beam_angle_cdeg = angle_cdeg;
+                    p.insert(at(k), Payload::ProbeInfo(info));
+                }
+                Edit::Event {
+                    at: k,
+                    at_sample,
+                    code,
+                } => p.insert(
+                    at(k),
+                    Payload::Event(ProbeEvent {
+                        at_sample,
+                        code,
+                        value: -1,
+                    }),
+                ),
+                Edit::Bolus { at: k, at_sample } => {
+                    let mut json = serde_json::Map::new();
+                    json.insert("type".into(), "bolus".into());
+                    json.insert("volume_ml".into(), 250.into());
+                    p.insert(at(k), Payload::Annotation(Annotation { at_sample, json }));
+                }
+            }
+        }
+        p
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(48))]
+        /// Whatever the stream's structure — gaps, discontinuities, indices
+        /// at the top of `u64`, repeated and dropped blocks, flags, changed
+        /// probe parameters (usable or not), events and boluses at any
+        /// index — the analysis runs to its summary without a panic (this
+        /// test runs with overflow checks), and what it writes holds
+        /// together: a stream line first, a summary last, beats numbered in
+        /// order with their times in order (peak and end null when a gap
+        /// hid the systole) and every number finite.
+        #[test]
+        fn any_stream_structure_is_analysed_to_its_summary(
+            edits in proptest::collection::vec(any_edit(), 0..6)
+        ) {
+            static STREAM: std::sync::OnceLock<Vec<Payload>> = std::sync::OnceLock::new();
+            let base = STREAM.get_or_init(|| payloads(29, 2.5));
+            let p: Vec<Payload> = edited(base, &edits)
+                .into_iter()
+                .filter(|item| odm_device_io::encode_payload(item, &mut Vec::new()).is_ok())
+                .collect();
+            let (ok, lines, _) = run(&p, &[]);
+            proptest::prop_assert!(ok);
+            proptest::prop_assert_eq!(&lines[0]["type"], "stream");
+            let summary = lines.last().unwrap();
+            proptest::prop_assert_eq!(&summary["type"], "summary");
+            let d = &summary["duration_s"];
+            proptest::prop_assert!(d.is_null() || d.as_f64().is_some_and(|d| d >= 0.0), "{}", d);
+            for (i, b) in beats(&lines).iter().enumerate() {
+                proptest::prop_assert_eq!(&b["index"], i as u64);
+                // Onset and next onset always; peak and end are null when
+                // the systole could not be measured (a gap in it).
+                proptest::prop_assert!(b["onset_s"].is_number() && b["next_onset_s"].is_number(), "{}", b);
+                let times: Vec<f64> = ["onset_s", "peak_s", "end_s", "next_onset_s"]
+                    .iter()
+                    .filter_map(|k| b[*k].as_f64())
+                    .collect();
+                proptest::prop_assert!(times.windows(2).all(|w| w[0] <= w[1]), "{}", b);
+                for (k, v) in b.as_object().unwrap() {
+                    proptest::prop_assert!(!v.is_number() || v.as_f64().is_some_and(f64::is_finite), "{k}: {v}");
+                }
+            }
+        }
+    }
 }
