@@ -701,4 +701,78 @@ mod tests {
         assert!(e.start_recording("x.odmrec".into()).is_err());
         assert!(!e.is_recording());
     }
+
+    /// Outside bytes decide the engine's input: a stream whose structure is
+    /// as odd as CRC-valid frames can make it — indices near `u64::MAX`, a
+    /// counter that goes back, unusable and changing probe parameters,
+    /// events and annotations at the last index — must never panic the DSP
+    /// thread (this test runs with overflow checks), and the samples it
+    /// could process are shown as processed.
+    #[test]
+    fn an_odd_stream_structure_never_panics_the_engine() {
+        let mut probe = odm_simulator::VirtualProbe::new(odm_simulator::SimConfig {
+            seed: 6,
+            duration_s: Some(4.0),
+            ..odm_simulator::SimConfig::default()
+        })
+        .expect("config");
+        let mut payloads = Vec::new();
+        while let Some(p) = probe.next_payload() {
+            payloads.push(p);
+        }
+        let Some(Payload::ProbeInfo(info)) = payloads.first().cloned() else {
+            unreachable!("the virtual probe starts with PROBE_INFO")
+        };
+        let with = |f: &dyn Fn(&mut odm_device_io::ProbeInfo)| {
+            let mut i = info.clone();
+            f(&mut i);
+            Payload::ProbeInfo(i)
+        };
+        let top = u64::MAX - 50_000;
+        let mut e = Engine::new(Handoff::shared());
+        let mut iq = 0_u64;
+        for (k, p) in payloads.into_iter().enumerate() {
+            let p = match p {
+                Payload::Iq(mut b) => {
+                    iq += 1;
+                    b.first_sample = match iq % 40 {
+                        // The counter near the top of u64, then back to 0.
+                        0..=9 => top + b.first_sample % 40_000,
+                        // A block that repeats indices already seen.
+                        20 => b.first_sample / 2,
+                        // A block past the last index (the decoder skips
+                        // one from the wire; built in memory it can exist).
+                        30 => u64::MAX - 10,
+                        _ => b.first_sample,
+                    };
+                    Payload::Iq(b)
+                }
+                p => p,
+            };
+            e.handle(p);
+            match k % 97 {
+                13 => {
+                    e.handle(with(&|i| i.beam_angle_cdeg = 9000));
+                }
+                29 => {
+                    e.handle(with(&|i| i.carrier_hz = 0));
+                }
+                41 => {
+                    e.handle(with(&|i| i.sample_rate_hz = 8_000));
+                }
+                53 => {
+                    e.handle(with(&|i| i.sample_rate_hz = info.sample_rate_hz));
+                }
+                61 => {
+                    e.handle(Payload::Event(odm_device_io::ProbeEvent {
+                        at_sample: u64::MAX,
+                        code: 3,
+                        value: i32::MIN,
+                    }));
+                }
+                _ => {}
+            }
+        }
+        assert!(e.latest_sample() > 0, "blocks were processed");
+    }
 }
