@@ -143,6 +143,7 @@ fn parse_ftc(s: &str) -> Result<FtcFormula, String> {
             let k = other
                 .strip_prefix("linear:")
                 .ok_or_else(|| format!("`{s}` is not bazett, fridericia or linear:K"))?;
+            let typed = k;
             let k: f64 = k
                 .parse()
                 .map_err(|_| format!("`{k}` in `{s}` is not a number (ms per beat/min)"))?;
@@ -150,7 +151,7 @@ fn parse_ftc(s: &str) -> Result<FtcFormula, String> {
                 Ok(FtcFormula::Linear { k_ms_per_bpm: k })
             } else {
                 Err(format!(
-                    "linear K = {k} is outside −100..=100 ms per beat/min"
+                    "linear K = {typed} is outside −100..=100 ms per beat/min"
                 ))
             }
         }
@@ -165,7 +166,8 @@ fn parse_in(s: &str, lo: f64, hi: f64, what: &str) -> Result<f64, String> {
     if x.is_finite() && x >= lo && x <= hi {
         Ok(x)
     } else {
-        Err(format!("{what} {x} is outside {lo}..={hi}"))
+        // As typed: `{x}` would spell 1e-300 out in 300 digits.
+        Err(format!("{what} {} is outside {lo}..={hi}", s.trim()))
     }
 }
 
@@ -182,12 +184,7 @@ fn parse_diameter(s: &str) -> Result<f64, String> {
     parse_in(s, 10.0, 50.0, "aortic diameter (mm)")
 }
 fn parse_fraction(s: &str) -> Result<f64, String> {
-    let x = parse_in(s, 0.0, 1.0, "descending fraction")?;
-    if x > 0.0 {
-        Ok(x)
-    } else {
-        Err("descending fraction must be above 0".into())
-    }
+    parse_in(s, 0.3, 1.0, "descending fraction")
 }
 fn parse_window(s: &str) -> Result<f64, String> {
     parse_in(s, 1.0, 3600.0, "window (s)")
@@ -1862,6 +1859,24 @@ mod tests {
         let (_, lines, text) = run(&p, &["--ftc", "linear:1.234567"]);
         assert_eq!(lines[0]["ftc_linear_k_ms_per_bpm"], 1.234567);
         assert!(text.lines().next().unwrap().contains(":1.234567,"));
+    }
+
+    /// A fraction near 0 made SV and CO arbitrarily large; the refusal
+    /// names the value as typed, not in 300 digits.
+    #[test]
+    fn implausible_descending_fractions_are_refused_as_typed() {
+        assert_eq!(parse_fraction("0.7"), Ok(0.7));
+        assert_eq!(parse_fraction("1"), Ok(1.0));
+        assert_eq!(
+            parse_fraction("1e-300"),
+            Err("descending fraction 1e-300 is outside 0.3..=1".into())
+        );
+        assert!(parse_fraction("0.29").is_err());
+        assert!(
+            parse_ftc("linear:1e308")
+                .unwrap_err()
+                .contains("K = 1e308 is")
+        );
     }
 
     /// One edit of a stream's structure, as a writer or damage could make it.

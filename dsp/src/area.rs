@@ -71,8 +71,8 @@ pub enum AreaError {
     /// Aortic diameter outside a plausible range.
     #[error("aortic diameter {0} mm is outside 10..=50")]
     DiameterOutOfRange(f64),
-    /// Descending-aorta fraction of cardiac output outside (0, 1].
-    #[error("descending-aorta fraction {0} is outside (0, 1]")]
+    /// Descending-aorta fraction of cardiac output outside 0.3 ..= 1.
+    #[error("descending-aorta fraction {0} is outside 0.3..=1")]
     FractionOutOfRange(f64),
 }
 
@@ -98,6 +98,13 @@ const AGE_RANGE_YEARS: (f64, f64) = (18.0, 100.0);
 const HEIGHT_RANGE_CM: (f64, f64) = (100.0, 250.0);
 const WEIGHT_RANGE_KG: (f64, f64) = (25.0, 350.0);
 const DIAMETER_RANGE_MM: (f64, f64) = (10.0, 50.0);
+/// Plausible descending-aorta fractions of cardiac output. About 0.7 is the
+/// literature's figure (docs/haemodynamics.md); under 0.3 SV and CO would
+/// be more than three times the flow measured, and a fraction near 0 made
+/// them arbitrarily large (1e-300 gave an SV of 4.8·10³⁰¹ ml, found
+/// 2026-12-02). The simulator's `descending_flow_fraction` has the same
+/// range.
+const DESCENDING_FRACTION_RANGE: (f64, f64) = (0.3, 1.0);
 
 fn within(x: f64, (lo, hi): (f64, f64)) -> bool {
     x.is_finite() && x >= lo && x <= hi
@@ -133,9 +140,9 @@ pub fn validate_diameter_mm(diameter_mm: f64) -> Result<(), AreaError> {
     }
 }
 
-/// Checks a descending-aorta fraction is in (0, 1].
+/// Checks a descending-aorta fraction is finite and plausible (0.3 ..= 1).
 pub fn validate_descending_fraction(fraction: f64) -> Result<(), AreaError> {
-    if fraction.is_finite() && fraction > 0.0 && fraction <= 1.0 {
+    if within(fraction, DESCENDING_FRACTION_RANGE) {
         Ok(())
     } else {
         Err(AreaError::FractionOutOfRange(fraction))
@@ -410,7 +417,12 @@ mod tests {
         assert!(validate_diameter_mm(2.4).is_err(), "cm typed as mm");
         assert!(validate_diameter_mm(24.0).is_ok());
         assert!(validate_descending_fraction(0.0).is_err());
+        assert!(validate_descending_fraction(1e-300).is_err(), "SV × 10³⁰⁰");
+        assert!(validate_descending_fraction(0.29).is_err());
+        assert!(validate_descending_fraction(0.3).is_ok());
         assert!(validate_descending_fraction(0.7).is_ok());
+        assert!(validate_descending_fraction(1.0).is_ok());
+        assert!(validate_descending_fraction(1.01).is_err());
         assert!(validate_descending_fraction(f64::INFINITY).is_err());
     }
 
