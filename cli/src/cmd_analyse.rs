@@ -1390,8 +1390,13 @@ mod tests {
         for p in payloads {
             enc.encode(p, &mut bytes).unwrap();
         }
+        run_bytes(&bytes, extra)
+    }
+
+    /// Runs `odm analyse` on `bytes`: (exit ok, lines, text).
+    fn run_bytes(bytes: &[u8], extra: &[&str]) -> (bool, Vec<Value>, String) {
         let mut out = Vec::new();
-        let ok = analyse_stream(&bytes[..], "test".into(), &opts(extra), &mut out).is_ok();
+        let ok = analyse_stream(bytes, "test".into(), &opts(extra), &mut out).is_ok();
         let text = String::from_utf8(out).unwrap();
         let lines = text
             .lines()
@@ -1445,13 +1450,8 @@ mod tests {
             enc.encode(item, &mut bytes).unwrap();
         }
         assert_eq!(straddling, 1, "{blocks} blocks");
-        let mut out = Vec::new();
-        analyse_stream(&bytes[..], "test".into(), &opts(&[]), &mut out).unwrap();
-        let lines: Vec<Value> = String::from_utf8(out)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let (ok, lines, _) = run_bytes(&bytes, &[]);
+        assert!(ok);
         let summary = lines.last().unwrap();
         assert_eq!(summary["malformed"], 1);
         assert_eq!(summary["discontinuities"], 1);
