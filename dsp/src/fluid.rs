@@ -29,6 +29,12 @@
 use crate::trend::Ring;
 use crate::types::Beat;
 
+/// The largest bolus volume taken as stated, ml. A fluid challenge is
+/// 200–250 ml or 3 ml/kg (primer, "Fluid management"); ten times the most a
+/// challenge could be is a typing or unit error, and the challenge is
+/// reported with the volume not stated rather than with it.
+pub const MAX_BOLUS_ML: f64 = 5000.0;
+
 /// Fluid-challenge windows and thresholds.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FluidConfig {
@@ -223,12 +229,14 @@ impl FluidTracker {
 
     /// Records a bolus at `t_s` (s) of `volume_ml` (`None` when the
     /// annotation does not state it). Non-finite times are ignored, and a
-    /// non-finite volume counts as not stated.
+    /// volume outside (0, [`MAX_BOLUS_ML`]] counts as not stated: a
+    /// recording's annotation is outside data, and a challenge is never
+    /// reported with a negative or astronomical volume.
     pub fn bolus(&mut self, t_s: f64, volume_ml: Option<f64>) {
         if !t_s.is_finite() {
             return;
         }
-        let volume_ml = volume_ml.filter(|v| v.is_finite());
+        let volume_ml = volume_ml.filter(|v| v.is_finite() && *v > 0.0 && *v <= MAX_BOLUS_ML);
         if self.pending.len() >= self.cfg.max_pending {
             // Bounded memory: the oldest finishes now with what is there.
             let oldest = self.pending.remove(0);
@@ -442,6 +450,29 @@ mod tests {
             t += cycle_s;
             i += 1;
         }
+    }
+
+    #[test]
+    fn an_implausible_bolus_volume_is_not_stated() {
+        let mut tr = FluidTracker::new(FluidConfig::default());
+        for (t, v) in [
+            (1.0, Some(-1.0)),
+            (2.0, Some(0.0)),
+            (3.0, Some(1e308)),
+            (4.0, Some(f64::NAN)),
+            (5.0, Some(MAX_BOLUS_ML)),
+            (6.0, Some(250.0)),
+        ] {
+            tr.bolus(t, v);
+        }
+        tr.finish();
+        let volumes: Vec<Option<f64>> = std::iter::from_fn(|| tr.poll())
+            .map(|r| r.volume_ml)
+            .collect();
+        assert_eq!(
+            volumes,
+            vec![None, None, None, None, Some(MAX_BOLUS_ML), Some(250.0)]
+        );
     }
 
     #[test]
