@@ -158,7 +158,9 @@ fn parse_ftc(s: &str) -> Result<FtcFormula, String> {
     }
 }
 
-fn parse_in(s: &str, lo: f64, hi: f64, what: &str) -> Result<f64, String> {
+/// `s` as a number within `lo ..= hi`, or a refusal that quotes `s` as
+/// typed and names `what`.
+pub(crate) fn parse_in(s: &str, lo: f64, hi: f64, what: &str) -> Result<f64, String> {
     let x: f64 = s
         .trim()
         .parse()

@@ -23,11 +23,11 @@ pub struct Args {
     /// Where to write the Markdown report.
     #[arg(long, default_value = "docs/validation.md")]
     out: PathBuf,
-    /// Seconds of simulated signal per grid cell and seed.
-    #[arg(long, default_value_t = 60.0)]
+    /// Seconds of simulated signal per grid cell and seed (10 ..= 3600).
+    #[arg(long, default_value_t = 60.0, value_parser = parse_seconds)]
     seconds: f64,
-    /// Seeds per grid cell.
-    #[arg(long, default_value_t = 2)]
+    /// Seeds per grid cell (1 ..= 100).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=100))]
     seeds: u64,
 }
 
@@ -706,13 +706,11 @@ fn mean(v: impl Iterator<Item = f64>) -> f64 {
     s / n.max(1) as f64
 }
 
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    crate::cmd_analyse::parse_in(s, 10.0, 3600.0, "seconds")
+}
+
 fn run_inner(args: Args) -> anyhow::Result<()> {
-    if !(args.seconds.is_finite() && args.seconds >= 10.0 && args.seconds <= 3600.0) {
-        anyhow::bail!("--seconds {} is outside 10 ..= 3600", args.seconds);
-    }
-    if args.seeds == 0 || args.seeds > 100 {
-        anyhow::bail!("--seeds {} is outside 1 ..= 100", args.seeds);
-    }
     let mut md = String::new();
     let cmd = format!(
         "odm validate --out {} --seconds {} --seeds {}",

@@ -252,6 +252,12 @@ fn check_range(field: &'static str, x: f64, lo: f64, hi: f64) -> Result<(), SimE
     if x.is_finite() && x >= lo && x <= hi {
         Ok(())
     } else {
+        // `{x}` would spell 1e308 out in 309 digits.
+        let x = if x.is_finite() && x != 0.0 && !(1e-4..1e9).contains(&x.abs()) {
+            format!("{x:e}")
+        } else {
+            format!("{x}")
+        };
         Err(bad(field, format!("{x} is outside {lo} ..= {hi}")))
     }
 }

@@ -97,3 +97,16 @@ fn some_random_configurations_do_run() {
     eprintln!("{ran} runnable configurations");
     assert!(ran >= 5, "{ran} runnable cases");
 }
+
+/// A refusal names the value compactly: 1e308 as `1e308`, not in 309 digits.
+#[test]
+fn a_refused_value_is_named_compactly() {
+    for (duration_s, shown) in [(1e308, "1e308 is outside"), (1e-9, "1e-9 is outside")] {
+        let cfg = SimConfig {
+            duration_s: Some(duration_s),
+            ..SimConfig::default()
+        };
+        let e = cfg.validate().unwrap_err().to_string();
+        assert!(e.contains(shown) && e.len() < 120, "{e}");
+    }
+}
