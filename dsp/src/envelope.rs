@@ -957,6 +957,8 @@ impl EnvelopeEstimator {
         let r = &self.blend_rev;
         let top = t.len() - 1 - base0;
         let mut costs = [None::<f32>; FIT_SHIFTS];
+        // Each shift's least-squares amplitude, kept for the chosen one.
+        let mut amps = [0.0_f32; FIT_SHIFTS];
         for j0 in (0..shifts).step_by(FIT_LANES) {
             // (The reversed template is padded by FIT_LANES.)
             let lanes = |i: usize| -> &[f32] {
@@ -990,6 +992,9 @@ impl EnvelopeEstimator {
             for (l, c) in costs.iter_mut().skip(j0).take(FIT_LANES).enumerate() {
                 *c = (yt[l] > 0.0 && tt[l] > 0.0).then_some(e[l]);
             }
+            for (am, &al) in amps.iter_mut().skip(j0).zip(&a) {
+                *am = al;
+            }
         }
         let cost = |j: usize| costs[j];
         // Whole bins first, then quarter bins around the best, then a
@@ -1022,19 +1027,9 @@ impl EnvelopeEstimator {
                 frac = (0.5 * f64::from(em - ep) / den).clamp(-0.5, 0.5);
             }
         }
-        let amp = {
-            let mut yt = 0.0_f32;
-            let mut tt = 0.0_f32;
-            for (i, &v) in y.iter().enumerate() {
-                let b = t[base0 - j + i * sub];
-                yt += v * b;
-                tt += b * b;
-            }
-            yt / tt
-        };
         Some((
             ka as f64 + (j as f64 + frac - (FIT_SHIFT * sub) as f64) / sub as f64,
-            amp,
+            amps[j],
         ))
     }
 
