@@ -431,7 +431,8 @@ impl Pipeline {
     }
 
     /// The mirror image's level under the signal that the I/Q imbalance
-    /// estimate implies, dB; None before 4 s of clean signal.
+    /// estimate implies, dB; None before 4 s of clean signal, unless a
+    /// gross imbalance was corrected sooner ([`crate::iq`]).
     pub fn iq_image_db(&self) -> Option<f64> {
         self.iq.image_db()
     }
