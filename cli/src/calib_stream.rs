@@ -113,10 +113,11 @@ impl StreamAnalyser {
         match frame.payload {
             Payload::ProbeInfo(info) => self.probe_info(info)?,
             Payload::Iq(block) => match self.pipeline.as_mut() {
-                Some(p) => p.push(
+                Some(p) => p.push_flagged(
                     block.first_sample,
                     &block.samples,
                     block.clipped(),
+                    block.muted(),
                     &mut self.out,
                 ),
                 None => self.samples_before_probe_info += block.samples.len() as u64,

@@ -1016,10 +1016,11 @@ impl<'a, W: Write> Analyser<'a, W> {
         let Some(p) = self.pipeline.as_mut() else {
             return Ok(());
         };
-        p.push(
+        p.push_flagged(
             block.first_sample,
             &block.samples,
             block.clipped(),
+            block.muted(),
             &mut self.collect,
         );
         let end = block.end_sample();

@@ -783,6 +783,51 @@ fn a_restarted_sender_gives_one_discontinuity_and_continuous_beat_indices() {
 }
 
 #[test]
+fn blocks_with_the_transmitter_muted_are_a_gap_in_the_signal_not_lost_samples() {
+    // The transmitter muted for 1.5 s from 6 s (IQ flags bit 1), its
+    // samples holding the echo still: no beat across it is accepted, and no
+    // `gap` event says samples were lost.
+    let mut payloads = raw_stream(base_cfg(12, 20.0));
+    let (mute_from, mute_to) = (120_000_u64, 150_000_u64);
+    for p in &mut payloads {
+        if let Payload::Iq(b) = p
+            && (mute_from..mute_to).contains(&b.first_sample)
+        {
+            b.flags |= odm_device_io::FLAG_TX_MUTED;
+        }
+    }
+    let mut enc = odm_device_io::Encoder::new();
+    let out = odm(&["analyse", "-"], Some(&encode(&payloads, &mut enc)));
+    assert!(out.status.success());
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(!lines.iter().any(|l| l["kind"] == "gap"));
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["lost_samples"], 0);
+    let (a, b) = (mute_from as f64 / 20_000.0, mute_to as f64 / 20_000.0);
+    let beats = of_type(&lines, "beat");
+    let across: Vec<&&Value> = beats
+        .iter()
+        .filter(|x| x["onset_s"].as_f64().unwrap() < b && x["next_onset_s"].as_f64().unwrap() > a)
+        .collect();
+    assert!(!across.is_empty());
+    for x in &across {
+        assert_eq!(x["accepted"], false, "{x}");
+        assert_eq!(x["reject_reason"], "gap", "{x}");
+    }
+    // The beats clear of it are accepted as usual.
+    let accepted = beats.iter().filter(|x| x["accepted"] == true).count();
+    assert!(
+        accepted + across.len() + 2 >= beats.len(),
+        "{accepted} of {}",
+        beats.len()
+    );
+}
+
+#[test]
 fn a_bolus_near_the_end_is_reported_incomplete_before_the_summary() {
     let (bytes, _) = record(
         base_cfg(21, 30.0),

@@ -149,6 +149,11 @@ impl IqBlock {
     pub fn clipped(&self) -> bool {
         self.flags & FLAG_CLIPPED != 0
     }
+    /// Whether the transmitter was muted in this block: its samples carry
+    /// no echo.
+    pub fn muted(&self) -> bool {
+        self.flags & FLAG_TX_MUTED != 0
+    }
     /// Index one past the last sample of this block (saturating at
     /// `u64::MAX`; the decoder never yields a block that needs it).
     pub fn end_sample(&self) -> u64 {

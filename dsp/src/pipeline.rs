@@ -277,6 +277,9 @@ pub struct Pipeline {
     /// End (exclusive) of the last clipped block.
     clipped_until: u64,
     gap_pending: bool,
+    /// First sample of the transmitter's mute in progress
+    /// ([`Pipeline::push_flagged`]).
+    muted_from: Option<u64>,
     /// The last two raw envelope points (median-of-3 in time).
     prev: [Option<RawPoint>; 2],
     /// Envelope points given to the detector but not yet to the sink: they
@@ -411,6 +414,7 @@ impl Pipeline {
             next_sample: None,
             clipped_until: 0,
             gap_pending: false,
+            muted_from: None,
             prev: [None, None],
             unsettled: [EnvelopePoint::default(); UNSETTLED_MAX],
             unsettled_len: 0,
@@ -591,6 +595,26 @@ impl Pipeline {
         clipped: bool,
         sink: &mut impl PipelineSink,
     ) {
+        self.push_flagged(first_sample, samples, clipped, false, sink);
+    }
+
+    /// [`push`](Self::push) with IQ flags bit 1 as well: `muted`, the
+    /// transmitter was muted. Such samples carry no echo, only receiver
+    /// noise or nothing, so they are not analysed: their span is a gap in
+    /// the signal (a cycle overlapping it is rejected as `gap`, a systole
+    /// overlapping it has no end, peak or SD; no spectrum column covers it;
+    /// the filters start afresh after it, as after a gap, and a mute longer
+    /// than 2 s ends the beat in progress). No samples were lost, so no
+    /// [`Status::Gap`] is reported; a mute as long as
+    /// [`PipelineConfig::signal_lost_after_s`] reports the signal lost.
+    pub fn push_flagged(
+        &mut self,
+        first_sample: u64,
+        samples: &[[i16; 2]],
+        clipped: bool,
+        muted: bool,
+        sink: &mut impl PipelineSink,
+    ) {
         if samples.is_empty() {
             return;
         }
@@ -619,6 +643,7 @@ impl Pipeline {
                     t_s: first_sample as f64 / self.fs,
                 });
                 self.new_segment();
+                self.muted_from = None;
                 self.flush_unsettled(sink);
                 self.detector.reset();
                 self.interference.reset();
@@ -634,6 +659,22 @@ impl Pipeline {
             self.clipped_until = self.clipped_until.max(end);
             self.detector
                 .mark_clipped(self.detector_s(first_sample), self.detector_s(end));
+        }
+        if muted {
+            self.detector
+                .mark_gap(self.detector_s(first_sample), self.detector_s(end));
+            self.muted_from.get_or_insert(first_sample);
+            self.next_sample = Some(end);
+            self.check_signal(end, sink);
+            return;
+        }
+        if let Some(from) = self.muted_from.take() {
+            self.new_segment();
+            self.gap_pending = true;
+            if first_sample.saturating_sub(from) as f64 / self.fs > 2.0 {
+                self.flush_unsettled(sink);
+                self.detector.restart_after_gap();
+            }
         }
         let mut at = first_sample;
         let mut rest = samples;

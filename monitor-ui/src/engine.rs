@@ -279,10 +279,11 @@ impl Engine {
                         pushed_at,
                         unwrap: p.aliasing(),
                     };
-                    p.push(
+                    p.push_flagged(
                         block.first_sample,
                         &block.samples,
                         block.clipped(),
+                        block.muted(),
                         &mut sink,
                     );
                     self.latest_sample = block.end_sample();

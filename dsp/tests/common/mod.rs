@@ -58,7 +58,7 @@ pub fn feed(
         }
         Payload::Iq(b) => {
             if let Some(pl) = pipe.as_mut() {
-                pl.push(b.first_sample, &b.samples, b.clipped(), sink);
+                pl.push_flagged(b.first_sample, &b.samples, b.clipped(), b.muted(), sink);
             }
         }
         _ => {}
