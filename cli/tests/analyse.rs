@@ -686,6 +686,17 @@ fn encode(payloads: &[Payload], enc: &mut odm_device_io::Encoder) -> Vec<u8> {
     bytes
 }
 
+/// `odm analyse -` of `bytes` on standard input, its lines parsed.
+fn analyse_stdin(bytes: &[u8]) -> Vec<Value> {
+    let out = odm(&["analyse", "-"], Some(bytes));
+    assert!(out.status.success());
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 #[test]
 fn samples_before_the_first_probe_info_are_held_not_lost() {
     let payloads = raw_stream(base_cfg(5, 20.0));
@@ -705,17 +716,8 @@ fn samples_before_the_first_probe_info_are_held_not_lost() {
     let mut enc = odm_device_io::Encoder::new();
     let late = encode(&late, &mut enc);
 
-    let run = |bytes: &[u8]| {
-        let out = odm(&["analyse", "-"], Some(bytes));
-        assert!(out.status.success());
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str::<Value>(l).unwrap())
-            .collect::<Vec<_>>()
-    };
-    let a = run(&in_order);
-    let b = run(&late);
+    let a = analyse_stdin(&in_order);
+    let b = analyse_stdin(&late);
     assert_eq!(
         b[0]["type"], "stream",
         "stream line first even after held items"
@@ -749,13 +751,7 @@ fn a_restarted_sender_gives_one_discontinuity_and_continuous_beat_indices() {
     // The sender restarted: seq and first_sample start from 0 again.
     let mut enc = odm_device_io::Encoder::new();
     bytes.extend(encode(&second, &mut enc));
-    let out = odm(&["analyse", "-"], Some(&bytes));
-    assert!(out.status.success());
-    let lines: Vec<Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = analyse_stdin(&bytes);
     let summary = lines.last().unwrap();
     assert_eq!(summary["discontinuities"], 1);
     assert_eq!(summary["seq_resets"], 1);
@@ -797,13 +793,7 @@ fn blocks_with_the_transmitter_muted_are_a_gap_in_the_signal_not_lost_samples() 
         }
     }
     let mut enc = odm_device_io::Encoder::new();
-    let out = odm(&["analyse", "-"], Some(&encode(&payloads, &mut enc)));
-    assert!(out.status.success());
-    let lines: Vec<Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = analyse_stdin(&encode(&payloads, &mut enc));
     assert!(!lines.iter().any(|l| l["kind"] == "gap"));
     let summary = lines.last().unwrap();
     assert_eq!(summary["lost_samples"], 0);
