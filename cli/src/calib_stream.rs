@@ -122,7 +122,14 @@ impl StreamAnalyser {
                 ),
                 None => self.samples_before_probe_info += block.samples.len() as u64,
             },
-            Payload::Event(_) | Payload::Annotation(_) => {}
+            Payload::Event(ev) => {
+                if ev.code == odm_device_io::event_code::GAIN_CHANGED
+                    && let Some(p) = self.pipeline.as_mut()
+                {
+                    p.receive_gain_changed(ev.at_sample);
+                }
+            }
+            Payload::Annotation(_) => {}
         }
         Ok(())
     }

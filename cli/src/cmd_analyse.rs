@@ -578,6 +578,11 @@ impl<'a, W: Write> Analyser<'a, W> {
                 }
             }
             Payload::Event(ev) => {
+                if ev.code == odm_device_io::event_code::GAIN_CHANGED
+                    && let Some(p) = self.pipeline.as_mut()
+                {
+                    p.receive_gain_changed(ev.at_sample);
+                }
                 if self.stream_written {
                     self.event_line(&ev)
                 } else {

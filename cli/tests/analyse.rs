@@ -818,6 +818,53 @@ fn blocks_with_the_transmitter_muted_are_a_gap_in_the_signal_not_lost_samples() 
 }
 
 #[test]
+fn a_reported_receive_gain_change_is_not_taken_for_diathermy() {
+    // The gain turned up 16 dB at 8 s: reported by an EVENT (code 2), the
+    // beats after it are accepted; unreported, the noise floor's step is
+    // taken for diathermy for seconds.
+    let step = 160_000_u64;
+    let mut payloads = raw_stream(base_cfg(14, 20.0));
+    for p in &mut payloads {
+        if let Payload::Iq(b) = p
+            && b.first_sample >= step
+        {
+            for x in b.samples.iter_mut().flatten() {
+                *x = (f64::from(*x) * 6.31).clamp(-32768.0, 32767.0) as i16;
+            }
+        }
+    }
+    let interference = |lines: &[Value]| {
+        of_type(lines, "beat")
+            .iter()
+            .filter(|b| b["reject_reason"] == "interference")
+            .count()
+    };
+    let mut enc = odm_device_io::Encoder::new();
+    let untold = analyse_stdin(&encode(&payloads, &mut enc));
+    assert!(interference(&untold) >= 3, "{}", interference(&untold));
+    let at = payloads
+        .iter()
+        .position(|p| matches!(p, Payload::Iq(b) if b.first_sample >= step))
+        .unwrap();
+    payloads.insert(
+        at,
+        Payload::Event(odm_device_io::ProbeEvent {
+            at_sample: step,
+            code: 2,
+            value: 160,
+        }),
+    );
+    let mut enc = odm_device_io::Encoder::new();
+    let told = analyse_stdin(&encode(&payloads, &mut enc));
+    assert_eq!(interference(&told), 0);
+    let gain_events = told
+        .iter()
+        .filter(|l| l["kind"] == "probe_event" && l["code"] == 2)
+        .count();
+    assert_eq!(gain_events, 1);
+}
+
+#[test]
 fn a_bolus_near_the_end_is_reported_incomplete_before_the_summary() {
     let (bytes, _) = record(
         base_cfg(21, 30.0),

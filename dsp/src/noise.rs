@@ -134,6 +134,25 @@ impl InterferenceDetector {
         self.recent_len = 0;
     }
 
+    /// The recent floors' level (median of the last five columns), dB;
+    /// None before any.
+    pub fn recent_level_db(&self) -> Option<f32> {
+        (self.recent_len > 0).then(|| median_of(&self.recent_db[..self.recent_len]))
+    }
+
+    /// Moves the baseline and the recent floors by `delta_db`: a known step
+    /// of everything received (a change of the receive gain), which is not
+    /// interference. Diathermy under way across the step stays above the
+    /// moved baseline.
+    pub fn shift_level(&mut self, delta_db: f32) {
+        if let Some(b) = &mut self.baseline_db {
+            *b += delta_db;
+        }
+        for db in &mut self.recent_db[..self.recent_len] {
+            *db += delta_db;
+        }
+    }
+
     /// Feeds one column's noise floor; true when the column is interference.
     pub fn process(&mut self, noise_power: f32) -> bool {
         let db = 10.0 * noise_power.max(1e-30).log10();
@@ -249,6 +268,37 @@ mod tests {
         // bins' 67th percentile (floor ≈ 1.6); the mean would be ≈ 250.
         let f = nf.process(&col).unwrap();
         assert!(f > 0.8 && f < 2.5, "floor {f}");
+    }
+
+    #[test]
+    fn a_known_step_of_the_level_moves_the_baseline_and_spares_no_burst() {
+        // Clean at floor 1, then a burst at 100; the receive gain rises
+        // 10 dB during the burst (everything × 10), then the burst ends.
+        let mut d = InterferenceDetector::new(6.0, 1.0, 0.005).unwrap();
+        for _ in 0..200 {
+            assert!(!d.process(1.0));
+        }
+        for _ in 0..20 {
+            assert!(d.process(100.0));
+        }
+        let before = d.recent_level_db().unwrap();
+        assert!((before - 20.0).abs() < 1e-4, "{before}");
+        d.shift_level(30.0 - before);
+        for _ in 0..20 {
+            assert!(d.process(1000.0), "the burst goes on at the new gain");
+        }
+        let flags: Vec<bool> = (0..20).map(|_| d.process(10.0)).collect();
+        assert!(
+            flags[5..].iter().all(|f| !f),
+            "clean at the new gain: {flags:?}"
+        );
+        // Unmoved, the same clean floor (10 dB up) is taken for interference.
+        let mut d = InterferenceDetector::new(6.0, 1.0, 0.005).unwrap();
+        for _ in 0..200 {
+            d.process(1.0);
+        }
+        let flags: Vec<bool> = (0..20).map(|_| d.process(10.0)).collect();
+        assert!(flags[2..].iter().all(|&f| f), "{flags:?}");
     }
 
     #[test]

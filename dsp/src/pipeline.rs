@@ -280,6 +280,12 @@ pub struct Pipeline {
     /// First sample of the transmitter's mute in progress
     /// ([`Pipeline::push_flagged`]).
     muted_from: Option<u64>,
+    /// Sample at which the receive gain was last reported changed, until
+    /// the columns over it have been seen
+    /// ([`Pipeline::receive_gain_changed`]).
+    gain_step_at: Option<u64>,
+    /// The interference detector's verdict on the last column's floor.
+    floor_flag: bool,
     /// The last two raw envelope points (median-of-3 in time).
     prev: [Option<RawPoint>; 2],
     /// Envelope points given to the detector but not yet to the sink: they
@@ -415,6 +421,8 @@ impl Pipeline {
             clipped_until: 0,
             gap_pending: false,
             muted_from: None,
+            gain_step_at: None,
+            floor_flag: false,
             prev: [None, None],
             unsettled: [EnvelopePoint::default(); UNSETTLED_MAX],
             unsettled_len: 0,
@@ -586,6 +594,23 @@ impl Pipeline {
         self.external_interference_from = self.external_interference_from.min(first_sample);
     }
 
+    /// The probe interface reported that its receive gain changed at stream
+    /// index `at_sample` (EVENT code 2, serial-stream.md). Everything it
+    /// receives, noise included, steps by the change, and the interference
+    /// detector would take a step up of more than its 6 dB margin for
+    /// diathermy until its baseline, which rises at 1 dB/s, caught up: a
+    /// 16 dB increase cost 12 s of beats. The detector instead moves its
+    /// baseline by the step the first column after `at_sample` measures
+    /// against the floors before (diathermy under way across the step
+    /// stays flagged); columns over the step keep the verdict before it.
+    /// Call it before pushing the samples at `at_sample`: once columns past
+    /// it have been analysed, the step can no longer be measured and the
+    /// report changes nothing. Velocities, the envelope and every per-beat
+    /// number do not depend on the gain.
+    pub fn receive_gain_changed(&mut self, at_sample: u64) {
+        self.gain_step_at = Some(at_sample);
+    }
+
     /// Feeds one block of samples starting at stream index `first_sample`;
     /// `clipped` is IQ flags bit 0. Outputs go to `sink` as they become known.
     pub fn push(
@@ -741,10 +766,27 @@ impl Pipeline {
         } else {
             self.alias_hold.saturating_sub(1)
         };
+        // A reported change of the receive gain steps the floor. A column
+        // over the step keeps the last column's verdict; the first after it
+        // moves the detector's baseline by the step it measures (the floor
+        // now against the recent floors before), so that diathermy under
+        // way across the step is still above it.
+        let floor_flag = match self.gain_step_at {
+            Some(step) if start < step && end > step => self.floor_flag,
+            Some(step) if start >= step => {
+                self.gain_step_at = None;
+                if let Some(before_db) = self.interference.recent_level_db() {
+                    let now_db = 10.0 * noise.max(1e-30).log10();
+                    self.interference.shift_level(now_db - before_db);
+                }
+                self.interference.process(noise)
+            }
+            _ => self.interference.process(noise),
+        };
+        self.floor_flag = floor_flag;
         // Wrapped flow lifts the floor, which is measured in the reverse
         // half; that is not interference ([`crate::alias`]).
-        let mut interference =
-            self.interference.process(noise) && !(self.alias_hold > 0 && self.alias.middle_quiet());
+        let mut interference = floor_flag && !(self.alias_hold > 0 && self.alias.middle_quiet());
         if start < self.external_interference_until && end > self.external_interference_from {
             interference = true;
         }

@@ -12,7 +12,8 @@ use odm_device_io::frame::Payload;
 use odm_dsp::{Pipeline, PipelineConfig, Status};
 use odm_simulator::{SimConfig, VirtualProbe};
 
-/// The virtual probe's payloads with every sample index moved by `offset`.
+/// The virtual probe's payloads with every sample index (blocks' and
+/// events') moved by `offset`.
 fn run(cfg: &SimConfig, offset: u64) -> Collect {
     let mut probe = VirtualProbe::new(cfg.clone()).expect("sim");
     let mut pipe: Option<Pipeline> = None;
@@ -21,8 +22,10 @@ fn run(cfg: &SimConfig, offset: u64) -> Collect {
         ..Collect::default()
     };
     while let Some(mut p) = probe.next_payload() {
-        if let Payload::Iq(b) = &mut p {
-            b.first_sample += offset;
+        match &mut p {
+            Payload::Iq(b) => b.first_sample += offset,
+            Payload::Event(e) => e.at_sample += offset,
+            _ => {}
         }
         common::feed(&mut pipe, PipelineConfig::default(), p, &mut out);
     }

@@ -331,7 +331,14 @@ impl Engine {
                         .fetch_add(n, Ordering::Relaxed);
                 }
             }
-            Payload::Event(e) => self.handoff.events.push(EventMsg::Probe(*e)),
+            Payload::Event(e) => {
+                if e.code == odm_device_io::event_code::GAIN_CHANGED
+                    && let Some(p) = &mut self.pipeline
+                {
+                    p.receive_gain_changed(e.at_sample);
+                }
+                self.handoff.events.push(EventMsg::Probe(*e));
+            }
             Payload::Annotation(a) => {
                 if a.kind() == "patient"
                     && let Some(model) = sv_model_from_annotation(a)

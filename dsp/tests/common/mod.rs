@@ -56,6 +56,11 @@ pub fn feed(
             };
             *pipe = Some(Pipeline::new(cfg, params).expect("pipeline"));
         }
+        Payload::Event(e) if e.code == odm_device_io::frame::event_code::GAIN_CHANGED => {
+            if let Some(pl) = pipe.as_mut() {
+                pl.receive_gain_changed(e.at_sample);
+            }
+        }
         Payload::Iq(b) => {
             if let Some(pl) = pipe.as_mut() {
                 pl.push_flagged(b.first_sample, &b.samples, b.clipped(), b.muted(), sink);
