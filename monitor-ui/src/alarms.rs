@@ -7,6 +7,7 @@
 //! |---|---|---|
 //! | no data from the probe interface for > 5 s | medium | monitoring has stopped; needs prompt attention, but an ODM is not a life-support or arrest monitor (ECG, SpO₂ and arterial pressure carry those alarms) |
 //! | probe unplugged (EVENT 3) | medium | as above, with a known cause |
+//! | transmitter muted (IQ flags bit 1) for > 3 s | medium | as above, with a known cause: the interface sends samples without an echo, which are not analysed; a brief mute does not alarm |
 //! | signal lost: no accepted beat for > 10 s | medium | usually a displaced probe; the operator must refocus |
 //! | I/Q channel fault: one quadrature channel dead or broken (docs/dsp.md, stage 1a) | medium | the flow is mirrored into the noise reference, so beats are rejected as interference; the probe interface or cable needs a service |
 //! | flow reversed: the pulsatile flow is in the reverse half of the spectrum (docs/dsp.md, stage 3b) | medium | no beat can be measured; the beam is on flow towards the probe, or the interface swaps I and Q — refocus, and if it persists call the biomedical engineers |
@@ -57,6 +58,9 @@ pub enum AlarmKind {
     NoData,
     /// The probe was unplugged from the interface.
     ProbeUnplugged,
+    /// The probe interface's transmitter has been muted for longer than
+    /// the limit.
+    TransmitterMuted,
     /// No accepted beat for longer than the limit.
     SignalLost,
     /// The pulsatile flow is in the reverse half of the spectrum.
@@ -75,9 +79,10 @@ pub enum AlarmKind {
 
 impl AlarmKind {
     /// Every kind, in display order.
-    pub const ALL: [AlarmKind; 8] = [
+    pub const ALL: [AlarmKind; 9] = [
         AlarmKind::NoData,
         AlarmKind::ProbeUnplugged,
+        AlarmKind::TransmitterMuted,
         AlarmKind::SignalLost,
         AlarmKind::FlowReversed,
         AlarmKind::IqChannelFault,
@@ -90,6 +95,7 @@ impl AlarmKind {
         match self {
             Self::NoData
             | Self::ProbeUnplugged
+            | Self::TransmitterMuted
             | Self::SignalLost
             | Self::FlowReversed
             | Self::IqChannelFault
@@ -102,6 +108,7 @@ impl AlarmKind {
         match self {
             Self::NoData => "NO DATA FROM PROBE INTERFACE",
             Self::ProbeUnplugged => "PROBE UNPLUGGED",
+            Self::TransmitterMuted => "TRANSMITTER MUTED - CHECK PROBE INTERFACE",
             Self::SignalLost => "SIGNAL LOST - REFOCUS PROBE",
             Self::FlowReversed => "FLOW REVERSED - REFOCUS PROBE / CHECK I-Q WIRING",
             Self::IqChannelFault => "I/Q CHANNEL FAULT - CHECK PROBE INTERFACE",
@@ -114,6 +121,8 @@ impl AlarmKind {
 
 /// Seconds without samples before [`AlarmKind::NoData`].
 pub const NO_DATA_LIMIT_S: f64 = 5.0;
+/// Seconds of a muted transmitter before [`AlarmKind::TransmitterMuted`].
+pub const TRANSMITTER_MUTED_LIMIT_S: f64 = 3.0;
 /// Seconds without an accepted beat before [`AlarmKind::SignalLost`] (brief: > 10 s).
 pub const SIGNAL_LOST_LIMIT_S: f64 = 10.0;
 /// Seconds of continuous interference before [`AlarmKind::Interference`] (brief: > 30 s).
@@ -133,6 +142,8 @@ pub struct AlarmInputs {
     pub since_accepted_beat_s: f64,
     /// The probe is unplugged (an EVENT 3 not yet followed by EVENT 4).
     pub probe_unplugged: bool,
+    /// Seconds the transmitter has been muted (0 when it is not; UI clock).
+    pub transmitter_muted_s: f64,
     /// Seconds of stream time that interference has been rejecting every beat.
     pub interference_s: f64,
     /// The probe's minutes used have reached a non-zero limit.
@@ -152,6 +163,9 @@ impl AlarmInputs {
         match kind {
             AlarmKind::NoData => self.monitoring && self.since_data_s > NO_DATA_LIMIT_S,
             AlarmKind::ProbeUnplugged => self.probe_unplugged,
+            AlarmKind::TransmitterMuted => {
+                self.monitoring && self.transmitter_muted_s > TRANSMITTER_MUTED_LIMIT_S
+            }
             AlarmKind::SignalLost => {
                 self.monitoring && self.since_accepted_beat_s > SIGNAL_LOST_LIMIT_S
             }

@@ -273,6 +273,7 @@ impl Engine {
         match &payload {
             Payload::ProbeInfo(info) => self.probe_info_changed(info),
             Payload::Iq(block) => {
+                self.handoff.set_transmitter_muted(block.muted());
                 if let Some(p) = &mut self.pipeline {
                     let mut sink = DisplaySink {
                         handoff: &self.handoff,
@@ -474,6 +475,7 @@ impl Engine {
         self.handoff.set_latest_sample(0);
         self.handoff.set_iq_corrected_image_db(None);
         self.handoff.set_flow_reversed(false);
+        self.handoff.set_transmitter_muted(false);
         self.handoff.set_iq_channel_fault_db(None);
         self.handoff.set_aliasing(None, None);
         self.handoff.events.push(EventMsg::Reset);
@@ -699,6 +701,27 @@ mod tests {
             200
         );
         assert_eq!(handoff.latest_sample(), 0, "nothing was processed");
+    }
+
+    #[test]
+    fn the_transmitter_flag_of_each_block_reaches_the_ui() {
+        let handoff = Handoff::shared();
+        let mut e = Engine::new(handoff.clone());
+        let block = |first_sample, flags| {
+            Payload::Iq(IqBlock {
+                first_sample,
+                flags,
+                samples: vec![[1, 1]; 200],
+            })
+        };
+        e.handle(block(0, odm_device_io::FLAG_TX_MUTED));
+        assert!(handoff.transmitter_muted());
+        e.handle(block(200, 0));
+        assert!(!handoff.transmitter_muted());
+        e.handle(block(400, odm_device_io::FLAG_TX_MUTED | 1));
+        assert!(handoff.transmitter_muted());
+        e.reset();
+        assert!(!handoff.transmitter_muted());
     }
 
     #[test]

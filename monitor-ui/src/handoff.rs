@@ -180,6 +180,8 @@ pub struct Handoff {
     iq_image_centi_db: AtomicI32,
     /// The DSP finds the pulsatile flow in the reverse half of the spectrum.
     flow_reversed: AtomicBool,
+    /// The last IQ block came with the transmitter muted (IQ flags bit 1).
+    transmitter_muted: AtomicBool,
     /// Q's power against I's (dB, ×100) while one channel is dead or
     /// broken; `i32::MIN` otherwise.
     iq_channel_fault_centi_db: AtomicI32,
@@ -212,6 +214,7 @@ impl Handoff {
             sample_rate_hz: AtomicU32::new(0),
             iq_image_centi_db: AtomicI32::new(i32::MIN),
             flow_reversed: AtomicBool::new(false),
+            transmitter_muted: AtomicBool::new(false),
             iq_channel_fault_centi_db: AtomicI32::new(i32::MIN),
             aliasing_limit_centi_cm_s: AtomicI32::new(i32::MIN),
             aliasing_past_centi_cm_s: AtomicI32::new(i32::MIN),
@@ -258,6 +261,16 @@ impl Handoff {
     /// Whether the flow is reported reversed.
     pub fn flow_reversed(&self) -> bool {
         self.flow_reversed.load(Ordering::Acquire)
+    }
+    /// Records whether the last IQ block came with the transmitter muted
+    /// (IQ flags bit 1): its samples carry no echo and are not analysed
+    /// (docs/dsp.md, "API").
+    pub fn set_transmitter_muted(&self, muted: bool) {
+        self.transmitter_muted.store(muted, Ordering::Release);
+    }
+    /// Whether the transmitter is muted.
+    pub fn transmitter_muted(&self) -> bool {
+        self.transmitter_muted.load(Ordering::Acquire)
     }
     /// Records a dead or broken quadrature channel: Q's power against I's,
     /// dB (None: both channels work; docs/dsp.md, stage 1a).

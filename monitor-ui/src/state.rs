@@ -106,6 +106,9 @@ pub struct MonitorState {
     pub tones_cancelled: u8,
     /// The DSP finds the pulsatile flow in the reverse half of the spectrum.
     pub flow_reversed: bool,
+    /// UI-clock time since which the transmitter has been muted (None
+    /// while it is not).
+    pub muted_since_s: Option<f64>,
     /// Q's power against I's while one channel is dead or broken, dB.
     pub iq_channel_fault_db: Option<f64>,
     /// While the flow aliases, the velocity the stream can carry, cm/s.
@@ -146,6 +149,7 @@ impl MonitorState {
             unknown_events: Vec::new(),
             tones_cancelled: 0,
             flow_reversed: false,
+            muted_since_s: None,
             iq_channel_fault_db: None,
             aliasing_limit_cm_s: None,
             aliasing_past_unwrap_cm_s: None,
@@ -229,6 +233,11 @@ impl MonitorState {
             self.latency.push(ms);
         }
         self.flow_reversed = handoff.flow_reversed();
+        self.muted_since_s = if handoff.transmitter_muted() {
+            Some(self.muted_since_s.unwrap_or(now_s))
+        } else {
+            None
+        };
         self.iq_channel_fault_db = handoff.iq_channel_fault_db();
         self.aliasing_limit_cm_s = handoff.aliasing_limit_cm_s();
         self.aliasing_past_unwrap_cm_s = handoff.aliasing_past_unwrap_cm_s();
@@ -263,6 +272,7 @@ impl MonitorState {
                 .as_ref()
                 .is_some_and(|p| p.minutes_limit > 0 && p.minutes_used >= p.minutes_limit),
             flow_reversed: self.flow_reversed,
+            transmitter_muted_s: self.muted_since_s.map_or(0.0, |t| self.now_s - t),
             iq_channel_fault: self.iq_channel_fault_db.is_some(),
             aliasing: self.aliasing_past_unwrap_cm_s.is_some(),
         }

@@ -426,6 +426,36 @@ fn probe_unplugged_event_raises_an_alarm_until_plugged_in() {
 }
 
 #[test]
+fn a_transmitter_muted_for_over_three_seconds_raises_an_alarm() {
+    let mut rig = Rig::new();
+    let mut h = harness(rig.app(SourceSpec::Simulated { seed: 1 }));
+    rig.beats(5, 15.0, true);
+    h.step();
+    rig.handoff.set_transmitter_muted(true);
+    // 2.5 s of pinned clock, muted: a brief mute does not alarm.
+    for _ in 0..25 {
+        rig.handoff
+            .set_latest_sample(rig.handoff.latest_sample() + 2_000);
+        h.step();
+    }
+    assert!(h.query_by_label_contains("TRANSMITTER MUTED").is_none());
+    for _ in 0..10 {
+        rig.handoff
+            .set_latest_sample(rig.handoff.latest_sample() + 2_000);
+        h.step();
+    }
+    h.get_by_label_contains("MEDIUM TRANSMITTER MUTED - CHECK PROBE INTERFACE");
+    // Samples keep coming: it is not a loss of data.
+    assert!(
+        h.query_by_label_contains("NO DATA FROM PROBE INTERFACE")
+            .is_none()
+    );
+    rig.handoff.set_transmitter_muted(false);
+    h.step();
+    assert!(h.query_by_label_contains("TRANSMITTER MUTED").is_none());
+}
+
+#[test]
 fn replay_pause_and_seek_buttons_command_the_reader() {
     let mut rig = Rig::new();
     let mut h = harness(rig.app(SourceSpec::Replay {
