@@ -8,9 +8,9 @@
 
 mod common;
 
-use common::{reasons, run_sim_altered, sim};
+use common::{clear_beats_accepted, reasons, run_sim_altered, sim};
 use odm_device_io::frame::Payload;
-use odm_dsp::{PipelineConfig, Status};
+use odm_dsp::PipelineConfig;
 
 #[test]
 fn a_stretch_of_samples_that_do_not_move_is_a_gap_not_a_new_noise_floor() {
@@ -36,34 +36,13 @@ fn a_stretch_of_samples_that_do_not_move_is_a_gap_not_a_new_noise_floor() {
                 assert!(!b.accepted, "{label}: accepted across: {b:?}");
             }
         }
-        let clear: Vec<_> = run
-            .truth
-            .iter()
-            .filter(|t| {
-                t.onset_s > 1.0 && (t.next_onset_s < from_s - 0.1 || t.onset_s > to_s + 0.1)
-            })
-            .collect();
-        let found = clear
-            .iter()
-            .filter(|t| {
-                beats
-                    .iter()
-                    .any(|b| b.accepted && (b.onset_s - t.onset_s).abs() < 0.05)
-            })
-            .count();
+        let (found, clear) = clear_beats_accepted(&run, &[(from_s, to_s)]);
         assert!(
-            found * 100 >= clear.len() * 97,
-            "{label}: {found} of {} clear beats accepted: {}",
-            clear.len(),
+            found * 100 >= clear * 97,
+            "{label}: {found} of {clear} clear beats accepted: {}",
             reasons(beats)
         );
         // Samples kept coming: nothing was lost.
-        assert!(
-            !run.out
-                .statuses
-                .iter()
-                .any(|s| matches!(s, Status::Gap { .. })),
-            "{label}"
-        );
+        assert!(!run.out.reported_a_gap(), "{label}: {:?}", run.out.statuses);
     }
 }

@@ -10,9 +10,9 @@
 
 mod common;
 
-use common::{reasons, run_sim_altered, sim};
+use common::{clear_beats_accepted, reasons, run_sim_altered, sim};
 use odm_device_io::frame::{FLAG_TX_MUTED, Payload};
-use odm_dsp::{PipelineConfig, RejectReason, Status};
+use odm_dsp::{PipelineConfig, RejectReason};
 
 /// Spans muted: 120 ms every 2.9 s from 5.3 s on, so that over the run
 /// they fall in every phase of the cycle, systole included.
@@ -81,32 +81,12 @@ fn check_muted_spans(label: &str, scale: i32) {
         reasons(beats)
     );
     // No samples were lost: no gap is reported.
-    assert!(
-        !run.out
-            .statuses
-            .iter()
-            .any(|s| matches!(s, Status::Gap { .. })),
-        "{label}: {:?}",
-        run.out.statuses
-    );
+    assert!(!run.out.reported_a_gap(), "{label}: {:?}", run.out.statuses);
     // The beats clear of the muted spans are found and accepted.
-    let clear: Vec<_> = run
-        .truth
-        .iter()
-        .filter(|t| t.onset_s > 1.0 && !overlaps(t.onset_s - 0.1, t.next_onset_s + 0.1))
-        .collect();
-    let found = clear
-        .iter()
-        .filter(|t| {
-            beats
-                .iter()
-                .any(|b| b.accepted && (b.onset_s - t.onset_s).abs() < 0.05)
-        })
-        .count();
+    let (found, clear) = clear_beats_accepted(&run, &spans);
     assert!(
-        found * 100 >= clear.len() * 97,
-        "{label}: {found} of {} clear beats accepted: {}",
-        clear.len(),
+        found * 100 >= clear * 97,
+        "{label}: {found} of {clear} clear beats accepted: {}",
         reasons(beats)
     );
 }

@@ -30,6 +30,15 @@ impl PipelineSink for Collect {
     }
 }
 
+impl Collect {
+    /// Whether the pipeline reported lost samples (`Status::Gap`).
+    pub fn reported_a_gap(&self) -> bool {
+        self.statuses
+            .iter()
+            .any(|s| matches!(s, Status::Gap { .. }))
+    }
+}
+
 pub struct Run {
     pub out: Collect,
     pub truth: Vec<RefBeat>,
@@ -216,6 +225,30 @@ pub fn with_impairments(mut c: SimConfig) -> SimConfig {
 /// One line for a run: its score and the beats' rejection reasons.
 pub fn outcome(r: &Run) -> String {
     format!("{} {}", describe(&r.score), reasons(&r.out.beats))
+}
+
+/// The truth beats after the first second whose cycle, widened by 0.1 s
+/// either side, is clear of every span in `spans` (s), and how many of them
+/// an accepted beat matches (onset within 50 ms): `(found, clear)`.
+pub fn clear_beats_accepted(r: &Run, spans: &[(f64, f64)]) -> (usize, usize) {
+    let clear: Vec<&RefBeat> = r
+        .truth
+        .iter()
+        .filter(|t| {
+            let (a, b) = (t.onset_s - 0.1, t.next_onset_s + 0.1);
+            t.onset_s > 1.0 && !spans.iter().any(|&(s, e)| a < e && s < b)
+        })
+        .collect();
+    let found = clear
+        .iter()
+        .filter(|t| {
+            r.out
+                .beats
+                .iter()
+                .any(|b| b.accepted && (b.onset_s - t.onset_s).abs() < 0.05)
+        })
+        .count();
+    (found, clear.len())
 }
 
 pub fn reasons(beats: &[Beat]) -> String {
