@@ -779,13 +779,25 @@ impl Pipeline {
         // floor comes back to: the baseline follows the floor down at once
         // and up at 1 dB/s, and 5 s of zeros had every beat of the next
         // minute rejected as interference.
+        //
+        // A column over clipped samples, or within the wall filter's
+        // settling after them, measures the clipping's distortion, not the
+        // receiver's floor: a gain step past full scale holds I and Q at
+        // the rails, whose columns read dead, and the edges of the rails
+        // spread harmonics over the band, which read as broadband noise.
+        // Such a column is clipped (so are the beats over it), and teaches
+        // the detector nothing.
+        let clip_affected = self.clipped_until > 0 && start < settled;
         let dead = noise < DEAD_FLOOR_LSB2;
-        if dead {
+        if clip_affected {
+            self.detector
+                .mark_clipped(self.detector_s(start), self.detector_s(end));
+        } else if dead {
             self.detector
                 .mark_gap(self.detector_s(start), self.detector_s(end));
         }
         let floor_flag = match self.gain_step_at {
-            _ if dead => false,
+            _ if dead || clip_affected => false,
             Some(step) if start < step && end > step => self.floor_flag,
             Some(step) if start >= step => {
                 self.gain_step_at = None;
@@ -811,11 +823,8 @@ impl Pipeline {
             !interference
                 && hop_start >= self.clipped_until.saturating_add(self.iq.settle_samples()),
         );
-        self.direction.observe(
-            &self.power,
-            noise,
-            !interference && start >= self.clipped_until,
-        );
+        self.direction
+            .observe(&self.power, noise, !interference && !clip_affected);
         let mut edge = EdgeEstimate::default();
         let recent_alias = self.alias.recent();
         // While the stream aliases, the floor is lifted by the wrapped flow.
