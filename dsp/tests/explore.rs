@@ -1356,3 +1356,26 @@ fn print_iq_imbalance() {
         }
     }
 }
+
+/// The envelope of a recording (`ODM_REC`), as `t_s v_cm_s` lines to
+/// `ODM_OUT`: for comparing the envelope with an outside reference's truth.
+#[test]
+#[ignore]
+fn dump_recording_envelope() {
+    use odm_dsp::{EnvelopePoint, PipelineSink};
+    use std::io::Write;
+    struct S(std::io::BufWriter<std::fs::File>);
+    impl PipelineSink for S {
+        fn envelope_point(&mut self, p: &EnvelopePoint) {
+            writeln!(self.0, "{:.6} {:.4}", p.t_s, p.velocity_cm_s).unwrap();
+        }
+    }
+    let rec = std::env::var("ODM_REC").expect("ODM_REC");
+    let out = std::env::var("ODM_OUT").expect("ODM_OUT");
+    let mut reader = odm_device_io::RecordingReader::open(std::path::Path::new(&rec)).unwrap();
+    let mut s = S(std::io::BufWriter::new(std::fs::File::create(out).unwrap()));
+    let mut pipe = None;
+    while let Some(f) = reader.next_frame().unwrap() {
+        feed(&mut pipe, PipelineConfig::default(), f.payload, &mut s);
+    }
+}
