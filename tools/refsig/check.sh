@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# CI smoke of the independent reference (needs python3 with numpy): three
+# CI smoke of the independent reference (needs python3 with numpy): four
 # 30 s recordings written by refgen.py, read and analysed by odm, each held
-# to the issue's goals (score.py --check). Usage: tools/refsig/check.sh [ODM]
+# to the issue's goals (score.py --check). The last is a raw stream on
+# standard input, with damaged frames, junk between frames, a counter that
+# starts far from 0, seq wrapping and odd block sizes.
+# Usage: tools/refsig/check.sh [ODM]
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -17,12 +20,13 @@ status=0
 while IFS='|' read -r name args; do
     # shellcheck disable=SC2086 # the arguments are meant to split
     python3 "$here/refgen.py" --out "$work/$name.odmrec" --seconds 30 $args
-    "$odm" analyse "$work/$name.odmrec" >"$work/$name.jsonl"
+    "$odm" analyse - <"$work/$name.odmrec" >"$work/$name.jsonl"
     printf '%-12s ' "$name"
     python3 "$here/score.py" "$work/$name.truth.jsonl" "$work/$name.jsonl" --check || status=1
 done <<'CASES'
 blunt|--profile-n 6 --hr 75 --snr-db 15 --seed 401
 flat|--profile-n 2 --hr 75 --snr-db 30 --fall cos --seed 402
 impaired|--profile-n 6 --hr 90 --snr-db 15 --diathermy 2 --clip 2 --gaps 2 --seed 403
+stream|--raw --profile-n 6 --hr 60 --snr-db 20 --damage 8 --garbage 30 --block 37 --start-sample 123456789012 --seq-start 65500 --seed 404
 CASES
 exit $status

@@ -43,14 +43,17 @@ def crc(b):
 
 
 class Writer:
-    def __init__(self, path):
-        self.f = open(path, "wb")
-        self.f.write(b"ODMREC1\n")
-        self.seq = 0
+    """Frames of serial-stream.md into memory; `spans` maps each IQ frame's
+    bytes to its samples."""
+
+    def __init__(self, raw, seq0):
+        self.buf = bytearray() if raw else bytearray(b"ODMREC1\n")
+        self.seq = seq0
+        self.spans = []
 
     def frame(self, kind, payload):
         body = struct.pack("<BBHH", 1, kind, self.seq & 0xFFFF, len(payload)) + payload
-        self.f.write(b"\xA5\x5A" + body + struct.pack("<I", crc(body)))
+        self.buf += b"\xA5\x5A" + body + struct.pack("<I", crc(body))
         self.seq += 1
 
     def annotation(self, at, obj):
@@ -63,7 +66,9 @@ class Writer:
 
     def iq(self, first, iq, flags=0):
         p = struct.pack("<QHH", first, len(iq) // 2, flags) + iq.astype("<i2").tobytes()
+        start = len(self.buf)
         self.frame(0x02, p)
+        self.spans.append((start, len(self.buf), first, len(iq) // 2))
 
 
 def beat_shape(t, onset, tp, ft, pv, rev_cm_s, rev_s, fall_kind):
@@ -110,6 +115,12 @@ def main():
     opt("--diathermy", type=int, default=0, help="diathermy bursts (0.8-4 s, 15-35 dB, cut or gated)")
     opt("--clip", type=int, default=0, help="clipping episodes (0.2-1 s, x40 into the rails, flagged)")
     opt("--gaps", type=int, default=0, help="gaps (0.05-0.6 s of IQ blocks not written)")
+    opt("--damage", type=int, default=0, help="IQ frames with one bit flipped")
+    opt("--garbage", type=float, default=0, help="bursts of junk bytes between frames, per recording")
+    opt("--block", type=int, default=250, help="samples per IQ block (1-1000)")
+    opt("--start-sample", type=int, default=0, help="index of the first sample (the counter's start)")
+    opt("--seq-start", type=int, default=0, help="first frame seq")
+    opt("--raw", action="store_true", help="a raw stream, as from the serial port (no file magic)")
     args = ap.parse_args()
     rng = np.random.default_rng(args.seed)
     fs = args.fs
@@ -238,10 +249,11 @@ def main():
     iq[0::2] = np.clip(np.round(x.real), -32768, 32767)
     iq[1::2] = np.clip(np.round(x.imag), -32768, 32767)
 
-    w = Writer(args.out)
-    w.annotation(0, {"type": "recording_started", "utc": "2026-12-02T07:00:00Z", "software": "refgen.py"})
+    s_off = args.start_sample
+    w = Writer(args.raw, args.seq_start)
+    w.annotation(s_off, {"type": "recording_started", "utc": "2026-12-02T07:00:00Z", "software": "refgen.py"})
     w.probe_info(fs, args.f0, args.angle)
-    block = 250
+    block = args.block
     next_info = fs
     gaps = [(int(i["start_s"] * fs), int(i["end_s"] * fs)) for i in imp if i["kind"] == "gap"]
     for s0 in range(0, n, block):
@@ -253,8 +265,22 @@ def main():
             continue
         part = iq[2 * s0:2 * s1]
         clipped = bool(np.any(np.abs(part) >= 32767) or np.any(part <= -32768))
-        w.iq(s0, part, 1 if clipped else 0)
-    w.f.close()
+        w.iq(s_off + s0, part, 1 if clipped else 0)
+        if args.garbage and rng.uniform() < args.garbage * block / n:
+            # Line noise between frames, false syncs included.
+            junk = bytearray(rng.integers(0, 256, int(rng.integers(1, 40)), dtype=np.uint8).tobytes())
+            junk[: 2] = b"\xA5\x5A"
+            w.buf += junk
+    # Damage: flip one byte in each of `--damage` IQ frames; the frame's
+    # samples are lost (a gap, to the analysis).
+    damaged = set()
+    for j in rng.choice(len(w.spans), size=min(args.damage, len(w.spans)), replace=False) if args.damage else []:
+        damaged.add(int(j))
+        a, b, first, cnt = w.spans[j]
+        w.buf[int(rng.integers(a + 2, b))] ^= 1 << int(rng.integers(0, 8))
+        imp.append(dict(type="impairment", kind="gap", start_s=first / fs, end_s=(first + cnt) / fs, damaged=True))
+    with open(args.out, "wb") as f:
+        f.write(w.buf)
 
     # Truth: exact beats whose next onset is inside the record.
     fine = 1e-5
@@ -266,12 +292,24 @@ def main():
             tt = b["onset"] + np.arange(0, b["ft"], fine)
             vv = beat_shape(tt, b["onset"], b["tp"], b["ft"], b["pv"], 0, 1, args.fall)
             sd = float(np.sum(vv) * fine)
-            rec = dict(type="beat", index=i, onset_s=b["onset"], peak_s=b["onset"] + b["tp"],
-                       end_s=b["onset"] + b["ft"], next_onset_s=nxt, ft_ms=b["ft"] * 1000,
+            t0 = s_off / fs
+            rec = dict(type="beat", index=i, onset_s=t0 + b["onset"], peak_s=t0 + b["onset"] + b["tp"],
+                       end_s=t0 + b["onset"] + b["ft"], next_onset_s=t0 + nxt, ft_ms=b["ft"] * 1000,
                        cycle_s=nxt - b["onset"], hr_bpm=60 / (nxt - b["onset"]), sd_cm=sd,
                        pv_cm_s=b["pv"], ma_cm_s2=b["pv"] / b["tp"])
             tf.write(json.dumps(rec) + "\n")
+        # What the receiver's counters must say (serial-stream.md): the
+        # damaged frames are lost frames by seq, and their samples and the
+        # gaps' are lost samples.
+        lost = sum(c for (_, _, _, c), j in zip(w.spans, range(len(w.spans))) if j in damaged)
+        lost += sum(len(range(s0, min(n, s0 + block))) for s0 in range(0, n, block)
+                    if any(s0 < b and min(n, s0 + block) > a for a, b in gaps))
+        tf.write(json.dumps(dict(type="stream", start_s=s_off / fs, end_s=(s_off + n) / fs,
+                                 lost_frames=len(damaged), lost_samples=lost)) + "\n")
         for i in imp:
+            if not i.get("damaged"):
+                i["start_s"] += s_off / fs
+                i["end_s"] += s_off / fs
             tf.write(json.dumps(i) + "\n")
 
 

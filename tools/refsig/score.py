@@ -16,7 +16,8 @@ cycle overlaps a gap, is counted as accepted inside.
 for a clean signal at >= 15 dB hold (sensitivity and PPV >= 0.995, median
 |onset|, |FT| <= 5 ms, median |SD|, |PV| <= 3 %, HR p95 <= 1/min) and,
 with impairments, none accepted inside and >= 97 % of the clear beats
-found.
+found, and the receiver's lost_frames and lost_samples as the truth's
+stream line states them.
 """
 import argparse
 import json
@@ -43,20 +44,24 @@ def score(truth_path, out_path):
     imps = lines(truth_path, "impairment")
     out = lines(out_path, "beat")
     summary = lines(out_path, "summary")
-    dur = summary[0]["duration_s"] if summary else max(b["next_onset_s"] for b in out)
+    span = lines(truth_path, "stream")
+    if span:
+        t0, t1 = span[0]["start_s"], span[0]["end_s"]
+    else:
+        t0, t1 = 0.0, summary[0]["duration_s"] if summary else max(b["next_onset_s"] for b in out)
     acc = [b for b in out if b["accepted"]]
 
     def clear(t):
         return all(t["next_onset_s"] + 0.2 < i["start_s"] or t["onset_s"] - 0.2 > i["end_s"] for i in imps)
 
-    elig = [t for t in truth if t["onset_s"] >= 0.5 and t["next_onset_s"] <= dur - 0.5 and clear(t)]
+    elig = [t for t in truth if t["onset_s"] >= t0 + 0.5 and t["next_onset_s"] <= t1 - 0.5 and clear(t)]
 
     def nearest(t):
         best = min(acc, key=lambda b: abs(b["onset_s"] - t["onset_s"]), default=None)
         return best if best and abs(best["onset_s"] - t["onset_s"]) < 0.05 else None
 
     pairs = [(t, b) for t in elig for b in [nearest(t)] if b]
-    scored = [b for b in acc if b["onset_s"] >= 0.45 and b["next_onset_s"] <= dur - 0.45]
+    scored = [b for b in acc if b["onset_s"] >= t0 + 0.45 and b["next_onset_s"] <= t1 - 0.45]
     if imps:
         scored = [b for b in scored if clear(b)]
     true_pos = sum(1 for b in scored if any(abs(b["onset_s"] - t["onset_s"]) < 0.05 for t in truth))
@@ -94,7 +99,12 @@ def score(truth_path, out_path):
         inside=inside,
         reasons=reasons,
         impairments=len(imps),
+        counters=[],
     )
+    if span and summary:
+        for k in ("lost_frames", "lost_samples"):
+            if k in span[0] and summary[0].get(k) != span[0][k]:
+                r["counters"].append(f"{k} {summary[0].get(k)}, truth {span[0][k]}")
     return r
 
 
@@ -133,6 +143,7 @@ def main():
                 fails.append(f"median |{name} error| {median([abs(e) for e in x]):.2f} > {lim}")
         if not p95(r["hr"]) <= 1.0:
             fails.append(f"HR p95 {p95(r['hr']):.2f} > 1")
+        fails += r["counters"]
         if r["inside"]:
             fails.append(f"accepted inside impairments: {r['inside']}")
         if fails:
