@@ -115,6 +115,8 @@ def main():
     opt("--diathermy", type=int, default=0, help="diathermy bursts (0.8-4 s, 15-35 dB, cut or gated)")
     opt("--clip", type=int, default=0, help="clipping episodes (0.2-1 s, x40 into the rails, flagged)")
     opt("--gaps", type=int, default=0, help="gaps (0.05-0.6 s of IQ blocks not written)")
+    opt("--drift-db", type=float, default=0, help="slow swing of the blood's power (probe drift), dB")
+    opt("--loss", type=int, default=0, help="episodes (3-8 s) of the probe turned away: blood -40 dB")
     opt("--damage", type=int, default=0, help="IQ frames with one bit flipped")
     opt("--garbage", type=float, default=0, help="bursts of junk bytes between frames, per recording")
     opt("--block", type=int, default=250, help="samples per IQ block (1-1000)")
@@ -196,6 +198,9 @@ def main():
     p_blood = np.mean(np.abs(blood[systole]) ** 2)
     blood_rms = 150.0
     blood *= blood_rms / math.sqrt(p_blood)
+    if args.drift_db:
+        # The probe drifts: the blood's power swings +-drift dB over 23 s.
+        blood *= 10 ** (args.drift_db / 20 * np.sin(2 * np.pi * t / 23.0))
     noise_p = blood_rms ** 2 / 10 ** (args.snr_db / 10)
     noise = (rng.standard_normal(n) + 1j * rng.standard_normal(n)) * math.sqrt(noise_p / 2)
     # Wall clutter: a strong echo whose Doppler shift swings +-60 Hz with the heart.
@@ -239,6 +244,21 @@ def main():
         lo, hi = int(a * fs), int((a + dur) * fs)
         x[lo:hi] *= 40.0  # a gain step far past full scale
         imp.append(dict(type="impairment", kind="clipping", start_s=a, end_s=a + dur))
+    for _ in range(args.loss):
+        # The probe turned away from the aorta: the blood falls 40 dB within
+        # 0.3 s, and comes back as fast.
+        dur = rng.uniform(3.0, 8.0)
+        a = slot(dur)
+        if a is None:
+            continue
+        lo, hi = int(a * fs), int((a + dur) * fs)
+        g = np.ones(hi - lo)
+        r = int(0.3 * fs)
+        g[:r] = np.linspace(1, 0.01, r)
+        g[r:-r] = 0.01
+        g[-r:] = np.linspace(0.01, 1, r)
+        x[lo:hi] -= blood[lo:hi] * (1 - g)
+        imp.append(dict(type="impairment", kind="loss", start_s=a, end_s=a + dur))
     for _ in range(args.gaps):
         dur = rng.uniform(0.05, 0.6)
         a = slot(dur)

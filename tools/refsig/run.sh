@@ -2,7 +2,8 @@
 # Regenerates docs/reference-check.md: odm analyse against refgen.py's
 # independent reference signals (needs python3 with numpy; about 15 min on
 # two cores). Usage: tools/refsig/run.sh [WORKDIR]; with RESCORE=1 the
-# recordings and analyses already in WORKDIR are scored again.
+# recordings and analyses already in WORKDIR are scored again; with
+# ONLY=REGEX only the rows whose names match are generated again.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -11,12 +12,12 @@ mkdir -p "$work"
 secs=40
 (cd "$root" && cargo build --release -q -p odm-cli)
 odm="$root/target/release/odm"
-export odm work secs here RESCORE
+export odm work secs here RESCORE ONLY
 
 one() {
     # one NAME LABEL -- refgen args
     local name="$1" label="$2"; shift 3
-    if [ -z "${RESCORE:-}" ]; then
+    if [ -z "${RESCORE:-}" ] && [[ "$name" =~ ${ONLY:-.} ]]; then
         python3 "$here/refgen.py" --out "$work/$name.odmrec" --seconds "$secs" "$@" >/dev/null
         "$odm" analyse "$work/$name.odmrec" >"$work/$name.jsonl" 2>/dev/null
     fi
@@ -45,11 +46,15 @@ vary=(
   "v_tau5|speckle 5 ms (wider lines)|--tau-ms 5 --profile-n 2 --snr-db 15 --seed 211"
   "v_ar1|exponential speckle, 30 ms|--fade ar1 --tau-ms 30 --profile-n 6 --snr-db 15 --seed 212"
   "v_snr3|3 dB|--profile-n 6 --snr-db 3 --seed 213"
+  "v_drift|probe drift: blood power ±10 dB over 23 s, 15 dB|--drift-db 10 --profile-n 6 --snr-db 15 --seed 214"
+  "v_drift2|probe drift ±12 dB, 20 dB, n=2, 110/min|--drift-db 12 --profile-n 2 --hr 110 --snr-db 20 --seed 215"
 )
 imps=(
   "i_1|impairments, seed 301|--diathermy 3 --clip 2 --gaps 3 --profile-n 6 --snr-db 15 --seed 301"
   "i_2|impairments, seed 302|--diathermy 3 --clip 2 --gaps 3 --profile-n 2 --snr-db 15 --seed 302"
   "i_3|impairments, 140/min|--diathermy 3 --clip 2 --gaps 3 --profile-n 6 --hr 140 --snr-db 8 --seed 303"
+  "i_loss|2 losses of the signal (3–8 s, −40 dB)|--loss 2 --profile-n 6 --snr-db 15 --seed 304"
+  "i_damage|raw stream: 8 damaged frames, junk, counter offset|--raw --damage 8 --garbage 30 --block 37 --start-sample 123456789012 --seq-start 65500 --profile-n 6 --snr-db 15 --seed 305"
 )
 for j in "${jobs[@]}" "${vary[@]}" "${imps[@]}"; do
     IFS='|' read -r name label args <<<"$j"
@@ -75,9 +80,9 @@ echo
 echo "$header"
 rows "${vary[@]}"
 echo
-echo "## Impairments: 3 diathermy bursts, 2 clipping episodes, 3 gaps in 40 s"
+echo "## Impairments"
 echo
-echo "Beats within 0.2 s of an impairment are not scored."
+echo "The first three rows: 3 diathermy bursts, 2 clipping episodes and 3 gaps in 40 s. A loss of the signal counts a beat as inside when its onset lies more than 0.3 s inside the loss (the blood fades in 0.3 s). Beats within 0.2 s of an impairment are not scored. The raw stream has no file magic, as captured from a serial port; a mismatch of its lost frames or samples with the ones the writer dropped would be named in the last column."
 echo
 echo "$header"
 rows "${imps[@]}"

@@ -78,6 +78,11 @@ def score(truth_path, out_path):
     inside = []
     for b in acc:
         for i in imps:
+            if i["kind"] == "loss":
+                # No flow to see: no beat may start well inside the loss.
+                if i["start_s"] + 0.3 < b["onset_s"] < i["end_s"] - 0.3:
+                    inside.append((i["kind"], b["onset_s"]))
+                continue
             hi = b["next_onset_s"] if i["kind"] == "gap" else (b["end_s"] if b["end_s"] is not None else b["next_onset_s"])
             if b["onset_s"] < i["end_s"] and hi > i["start_s"]:
                 inside.append((i["kind"], b["onset_s"]))
@@ -121,6 +126,8 @@ def main():
     a = ap.parse_args()
     r = score(a.truth, a.analysis)
     rej = ", ".join(f"{k} {v}" for k, v in sorted(r["reasons"].items())) or "—"
+    if r["counters"]:
+        rej += "; counters wrong: " + ", ".join(r["counters"])
     if a.row is not None:
         print(f"| {a.row} | {r['eligible']} | {r['sens']:.3f} | {r['ppv']:.3f} | {cell(r['onset'])} | {cell(r['end'])} "
               f"| {cell(r['ft'])} | {cell(r['sd'])} | {cell(r['pv'])} | {cell(r['ma'])} | {p95(r['hr']):.2f} | {len(r['inside'])} | {rej} |")
