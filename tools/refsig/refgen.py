@@ -228,13 +228,18 @@ def main():
             if all(a + dur + 1.0 < i["start_s"] or a > i["end_s"] + 1.0 for i in imp):
                 return a
         return None
-    for _ in range(args.diathermy):
-        dur = rng.uniform(0.8, 4.0)
-        a = slot(dur)
-        if a is None:
-            continue
+
+    def episodes(count, shortest_s, longest_s):
+        """`count` spans of random length at free random times, as
+        (start s, length s, first sample, end sample)."""
+        for _ in range(count):
+            dur = rng.uniform(shortest_s, longest_s)
+            a = slot(dur)
+            if a is not None:
+                yield a, dur, int(a * fs), int((a + dur) * fs)
+
+    for a, dur, lo, hi in episodes(args.diathermy, 0.8, 4.0):
         lvl = rng.uniform(15, 35)
-        lo, hi = int(a * fs), int((a + dur) * fs)
         burst = (rng.standard_normal(hi - lo) + 1j * rng.standard_normal(hi - lo)) * blood_rms * 10 ** (lvl / 20) / math.sqrt(2)
         # Cut mode is continuous; coag mode is gated at random 10-40 ms.
         if rng.uniform() < 0.5:
@@ -242,22 +247,12 @@ def main():
             burst *= gate
         x[lo:hi] += burst
         imp.append(dict(type="impairment", kind="diathermy", start_s=a, end_s=a + dur))
-    for _ in range(args.clip):
-        dur = rng.uniform(0.2, 1.0)
-        a = slot(dur)
-        if a is None:
-            continue
-        lo, hi = int(a * fs), int((a + dur) * fs)
+    for a, dur, lo, hi in episodes(args.clip, 0.2, 1.0):
         x[lo:hi] *= 40.0  # a gain step far past full scale
         imp.append(dict(type="impairment", kind="clipping", start_s=a, end_s=a + dur))
-    for _ in range(args.loss):
+    for a, dur, lo, hi in episodes(args.loss, 3.0, 8.0):
         # The probe turned away from the aorta: the blood falls 40 dB within
         # 0.3 s, and comes back as fast.
-        dur = rng.uniform(3.0, 8.0)
-        a = slot(dur)
-        if a is None:
-            continue
-        lo, hi = int(a * fs), int((a + dur) * fs)
         g = np.ones(hi - lo)
         r = int(0.3 * fs)
         g[:r] = np.linspace(1, 0.01, r)
@@ -265,11 +260,7 @@ def main():
         g[-r:] = np.linspace(0.01, 1, r)
         x[lo:hi] -= blood[lo:hi] * (1 - g)
         imp.append(dict(type="impairment", kind="loss", start_s=a, end_s=a + dur))
-    for _ in range(args.gaps):
-        dur = rng.uniform(0.05, 0.6)
-        a = slot(dur)
-        if a is None:
-            continue
+    for a, dur, _, _ in episodes(args.gaps, 0.05, 0.6):
         imp.append(dict(type="impairment", kind="gap", start_s=a, end_s=a + dur))
     iq = np.empty(2 * n)
     iq[0::2] = np.clip(np.round(x.real), -32768, 32767)
