@@ -7,6 +7,15 @@
 # Usage: tools/refsig/check.sh [ODM]
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
+# A python3 with numpy: the one on PATH (pyenv's, here), else Debian's
+# (apt-get install python3-numpy); REFSIG_PYTHON overrides.
+py="${REFSIG_PYTHON:-}"
+if [ -z "$py" ]; then
+    for p in python3 /usr/bin/python3; do
+        if "$p" -c 'import numpy' 2>/dev/null; then py="$p"; break; fi
+    done
+fi
+[ -n "$py" ] || { echo "tools/refsig: needs python3 with numpy (apt-get install python3-numpy)" >&2; exit 1; }
 root="$(cd "$here/../.." && pwd)"
 if [ $# -ge 1 ]; then
     odm="$1"
@@ -19,10 +28,10 @@ trap 'rm -rf "$work"' EXIT
 status=0
 while IFS='|' read -r name args; do
     # shellcheck disable=SC2086 # the arguments are meant to split
-    python3 "$here/refgen.py" --out "$work/$name.odmrec" --seconds 30 $args
+    "$py" "$here/refgen.py" --out "$work/$name.odmrec" --seconds 30 $args
     "$odm" analyse - <"$work/$name.odmrec" >"$work/$name.jsonl"
     printf '%-12s ' "$name"
-    python3 "$here/score.py" "$work/$name.truth.jsonl" "$work/$name.jsonl" --check || status=1
+    "$py" "$here/score.py" "$work/$name.truth.jsonl" "$work/$name.jsonl" --check || status=1
 done <<'CASES'
 blunt|--profile-n 6 --hr 75 --snr-db 15 --seed 401
 flat|--profile-n 2 --hr 75 --snr-db 30 --fall cos --seed 402
