@@ -203,6 +203,8 @@ pub struct Score {
     pub sd_pct: ErrorStats,
     /// Peak-velocity error, %.
     pub pv_pct: ErrorStats,
+    /// Mean-acceleration error, % (MA = PV / (peak − onset); no goal).
+    pub ma_pct: ErrorStats,
     /// Heart-rate error, 1/min.
     pub hr_bpm: ErrorStats,
     /// Error of the heart rate the display shows, 1/min: the mean over
@@ -275,6 +277,7 @@ pub fn score(
         Vec::new(),
         Vec::new(),
     );
+    let mut ma = Vec::new();
     // Per truth beat: (detected HR, true HR) when eligible and matched by an
     // accepted beat, for the display's rolling mean.
     let mut shown: Vec<Option<(f64, f64)>> = vec![None; truth.len()];
@@ -298,6 +301,13 @@ pub fn score(
             }
             pv.push(100.0 * (d.pv_cm_s - t.pv_cm_s) / t.pv_cm_s);
             hr.push(d.hr_bpm - t.hr_bpm);
+            let true_ma = t.pv_cm_s / (t.peak_s - t.onset_s);
+            if let Some(m) = d.ma_cm_s2.filter(|m| m.is_finite())
+                && true_ma.is_finite()
+                && true_ma > 0.0
+            {
+                ma.push(100.0 * (m - true_ma) / true_ma);
+            }
             if d.accepted {
                 shown[i] = Some((d.hr_bpm, t.hr_bpm));
             }
@@ -349,6 +359,7 @@ pub fn score(
     s.ft_ms = ErrorStats::from_errors(&mut ft);
     s.sd_pct = ErrorStats::from_errors(&mut sd);
     s.pv_pct = ErrorStats::from_errors(&mut pv);
+    s.ma_pct = ErrorStats::from_errors(&mut ma);
     s.hr_bpm = ErrorStats::from_errors(&mut hr);
     s.hr_display_bpm = ErrorStats::from_errors(&mut hr_display);
     s
@@ -512,5 +523,28 @@ mod tests {
         assert_eq!(s.detected_clean, 7);
         assert_eq!(s.detected_matched, 5);
         assert!((s.onset_ms.median - 2.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn mean_acceleration_is_scored_against_pv_over_the_truth_rise() {
+        // Truth: PV 100 cm/s reached 0.1 s after onset, MA 1000 cm/s².
+        let t: Vec<RefBeat> = (1..6).map(|i| truth(i as f64)).collect();
+        let mut d: Vec<Beat> = (1..6)
+            .map(|i| det(i as f64, i as f64 + 1.0, true))
+            .collect();
+        // 1100, 950, 1000, a null and a NaN: the last two are not scored.
+        for (b, ma) in d.iter_mut().zip([
+            Some(1100.0),
+            Some(950.0),
+            Some(1000.0),
+            None,
+            Some(f64::NAN),
+        ]) {
+            b.ma_cm_s2 = ma;
+        }
+        let s = score(&t, &d, &[], (0.0, 10.0), 0.05);
+        assert_eq!(s.ma_pct.n, 3);
+        assert!((s.ma_pct.median - 0.0).abs() < 1e-9, "{:?}", s.ma_pct);
+        assert!((s.ma_pct.median_abs - 5.0).abs() < 1e-9, "{:?}", s.ma_pct);
     }
 }
