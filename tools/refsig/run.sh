@@ -6,15 +6,8 @@
 # ONLY=REGEX only the rows whose names match are generated again.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-# A python3 with numpy: the one on PATH (pyenv's, here), else Debian's
-# (apt-get install python3-numpy); REFSIG_PYTHON overrides.
-py="${REFSIG_PYTHON:-}"
-if [ -z "$py" ]; then
-    for p in python3 /usr/bin/python3; do
-        if "$p" -c 'import numpy' 2>/dev/null; then py="$p"; break; fi
-    done
-fi
-[ -n "$py" ] || { echo "tools/refsig: needs python3 with numpy (apt-get install python3-numpy)" >&2; exit 1; }
+# shellcheck source=tools/refsig/python.sh
+. "$here/python.sh"
 root="$(cd "$here/../.." && pwd)"
 work="${1:-$(mktemp -d)}"
 mkdir -p "$work"
