@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # CI smoke of the independent reference (needs python3 with numpy): four
 # 30 s recordings written by refgen.py, read and analysed by odm, each held
-# to the issue's goals (score.py --check). The last is a raw stream on
+# to the issue's goals (score.py --check). The fourth is a raw stream on
 # standard input, with damaged frames, junk between frames, a counter that
-# starts far from 0, seq wrapping and odd block sizes.
+# starts far from 0, seq wrapping and odd block sizes. A fifth, 25 s, is
+# played in real time through a pseudo-terminal into `odm monitor --port`.
 # Usage: tools/refsig/check.sh [ODM]
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -31,4 +32,14 @@ flat|--profile-n 2 --hr 75 --snr-db 30 --fall cos --seed 402
 impaired|--profile-n 6 --hr 90 --snr-db 15 --diathermy 2 --clip 2 --gaps 2 --seed 403
 stream|--raw --profile-n 6 --hr 60 --snr-db 20 --damage 8 --garbage 30 --block 37 --start-sample 123456789012 --seq-start 65500 --seed 404
 CASES
+# The live path: a raw stream played in real time through a pseudo-terminal
+# into `odm monitor --port`, as a probe interface would send it.
+"$py" "$here/refgen.py" --out "$work/live.raw" --raw --seconds 25 --profile-n 6 --snr-db 15 --damage 3 --garbage 5 --seed 405
+"$py" "$here/ptysend.py" "$work/live.raw" 25 >"$work/pty" &
+sender=$!
+for _ in $(seq 50); do [ -s "$work/pty" ] && break; sleep 0.1; done
+"$odm" monitor --port "$(head -1 "$work/pty")" --duration 29 >"$work/live.jsonl" 2>/dev/null
+wait "$sender"
+printf '%-12s ' live
+"$py" "$here/score.py" "$work/live.truth.jsonl" "$work/live.jsonl" --check || status=1
 exit $status
