@@ -266,10 +266,14 @@ impl Default for Intervals {
 
 impl Intervals {
     fn add(&mut self, start_s: f64, end_s: f64) {
-        // Extend the last interval when this one continues it.
+        // Widen the last interval when this one touches or overlaps it
+        // (one episode marked per block and per column, whose window
+        // starts before the block): the union is the same, and the ring's
+        // slots are kept for other episodes.
         let last = (self.next + INTERVALS - 1) % INTERVALS;
-        if self.iv[last].1 >= start_s - 1e-9 && self.iv[last].0 <= start_s {
-            self.iv[last].1 = self.iv[last].1.max(end_s);
+        let (a, b) = self.iv[last];
+        if start_s <= b + 1e-9 && end_s >= a - 1e-9 {
+            self.iv[last] = (a.min(start_s), b.max(end_s));
             return;
         }
         self.iv[self.next] = (start_s, end_s);
@@ -1565,6 +1569,30 @@ impl BeatDetector {
 
 #[cfg(test)]
 mod tests {
+    /// A clipping episode is recorded twice over: each clipped block as it
+    /// arrives, and each spectrum column over it (or over the wall filter's
+    /// settling after it), whose window starts before the block. Those
+    /// overlapping marks must not each take a slot of the ring: 40 blocks
+    /// of such marks once evicted the episode's start after 8 blocks.
+    #[test]
+    fn overlapping_marks_of_one_episode_take_one_slot() {
+        let mut iv = super::Intervals::default();
+        let (block_s, window_s) = (0.0125, 0.010);
+        for k in 0..40 {
+            let b0 = 1.0 + k as f64 * block_s;
+            iv.add(b0, b0 + block_s);
+            // The column completed by this block began before it.
+            iv.add(b0 + block_s - window_s - 0.004, b0 + block_s - 0.004);
+        }
+        assert!(iv.overlaps(1.0, 1.001), "the episode's start was evicted");
+        assert!(iv.overlaps(1.49, 1.5));
+        assert!(!iv.overlaps(0.5, 0.99));
+        // Separate episodes still keep their own slots.
+        iv.add(3.0, 3.1);
+        assert!(iv.overlaps(1.0, 1.001) && iv.overlaps(3.05, 3.06));
+        assert!(!iv.overlaps(2.0, 2.9));
+    }
+
     use super::*;
 
     /// Trapezoid beats with linear edges: onset/end by extrapolation must be
