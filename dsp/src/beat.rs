@@ -161,6 +161,7 @@ struct Point {
     n_gap: u64,
     n_clip: u64,
     n_intf: u64,
+    n_quiet: u64,
     /// The value is a guess — the despiker replaced it by the chord
     /// between its neighbours, or the edge was inside a cancelled
     /// narrowband line — so edge fits leave the point out.
@@ -172,6 +173,8 @@ struct Counts {
     gap: u64,
     clip: u64,
     intf: u64,
+    /// Points without flow above the noise (`snr` under `min_snr`).
+    quiet: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -378,6 +381,8 @@ const RHYTHM_STATE_RUN: usize = 3;
 #[derive(Debug, Clone)]
 pub struct BeatDetector {
     cfg: DetectorConfig,
+    /// Time between points, s.
+    hop_s: f64,
     margin_s: f64,
     ring: Vec<Point>,
     /// Number of points pushed so far (absolute index of the next one).
@@ -707,6 +712,7 @@ impl BeatDetector {
         let cap = ((memory_s / hop_s).ceil() as usize).max(16) + 8;
         Self {
             cfg,
+            hop_s,
             margin_s,
             ring: vec![Point::default(); cap],
             next_abs: 0,
@@ -850,6 +856,8 @@ impl BeatDetector {
         self.counts.gap += u64::from(input.gap_before);
         self.counts.clip += u64::from(input.clipped);
         self.counts.intf += u64::from(input.interference);
+        // NaN counts as quiet.
+        self.counts.quiet += u64::from(input.snr.is_nan() || input.snr < self.cfg.min_snr);
         let abs = self.next_abs;
         let cap = self.ring.len() as u64;
         self.ring[(abs % cap) as usize] = Point {
@@ -859,6 +867,7 @@ impl BeatDetector {
             n_gap: self.counts.gap,
             n_clip: self.counts.clip,
             n_intf: self.counts.intf,
+            n_quiet: self.counts.quiet,
             guess: input.obscured,
         };
         self.next_abs += 1;
@@ -1239,6 +1248,7 @@ impl BeatDetector {
                 gap: kp.n_gap,
                 clip: kp.n_clip,
                 intf: kp.n_intf,
+                quiet: kp.n_quiet,
             }
         } else {
             // Not enough history: count everything from the start of memory.
@@ -1246,6 +1256,7 @@ impl BeatDetector {
                 gap: kp.n_gap.saturating_sub(1),
                 clip: kp.n_clip.saturating_sub(1),
                 intf: kp.n_intf.saturating_sub(1),
+                quiet: kp.n_quiet.saturating_sub(1),
             }
         };
         Systole {
@@ -1391,6 +1402,7 @@ impl BeatDetector {
             gap: p.n_gap,
             clip: p.n_clip,
             intf: p.n_intf,
+            quiet: p.n_quiet,
         }
     }
 
@@ -1406,6 +1418,12 @@ impl BeatDetector {
         let gap = after.gap > before.gap || self.gaps.overlaps(a, b);
         let clipped = after.clip > before.clip || self.clipped.overlaps(a, b);
         let interference = after.intf > before.intf || self.interference.overlaps(a, b);
+        // The probe turned away, or the signal faded, for longer than the
+        // longest cycle the rate range allows: the cycle is long because
+        // the signal was lost, not because the heart stopped, and that is
+        // the reason to give (the cycle is implausible too).
+        let quiet_s = after.quiet.saturating_sub(before.quiet) as f64 * self.hop_s;
+        let signal_lost = quiet_s > 60.0 / self.cfg.hr_bpm_range.0;
         // Flow wrapped round the band's top cuts PV and SD (crate::alias).
         let systole_end = if p.end_s.is_nan() {
             next.onset_s
@@ -1481,6 +1499,8 @@ impl BeatDetector {
             Some(RejectReason::Interference)
         } else if clipped {
             Some(RejectReason::Clipped)
+        } else if signal_lost {
+            Some(RejectReason::LowSignal)
         } else if !plausible {
             Some(RejectReason::Implausible)
         } else if p.snr < c.min_snr {
@@ -1673,6 +1693,50 @@ mod tests {
             }
         }
         beats
+    }
+
+    #[test]
+    fn a_beat_across_a_loss_of_the_signal_is_low_signal_not_implausible() {
+        // Trapezoid beats every 0.8 s; from 5 to 10 s the probe is turned
+        // away: no flow and no signal above the noise (snr 0).
+        let cycle = 0.8;
+        let onsets: Vec<f64> = (0..20).map(|i| 0.3137 + i as f64 * cycle).collect();
+        let lost = |t: f64| (5.0..10.0).contains(&t);
+        let hop = 0.005;
+        let mut d = BeatDetector::new(DetectorConfig::default(), hop, 4.0, 0.005);
+        let mut beats = Vec::new();
+        for i in 0..(16.5 / hop) as usize {
+            let t = i as f64 * hop;
+            let v: f64 = if lost(t) {
+                0.0
+            } else {
+                onsets.iter().map(|&o| trapezoid(t, o)).sum()
+            };
+            let inp = DetectorInput {
+                sample_index: i as u64,
+                t_s: t,
+                v_cm_s: v as f32,
+                snr: if lost(t) { 0.0 } else { 100.0 },
+                ..Default::default()
+            };
+            if let Some(b) = d.process(&inp) {
+                beats.push(b);
+            }
+        }
+        let across: Vec<_> = beats
+            .iter()
+            .filter(|b| b.onset_s < 5.0 && b.next_onset_s > 10.0)
+            .collect();
+        assert_eq!(across.len(), 1, "{beats:?}");
+        assert_eq!(across[0].reject_reason, Some(RejectReason::LowSignal));
+        // The beats either side are accepted: the loss is no gap or noise.
+        let clear = beats
+            .iter()
+            .filter(|b| b.next_onset_s < 5.0 || b.onset_s > 10.0)
+            .filter(|b| b.accepted)
+            .count();
+        assert!(beats.len() >= 11, "{} beats", beats.len());
+        assert_eq!(clear, beats.len() - 1, "{beats:?}");
     }
 
     /// Each beat's rejection reason in a trapezoid train at `onsets`.
