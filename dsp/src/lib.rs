@@ -20,6 +20,7 @@ pub mod haemo;
 pub mod iq;
 pub mod lines;
 pub mod noise;
+pub mod notch;
 pub mod pipeline;
 pub mod ramp;
 pub mod stft;

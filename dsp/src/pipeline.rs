@@ -24,6 +24,7 @@ use crate::haemo::{FtcFormula, SvModel};
 use crate::iq::IqBalance;
 use crate::lines::LineCanceller;
 use crate::noise::{InterferenceDetector, NoiseFloor};
+use crate::notch::ToneNotch;
 use crate::ramp::RampResponse;
 use crate::stft::Stft;
 use crate::types::{Beat, Status, StreamParams};
@@ -121,6 +122,14 @@ pub struct PipelineConfig {
     /// before the envelope ([`crate::lines`]). Off for calibration: a
     /// string phantom's echo is such a line.
     pub cancel_lines: bool,
+    /// Subtract tones far over the noise (≥ 20 dB in their bin) from the
+    /// samples before the spectrum ([`crate::notch`]); only with
+    /// `cancel_lines`. Off by default: measured, it recovers the beats
+    /// under a tone as strong as the blood, which today are all lost, but
+    /// on the virtual probe with such a tone at 2 kHz it accepted 2 beats
+    /// of 46 that were not there, and a steady phantom's echo is a tone to
+    /// it (docs/dsp.md, stage 3b).
+    pub notch_strong_tones: bool,
     /// Estimate the demodulator's I/Q gain and phase error from the signal
     /// and correct it once its mirror image would stand above −36.5 dB
     /// ([`crate::iq`]).
@@ -143,6 +152,7 @@ impl Default for PipelineConfig {
             calibration: ProbeCalibration::default(),
             ramp_correction: true,
             cancel_lines: true,
+            notch_strong_tones: false,
             iq_balance: true,
         }
     }
@@ -169,7 +179,8 @@ pub struct SpectrumColumn<'a> {
     /// The column was flagged as broadband interference.
     pub interference: bool,
     /// Steady narrowband tones being cancelled in this column
-    /// ([`crate::lines`]); 0 when none, or when cancellation is off.
+    /// ([`crate::lines`]) or notched out of the samples ([`crate::notch`]);
+    /// 0 when none, or when cancellation is off.
     pub narrowband_lines: usize,
 }
 
@@ -248,6 +259,7 @@ pub struct Pipeline {
     noise: NoiseFloor,
     interference: InterferenceDetector,
     lines: LineCanceller,
+    notch: ToneNotch,
     direction: FlowDirection,
     alias: AliasDetector,
     /// Columns left during which a floor lifted without broadband noise is
@@ -361,6 +373,7 @@ impl Pipeline {
         let wall_bins = (wall_band_hz / bin_hz).ceil() as usize;
         let noise = NoiseFloor::new(1, half.saturating_sub(wall_bins), fft_len)?;
         let lines = LineCanceller::new(fft_len, wall_bins, hop_len as f64 / fs)?;
+        let notch = ToneNotch::new(stft.window(), fft_len, wall_bins, hop_len as f64 / fs, fs)?;
         let direction = FlowDirection::new(fft_len, wall_bins, hop_len as f64 / fs);
         let alias = AliasDetector::new(fft_len, wall_bins, hop_len as f64 / fs);
         let envelope =
@@ -400,6 +413,7 @@ impl Pipeline {
             noise,
             interference,
             lines,
+            notch,
             direction,
             alias,
             alias_hold: 0,
@@ -518,6 +532,16 @@ impl Pipeline {
             0.5 * self.fs * self.velocity_per_hz,
             self.params.beam_angle_deg,
         )
+    }
+
+    /// Strong tones being notched out of the samples now
+    /// ([`crate::notch`]), Hz.
+    pub fn notched_tones_hz(&self) -> impl Iterator<Item = f64> + '_ {
+        self.notch.tones_hz().filter(|_| self.notching())
+    }
+
+    fn notching(&self) -> bool {
+        self.cfg.cancel_lines && self.cfg.notch_strong_tones
     }
 
     /// Narrowband lines being cancelled now ([`crate::lines`]): inclusive
@@ -673,6 +697,7 @@ impl Pipeline {
                 self.detector.reset();
                 self.interference.reset();
                 self.lines.reset();
+                self.notch.reset();
                 self.last_accepted_sample = None;
                 self.first_sample = Some(first_sample);
                 self.lost = false;
@@ -715,6 +740,9 @@ impl Pipeline {
                 self.iq.observe(filtered);
                 self.iq.correct(filtered);
             }
+            if self.cfg.cancel_lines && self.cfg.notch_strong_tones {
+                self.notch.process(filtered);
+            }
             self.fill += n;
             at = at.saturating_add(n as u64);
             rest = tail;
@@ -741,6 +769,7 @@ impl Pipeline {
     fn new_segment(&mut self) {
         self.wall.reset();
         self.iq.new_segment();
+        self.notch.new_segment();
         self.fill = 0;
         self.prev = [None, None];
         self.before_prev_shift_hz = 0.0;
@@ -755,11 +784,30 @@ impl Pipeline {
             return;
         }
         let noise = self.noise.process(&self.power).unwrap_or(0.0);
+        let settled = self.clipped_until.saturating_add(self.iq.settle_samples());
+        let clip_affected = self.clipped_until > 0 && start < settled;
+        let dead = noise < DEAD_FLOOR_LSB2;
         if self.cfg.cancel_lines {
+            // The notch sees the column as it came, before the canceller
+            // interpolates over the lines it holds: a tone strong enough for
+            // the notch is better taken out of the samples (no region of
+            // the spectrum hidden). Diathermy needs no exclusion here: a
+            // bin's low follower rises 3 dB/s at most.
+            if self.cfg.notch_strong_tones
+                && self
+                    .notch
+                    .observe(&self.power, noise, !clip_affected && !dead)
+            {
+                // Until now the tone was read as flow, and its removal
+                // starts within the next 0.1 s: no beat across that is
+                // measured.
+                let t = self.detector_s(end);
+                self.detector
+                    .mark_interference(t - NOTCH_UNTRUSTED_BEFORE_S, t + NOTCH_SETTLE_S);
+            }
             self.lines.observe(&self.power, noise);
             self.lines.cancel(&mut self.power);
         }
-        let settled = self.clipped_until.saturating_add(self.iq.settle_samples());
         let aliased = self.alias.observe(&self.power, noise, start >= settled);
         self.alias_hold = if aliased {
             ALIAS_HOLD_COLUMNS
@@ -787,8 +835,6 @@ impl Pipeline {
         // spread harmonics over the band, which read as broadband noise.
         // Such a column is clipped (so are the beats over it), and teaches
         // the detector nothing.
-        let clip_affected = self.clipped_until > 0 && start < settled;
-        let dead = noise < DEAD_FLOOR_LSB2;
         if clip_affected {
             self.detector
                 .mark_clipped(self.detector_s(start), self.detector_s(end));
@@ -900,6 +946,16 @@ impl Pipeline {
         let scale = cal
             .velocity_true_cm_s_from_measured(self.velocity_per_hz, self.params.beam_angle_deg)
             - cal.velocity_true_cm_s_from_measured(0.0, self.params.beam_angle_deg);
+        if self.notching() {
+            // The notch learns only where no flow stands at its tones (nor
+            // diathermy or clipping anywhere).
+            let edge_hz = if interference || clip_affected {
+                f64::INFINITY
+            } else {
+                f64::from(edge.shift_hz)
+            };
+            self.notch.flow_edge(edge_hz);
+        }
         sink.spectrum_column(&SpectrumColumn {
             sample_index: centre,
             t_s,
@@ -909,7 +965,7 @@ impl Pipeline {
             velocity_cm_s_per_bin: scale * self.fs / self.power.len() as f64,
             noise_power: noise,
             interference,
-            narrowband_lines: self.narrowband_lines().len(),
+            narrowband_lines: self.narrowband_lines().len() + self.notched_tones_hz().count(),
         });
         let raw = RawPoint {
             shift_hz: edge.shift_hz.max(0.0),
@@ -1079,6 +1135,13 @@ impl Pipeline {
         }
     }
 }
+
+/// When the notch declares a tone, the beats of this long before are
+/// rejected as `interference` (the tone was read as flow; the followers
+/// need ≈ 1.5 s to see it)…
+const NOTCH_UNTRUSTED_BEFORE_S: f64 = 2.0;
+/// …and of this long after (the notch's acquisition, 0.5 s, and a window).
+const NOTCH_SETTLE_S: f64 = 0.7;
 
 /// Noise power per bin (LSB²) under which a column is dead: 10 dB under
 /// the quantisation noise of 16-bit I/Q samples (1/12 LSB² per component,
