@@ -77,6 +77,10 @@ pub const TRACK_EVERY: usize = 200;
 /// the weight's turn between two looks must stay under π: ±200 Hz at
 /// 20 kHz)…
 pub const ACQUIRE_LOOKS: u32 = 200;
+/// A tone is still being acquired while its recent frequency error
+/// exceeds this, Hz (its removal is then partial: the spectrum still holds
+/// some of it).
+pub const SETTLED_HZ: f64 = 0.5;
 /// Samples between looks during acquisition.
 pub const ACQUIRE_EVERY: usize = 50;
 /// …and the fraction it moves afterwards. Blood near the tone's frequency
@@ -105,6 +109,9 @@ struct Tone {
     since: usize,
     /// Looks taken since the tone was declared.
     looks: u32,
+    /// Recent frequency error read at the looks (smoothed |Δω|), radians
+    /// per sample.
+    err: f64,
     /// Columns in a row with the tone under the release level.
     weak_columns: u32,
     /// Columns left during which the weight and ω hold (flow at the tone).
@@ -123,6 +130,7 @@ impl Tone {
             a_look: Complex64::default(),
             since: 0,
             looks: 0,
+            err: 1.0,
             weak_columns: 0,
             frozen_columns: 0,
             under_edge: 0,
@@ -187,6 +195,7 @@ impl Tone {
                 TRACK_GAIN
             };
             self.w += gain * dw;
+            self.err = 0.8 * self.err + 0.2 * dw.abs();
             self.looks = self.looks.saturating_add(1);
             self.rot = Complex64::from_polar(1.0, self.w);
         }
@@ -287,6 +296,17 @@ impl ToneNotch {
         self.follower.fill(f32::INFINITY);
         self.columns = 0;
         self.tones = [None; MAX_TONES];
+    }
+
+    /// Whether a declared tone is still being acquired (during which the
+    /// spectrum still holds part of it: the pipeline marks those columns
+    /// as interference).
+    pub fn settling(&self) -> bool {
+        let fs = self.fs;
+        self.tones
+            .iter()
+            .flatten()
+            .any(|t| t.looks < ACQUIRE_LOOKS || t.err * fs / std::f64::consts::TAU > SETTLED_HZ)
     }
 
     /// The declared tones' frequencies, Hz.

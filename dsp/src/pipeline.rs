@@ -805,6 +805,11 @@ impl Pipeline {
                 self.detector
                     .mark_interference(t - NOTCH_UNTRUSTED_BEFORE_S, t + NOTCH_SETTLE_S);
             }
+            if self.cfg.notch_strong_tones && self.notch.settling() {
+                // Part of a tone still in the spectrum.
+                self.detector
+                    .mark_interference(self.detector_s(start), self.detector_s(end));
+            }
             self.lines.observe(&self.power, noise);
             self.lines.cancel(&mut self.power);
         }
