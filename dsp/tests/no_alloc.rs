@@ -88,9 +88,43 @@ fn push_allocates_nothing_after_warm_up_while_emitting_beats() {
     }
 }
 
+/// The strong-tone notch (opt-in) removing a tone: its per-sample
+/// canceller and per-column detector allocate nothing either.
+#[test]
+fn the_strong_tone_notch_allocates_nothing_while_removing_a_tone() {
+    let sim = SimConfig {
+        seed: 7,
+        duration_s: Some(20.0),
+        snr_db: Some(15.0),
+        clutter_db: None,
+        ..SimConfig::default()
+    };
+    let cfg = PipelineConfig {
+        notch_strong_tones: true,
+        ..PipelineConfig::default()
+    };
+    let (allocs, sink, measured_beats, tones) = measure_with(sim, cfg, Some(1_013.0));
+    assert_eq!(tones, 1, "the tone must be notched while counting");
+    assert!(measured_beats >= 10, "{measured_beats} beats");
+    assert!(sink.accepted >= 10, "{} accepted", sink.accepted);
+    assert_eq!(allocs, 0, "push allocated {allocs} times with the notch");
+}
+
 /// Runs `sim` through a pipeline, counting allocations after the first
 /// quarter: (allocations, the sink, beats in the counted part).
 fn measure(sim: SimConfig) -> (usize, CountSink, usize) {
+    let (allocs, sink, beats, _) = measure_with(sim, PipelineConfig::default(), None);
+    (allocs, sink, beats)
+}
+
+/// As [`measure`], with `cfg`, and a tone at `tone_hz` as strong as the
+/// received signal added to every block; also the tones notched at the
+/// end.
+fn measure_with(
+    sim: SimConfig,
+    cfg: PipelineConfig,
+    tone_hz: Option<f64>,
+) -> (usize, CountSink, usize, usize) {
     let mut probe = VirtualProbe::new(sim).expect("sim config");
     let mut params = None;
     let mut blocks = Vec::new();
@@ -107,8 +141,29 @@ fn measure(sim: SimConfig) -> (usize, CountSink, usize) {
             _ => {}
         }
     }
-    let mut pipe =
-        Pipeline::new(PipelineConfig::default(), params.expect("probe info")).expect("pipeline");
+    let params = params.expect("probe info");
+    if let Some(hz) = tone_hz {
+        let (mut sum, mut n) = (0.0, 0.0);
+        for b in &blocks {
+            for s in &b.samples {
+                sum += f64::from(s[0]).powi(2) + f64::from(s[1]).powi(2);
+                n += 1.0;
+            }
+        }
+        let amp = (sum / n).sqrt();
+        let fs = f64::from(params.sample_rate_hz);
+        for b in &mut blocks {
+            let first = b.first_sample;
+            for (k, s) in b.samples.iter_mut().enumerate() {
+                let ph = std::f64::consts::TAU * hz * (first + k as u64) as f64 / fs;
+                let add =
+                    |x: i16, d: f64| (f64::from(x) + d).round().clamp(-32768.0, 32767.0) as i16;
+                s[0] = add(s[0], amp * ph.cos());
+                s[1] = add(s[1], amp * ph.sin());
+            }
+        }
+    }
+    let mut pipe = Pipeline::new(cfg, params).expect("pipeline");
     let mut sink = CountSink::default();
     let warm = blocks.len() / 4; // 5 s
     for b in &blocks[..warm] {
@@ -123,5 +178,6 @@ fn measure(sim: SimConfig) -> (usize, CountSink, usize) {
     });
     let allocs = counts.allocs;
     let measured_beats = sink.beats - beats_before;
-    (allocs, sink, measured_beats)
+    let tones = pipe.notched_tones_hz().count();
+    (allocs, sink, measured_beats, tones)
 }
