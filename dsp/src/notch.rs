@@ -30,14 +30,22 @@
 //! **Cancellation** (every sample while a tone is declared): a complex
 //! least-mean-squares canceller with one weight `a` on the reference
 //! `e^{jωn}`: out = x − a·e^{jωn}, a += μ·out·e^{−jωn}. That is a notch of
-//! width ≈ μ·fs/π (≈ 13 Hz at 20 kHz) centred on ω. The frequency is
-//! tracked: once per [`TRACK_EVERY`] samples the weight's rotation since the
-//! last look (its phase advances at the residual frequency error) moves ω
-//! half-way for the first [`ACQUIRE_LOOKS`], then by [`TRACK_GAIN`] of it. A tone whose estimated power in a bin stays under
+//! width ≈ μ·fs/π centred on ω: [`MU_ACQUIRE`] (≈ 13 Hz at 20 kHz) for the
+//! first [`ACQUIRE_LOOKS`] looks, then [`MU_TRACK`] (≈ 2 Hz). The frequency
+//! is tracked: every [`ACQUIRE_EVERY`], then [`TRACK_EVERY`], samples the
+//! weight's rotation since the last look (its phase advances at the
+//! residual frequency error) moves ω half-way, then by [`TRACK_GAIN`] of
+//! it. After acquisition, while the flow's edge stands within
+//! [`FREEZE_MARGIN_HZ`] of a forward tone ([`ToneNotch::flow_edge`]) the
+//! weight and ω hold: the blood near the tone would otherwise enter the
+//! weight and come back, stale, once the flow has gone. While a tone is
+//! still settling ([`ToneNotch::settling`]) the pipeline rejects the beats
+//! over it. A tone whose estimated power in a bin stays under
 //! [`RELEASE_OVER_FLOOR`]× the floor for [`RELEASE_S`] is released.
 //!
-//! Off with the line canceller (`PipelineConfig::cancel_lines`): a string
-//! phantom's echo is a steady line, and calibration must measure it.
+//! Opt-in (`PipelineConfig::notch_strong_tones`), and only with the line
+//! canceller (`PipelineConfig::cancel_lines`): a steady phantom's echo is a
+//! tone to it, and calibration must measure it (docs/dsp.md, stage 3a).
 
 use crate::error::DspError;
 use rustfft::num_complex::{Complex32, Complex64};
