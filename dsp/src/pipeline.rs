@@ -125,10 +125,9 @@ pub struct PipelineConfig {
     /// Subtract tones far over the noise (≥ 20 dB in their bin) from the
     /// samples before the spectrum ([`crate::notch`]); only with
     /// `cancel_lines`. Off by default: measured, it recovers the beats
-    /// under a tone as strong as the blood, which today are all lost, but
-    /// on the virtual probe with such a tone at 2 kHz it accepted 2 beats
-    /// of 46 that were not there, and a steady phantom's echo is a tone to
-    /// it (docs/dsp.md, stage 3b).
+    /// under a tone as strong as the blood, which are otherwise all lost,
+    /// but a steady phantom's echo is a tone to it, and a tone ≈ 50 dB
+    /// over the floor takes seconds to settle (docs/dsp.md, stage 3a).
     pub notch_strong_tones: bool,
     /// Estimate the demodulator's I/Q gain and phase error from the signal
     /// and correct it once its mirror image would stand above −36.5 dB
@@ -799,7 +798,7 @@ impl Pipeline {
                     .observe(&self.power, noise, !clip_affected && !dead)
             {
                 // Until now the tone was read as flow, and its removal
-                // starts within the next 0.1 s: no beat across that is
+                // is acquired over the next 0.5 s: no beat across that is
                 // measured.
                 let t = self.detector_s(end);
                 self.detector
