@@ -79,23 +79,23 @@ pub const FREEZE_HOLD_S: f64 = 0.03;
 pub const FREEZE_MAX_S: f64 = 1.0;
 /// Samples between looks at the weight's rotation.
 pub const TRACK_EVERY: usize = 200;
+/// Samples between looks during acquisition.
+pub const ACQUIRE_EVERY: usize = 50;
 /// Looks after a tone is declared during which ω moves half-way to each
 /// reading, [`ACQUIRE_EVERY`] samples apart (acquisition: the declared
 /// frequency can be most of a bin off when flow stands near the tone, and
 /// the weight's turn between two looks must stay under π: ±200 Hz at
 /// 20 kHz)…
 pub const ACQUIRE_LOOKS: u32 = 200;
-/// A tone is still being acquired while its recent frequency error
-/// exceeds this, Hz (its removal is then partial: the spectrum still holds
-/// some of it).
-pub const SETTLED_HZ: f64 = 0.5;
-/// Samples between looks during acquisition.
-pub const ACQUIRE_EVERY: usize = 50;
 /// …and the fraction it moves afterwards. Blood near the tone's frequency
 /// turns the weight too (in systole the flow's power within the notch is
 /// ≈ 6 % of a tone as strong as the blood): at half-way ω random-walked
 /// by hertz within a systole and the tone came back in diastole as flow.
 pub const TRACK_GAIN: f64 = 0.05;
+/// A tone is still being acquired while its recent frequency error
+/// exceeds this, Hz (its removal is then partial: the spectrum still holds
+/// some of it).
+pub const SETTLED_HZ: f64 = 0.5;
 /// A tone whose power in its bin stays under this many times the floor…
 pub const RELEASE_OVER_FLOOR: f64 = 10.0;
 /// …for this long is released, s.
