@@ -480,7 +480,7 @@ fn replay_grid() {
     let verbose = std::env::var("ODM_VERBOSE").is_ok();
     let quiet = std::env::var("ODM_QUIET").is_ok();
     // (profile, hr) → (sum sens, sum ppv, sum onset |e|, sum HR p95, max HR p95, n)
-    let mut summary: std::collections::BTreeMap<(String, String), [f64; 6]> = Default::default();
+    let mut summary: std::collections::BTreeMap<(String, String), [f64; 8]> = Default::default();
     for p in paths {
         let c = load_cell(&p);
         if !c.name.contains(&filter) {
@@ -533,6 +533,18 @@ fn replay_grid() {
                 gross += 1;
             }
         }
+        // Peak time (ms) of matched beats, for MA.
+        let mut peak_err: Vec<f64> = beats
+            .iter()
+            .filter(|b| b.reject_reason.is_none())
+            .filter_map(|b| {
+                c.truth
+                    .iter()
+                    .find(|t| (t.onset_s - b.onset_s).abs() < 0.05)
+                    .map(|t| (b.peak_s - t.peak_s) * 1000.0)
+            })
+            .collect();
+        let pk = odm_dsp::validation::ErrorStats::from_errors(&mut peak_err);
         let hj = odm_dsp::validation::ErrorStats::from_errors(&mut hr_jit);
         let ce = odm_dsp::validation::ErrorStats::from_errors(&mut cyc_err);
         let parts: Vec<&str> = c.name.split('_').collect();
@@ -545,11 +557,13 @@ fn replay_grid() {
         e[3] += s.hr_bpm.p95_abs;
         e[4] = e[4].max(s.hr_bpm.p95_abs);
         e[5] += 1.0;
+        e[6] += s.ma_pct.median_abs;
+        e[7] += s.ft_ms.median_abs;
         if quiet {
             continue;
         }
         println!(
-            "{:<26} sens {:.4} ppv {:.4} | onset |{:5.2}| ({:+5.2}) p95 {:5.2} | end ({:+6.2}) FT |{:5.2}| ({:+6.2}) | SD |{:4.2}| ({:+5.2}) PV ({:+5.2}) | HR |{:.2}| p95 {:5.2} | jitter HR p95 {:5.2} cycle |{:.2}| p95 {:5.2} ms | gross {gross} {}",
+            "{:<26} sens {:.4} ppv {:.4} | onset |{:5.2}| ({:+5.2}) p95 {:5.2} | end ({:+6.2}) FT |{:5.2}| ({:+6.2}) | SD |{:4.2}| ({:+5.2}) PV ({:+5.2}) | HR |{:.2}| p95 {:5.2} | jitter HR p95 {:5.2} cycle |{:.2}| p95 {:5.2} ms | MA |{:4.2}| ({:+5.2}) peak |{:5.2}| ({:+5.2}) | gross {gross} {}",
             c.name,
             s.sensitivity(),
             s.ppv(),
@@ -567,6 +581,10 @@ fn replay_grid() {
             hj.p95_abs,
             ce.median_abs,
             ce.p95_abs,
+            s.ma_pct.median_abs,
+            s.ma_pct.median,
+            pk.median_abs,
+            pk.median,
             reasons(&beats)
         );
         if verbose {
@@ -594,12 +612,14 @@ fn replay_grid() {
     for ((prof, hr), e) in &summary {
         let n = e[5];
         println!(
-            "SUMMARY {prof:>3} {hr:>6}: sens {:.4} ppv {:.4} onset |e| {:5.2} HR p95 mean {:5.2} max {:5.2}",
+            "SUMMARY {prof:>3} {hr:>6}: sens {:.4} ppv {:.4} onset |e| {:5.2} HR p95 mean {:5.2} max {:5.2} FT |e| {:5.2} MA |e| {:5.2}",
             e[0] / n,
             e[1] / n,
             e[2] / n,
             e[3] / n,
-            e[4]
+            e[4],
+            e[7] / n,
+            e[6] / n
         );
     }
 }
