@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use crate::UsageError;
 use anyhow::{Context, bail};
 use odm_device_io::{
     DEFAULT_BAUD, Encoder, Payload, RecordingStart, RecordingWriter, Sex, interrupt,
@@ -74,10 +75,10 @@ pub struct Args {
     #[arg(long, default_value_t = 12.0)]
     pub breathing_rate: f64,
     /// SNR, dB: mean blood-signal power in systole over white-noise power in the whole band.
-    #[arg(long, default_value_t = 30.0)]
+    #[arg(long, default_value_t = 30.0, allow_negative_numbers = true)]
     pub snr_db: f64,
     /// Wall clutter over blood power, dB.
-    #[arg(long, default_value_t = 30.0)]
+    #[arg(long, default_value_t = 30.0, allow_negative_numbers = true)]
     pub clutter_db: f64,
     /// No wall clutter.
     #[arg(long)]
@@ -160,9 +161,9 @@ pub struct Args {
     /// Patient and fluid-bolus annotations (boxed: keeps the command enum small).
     #[command(flatten)]
     pub patient: Box<PatientArgs>,
-    /// `utc` of the `recording_started` annotation (default: now); fix it
-    /// to make the file byte-for-byte reproducible.
-    #[arg(long)]
+    /// `utc` of the `recording_started` annotation, RFC 3339 (default:
+    /// now); fix it to make the file byte-for-byte reproducible.
+    #[arg(long, value_parser = parse_rfc3339)]
     pub utc: Option<String>,
 }
 
@@ -176,20 +177,36 @@ pub struct PatientArgs {
     #[arg(long, value_enum, requires = "age")]
     pub sex: Option<SexArg>,
     /// Patient height, cm.
-    #[arg(long, requires = "age")]
+    #[arg(long, requires = "age", value_parser = parse_positive)]
     pub height_cm: Option<f64>,
     /// Patient weight, kg.
-    #[arg(long, requires = "age")]
+    #[arg(long, requires = "age", value_parser = parse_positive)]
     pub weight_kg: Option<f64>,
     /// A fluid bolus at this time, s: a `bolus` annotation and a step in SV.
     #[arg(long, requires = "bolus_ml")]
     pub bolus_at: Option<f64>,
     /// Bolus volume, ml.
-    #[arg(long, requires = "bolus_at")]
+    #[arg(long, requires = "bolus_at", value_parser = parse_positive)]
     pub bolus_ml: Option<f64>,
     /// SV change after the bolus, % (≥ 10: a fluid responder).
     #[arg(long, default_value_t = 15.0, allow_negative_numbers = true)]
     pub bolus_sv_change_pct: f64,
+}
+
+/// A finite number over 0 (a height, a weight, a volume).
+fn parse_positive(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
+        Ok(x) => Err(format!("{x} is not a finite number over 0")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// An RFC 3339 date-time, as serial-stream.md's `recording_started` needs.
+fn parse_rfc3339(s: &str) -> Result<String, String> {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map(|_| s.to_owned())
+        .map_err(|e| format!("not an RFC 3339 date-time (e.g. 2026-11-30T11:39:29Z): {e}"))
 }
 
 /// The truth file beside a recording: `x.odmrec` → `x.truth.jsonl`.
@@ -268,7 +285,10 @@ fn config_from_args(a: &Args) -> anyhow::Result<SimConfig> {
     }
     if let (Some(at), Some(_)) = (a.patient.bolus_at, a.patient.bolus_ml) {
         if !(at.is_finite() && at >= 0.0) {
-            bail!("--bolus-at must be a time in seconds ≥ 0, got {at}");
+            return Err(UsageError(format!(
+                "--bolus-at must be a time in seconds ≥ 0, got {at}"
+            ))
+            .into());
         }
         cfg.schedule.push(ScheduleSegment {
             start_s: at,
@@ -281,7 +301,9 @@ fn config_from_args(a: &Args) -> anyhow::Result<SimConfig> {
         (None, true) => Some(60.0),
         (None, false) => None,
     };
-    cfg.validate().context("odm simulate: invalid arguments")?;
+    // Out-of-range values are the caller's mistake: a usage error (exit 2).
+    cfg.validate()
+        .map_err(|e| UsageError(format!("odm simulate: invalid arguments: {e}")))?;
     Ok(cfg)
 }
 
@@ -346,10 +368,14 @@ fn to_file(args: &Args, cfg: SimConfig, out: &Path) -> anyhow::Result<()> {
         rec.write_payload(&p)
             .with_context(|| format!("writing {}", out.display()))?;
         for beat in probe.take_truth_beats() {
-            serde_json::to_writer(&mut truth, &beat)
+            // A `beat` line as analysis-output.md's, whose every line has
+            // its `type`: `{"type":"beat",` then the beat's own fields.
+            let json = serde_json::to_string(&beat)
                 .with_context(|| format!("writing {}", tpath.display()))?;
             truth
-                .write_all(b"\n")
+                .write_all(b"{\"type\":\"beat\",")
+                .and_then(|()| truth.write_all(&json.as_bytes()[1..]))
+                .and_then(|()| truth.write_all(b"\n"))
                 .with_context(|| format!("writing {}", tpath.display()))?;
             beats += 1;
         }

@@ -65,6 +65,20 @@ fn main() {
     if let Err(e) = result {
         // One clear line: the chain of contexts, outermost first.
         eprintln!("odm: error: {e:#}");
-        std::process::exit(1);
+        let usage = e.chain().any(|c| c.is::<UsageError>());
+        std::process::exit(if usage { 2 } else { 1 });
     }
 }
+
+/// Arguments the parser took but the command cannot run with (a value out
+/// of its range, found after parsing): a usage error, exit 2 (cli.md).
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
