@@ -740,6 +740,28 @@ fn samples_before_the_first_probe_info_are_held_not_lost() {
             .collect::<Vec<_>>()
     };
     assert_eq!(beats(&a), beats(&b));
+
+    // Without any PROBE_INFO every sample is dropped, and the stream line
+    // says so (serial-stream.md: "holds or drops them and says which").
+    let no_info: Vec<Payload> = payloads[1..]
+        .iter()
+        .filter(|p| !matches!(p, Payload::ProbeInfo(_)))
+        .cloned()
+        .collect();
+    let samples: u64 = no_info
+        .iter()
+        .map(|p| match p {
+            Payload::Iq(b) => b.samples.len() as u64,
+            _ => 0,
+        })
+        .sum();
+    let mut enc = odm_device_io::Encoder::new();
+    let c = analyse_stdin(&encode(&no_info, &mut enc));
+    assert_eq!(c[0]["samples_before_probe_info"], "dropped");
+    assert_eq!(
+        c.last().unwrap()["samples_dropped_before_probe_info"],
+        samples
+    );
 }
 
 #[test]
@@ -975,6 +997,69 @@ fn odm_simulate_recording_with_gaps_bolus_and_patient_analyses_consistently() {
     // Events come in time order within their kinds' sources.
     let t: Vec<f64> = gaps.iter().map(|g| g["t_s"].as_f64().unwrap()).collect();
     assert!(t.windows(2).all(|w| w[0] < w[1]));
+}
+
+/// cli.md: a usage error exits 2, also when the value is out of range only
+/// by the simulator's own check (found after parsing), and writes nothing;
+/// a negative SNR is a value, not a flag; the truth file's lines are
+/// `beat` lines of analysis-output.md, `type` included.
+#[test]
+fn odm_simulate_usage_errors_exit_2_and_its_truth_lines_are_beat_lines() {
+    let file = temp_path("usage.odmrec");
+    let p = file.path().to_str().unwrap();
+    for bad in [
+        &["--duration", "0"][..],
+        &["--duration", "nan"],
+        &["--duration", "1", "--hr", "39"],
+        &["--duration", "1", "--sv-ml", "0"],
+        &["--duration", "1", "--snr-db", "1000"],
+        &["--duration", "1", "--bolus-at=-1", "--bolus-ml", "100"],
+        &[
+            "--duration",
+            "1",
+            "--age",
+            "50",
+            "--height-cm",
+            "nan",
+            "--weight-kg",
+            "70",
+        ],
+        &["--duration", "1", "--utc", "yesterday"],
+    ] {
+        let mut args = vec!["simulate", "--out", p];
+        args.extend_from_slice(bad);
+        let out = odm(&args, None);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.trim().is_empty(), "{bad:?}: says why");
+        assert!(!file.path().exists(), "{bad:?}: nothing written");
+    }
+    let out = odm(
+        &[
+            "simulate",
+            "--out",
+            p,
+            "--duration",
+            "3",
+            "--snr-db",
+            "-10",
+            "--utc",
+            "2026-12-02T10:00:00Z",
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let truth = std::fs::read_to_string(file.path().with_extension("truth.jsonl")).unwrap();
+    assert!(truth.lines().count() >= 2, "{truth}");
+    for line in truth.lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["type"], "beat", "{line}");
+        assert!(v["onset_s"].is_number() && v["sd_cm"].is_number(), "{line}");
+    }
 }
 
 #[test]
