@@ -10,7 +10,8 @@
 //!   was skipped, and every good frame is analysed. Only an I/O failure of
 //!   the input or the output is an error (one line naming the file, exit 1).
 //!   A CRC-valid PROBE_INFO the DSP cannot run with (beam angle 90°,
-//!   carrier 0, …) is skipped and counted as `malformed`, with a
+//!   carrier 0, …) is skipped and counted in the summary's added
+//!   `probe_info_rejected` (not `malformed`: its layout is right), with a
 //!   `probe_info_rejected` event; the pipeline in force runs on.
 //! - Samples before the first usable PROBE_INFO are **held** (up to
 //!   [`HOLD_BEFORE_PROBE_INFO_S`] at the highest sample rate) and analysed
@@ -457,8 +458,8 @@ struct Analyser<'a, W: Write> {
     last_seen_end: Option<u64>,
     /// End of the last IQ block analysed (stream time reached).
     last_iq_end: Option<u64>,
-    /// PROBE_INFO frames skipped because the DSP cannot use them (counted
-    /// in the summary's `malformed`).
+    /// PROBE_INFO frames skipped because the DSP cannot use them (the
+    /// summary's `probe_info_rejected`).
     rejected_probe_info: u64,
     held_blocks: std::collections::VecDeque<IqBlock>,
     held_samples: u64,
@@ -650,8 +651,8 @@ impl<'a, W: Write> Analyser<'a, W> {
             Ok(p) => p,
             // A CRC-valid PROBE_INFO whose parameters the DSP cannot use
             // (beam angle 90°, carrier 0, …): nothing in the stream may stop
-            // the receiver (serial-stream.md rule 6). It is skipped like a
-            // malformed frame, the pipeline in force (if any) runs on, and
+            // the receiver (serial-stream.md rule 6). It is skipped and
+            // counted apart, the pipeline in force (if any) runs on, and
             // without one the samples wait for a usable PROBE_INFO.
             Err(e) => {
                 let r = RejectedProbeInfo {
@@ -829,7 +830,18 @@ impl<'a, W: Write> Analyser<'a, W> {
             .num("descending_fraction", model.descending_fraction(), 3)
             .string("bsa_formula", "mosteller")
             .num("bsa_m2", self.current_bsa_m2(), 4)
-            .string("samples_before_probe_info", "held");
+            // serial-stream.md: a receiver holds or drops the samples
+            // before the first PROBE_INFO "and says which". All of them
+            // are known here (the line follows the first usable one, or the
+            // end of an input without one); the summary counts the dropped.
+            .string(
+                "samples_before_probe_info",
+                if self.dropped_samples == 0 {
+                    "held"
+                } else {
+                    "dropped"
+                },
+            );
         let fc = *self.fluid.config();
         l.num("fluid_before_s", Some(fc.before_s), 3)
             .num("fluid_after_span_s", Some(fc.after_span_s), 3)
@@ -1251,14 +1263,10 @@ impl<'a, W: Write> Analyser<'a, W> {
             .int("beats", self.beats)
             .int("accepted", self.accepted)
             .raw("median", &self.medians.json());
+        // The receiver's counters exactly as serial-stream.md defines
+        // them: a PROBE_INFO the DSP cannot use matches its layout, so it
+        // is not `malformed`; it has its own added counter below.
         for (name, value) in counters.named() {
-            // PROBE_INFO frames the DSP could not use were skipped like
-            // malformed ones.
-            let value = if name == "malformed" {
-                value + self.rejected_probe_info
-            } else {
-                value
-            };
             l.int(name, value);
         }
         // Added fields.
@@ -1271,6 +1279,7 @@ impl<'a, W: Write> Analyser<'a, W> {
                 MagicStatus::Truncated { .. } => "truncated",
             },
         )
+        .int("probe_info_rejected", self.rejected_probe_info)
         .int("samples_dropped_before_probe_info", self.dropped_samples)
         .int("events_dropped_before_probe_info", self.dropped_items);
         l.num("iq_image_db", iq_image_db, 1)
@@ -1669,7 +1678,10 @@ mod tests {
         assert_eq!(b[0]["type"], "stream");
         let summary = b.last().unwrap();
         assert_eq!(summary["type"], "summary");
-        assert_eq!(summary["malformed"], 2);
+        // Not malformed under serial-stream.md's rule 5 (their layout is
+        // right): counted apart.
+        assert_eq!(summary["malformed"], 0);
+        assert_eq!(summary["probe_info_rejected"], 2);
         let rejected = of_kind(&b, "probe_info_rejected");
         assert_eq!(rejected.len(), 2);
         assert!(rejected.iter().all(|r| r["reason"].is_string()
@@ -1695,7 +1707,8 @@ mod tests {
         assert_eq!(b[0]["beam_angle_deg"], 45.0);
         assert_eq!(b[1]["kind"], "probe_info_rejected");
         let summary = b.last().unwrap();
-        assert_eq!(summary["malformed"], 1);
+        assert_eq!(summary["malformed"], 0);
+        assert_eq!(summary["probe_info_rejected"], 1);
         assert_eq!(summary["samples_dropped_before_probe_info"], 0);
         let (_, a, _) = run(&clean, &[]);
         assert_eq!(beats(&a), beats(&b));
