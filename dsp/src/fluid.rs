@@ -394,9 +394,12 @@ impl FluidTracker {
             sv_before_ml: before.sv(),
             sv_after_ml: after.sv(),
             delta_pct,
+            // Judged on the change as `odm analyse` writes it (to 0.001 %),
+            // so that `responsive` agrees with `delta_pct ≥ 10` read back
+            // from the line (analysis-output.md), also at 9.9996 %.
             responsive: delta_pct
                 .filter(|_| judged)
-                .map(|d| d >= self.cfg.responsive_pct),
+                .map(|d| (d * 1000.0).round() / 1000.0 >= self.cfg.responsive_pct),
             complete,
         }
     }
@@ -502,6 +505,24 @@ mod tests {
         );
         assert!((r.sv_after_ml.unwrap() / r.sv_before_ml.unwrap() - 1.15).abs() < 1e-9);
         assert!(r.complete);
+    }
+
+    /// The verdict agrees with the change as written to 0.001 %: 9.9996 %
+    /// is written `10` and is responsive; 9.9994 % is written `9.999`.
+    #[test]
+    fn the_verdict_agrees_with_the_change_as_written() {
+        for (after, want) in [(12.0 * 1.099_996, true), (12.0 * 1.099_994, false)] {
+            let mut tr = FluidTracker::new(FluidConfig::default());
+            feed(&mut tr, 0.0, 60.0, 0.8, |_| 12.0);
+            tr.bolus(60.0, Some(200.0));
+            feed(&mut tr, 60.0, 400.0, 0.8, |t| {
+                if t > 120.0 { after } else { 12.0 }
+            });
+            let r = tr.poll().unwrap();
+            let d = r.delta_pct.unwrap();
+            assert!((d - 10.0).abs() < 0.001 && d < 10.0, "{r:?}");
+            assert_eq!(r.responsive, Some(want), "{d}");
+        }
     }
 
     #[test]
