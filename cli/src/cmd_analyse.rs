@@ -105,10 +105,16 @@ pub struct Options {
     #[arg(long, default_value = "bazett", value_parser = parse_ftc)]
     pub ftc: FtcFormula,
     /// Subtract steady tones far over the noise (20 dB and more in their
-    /// bin) from the samples before the spectrum. Off by default: a steady
-    /// phantom's echo is such a tone (docs/dsp.md, stage 3b).
-    #[arg(long = "notch-strong-tones")]
+    /// bin) from the samples before the spectrum: the default since
+    /// 2026-12-02 (docs/dsp.md, stage 3a); accepted for scripts written
+    /// when it was an option.
+    #[arg(long = "notch-strong-tones", overrides_with = "no_notch_strong_tones")]
     pub notch_strong_tones: bool,
+    /// Leave steady tones in the samples: a tone as strong as the blood is
+    /// then read as flow and no beat is found (the line canceller still
+    /// removes weaker lines alone in the noise).
+    #[arg(long = "no-notch-strong-tones", overrides_with = "notch_strong_tones")]
+    pub no_notch_strong_tones: bool,
     /// Age in years (with --sex, --height-cm, --weight-kg: population area model).
     #[arg(long, value_parser = parse_age, requires_all = ["sex", "height_cm", "weight_kg"])]
     pub age: Option<f64>,
@@ -643,7 +649,7 @@ impl<'a, W: Write> Analyser<'a, W> {
         }
         let mut cfg = PipelineConfig {
             ftc: self.args.ftc,
-            notch_strong_tones: self.args.notch_strong_tones,
+            notch_strong_tones: !self.args.no_notch_strong_tones,
             ..PipelineConfig::default()
         };
         cfg.sv_model = self.current_model();
@@ -1436,14 +1442,15 @@ mod tests {
         lines.iter().filter(|l| l["type"] == "beat").collect()
     }
 
-    /// `--notch-strong-tones` reaches the pipeline: a tone at 1 kHz as
-    /// strong as the blood (≈ 40 dB over the noise in its bin at 20 dB)
-    /// added to
-    /// the virtual probe's samples leaves no beat accepted by default (the
-    /// tone is read as flow, the safe failure), and most accepted with the
-    /// notch, with no summary median moved far from the clean run's.
+    /// The strong-tone notch is the default and `--no-notch-strong-tones`
+    /// reaches the pipeline: a tone at 1 kHz as strong as the blood (≈ 40
+    /// dB over the noise in its bin at 20 dB) added to the virtual probe's
+    /// samples leaves no beat accepted without the notch (the tone is read
+    /// as flow, the safe failure), and most accepted by default and with
+    /// the old opt-in flag, with no summary median moved far from the
+    /// clean run's.
     #[test]
-    fn the_strong_tone_notch_is_an_option_that_recovers_the_beats() {
+    fn the_strong_tone_notch_recovers_the_beats_by_default_and_can_be_turned_off() {
         // Without clutter, so that the received power is the blood's.
         let clean = payloads_of(SimConfig {
             seed: 23,
@@ -1485,12 +1492,15 @@ mod tests {
                 .filter(|b| b["accepted"] == true)
                 .count()
         };
-        let (ok, plain, _) = run(&toned, &[]);
+        let (ok, plain, _) = run(&toned, &["--no-notch-strong-tones"]);
         assert!(ok);
         assert_eq!(accepted(&plain), 0, "accepted without the notch");
-        let (ok, notched, _) = run(&toned, &["--notch-strong-tones"]);
-        let (_, reference, _) = run(&clean, &[]);
+        let (ok, flagged, _) = run(&toned, &["--notch-strong-tones"]);
         assert!(ok);
+        let (ok, notched, _) = run(&toned, &[]);
+        assert!(ok);
+        assert_eq!(flagged, notched, "the old flag names the default");
+        let (_, reference, _) = run(&clean, &[]);
         let (n, all) = (accepted(&notched), accepted(&reference));
         assert!(
             // The beats of the first ≈ 3 s are lost while the tone is found.

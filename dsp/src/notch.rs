@@ -24,8 +24,11 @@
 //! [`DECLARE_OVER_SIDES`]× over the followers [`SIDE_BINS`] bins out on
 //! each side (a tone's main lobe and first side lobes are within ±4 bins;
 //! anything broad, such as forward diastolic flow, has comparable followers
-//! there), after [`WARM_UP_S`] of columns. Its frequency is the followers'
-//! peak refined by a parabola through the logarithms of the three bins.
+//! there), after [`WARM_UP_S`] of columns, and — steadiness — at
+//! [`DECLARE_STEADY_FRACTION`] of its bin's mean power or more: a tone
+//! keeps its amplitude, while a steady phantom's speckled peak, which
+//! passes the other tests, fades. Its frequency is the followers' peak
+//! refined by a parabola through the logarithms of the three bins.
 //!
 //! **Cancellation** (every sample while a tone is declared): a complex
 //! least-mean-squares canceller with one weight `a` on the reference
@@ -43,9 +46,10 @@
 //! over it. A tone whose estimated power in a bin stays under
 //! [`RELEASE_OVER_FLOOR`]× the floor for [`RELEASE_S`] is released.
 //!
-//! Opt-in (`PipelineConfig::notch_strong_tones`), and only with the line
-//! canceller (`PipelineConfig::cancel_lines`): a steady phantom's echo is a
-//! tone to it, and calibration must measure it (docs/dsp.md, stage 3a).
+//! On by default (`PipelineConfig::notch_strong_tones`), and only with the
+//! line canceller (`PipelineConfig::cancel_lines`), which calibration turns
+//! off: a string phantom's line is steady, a tone to both (docs/dsp.md,
+//! stage 3a).
 
 use crate::error::DspError;
 use rustfft::num_complex::{Complex32, Complex64};
@@ -61,6 +65,20 @@ pub const DECLARE_OVER_FLOOR: f32 = 100.0;
 pub const DECLARE_OVER_SIDES: f32 = 30.0;
 /// Distance of the side bins compared with a tone's bin.
 pub const SIDE_BINS: usize = 5;
+/// A tone's follower also stands at this fraction of its bin's mean power
+/// or more: a tone keeps its amplitude, and the blood crossing its bin
+/// moves that bin's power by much less than the tone's own. Speckle does
+/// not: a steady phantom's spectrum peaks near its edge (its scatterers'
+/// velocities pile up there) high over the bins 5 out, like a tone, but
+/// that bin's power fades as speckle does, its low a small fraction of its
+/// mean.
+pub const DECLARE_STEADY_FRACTION: f32 = 0.25;
+/// Memory of each bin's mean power, s.
+pub const MEAN_MEMORY_S: f64 = 1.0;
+/// Detection looks at every this many columns (20 ms at a 5 ms hop): a
+/// diastole lasts tens of columns, and a tone is declared after 1.5 s
+/// anyway, while looking at every column cost the whole analysis 30 %.
+pub const OBSERVE_EVERY: u32 = 4;
 /// Columns seen before a tone can be declared, s: a follower needs
 /// diastoles to fall to the floor under flow.
 pub const WARM_UP_S: f64 = 1.5;
@@ -221,6 +239,12 @@ pub struct ToneNotch {
     hi: usize,
     follower: Vec<f32>,
     rise: f32,
+    /// Each bin's mean power (exponential memory of [`MEAN_MEMORY_S`]).
+    mean: Vec<f32>,
+    mean_weight: f32,
+    /// Columns offered to [`ToneNotch::observe`], looked at or not.
+    offered: u32,
+    /// Columns looked at.
     columns: u64,
     warm_up_columns: u64,
     release_columns: u32,
@@ -264,15 +288,20 @@ impl ToneNotch {
         }
         let sum: f64 = window.iter().map(|&w| f64::from(w)).sum();
         let energy: f64 = window.iter().map(|&w| f64::from(w).powi(2)).sum();
+        // Between two looks.
+        let look_s = hop_s * f64::from(OBSERVE_EVERY);
         Ok(Self {
             fft_len,
             lo,
             hi,
             follower: vec![f32::INFINITY; fft_len],
-            rise: 10f64.powf(FOLLOW_RISE_DB_PER_S * hop_s / 10.0) as f32,
+            rise: 10f64.powf(FOLLOW_RISE_DB_PER_S * look_s / 10.0) as f32,
+            mean: vec![0.0; fft_len],
+            mean_weight: (look_s / MEAN_MEMORY_S).min(1.0) as f32,
+            offered: 0,
             columns: 0,
-            warm_up_columns: (WARM_UP_S / hop_s).ceil() as u64,
-            release_columns: (RELEASE_S / hop_s).ceil() as u32,
+            warm_up_columns: (WARM_UP_S / look_s).ceil() as u64,
+            release_columns: (RELEASE_S / look_s).ceil() as u32,
             freeze_columns: (FREEZE_HOLD_S / hop_s).ceil() as u32,
             freeze_max_columns: (FREEZE_MAX_S / hop_s).ceil() as u32,
             fs: sample_rate_hz,
@@ -302,6 +331,8 @@ impl ToneNotch {
     /// Forgets everything (a new stream).
     pub fn reset(&mut self) {
         self.follower.fill(f32::INFINITY);
+        self.mean.fill(0.0);
+        self.offered = 0;
         self.columns = 0;
         self.tones = [None; MAX_TONES];
     }
@@ -358,12 +389,30 @@ impl ToneNotch {
     /// false for columns of clipping or gaps, which teach nothing. True
     /// when a tone was declared in this column: the spectrum before it held
     /// the tone, read as flow.
+    /// Only every [`OBSERVE_EVERY`]th column is looked at.
     pub fn observe(&mut self, power: &[f32], noise: f32, clean: bool) -> bool {
-        if power.len() != self.fft_len || !clean || !(noise > 0.0 && noise.is_finite()) {
+        self.offered = self.offered.wrapping_add(1);
+        let looks = self.offered.is_multiple_of(OBSERVE_EVERY)
+            && power.len() == self.fft_len
+            && clean
+            && noise > 0.0
+            && noise.is_finite();
+        if !looks {
             return false;
         }
-        for (f, &p) in self.follower.iter_mut().zip(power) {
-            *f = (*f * self.rise).min(p);
+        // The first column starts the means; later ones move them.
+        let w = if self.columns == 0 {
+            1.0
+        } else {
+            self.mean_weight
+        };
+        let rise = self.rise;
+        for ((f, m), &p) in self.follower.iter_mut().zip(&mut self.mean).zip(power) {
+            // A select rather than `f32::min` (whose NaN rule keeps the
+            // loop scalar); the power is never NaN here.
+            let up = *f * rise;
+            *f = if p < up { p } else { up };
+            *m += w * (p - *m);
         }
         self.columns += 1;
         self.release(noise);
@@ -393,16 +442,29 @@ impl ToneNotch {
         };
         let half = self.fft_len / 2;
         let f = &self.follower;
+        let floor_level = DECLARE_OVER_FLOOR * noise;
+        let (lo, hi) = (self.lo, self.hi);
+        let (below, above) = (half - hi + 1..=half - lo, half + lo..half + hi);
+        // Nearly always no follower stands that high: a branch-free maximum
+        // (a select, which vectorises) says so before any bin is examined.
+        let top = f[below.clone()]
+            .iter()
+            .chain(&f[above.clone()])
+            .fold(0.0_f32, |a, &x| if x > a { x } else { a });
+        if top <= floor_level {
+            return false;
+        }
         let mut best: Option<(usize, f32)> = None;
-        for off in self.lo..self.hi {
-            for k in [half + off, half - off] {
-                let v = f[k];
+        for k in below.chain(above) {
+            let v = f[k];
+            // Nearly every bin fails this first: the rest only for those.
+            if v > floor_level {
                 let sides = f[k - SIDE_BINS].max(f[k + SIDE_BINS]);
-                if v > DECLARE_OVER_FLOOR * noise
-                    && v.is_finite()
+                if v.is_finite()
                     && v >= f[k - 1]
                     && v >= f[k + 1]
                     && v > DECLARE_OVER_SIDES * sides
+                    && v >= DECLARE_STEADY_FRACTION * self.mean[k]
                     && best.is_none_or(|(_, b)| v > b)
                 {
                     best = Some((k, v));
@@ -464,6 +526,14 @@ mod tests {
     /// returns the notch and the mean power of the last second's output
     /// in the tone's bin over the floor.
     fn run(tone_hz: f64, amp: f64, seconds: f64) -> (ToneNotch, f64) {
+        run_line(tone_hz, amp, seconds, false)
+    }
+
+    /// As [`run`]; with `speckled` the line is narrowband Gaussian noise
+    /// of the same mean power instead of a tone: white noise through a
+    /// one-pole resonator at `tone_hz` (≈ 32 Hz wide, amplitude
+    /// decorrelating in ≈ 10 ms), i.e. a line that fades as speckle does.
+    fn run_line(tone_hz: f64, amp: f64, seconds: f64, speckled: bool) -> (ToneNotch, f64) {
         let fs = 20_000.0;
         let (wl, hop, n) = (200, 100, 256);
         let mut stft = Stft::new(wl, n).unwrap();
@@ -475,12 +545,24 @@ mod tests {
         let total = (seconds * fs) as usize;
         let bin = (tone_hz / fs * n as f64).round() as usize + n / 2;
         let (mut sum, mut cols) = (0.0, 0);
+        let pole = Complex64::from_polar(0.995, std::f64::consts::TAU * tone_hz / fs);
+        // White input of variance 2 gives 2/(1 − r²) out; scaled to amp².
+        let gain = amp * ((1.0 - 0.995_f64.powi(2)) / 2.0).sqrt();
+        let mut line = Complex64::default();
+        let mut line_seed = 29;
         let mut t = 0;
         while t + hop <= total {
             let mut block: Vec<Complex32> = (t..t + hop)
                 .map(|i| {
-                    let ph = std::f64::consts::TAU * tone_hz * i as f64 / fs;
-                    let tone = Complex32::new((amp * ph.cos()) as f32, (amp * ph.sin()) as f32);
+                    let tone = if speckled {
+                        let w = noise(&mut line_seed);
+                        line =
+                            pole * line + gain * Complex64::new(f64::from(w.re), f64::from(w.im));
+                        Complex32::new(line.re as f32, line.im as f32)
+                    } else {
+                        let ph = std::f64::consts::TAU * tone_hz * i as f64 / fs;
+                        Complex32::new((amp * ph.cos()) as f32, (amp * ph.sin()) as f32)
+                    };
                     tone + noise(&mut seed)
                 })
                 .collect();
@@ -523,6 +605,25 @@ mod tests {
         assert_eq!(hz.len(), 1, "{hz:?}");
         assert!((hz[0] + 3333.0).abs() < 0.5, "tracked at {} Hz", hz[0]);
         assert!(left < 5.0, "bin at {left}× the floor after the notch");
+    }
+
+    #[test]
+    fn a_line_that_fades_as_speckle_does_is_not_a_tone() {
+        // The same power as the tone of the test above, 50 dB over the
+        // noise per sample, but speckled: a steady phantom's peak.
+        let amp = 10f64.powf(50.0 / 20.0) * 2f64.sqrt();
+        let (notch, _) = run_line(1013.0, amp, 6.0, true);
+        assert_eq!(
+            notch.tones_hz().count(),
+            0,
+            "{:?}",
+            notch.tones_hz().collect::<Vec<_>>()
+        );
+        // What keeps it out is its steadiness alone: the other tests of a
+        // declaration hold for it (followers ≥ 100× the floor and 30× the
+        // sides, checked with the steadiness test off).
+        let (notch, _) = run_line(1013.0, amp, 4.0, false);
+        assert_eq!(notch.tones_hz().count(), 1);
     }
 
     #[test]

@@ -122,12 +122,13 @@ pub struct PipelineConfig {
     /// before the envelope ([`crate::lines`]). Off for calibration: a
     /// string phantom's echo is such a line.
     pub cancel_lines: bool,
-    /// Subtract tones far over the noise (≥ 20 dB in their bin) from the
-    /// samples before the spectrum ([`crate::notch`]); only with
-    /// `cancel_lines`. Off by default: measured, it recovers the beats
-    /// under a tone as strong as the blood, which are otherwise all lost,
-    /// but a steady phantom's echo is a tone to it, and a tone ≈ 50 dB
-    /// over the floor takes seconds to settle (docs/dsp.md, stage 3a).
+    /// Subtract steady tones far over the noise (≥ 20 dB in their bin)
+    /// from the samples before the spectrum ([`crate::notch`]); only with
+    /// `cancel_lines`. On by default: it recovers the beats under a tone as
+    /// strong as the blood, which are otherwise all lost, and it leaves a
+    /// steady phantom's speckled echo alone; a tone ≈ 50 dB over the floor
+    /// takes seconds to settle, its beats rejected meanwhile (docs/dsp.md,
+    /// stage 3a).
     pub notch_strong_tones: bool,
     /// Estimate the demodulator's I/Q gain and phase error from the signal
     /// and correct it once its mirror image would stand above −36.5 dB
@@ -151,7 +152,7 @@ impl Default for PipelineConfig {
             calibration: ProbeCalibration::default(),
             ramp_correction: true,
             cancel_lines: true,
-            notch_strong_tones: false,
+            notch_strong_tones: true,
             iq_balance: true,
         }
     }

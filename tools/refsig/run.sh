@@ -21,9 +21,10 @@ one() {
     local name="$1" label="$2"; shift 3
     if [ -z "${RESCORE:-}" ] && [[ "$name" =~ ${ONLY:-.} ]]; then
         "$py" "$here/refgen.py" --out "$work/$name.odmrec" --seconds "$secs" "$@" >/dev/null
-        # Rows named n_* are analysed with the opt-in strong-tone notch.
+        # Rows named n_* are analysed without the strong-tone notch (on by
+        # default since 2026-12-02), to show what it does.
         local opts=()
-        [[ "$name" == n_* ]] && opts=(--notch-strong-tones)
+        [[ "$name" == n_* ]] && opts=(--no-notch-strong-tones)
         "$odm" analyse "${opts[@]}" "$work/$name.odmrec" >"$work/$name.jsonl" 2>/dev/null
     fi
     "$py" "$here/score.py" "$work/$name.truth.jsonl" "$work/$name.jsonl" --row "$label" >"$work/$name.row"
@@ -55,8 +56,8 @@ vary=(
   "v_tone_in|a tone at 2 kHz (54 cm/s), 20 dB under the blood|--tone=2000:-20 --profile-n 2 --snr-db 20 --seed 217"
   "v_tone_low|a tone at 1 kHz (27 cm/s), 10 dB under the blood|--tone=1000:-10 --profile-n 2 --snr-db 20 --seed 218"
   "v_tone_strong|a tone at 1 kHz (27 cm/s), as strong as the blood|--tone=1000:0 --profile-n 2 --snr-db 20 --seed 219"
-  "n_tone_strong|the same, \`--notch-strong-tones\`|--tone=1000:0 --profile-n 2 --snr-db 20 --seed 219"
-  "n_tone_low|a tone at 1 kHz, 10 dB under the blood, \`--notch-strong-tones\`|--tone=1000:-10 --profile-n 2 --snr-db 20 --seed 218"
+  "n_tone_strong|the same, without the notch (\`--no-notch-strong-tones\`)|--tone=1000:0 --profile-n 2 --snr-db 20 --seed 219"
+  "n_tone_low|a tone at 1 kHz, 10 dB under the blood, without the notch|--tone=1000:-10 --profile-n 2 --snr-db 20 --seed 218"
   "v_drift|probe drift: blood power ±10 dB over 23 s, 15 dB|--drift-db 10 --profile-n 6 --snr-db 15 --seed 214"
   "v_drift2|probe drift ±12 dB, 20 dB, n=2, 110/min|--drift-db 12 --profile-n 2 --hr 110 --snr-db 20 --seed 215"
 )
