@@ -643,9 +643,19 @@ impl<'a, W: Write> Analyser<'a, W> {
             beam_angle_deg: info.beam_angle_deg(),
         };
         if self.params == Some(params) {
+            // Another probe on the same interface settings: the stream
+            // line's serial no longer holds.
+            let swapped = self
+                .probe
+                .as_ref()
+                .is_some_and(|p| p.serial_str() != info.serial_str());
             self.probe = Some(info);
             self.apply_calibration();
-            return Ok(());
+            return if swapped && self.stream_written {
+                self.stream_parameters_line()
+            } else {
+                Ok(())
+            };
         }
         let mut cfg = PipelineConfig {
             ftc: self.args.ftc,
@@ -680,6 +690,7 @@ impl<'a, W: Write> Analyser<'a, W> {
             }
         };
         // A change of stream parameters: the old pipeline's last beats first.
+        let changed = self.pipeline.is_some();
         if let Some(mut old) = self.pipeline.take() {
             old.finish(&mut self.collect);
             self.reverse_flow_s_before += old.reverse_flow_s();
@@ -693,6 +704,9 @@ impl<'a, W: Write> Analyser<'a, W> {
         self.params = Some(params);
         self.probe = Some(info);
         self.apply_calibration();
+        if changed && self.stream_written {
+            self.stream_parameters_line()?;
+        }
         if !self.stream_written {
             if self.cli_model.is_some() {
                 // The area model is fixed: nothing to wait for.
@@ -709,6 +723,27 @@ impl<'a, W: Write> Analyser<'a, W> {
             }
         }
         Ok(())
+    }
+
+    /// An event of the added kind `stream_parameters`: the stream line's
+    /// parameters and probe serial no longer hold from `t_s` on (a
+    /// PROBE_INFO with others, or another probe). Times after it are in
+    /// the new sample rate (analysis-output.md: `sample_index /
+    /// sample_rate_hz`), so they may step back.
+    fn stream_parameters_line(&mut self) -> Result<()> {
+        let (Some(info), Some(p)) = (&self.probe, self.params) else {
+            return Ok(());
+        };
+        let t = self.last_seen_end.and_then(|e| self.t_s(e));
+        let line = JsonLine::new("event")
+            .num("t_s", t, decimals::TIME_S)
+            .string("kind", "stream_parameters")
+            .int("sample_rate_hz", u64::from(p.sample_rate_hz))
+            .int("carrier_hz", u64::from(p.carrier_hz))
+            .num("beam_angle_deg", Some(p.beam_angle_deg), 2)
+            .string("probe_serial", &info.serial_str())
+            .finish();
+        self.json(&line)
     }
 
     fn probe_info_rejected_line(&mut self, r: &RejectedProbeInfo) -> Result<()> {
@@ -1700,6 +1735,43 @@ mod tests {
         // Every good frame analysed with the pipeline in force.
         assert!(beats(&a).len() > 10);
         assert_eq!(beats(&a), beats(&b));
+    }
+
+    /// A PROBE_INFO with other parameters, or from another probe, after
+    /// the stream line: an event says what holds from then on (once: the
+    /// interface repeats its PROBE_INFO every second).
+    #[test]
+    fn new_stream_parameters_and_another_probe_are_announced() {
+        let clean = payloads(14, 12.0);
+        let third = clean.len() / 3;
+        let p: Vec<Payload> = clean
+            .iter()
+            .enumerate()
+            .map(|(i, item)| match item {
+                Payload::ProbeInfo(info) if i >= third => {
+                    let mut info = info.clone();
+                    info.carrier_hz = 8_000_000;
+                    if i >= 2 * third {
+                        info.probe_serial = *b"SWAPPED-PROBE-02";
+                    }
+                    Payload::ProbeInfo(info)
+                }
+                other => other.clone(),
+            })
+            .collect();
+        let (ok, lines, _) = run(&p, &[]);
+        assert!(ok);
+        let ev = of_kind(&lines, "stream_parameters");
+        assert_eq!(ev.len(), 2, "{ev:?}");
+        assert_eq!(ev[0]["carrier_hz"], 8_000_000);
+        assert_eq!(ev[0]["sample_rate_hz"], lines[0]["sample_rate_hz"]);
+        assert_eq!(ev[0]["probe_serial"], lines[0]["probe_serial"]);
+        assert_eq!(ev[1]["probe_serial"], "SWAPPED-PROBE-02");
+        assert_eq!(ev[1]["carrier_hz"], 8_000_000);
+        let t: Vec<f64> = ev.iter().map(|e| e["t_s"].as_f64().unwrap()).collect();
+        assert!(t[0] > 3.0 && t[1] > t[0] + 3.0, "{t:?}");
+        let (_, plain, _) = run(&clean, &[]);
+        assert!(of_kind(&plain, "stream_parameters").is_empty());
     }
 
     #[test]
