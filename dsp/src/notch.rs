@@ -77,7 +77,8 @@ pub const DECLARE_STEADY_FRACTION: f32 = 0.25;
 pub const MEAN_MEMORY_S: f64 = 1.0;
 /// Detection looks at every this many columns (20 ms at a 5 ms hop): a
 /// diastole lasts tens of columns, and a tone is declared after 1.5 s
-/// anyway, while looking at every column cost the whole analysis 30 %.
+/// anyway, while looking at every column cost 6 % of the analysis's
+/// instructions (docs/performance.md, last section).
 pub const OBSERVE_EVERY: u32 = 4;
 /// Columns seen before a tone can be declared, s: a follower needs
 /// diastoles to fall to the floor under flow.
