@@ -14,11 +14,15 @@
 //! under it stays measured: the notch is a few hertz wide, a small fraction
 //! of one 78 Hz bin.
 //!
-//! **Detection** (every column, on the power spectrum): each bin keeps a
-//! *low follower*, its power's minimum that rises by at most
-//! [`FOLLOW_RISE_DB_PER_S`]. Flow leaves a bin at every diastole and noise
-//! is exponentially distributed, so both bins' followers sit at or under
-//! the noise floor; a steady tone's follower sits at the tone. A tone is
+//! **Detection** (every [`OBSERVE_EVERY`]th column, on the power
+//! spectrum): each bin keeps a *low follower*: the larger of its power's
+//! minimum over the last [`FOLLOW_WINDOW_S`] (in [`FOLLOW_BLOCKS`] blocks)
+//! and a minimum that rises by at most [`FOLLOW_RISE_DB_PER_S`]. Flow
+//! leaves a bin at every diastole and noise is exponentially distributed,
+//! so both bins' followers sit at or under the noise floor; a steady
+//! tone's follower sits at the tone, from one window after it appears, and
+//! comes back within a second or so from a brief dip (blood in the tone's
+//! bin, as strong as the tone, can cancel it for a moment). A tone is
 //! declared at a local maximum of the followers standing
 //! [`DECLARE_OVER_FLOOR`]× over the column's noise floor and
 //! [`DECLARE_OVER_SIDES`]× over the followers [`SIDE_BINS`] bins out on
@@ -56,8 +60,19 @@ use rustfft::num_complex::{Complex32, Complex64};
 
 /// Most tones notched at once.
 pub const MAX_TONES: usize = 2;
-/// A bin's low follower rises at most this fast, dB/s.
+/// A bin's low follower is at least its power's minimum over this long, s:
+/// longer than a cycle at 40/min, so that it holds a diastole. (With the
+/// rising minimum alone, a tone as strong as the blood that appeared
+/// mid-stream took 16 s to be declared, and its beats were lost
+/// meanwhile.)
+pub const FOLLOW_WINDOW_S: f64 = 2.0;
+/// …and at least a minimum that rises this fast, dB/s: a dip of the tone's
+/// bin (blood cancelling it for a moment) is forgotten before a window
+/// has passed.
 pub const FOLLOW_RISE_DB_PER_S: f64 = 3.0;
+/// The window is kept as this many blocks' minima (the follower is the
+/// minimum over the last blocks and the block being filled).
+pub const FOLLOW_BLOCKS: usize = 8;
 /// A tone's follower stands this many times over the noise floor (20 dB;
 /// the line canceller handles weaker lines)…
 pub const DECLARE_OVER_FLOOR: f32 = 100.0;
@@ -238,8 +253,23 @@ pub struct ToneNotch {
     /// Bins searched: `lo..hi` on each side of 0 Hz, as offsets from it.
     lo: usize,
     hi: usize,
+    /// Each bin's follower: the larger of `rising` and the minimum over the
+    /// window, `min(block_min, ring_min)`.
     follower: Vec<f32>,
+    /// Each bin's minimum rising at most `rise` a look.
+    rising: Vec<f32>,
     rise: f32,
+    /// Each bin's minimum in the block being filled…
+    block_min: Vec<f32>,
+    /// …over each of the last [`FOLLOW_BLOCKS`] blocks (block-major)…
+    ring: Vec<f32>,
+    /// …and over all of them.
+    ring_min: Vec<f32>,
+    /// Looks in a block, looks so far in the current one, and the ring's
+    /// next block.
+    block_looks: u32,
+    looks_in_block: u32,
+    ring_pos: usize,
     /// Each bin's mean power (exponential memory of [`MEAN_MEMORY_S`]).
     mean: Vec<f32>,
     mean_weight: f32,
@@ -296,7 +326,14 @@ impl ToneNotch {
             lo,
             hi,
             follower: vec![f32::INFINITY; fft_len],
+            rising: vec![f32::INFINITY; fft_len],
             rise: 10f64.powf(FOLLOW_RISE_DB_PER_S * look_s / 10.0) as f32,
+            block_min: vec![f32::INFINITY; fft_len],
+            ring: vec![f32::INFINITY; fft_len * FOLLOW_BLOCKS],
+            ring_min: vec![f32::INFINITY; fft_len],
+            block_looks: ((FOLLOW_WINDOW_S / FOLLOW_BLOCKS as f64 / look_s).ceil() as u32).max(1),
+            looks_in_block: 0,
+            ring_pos: 0,
             mean: vec![0.0; fft_len],
             mean_weight: (look_s / MEAN_MEMORY_S).min(1.0) as f32,
             offered: 0,
@@ -332,6 +369,12 @@ impl ToneNotch {
     /// Forgets everything (a new stream).
     pub fn reset(&mut self) {
         self.follower.fill(f32::INFINITY);
+        self.rising.fill(f32::INFINITY);
+        self.block_min.fill(f32::INFINITY);
+        self.ring.fill(f32::INFINITY);
+        self.ring_min.fill(f32::INFINITY);
+        self.looks_in_block = 0;
+        self.ring_pos = 0;
         self.mean.fill(0.0);
         self.offered = 0;
         self.columns = 0;
@@ -407,17 +450,49 @@ impl ToneNotch {
         } else {
             self.mean_weight
         };
+        // Selects rather than `f32::min` (whose NaN rule keeps the loop
+        // scalar); the power is never NaN here.
         let rise = self.rise;
-        for ((f, m), &p) in self.follower.iter_mut().zip(&mut self.mean).zip(power) {
-            // A select rather than `f32::min` (whose NaN rule keeps the
-            // loop scalar); the power is never NaN here.
-            let up = *f * rise;
-            *f = if p < up { p } else { up };
+        for (((((f, s), b), &r), m), &p) in self
+            .follower
+            .iter_mut()
+            .zip(&mut self.rising)
+            .zip(&mut self.block_min)
+            .zip(&self.ring_min)
+            .zip(&mut self.mean)
+            .zip(power)
+        {
+            let up = *s * rise;
+            *s = if p < up { p } else { up };
+            *b = if p < *b { p } else { *b };
+            let window = if *b < r { *b } else { r };
+            *f = if window > *s { window } else { *s };
             *m += w * (p - *m);
+        }
+        self.looks_in_block += 1;
+        if self.looks_in_block >= self.block_looks {
+            self.close_block();
         }
         self.columns += 1;
         self.release(noise);
         self.columns >= self.warm_up_columns && self.declare(noise)
+    }
+
+    /// Files the block being filled into the ring, and takes the ring's
+    /// minimum afresh.
+    fn close_block(&mut self) {
+        let n = self.fft_len;
+        let at = self.ring_pos * n;
+        self.ring[at..at + n].copy_from_slice(&self.block_min);
+        self.ring_pos = (self.ring_pos + 1) % FOLLOW_BLOCKS;
+        self.block_min.fill(f32::INFINITY);
+        self.ring_min.fill(f32::INFINITY);
+        for block in self.ring.chunks_exact(n) {
+            for (m, &v) in self.ring_min.iter_mut().zip(block) {
+                *m = if v < *m { v } else { *m };
+            }
+        }
+        self.looks_in_block = 0;
     }
 
     fn release(&mut self, noise: f32) {
@@ -495,8 +570,15 @@ impl ToneNotch {
         }
         self.tones[free] = Some(Tone::new(w));
         // The followers there learn afresh from the notched columns.
+        let n = self.fft_len;
         for b in k - SIDE_BINS..=k + SIDE_BINS {
             self.follower[b] = f32::INFINITY;
+            self.rising[b] = f32::INFINITY;
+            self.block_min[b] = f32::INFINITY;
+            self.ring_min[b] = f32::INFINITY;
+            for block in 0..FOLLOW_BLOCKS {
+                self.ring[block * n + b] = f32::INFINITY;
+            }
         }
         true
     }
@@ -527,14 +609,21 @@ mod tests {
     /// returns the notch and the mean power of the last second's output
     /// in the tone's bin over the floor.
     fn run(tone_hz: f64, amp: f64, seconds: f64) -> (ToneNotch, f64) {
-        run_line(tone_hz, amp, seconds, false)
+        run_line(tone_hz, amp, seconds, false, 0.0)
     }
 
     /// As [`run`]; with `speckled` the line is narrowband Gaussian noise
     /// of the same mean power instead of a tone: white noise through a
     /// one-pole resonator at `tone_hz` (≈ 32 Hz wide, amplitude
     /// decorrelating in ≈ 10 ms), i.e. a line that fades as speckle does.
-    fn run_line(tone_hz: f64, amp: f64, seconds: f64, speckled: bool) -> (ToneNotch, f64) {
+    /// The line is switched on at `from_s`.
+    fn run_line(
+        tone_hz: f64,
+        amp: f64,
+        seconds: f64,
+        speckled: bool,
+        from_s: f64,
+    ) -> (ToneNotch, f64) {
         let fs = 20_000.0;
         let (wl, hop, n) = (200, 100, 256);
         let mut stft = Stft::new(wl, n).unwrap();
@@ -564,7 +653,8 @@ mod tests {
                         let ph = std::f64::consts::TAU * tone_hz * i as f64 / fs;
                         Complex32::new((amp * ph.cos()) as f32, (amp * ph.sin()) as f32)
                     };
-                    tone + noise(&mut seed)
+                    let on = if i as f64 >= from_s * fs { 1.0 } else { 0.0 };
+                    tone * on + noise(&mut seed)
                 })
                 .collect();
             notch.process(&mut block);
@@ -613,7 +703,7 @@ mod tests {
         // The same power as the tone of the test above, 50 dB over the
         // noise per sample, but speckled: a steady phantom's peak.
         let amp = 10f64.powf(50.0 / 20.0) * 2f64.sqrt();
-        let (notch, _) = run_line(1013.0, amp, 6.0, true);
+        let (notch, _) = run_line(1013.0, amp, 6.0, true, 0.0);
         assert_eq!(
             notch.tones_hz().count(),
             0,
@@ -623,8 +713,26 @@ mod tests {
         // What keeps it out is its steadiness alone: the other tests of a
         // declaration hold for it (followers ≥ 100× the floor and 30× the
         // sides, checked with the steadiness test off).
-        let (notch, _) = run_line(1013.0, amp, 4.0, false);
+        let (notch, _) = run_line(1013.0, amp, 4.0, false, 0.0);
         assert_eq!(notch.tones_hz().count(), 1);
+    }
+
+    #[test]
+    fn a_tone_that_appears_mid_stream_is_found_within_its_window() {
+        // 40 dB over the noise per sample (≈ 61 dB over the floor in its
+        // bin), switched on after 10 s of noise. A follower rising 3 dB/s
+        // (this stage's first design) needed 20 s to reach it; the window's
+        // minimum holds it after FOLLOW_WINDOW_S and a block.
+        let amp = 10f64.powf(40.0 / 20.0) * 2f64.sqrt();
+        let declared_by_s = 10.0 + FOLLOW_WINDOW_S * (1.0 + 1.0 / FOLLOW_BLOCKS as f64) + 0.1;
+        let (notch, _) = run_line(1013.0, amp, declared_by_s, false, 10.0);
+        let hz: Vec<f64> = notch.tones_hz().collect();
+        assert_eq!(hz.len(), 1, "{hz:?}");
+        assert!((hz[0] - 1013.0).abs() < 5.0, "declared at {} Hz", hz[0]);
+        // …and not one window too early: a minimum over the window still
+        // holds the noise before the tone.
+        let (notch, _) = run_line(1013.0, amp, 10.0 + 0.9 * FOLLOW_WINDOW_S, false, 10.0);
+        assert_eq!(notch.tones_hz().count(), 0);
     }
 
     #[test]

@@ -787,38 +787,6 @@ impl Pipeline {
         let settled = self.clipped_until.saturating_add(self.iq.settle_samples());
         let clip_affected = self.clipped_until > 0 && start < settled;
         let dead = noise < DEAD_FLOOR_LSB2;
-        if self.cfg.cancel_lines {
-            // The notch sees the column as it came, before the canceller
-            // interpolates over the lines it holds: a tone strong enough for
-            // the notch is better taken out of the samples (no region of
-            // the spectrum hidden). Diathermy needs no exclusion here: a
-            // bin's low follower rises 3 dB/s at most.
-            if self.cfg.notch_strong_tones
-                && self
-                    .notch
-                    .observe(&self.power, noise, !clip_affected && !dead)
-            {
-                // Until now the tone was read as flow, and its removal
-                // is acquired over the next 0.5 s: no beat across that is
-                // measured.
-                let t = self.detector_s(end);
-                self.detector
-                    .mark_interference(t - NOTCH_UNTRUSTED_BEFORE_S, t + NOTCH_SETTLE_S);
-            }
-            if self.cfg.notch_strong_tones && self.notch.settling() {
-                // Part of a tone still in the spectrum.
-                self.detector
-                    .mark_interference(self.detector_s(start), self.detector_s(end));
-            }
-            self.lines.observe(&self.power, noise);
-            self.lines.cancel(&mut self.power);
-        }
-        let aliased = self.alias.observe(&self.power, noise, start >= settled);
-        self.alias_hold = if aliased {
-            ALIAS_HOLD_COLUMNS
-        } else {
-            self.alias_hold.saturating_sub(1)
-        };
         // A reported change of the receive gain steps the floor. A column
         // over the step keeps the last column's verdict; the first after it
         // moves the detector's baseline by the step it measures (the floor
@@ -861,6 +829,39 @@ impl Pipeline {
             _ => self.interference.process(noise),
         };
         self.floor_flag = floor_flag;
+        if self.cfg.cancel_lines {
+            // The notch sees the column as it came, before the canceller
+            // interpolates over the lines it holds: a tone strong enough for
+            // the notch is better taken out of the samples (no region of
+            // the spectrum hidden). It learns nothing from a column of
+            // diathermy (whose noise, over the followers' window, would
+            // stand in every bin), clipping or a gap.
+            if self.cfg.notch_strong_tones
+                && self
+                    .notch
+                    .observe(&self.power, noise, !clip_affected && !dead && !floor_flag)
+            {
+                // Until now the tone was read as flow, and its removal
+                // is acquired over the next 0.5 s: no beat across that is
+                // measured.
+                let t = self.detector_s(end);
+                self.detector
+                    .mark_interference(t - NOTCH_UNTRUSTED_BEFORE_S, t + NOTCH_SETTLE_S);
+            }
+            if self.cfg.notch_strong_tones && self.notch.settling() {
+                // Part of a tone still in the spectrum.
+                self.detector
+                    .mark_interference(self.detector_s(start), self.detector_s(end));
+            }
+            self.lines.observe(&self.power, noise);
+            self.lines.cancel(&mut self.power);
+        }
+        let aliased = self.alias.observe(&self.power, noise, start >= settled);
+        self.alias_hold = if aliased {
+            ALIAS_HOLD_COLUMNS
+        } else {
+            self.alias_hold.saturating_sub(1)
+        };
         // Wrapped flow lifts the floor, which is measured in the reverse
         // half; that is not interference ([`crate::alias`]).
         let mut interference = floor_flag && !(self.alias_hold > 0 && self.alias.middle_quiet());
@@ -1142,9 +1143,10 @@ impl Pipeline {
 }
 
 /// When the notch declares a tone, the beats of this long before are
-/// rejected as `interference` (the tone was read as flow; the followers
-/// need ≈ 1.5 s to see it)…
-const NOTCH_UNTRUSTED_BEFORE_S: f64 = 2.0;
+/// rejected as `interference` (the tone was read as flow: from the start,
+/// the followers need 1.5 s to see it; mid-stream, their window and a block,
+/// ≈ 2.3 s)…
+const NOTCH_UNTRUSTED_BEFORE_S: f64 = 2.5;
 /// …and of this long after (the notch's acquisition, 0.5 s, and a window).
 const NOTCH_SETTLE_S: f64 = 0.7;
 

@@ -117,7 +117,8 @@ def main():
     opt("--gaps", type=int, default=0, help="gaps (0.05-0.6 s of IQ blocks not written)")
     opt("--drift-db", type=float, default=0, help="slow swing of the blood's power (probe drift), dB")
     opt("--loss", type=int, default=0, help="episodes (3-8 s) of the probe turned away: blood -40 dB")
-    opt("--tone", action="append", default=[], metavar="F_HZ:DB", help="a steady tone, dB over the blood's power")
+    opt("--tone", action="append", default=[], metavar="F_HZ:DB[:FROM_S]",
+        help="a steady tone, dB over the blood's power (from FROM_S on; default the start)")
     opt("--damage", type=int, default=0, help="IQ frames with one bit flipped")
     opt("--garbage", type=float, default=0, help="bursts of junk bytes between frames, per recording")
     opt("--block", type=int, default=250, help="samples per IQ block (1-1000)")
@@ -217,9 +218,11 @@ def main():
     x = blood + noise + clutter
     for spec in args.tone:
         # A steady tone (a switching supply, another machine): F_HZ:DB
-        # over the blood's power.
-        f_hz, db = (float(v) for v in spec.split(":"))
-        x += blood_rms * 10 ** (db / 20) * np.exp(1j * (2 * np.pi * f_hz * t + rng.uniform(0, 2 * np.pi)))
+        # over the blood's power, switched on at FROM_S (default 0).
+        fields = [float(v) for v in spec.split(":")]
+        f_hz, db = fields[0], fields[1]
+        on = t >= (fields[2] if len(fields) > 2 else 0.0)
+        x += on * blood_rms * 10 ** (db / 20) * np.exp(1j * (2 * np.pi * f_hz * t + rng.uniform(0, 2 * np.pi)))
     # Impairments, at random times clear of the first 2 s.
     imp = []
     def slot(dur):
