@@ -848,6 +848,19 @@ impl Pipeline {
                 self.detector
                     .mark_interference(t - NOTCH_UNTRUSTED_BEFORE_S, t + NOTCH_SETTLE_S);
             }
+            if self.cfg.notch_strong_tones {
+                // Systoles peaking at a forward tone may be its residue.
+                let mut tones_cm_s = [0.0_f32; 2];
+                let mut n = 0;
+                for hz in self.notch.tones_hz().filter(|&hz| hz > 0.0) {
+                    if n < tones_cm_s.len() {
+                        tones_cm_s[n] = self.velocity_cm_s(hz as f32);
+                        n += 1;
+                    }
+                }
+                self.detector
+                    .set_notched_tones_cm_s(tones_cm_s[..n].iter().copied());
+            }
             if self.cfg.notch_strong_tones && self.notch.settling() {
                 // Part of a tone still in the spectrum.
                 self.detector
