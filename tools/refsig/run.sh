@@ -58,6 +58,8 @@ vary=(
   "v_tone_strong|a tone at 1 kHz (27 cm/s), as strong as the blood|--tone=1000:0 --profile-n 2 --snr-db 20 --seed 219"
   "n_tone_strong|the same, without the notch (\`--no-notch-strong-tones\`)|--tone=1000:0 --profile-n 2 --snr-db 20 --seed 219"
   "n_tone_low|a tone at 1 kHz, 10 dB under the blood, without the notch|--tone=1000:-10 --profile-n 2 --snr-db 20 --seed 218"
+  "v_tone_dia|a tone at 1 kHz (27 cm/s), as strong as the blood, and 3 diathermy bursts|--tone=1000:0 --diathermy 3 --profile-n 2 --snr-db 20 --seed 305"
+  "v_tone_mid|a tone at 1 kHz (27 cm/s), as strong as the blood, switched on at 15 s|--tone=1000:0:15 --profile-n 2 --snr-db 20 --seed 220"
   "v_drift|probe drift: blood power ±10 dB over 23 s, 15 dB|--drift-db 10 --profile-n 6 --snr-db 15 --seed 214"
   "v_drift2|probe drift ±12 dB, 20 dB, n=2, 110/min|--drift-db 12 --profile-n 2 --hr 110 --snr-db 20 --seed 215"
 )
