@@ -1399,3 +1399,44 @@ fn dump_recording_envelope() {
         feed(&mut pipe, PipelineConfig::default(), f.payload, &mut s);
     }
 }
+
+/// The forward spectrum columns of a recording (`ODM_REC`) between
+/// `ODM_FROM` and `ODM_TO` seconds, as `t_s noise_power` followed by the
+/// first `ODM_BINS` (default 24) forward bins over the noise, one line per
+/// column, to `ODM_OUT`: for seeing what the envelope read a column from
+/// (e.g. a flow edge inside a cancelled line's region, docs/dsp.md, 3a).
+#[test]
+#[ignore]
+fn dump_recording_columns() {
+    use odm_dsp::{PipelineSink, SpectrumColumn};
+    use std::io::Write;
+    struct S(std::io::BufWriter<std::fs::File>, f64, f64, usize);
+    impl PipelineSink for S {
+        fn spectrum_column(&mut self, c: &SpectrumColumn<'_>) {
+            if c.t_s < self.1 || c.t_s > self.2 {
+                return;
+            }
+            write!(self.0, "{:.4} {:.3e}", c.t_s, c.noise_power).unwrap();
+            for k in 0..self.3.min(c.power.len() - c.zero_bin) {
+                write!(self.0, " {:.1}", c.power[c.zero_bin + k] / c.noise_power).unwrap();
+            }
+            writeln!(self.0).unwrap();
+        }
+    }
+    let rec = std::env::var("ODM_REC").expect("ODM_REC");
+    let out = std::env::var("ODM_OUT").expect("ODM_OUT");
+    let from: f64 = std::env::var("ODM_FROM").unwrap().parse().unwrap();
+    let to: f64 = std::env::var("ODM_TO").unwrap().parse().unwrap();
+    let bins: usize = std::env::var("ODM_BINS").map_or(24, |b| b.parse().unwrap());
+    let mut reader = odm_device_io::RecordingReader::open(std::path::Path::new(&rec)).unwrap();
+    let mut s = S(
+        std::io::BufWriter::new(std::fs::File::create(out).unwrap()),
+        from,
+        to,
+        bins,
+    );
+    let mut pipe = None;
+    while let Some(f) = reader.next_frame().unwrap() {
+        feed(&mut pipe, PipelineConfig::default(), f.payload, &mut s);
+    }
+}
