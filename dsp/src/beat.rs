@@ -1675,12 +1675,9 @@ mod tests {
     /// under flow (refgen `--tone=1000:0`, seed 301: 33–38 cm/s, SD 5–9 cm,
     /// 0.3–0.5 s after the beat's onset).
     fn beats_with_tone_residue(tones_cm_s: &[f32]) -> Vec<Beat> {
-        let hop = 0.005;
-        let mut d = BeatDetector::new(DetectorConfig::default(), hop, 4.0, 0.005);
+        let mut d = BeatDetector::new(DetectorConfig::default(), HOP_S, 4.0, 0.005);
         d.set_notched_tones_cm_s(tones_cm_s.iter().copied());
-        let mut beats = Vec::new();
-        for i in 0..(30.0 / hop) as usize {
-            let t = i as f64 * hop;
+        feed_velocity(&mut d, 30.0, |t| {
             let k = (t / 0.8).floor();
             let x = t - k * 0.8;
             let residue = k >= 6.0 && (k as u64).is_multiple_of(3);
@@ -1689,10 +1686,23 @@ mod tests {
             } else {
                 0.0
             };
+            trapezoid(x, 0.0) + bump
+        })
+    }
+
+    /// Hop of the detectors these tests feed, s.
+    const HOP_S: f64 = 0.005;
+
+    /// The beats `d` finds in the velocity `v(t)` (cm/s, clean: SNR 100),
+    /// fed one point every [`HOP_S`] for `seconds`.
+    fn feed_velocity(d: &mut BeatDetector, seconds: f64, v: impl Fn(f64) -> f64) -> Vec<Beat> {
+        let mut beats = Vec::new();
+        for i in 0..(seconds / HOP_S) as usize {
+            let t = i as f64 * HOP_S;
             let inp = DetectorInput {
                 sample_index: i as u64,
                 t_s: t,
-                v_cm_s: (trapezoid(x, 0.0) + bump) as f32,
+                v_cm_s: v(t) as f32,
                 snr: 100.0,
                 ..Default::default()
             };
@@ -1787,24 +1797,10 @@ mod tests {
     /// The beats a detector with `cfg` finds in trapezoid beats
     /// (`trapezoid`) at `onsets`, fed at a 5 ms hop for `seconds`.
     fn trapezoid_train(cfg: DetectorConfig, onsets: &[f64], seconds: f64) -> Vec<Beat> {
-        let hop = 0.005;
-        let mut d = BeatDetector::new(cfg, hop, 4.0, 0.005);
-        let mut beats = Vec::new();
-        for i in 0..(seconds / hop) as usize {
-            let t = i as f64 * hop;
-            let v: f64 = onsets.iter().map(|&o| trapezoid(t, o)).sum();
-            let inp = DetectorInput {
-                sample_index: i as u64,
-                t_s: t,
-                v_cm_s: v as f32,
-                snr: 100.0,
-                ..Default::default()
-            };
-            if let Some(b) = d.process(&inp) {
-                beats.push(b);
-            }
-        }
-        beats
+        let mut d = BeatDetector::new(cfg, HOP_S, 4.0, 0.005);
+        feed_velocity(&mut d, seconds, |t| {
+            onsets.iter().map(|&o| trapezoid(t, o)).sum()
+        })
     }
 
     #[test]
