@@ -1775,23 +1775,8 @@ mod tests {
 
     /// Feeds `v(t)` at a 5 ms hop for `seconds`; returns the beats.
     fn run(seconds: f64, v: impl Fn(f64) -> f64) -> Vec<Beat> {
-        let hop = 0.005;
-        let mut d = BeatDetector::new(DetectorConfig::default(), hop, 4.0, 0.005);
-        let mut beats = Vec::new();
-        for i in 0..(seconds / hop) as usize {
-            let t = i as f64 * hop;
-            let inp = DetectorInput {
-                sample_index: i as u64,
-                t_s: t,
-                v_cm_s: v(t) as f32,
-                snr: 100.0,
-                ..Default::default()
-            };
-            if let Some(b) = d.process(&inp) {
-                beats.push(b);
-            }
-        }
-        beats
+        let mut d = BeatDetector::new(DetectorConfig::default(), HOP_S, 4.0, 0.005);
+        feed_velocity(&mut d, seconds, v)
     }
 
     /// The beats a detector with `cfg` finds in trapezoid beats
