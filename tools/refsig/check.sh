@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# CI smoke of the independent reference (needs python3 with numpy): four
+# CI smoke of the independent reference (needs python3 with numpy): five
 # 30 s recordings written by refgen.py, read and analysed by odm, each held
-# to the issue's goals (score.py --check). The fourth is a raw stream on
-# standard input, with damaged frames, junk between frames, a counter that
-# starts far from 0, seq wrapping and odd block sizes. A fifth, 25 s, is
-# played in real time through a pseudo-terminal into `odm monitor --port`.
+# to the issue's goals (score.py --check). The fourth has premature beats
+# with compensatory pauses and forward flow in diastole. The fifth is a raw
+# stream on standard input, with damaged frames, junk between frames, a
+# counter that starts far from 0, seq wrapping and odd block sizes. A
+# sixth, 25 s, is played in real time through a pseudo-terminal into
+# `odm monitor --port`.
 # Usage: tools/refsig/check.sh [ODM]
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -30,6 +32,7 @@ done <<'CASES'
 blunt|--profile-n 6 --hr 75 --snr-db 15 --seed 401
 flat|--profile-n 2 --hr 75 --snr-db 30 --fall cos --seed 402
 impaired|--profile-n 6 --hr 90 --snr-db 15 --diathermy 2 --clip 2 --gaps 2 --seed 403
+rhythm|--ectopic 0.3 --diastolic-cm-s 10 --profile-n 6 --hr 75 --snr-db 15 --seed 406
 stream|--raw --profile-n 6 --hr 60 --snr-db 20 --damage 8 --garbage 30 --block 37 --start-sample 123456789012 --seq-start 65500 --seed 404
 CASES
 # The live path: a raw stream played in real time through a pseudo-terminal

@@ -24,7 +24,9 @@ Beats: a gamma-variate rise v = PV (t/tp) exp(1 - t/tp) (a straight foot and
 a rounded peak at tp), then a fall to zero at FT, either cubic
 PV (1 - s^2)(1 - 0.3 s) or a quarter cosine, s = (t - tp)/(FT - tp); a
 reverse dip after FT. FT = FTc sqrt(cycle) (Bazett), cycle jitter, PV
-modulated by breathing (5 s period). Truth: exact onset, peak, end, FT, PV,
+modulated by breathing (5 s period). Optional: premature (ectopic) beats
+with a compensatory pause (truth lines say `"ectopic": true`), and forward
+flow in diastole that is back at zero 40 ms before the next onset. Truth: exact onset, peak, end, FT, PV,
 SD (the integral of v over systole), cycle and HR, written beside the
 recording as NAME.truth.jsonl with the beat field names of
 analysis-output.md, and one `{"type":"impairment"}` line per diathermy
@@ -111,6 +113,9 @@ def main():
     opt("--rev-cm-s", type=float, default=8, help="reverse dip after systole, cm/s")
     opt("--fall", default="cubic", choices=["cubic", "cos"], help="shape of the systolic fall")
     opt("--rr-jitter", type=float, default=0.02, help="cycle coefficient of variation")
+    opt("--ectopic", type=float, default=0, help="probability that a beat is premature (ectopic)")
+    opt("--ectopic-coupling", type=float, default=0.6, help="premature beat's interval over the cycle before it")
+    opt("--diastolic-cm-s", type=float, default=0, help="peak of forward flow in diastole, cm/s")
     opt("--resp-depth", type=float, default=0.08, help="breathing modulation of PV (fraction)")
     opt("--diathermy", type=int, default=0, help="diathermy bursts (0.8-4 s, 15-35 dB, cut or gated)")
     opt("--clip", type=int, default=0, help="clipping episodes (0.2-1 s, x40 into the rails, flagged)")
@@ -135,14 +140,35 @@ def main():
     # Beat schedule.
     beats = []
     on = 0.3 + rng.uniform(0, 0.2)
+
+    def fit_cycle(b, cycle):
+        """Give beat `b` the cycle `cycle`, its flow time no longer than
+        three quarters of it (the shape scaled with it)."""
+        ft = min(b["ft"], 0.75 * cycle)
+        b.update(tp=b["tp"] * ft / b["ft"], ft=ft, cycle=cycle, rev_s=min(0.06, 0.5 * (cycle - ft)))
+
     while True:
-        cycle = 60.0 / args.hr * (1 + args.rr_jitter * rng.standard_normal())
-        ft = args.ftc_ms / 1000 * math.sqrt(cycle) * (1 + 0.02 * rng.standard_normal())
+        nominal = 60.0 / args.hr * (1 + args.rr_jitter * rng.standard_normal())
+        cycle = nominal
+        pv_scale = 1.0
+        ectopic = args.ectopic > 0 and len(beats) >= 3 and not beats[-1]["ectopic"] and rng.uniform() < args.ectopic
+        if ectopic:
+            # A premature beat: it comes after `--ectopic-coupling` of the
+            # previous beat's cycle, the ventricle less filled (smaller PV,
+            # shorter FT), and a full compensatory pause follows it (the two
+            # cycles around it add up to two ordinary ones).
+            short = args.ectopic_coupling * beats[-1]["cycle"]
+            on -= beats[-1]["cycle"] - short
+            cycle = 2 * beats[-1]["cycle"] - short
+            fit_cycle(beats[-1], short)
+            nominal = short
+            pv_scale = 0.7
+        ft = args.ftc_ms / 1000 * math.sqrt(nominal) * (1 + 0.02 * rng.standard_normal())
         ft = min(ft, 0.75 * cycle)
         tp = ft * (args.tp_frac + 0.02 * rng.standard_normal())
-        pv = args.pv * (1 + args.resp_depth * math.sin(2 * math.pi * on / 5.0)) * (1 + 0.02 * rng.standard_normal())
+        pv = pv_scale * args.pv * (1 + args.resp_depth * math.sin(2 * math.pi * on / 5.0)) * (1 + 0.02 * rng.standard_normal())
         rev_s = min(0.06, 0.5 * (cycle - ft))
-        beats.append(dict(onset=on, tp=tp, ft=ft, pv=pv, cycle=cycle, rev_s=rev_s))
+        beats.append(dict(onset=on, tp=tp, ft=ft, pv=pv, cycle=cycle, rev_s=rev_s, ectopic=ectopic))
         on += cycle
         if on > args.seconds + 1:
             break
@@ -154,6 +180,15 @@ def main():
             break
         seg = slice(max(lo, 0), hi)
         v[seg] += beat_shape(t[seg], b["onset"], b["tp"], b["ft"], b["pv"], args.rev_cm_s, b["rev_s"], args.fall)
+        if args.diastolic_cm_s:
+            # Forward diastolic flow: a smooth bump of `--diastolic-cm-s`
+            # from the end of the reverse dip to 40 ms before the next
+            # onset, where v(t) is back at zero. Not part of the beat.
+            a = b["onset"] + b["ft"] + b["rev_s"]
+            e = b["onset"] + b["cycle"] - 0.04
+            if e > a + 0.02:
+                lo, hi = max(0, int(a * fs)), min(n, int(e * fs))
+                v[lo:hi] += args.diastolic_cm_s * np.sin(np.pi * (t[lo:hi] - a) / (e - a)) ** 2
     phi = 2 * np.pi * k * np.cumsum(v) / fs
 
     # Scatterer slots.
@@ -317,6 +352,8 @@ def main():
                        end_s=t0 + b["onset"] + b["ft"], next_onset_s=t0 + nxt, ft_ms=b["ft"] * 1000,
                        cycle_s=nxt - b["onset"], hr_bpm=60 / (nxt - b["onset"]), sd_cm=sd,
                        pv_cm_s=b["pv"], ma_cm_s2=b["pv"] / b["tp"])
+            if b["ectopic"]:
+                rec["ectopic"] = True
             tf.write(json.dumps(rec) + "\n")
         # What the receiver's counters must say (serial-stream.md): the
         # damaged frames are lost frames by seq, and their samples and the

@@ -6,8 +6,9 @@
 
 Matching: a truth beat is found when an accepted beat's onset is within
 50 ms of it; truth beats whose cycle starts under 0.5 s from the start or
-ends under 0.5 s from the end are not scored, nor (with impairments) those
-within 0.2 s of one. Errors are analysed - truth: onset, end (ms), FT (ms),
+ends under 0.5 s from the end are not scored, nor premature beats (truth
+`"ectopic": true`: accepting them is the analyser's choice), nor (with
+impairments) those within 0.2 s of one. Errors are analysed - truth: onset, end (ms), FT (ms),
 SD, PV and MA (%), HR (1/min, p95 of |error|). With impairments in the truth,
 an accepted beat whose systole overlaps diathermy or clipping, or whose
 cycle overlaps a gap, is counted as accepted inside.
@@ -54,7 +55,10 @@ def score(truth_path, out_path):
     def clear(t):
         return all(t["next_onset_s"] + 0.2 < i["start_s"] or t["onset_s"] - 0.2 > i["end_s"] for i in imps)
 
-    elig = [t for t in truth if t["onset_s"] >= t0 + 0.5 and t["next_onset_s"] <= t1 - 0.5 and clear(t)]
+    # Premature beats are beats, but whether they are accepted is the
+    # analyser's choice (analysis-output.md): they are not scored.
+    elig = [t for t in truth if t["onset_s"] >= t0 + 0.5 and t["next_onset_s"] <= t1 - 0.5 and clear(t)
+            and not t.get("ectopic")]
 
     def nearest(t):
         best = min(acc, key=lambda b: abs(b["onset_s"] - t["onset_s"]), default=None)
