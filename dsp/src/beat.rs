@@ -3,7 +3,10 @@
 //! A systole is found when the envelope rises above an adaptive level
 //! (`detect_fraction` of the median of recent peak velocities, never below
 //! `min_detect_cm_s`) and its peak is confirmed when the envelope has fallen
-//! to half of the running maximum. Its **onset** is where a least-squares
+//! to half of the running maximum. A rise that is both small and slow next
+//! to the recent systoles (under half their peak, under 0.3 of their mean
+//! acceleration) is forward flow in diastole, not a systole, and starts no
+//! beat (`DIASTOLIC_MA_RATIO`). Its **onset** is where a least-squares
 //! line through the rising edge between `fit_lo` and `fit_hi` of the peak
 //! velocity meets zero; its **end** likewise on the falling edge
 //! (analysis-output.md: onset/end are where the true v(t) leaves and returns
@@ -373,6 +376,27 @@ impl ShapeHistory {
 }
 /// Consecutive premature beats taken as a change of rhythm, not ectopy.
 const RHYTHM_CHANGE_RUN: usize = 3;
+/// A rise that peaks under this fraction of the recent systoles' median
+/// peak velocity…
+const DIASTOLIC_PV_RATIO: f32 = 0.5;
+/// …and whose mean acceleration (peak over onset-to-peak time) is under
+/// this fraction of theirs is forward flow in diastole, not a systole: the
+/// ventricle ejects with a steep upstroke whatever the peak, so a small
+/// beat (probe off axis, low output, an ectopic) keeps its acceleration in
+/// proportion, while diastolic flow rises slowly (refgen
+/// `--diastolic-cm-s 30` at 60/min: 30 cm/s peaks, acceleration
+/// 130–220 cm/s² against 850–1150 for the systoles, taken for beats once
+/// breathing brought them over the detection level, HR read double).
+const DIASTOLIC_MA_RATIO: f64 = 0.3;
+/// Such rises refused in a row with no systole between them; the next is
+/// taken as a systole (the beats themselves have changed) and the
+/// histories follow it.
+const DIASTOLIC_MAX_RUN: usize = 2;
+/// Both are compared with the upper quartile of the recent rises (at least
+/// one), not their median: while the history still holds diastolic rises
+/// taken before it knew better (the first seconds), the systoles are its
+/// upper part.
+const DIASTOLIC_MIN_HISTORY: usize = 1;
 /// Consecutive beats whose regularity test disagrees with the rhythm's
 /// state (regular or irregular) before the state changes.
 const RHYTHM_STATE_RUN: usize = 3;
@@ -412,6 +436,10 @@ pub struct BeatDetector {
     rhythm_disagree: usize,
     /// Recent rising-edge shape ratios (see `ShapeHistory`).
     rise_shape: ShapeHistory,
+    /// Recent systoles' mean accelerations at confirmation, cm/s².
+    rise_ma: ShapeHistory,
+    /// Rises refused in a row as diastolic flow (`DIASTOLIC_MA_RATIO`).
+    diastolic_run: usize,
     /// Recent rises' `cross_delay_s`.
     rise_delay: [ShapeHistory; RISE_CROSSINGS],
     /// Recent falling edges' curvatures (see `curvature`).
@@ -720,6 +748,15 @@ fn median(buf: &mut [f64]) -> f64 {
     }
 }
 
+/// The upper quartile (nearest rank) of `buf`, which it sorts; 0 when empty.
+fn upper_quartile(buf: &mut [f64]) -> f64 {
+    buf.sort_by(f64::total_cmp);
+    match buf.len() {
+        0 => 0.0,
+        n => buf[(3 * (n - 1)).div_ceil(4)],
+    }
+}
+
 impl BeatDetector {
     /// A detector for points `hop_s` apart, remembering `memory_s` of
     /// envelope (at least the longest cycle); `margin_s` widens the
@@ -750,6 +787,8 @@ impl BeatDetector {
             irregular: false,
             rhythm_disagree: 0,
             rise_shape: ShapeHistory::default(),
+            rise_ma: ShapeHistory::default(),
+            diastolic_run: 0,
             rise_delay: [ShapeHistory::default(); RISE_CROSSINGS],
             fall_shape: ShapeHistory::default(),
             template: None,
@@ -814,6 +853,39 @@ impl BeatDetector {
         self.rhythm_hist = ShapeHistory::default();
         self.irregular = false;
         self.rhythm_disagree = 0;
+        self.diastolic_run = 0;
+    }
+
+    /// Whether a confirmed rise peaking at `pv` is forward flow in diastole
+    /// rather than a systole (`DIASTOLIC_PV_RATIO`, `DIASTOLIC_MA_RATIO`);
+    /// counts the refusals in a row and stops refusing after
+    /// `DIASTOLIC_MAX_RUN` of them.
+    fn is_diastolic_flow(&mut self, sys: &Systole, pv: f32) -> bool {
+        let rise_s = sys.peak_s - sys.onset_s;
+        let known = self.pv_len >= DIASTOLIC_MIN_HISTORY
+            && self.rise_ma.len >= DIASTOLIC_MIN_HISTORY
+            && rise_s > 0.0;
+        let slow_and_small = known && {
+            let mut b = [0.0_f64; SHAPE_HISTORY];
+            for (d, s) in b.iter_mut().zip(&self.pv_hist[..self.pv_len]) {
+                *d = f64::from(*s);
+            }
+            let ref_pv = upper_quartile(&mut b[..self.pv_len]);
+            let n = self.rise_ma.len;
+            b[..n].copy_from_slice(&self.rise_ma.buf[..n]);
+            let ref_ma = upper_quartile(&mut b[..n]);
+            f64::from(pv) < f64::from(DIASTOLIC_PV_RATIO) * ref_pv
+                && f64::from(pv) / rise_s < DIASTOLIC_MA_RATIO * ref_ma
+        };
+        if !slow_and_small {
+            self.diastolic_run = 0;
+            return false;
+        }
+        if self.diastolic_run >= DIASTOLIC_MAX_RUN {
+            return false;
+        }
+        self.diastolic_run += 1;
+        true
     }
 
     /// The velocity band the edge fits use for a peak `pv`: `fit_lo..fit_hi`
@@ -1037,12 +1109,17 @@ impl BeatDetector {
                         .rising_edge(max_v, max_abs)
                         .filter(|s| s.peak_s - s.onset_s >= MIN_RISE_S)
                         .filter(|s| self.starts_after_last_systole(s.onset_s))
+                        .filter(|s| !self.is_diastolic_flow(s, max_v))
                     {
                         if self.point(max_abs).snr > 0.0 {
                             self.push_pv(max_v);
                         }
                         if let Some(r) = sys.shape_ratio {
                             self.rise_shape.push(r);
+                        }
+                        let rise_s = sys.peak_s - sys.onset_s;
+                        if rise_s > 0.0 {
+                            self.rise_ma.push(f64::from(max_v) / rise_s);
                         }
                         for (h, d) in self.rise_delay.iter_mut().zip(sys.cross_delay_s) {
                             if let Some(d) = d {
@@ -1669,11 +1746,14 @@ mod tests {
     }
 
     /// Trapezoid beats every 0.8 s, and after every third beat from the
-    /// sixth a small "systole" peaking at 40 cm/s (0.3 s long, right after
+    /// sixth a small "systole" peaking at 40 cm/s (0.3 s long, 20 ms after
     /// the beat; the detector's level is 35 % of the beats' 100 cm/s): what
     /// a notched tone at 30 cm/s leaves while it settles
     /// under flow (refgen `--tone=1000:0`, seed 301: 33–38 cm/s, SD 5–9 cm,
-    /// 0.3–0.5 s after the beat's onset).
+    /// 0.3–0.5 s after the beat's onset). It peaks 60 ms after it starts,
+    /// as steep as a small systole: a slower rise would already be refused
+    /// as diastolic flow (`DIASTOLIC_MA_RATIO`), and this test is about the
+    /// tone's rule.
     fn beats_with_tone_residue(tones_cm_s: &[f32]) -> Vec<Beat> {
         let mut d = BeatDetector::new(DetectorConfig::default(), HOP_S, 4.0, 0.005);
         d.set_notched_tones_cm_s(tones_cm_s.iter().copied());
@@ -1681,10 +1761,11 @@ mod tests {
             let k = (t / 0.8).floor();
             let x = t - k * 0.8;
             let residue = k >= 6.0 && (k as u64).is_multiple_of(3);
-            let bump = if residue && (0.3..0.6).contains(&x) {
-                40.0 * (std::f64::consts::PI * (x - 0.3) / 0.3).sin()
-            } else {
-                0.0
+            let bump = match x {
+                _ if !residue => 0.0,
+                x if (0.32..0.38).contains(&x) => 40.0 * (x - 0.32) / 0.06,
+                x if (0.38..0.62).contains(&x) => 40.0 * (0.62 - x) / 0.24,
+                _ => 0.0,
             };
             trapezoid(x, 0.0) + bump
         })
@@ -1711,6 +1792,81 @@ mod tests {
             }
         }
         beats
+    }
+
+    /// A half sine of `peak` cm/s from `from` to `to` s into the cycle.
+    fn hump(x: f64, peak: f64, from: f64, to: f64) -> f64 {
+        if (from..to).contains(&x) {
+            peak * (std::f64::consts::PI * (x - from) / (to - from)).sin()
+        } else {
+            0.0
+        }
+    }
+
+    /// Forward flow in diastole (refgen `--diastolic-cm-s`): a slow hump
+    /// of 40 cm/s in every diastole of 100 cm/s beats, over the detector's
+    /// level (35 %), is not a systole: before `DIASTOLIC_MA_RATIO` it was
+    /// taken for one, and every cycle was cut in two. A small beat that
+    /// rises as steeply as the others is still a beat.
+    #[test]
+    fn slow_diastolic_flow_is_not_a_systole() {
+        let mut d = BeatDetector::new(DetectorConfig::default(), HOP_S, 4.0, 0.005);
+        let beats = feed_velocity(&mut d, 30.0, |t| {
+            let x = t % 0.8;
+            trapezoid(x, 0.0) + hump(x, 40.0, 0.4, 0.75)
+        });
+        assert_eq!(beats.len(), 37);
+        for b in &beats {
+            assert!(b.accepted && b.pv_cm_s > 99.0, "{b:?}");
+            assert!((b.hr_bpm - 75.0).abs() < 0.1, "{b:?}");
+        }
+        // A premature beat of 40 cm/s as steep as the others (peak in
+        // 30 ms) after every fifth beat from the fifth: a beat, ectopic.
+        let mut d = BeatDetector::new(DetectorConfig::default(), HOP_S, 4.0, 0.005);
+        let beats = feed_velocity(&mut d, 30.0, |t| {
+            let k = (t / 0.8).floor() as u64;
+            let x = t % 0.8;
+            let small = if k >= 5 && k.is_multiple_of(5) {
+                0.4 * trapezoid((x - 0.45) * 0.3 / 0.2 + 0.0, 0.0)
+            } else {
+                0.0
+            };
+            trapezoid(x, 0.0) + small
+        });
+        let small: Vec<_> = beats.iter().filter(|b| b.pv_cm_s < 50.0).collect();
+        assert_eq!(small.len(), 7, "{beats:?}");
+        assert!(
+            small
+                .iter()
+                .all(|b| b.reject_reason == Some(RejectReason::Ectopic)),
+            "{small:?}"
+        );
+    }
+
+    /// When every beat turns slow and small (a new morphology, not flow in
+    /// diastole: nothing steep between them), at most
+    /// `DIASTOLIC_MAX_RUN` of them are refused; then they are beats again.
+    #[test]
+    fn a_lasting_change_to_slow_small_beats_is_followed() {
+        let mut d = BeatDetector::new(DetectorConfig::default(), HOP_S, 4.0, 0.005);
+        let beats = feed_velocity(&mut d, 30.0, |t| {
+            let x = t % 0.8;
+            if t < 10.0 {
+                trapezoid(x, 0.0)
+            } else {
+                hump(x, 40.0, 0.0, 0.35)
+            }
+        });
+        let late: Vec<_> = beats.iter().filter(|b| b.onset_s > 12.5).collect();
+        assert!(late.len() >= 20, "{beats:?}");
+        for b in &late {
+            assert!((b.cycle_s - 0.8).abs() < 0.01, "{b:?}");
+        }
+        // The refused rises' cycle is one beat's, three cycles long: 25/min,
+        // rejected as implausible.
+        let merged: Vec<_> = beats.iter().filter(|b| b.cycle_s > 1.0).collect();
+        assert_eq!(merged.len(), 1, "{merged:?}");
+        assert_eq!(merged[0].reject_reason, Some(RejectReason::Implausible));
     }
 
     #[test]
