@@ -878,6 +878,37 @@ fn run_inner(args: Args) -> anyhow::Result<()> {
     }
     eprintln!("heart-rate range done");
 
+    // 2c'''. Forward flow in diastole, which is not part of the beat.
+    writeln!(
+        md,
+        "\n## Forward flow in diastole\n\nThe blunt profile (n = 6, peak 30%, FTc 350, SV 70) at 15 dB with low forward flow in diastole (`odm simulate --diastolic-flow-cm-s`: a sin² hump between the reverse dip and the next beat, peaking at the given velocity, against peaks of 70–90 cm/s; the simulator draws it where diastole leaves it at least 0.1 s, i.e. under ≈ 100/min). The spec keeps it out of the beat; a hump over the detector's level (35 % of the recent peaks) must not start a beat (docs/dsp.md, stage 5: a rise under half the systoles' peak and under 0.4 of their mean acceleration is diastolic flow). {} s × {} seeds per row; columns as in the grid.\n",
+        args.seconds, args.seeds
+    )?;
+    writeln!(
+        md,
+        "| diastolic flow cm/s | HR /min | sens | PPV | onset \\|e\\| (bias) | FT \\|e\\| (bias) | SD \\|e\\|% (bias) | PV \\|e\\|% (bias) | HR \\|e\\| / p95 |"
+    )?;
+    writeln!(md, "|---|---|---|---|---|---|---|---|---|")?;
+    for diastolic_flow_cm_s in [10.0, 20.0, 30.0] {
+        for hr_bpm in [45.0, 60.0, 80.0] {
+            let mut scores = Vec::new();
+            for seed in 0..args.seeds {
+                let sim = SimConfig {
+                    hr_bpm,
+                    diastolic_flow_cm_s,
+                    ..blunt_75(7 + seed, args.seconds)
+                };
+                scores.push(run_sim(sim, PipelineConfig::default(), false)?.score);
+            }
+            writeln!(
+                md,
+                "| {diastolic_flow_cm_s} | {hr_bpm} | {} |",
+                score_columns(&scores)
+            )?;
+        }
+    }
+    eprintln!("diastolic flow done");
+
     // 2c''. Rhythm: extrasystoles, and the irregular rhythm of atrial
     // fibrillation, where a short interval is the rhythm and not ectopy.
     writeln!(

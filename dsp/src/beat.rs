@@ -4,7 +4,7 @@
 //! (`detect_fraction` of the median of recent peak velocities, never below
 //! `min_detect_cm_s`) and its peak is confirmed when the envelope has fallen
 //! to half of the running maximum. A rise that is both small and slow next
-//! to the recent systoles (under half their peak, under 0.3 of their mean
+//! to the recent systoles (under half their peak, under 0.4 of their mean
 //! acceleration) is forward flow in diastole, not a systole, and starts no
 //! beat (`DIASTOLIC_MA_RATIO`). Its **onset** is where a least-squares
 //! line through the rising edge between `fit_lo` and `fit_hi` of the peak
@@ -376,8 +376,8 @@ impl ShapeHistory {
 }
 /// Consecutive premature beats taken as a change of rhythm, not ectopy.
 const RHYTHM_CHANGE_RUN: usize = 3;
-/// A rise that peaks under this fraction of the recent systoles' median
-/// peak velocity…
+/// A rise that peaks under this fraction of the recent systoles' peak
+/// velocity…
 const DIASTOLIC_PV_RATIO: f32 = 0.5;
 /// …and whose mean acceleration (peak over onset-to-peak time) is under
 /// this fraction of theirs is forward flow in diastole, not a systole: the
@@ -386,17 +386,26 @@ const DIASTOLIC_PV_RATIO: f32 = 0.5;
 /// proportion, while diastolic flow rises slowly (refgen
 /// `--diastolic-cm-s 30` at 60/min: 30 cm/s peaks, acceleration
 /// 130–220 cm/s² against 850–1150 for the systoles, taken for beats once
-/// breathing brought them over the detection level, HR read double).
-const DIASTOLIC_MA_RATIO: f64 = 0.3;
+/// breathing brought them over the detection level, HR read double; the
+/// simulator's sin² humps of 30 cm/s at 60–80/min read 0.3–0.45). A small
+/// premature systole that rises slowly is refused too; the cycle it
+/// should have cut is then caught by `MERGED_CYCLE_RATIO`.
+/// "Theirs" is the upper quartile of the last rises taken, not the median:
+/// while the history still holds diastolic rises taken before it knew
+/// better (the first seconds), the systoles are its upper part.
+const DIASTOLIC_MA_RATIO: f64 = 0.4;
 /// Such rises refused in a row with no systole between them; the next is
 /// taken as a systole (the beats themselves have changed) and the
 /// histories follow it.
 const DIASTOLIC_MAX_RUN: usize = 2;
-/// Both are compared with the upper quartile of the recent rises (at least
-/// one), not their median: while the history still holds diastolic rises
-/// taken before it knew better (the first seconds), the systoles are its
-/// upper part.
+/// Rises taken before one is compared with them.
 const DIASTOLIC_MIN_HISTORY: usize = 1;
+/// A cycle that held a rise refused as diastolic flow and is this much
+/// longer than the median recent cycle was cut by no onset where it should
+/// have been: the refused rise was a small premature systole after all (its
+/// compensatory pause makes the merged cycle about two), so the beat is
+/// rejected as `ectopic` rather than given half the heart rate.
+const MERGED_CYCLE_RATIO: f64 = 1.5;
 /// Consecutive beats whose regularity test disagrees with the rhythm's
 /// state (regular or irregular) before the state changes.
 const RHYTHM_STATE_RUN: usize = 3;
@@ -440,6 +449,8 @@ pub struct BeatDetector {
     rise_ma: ShapeHistory,
     /// Rises refused in a row as diastolic flow (`DIASTOLIC_MA_RATIO`).
     diastolic_run: usize,
+    /// A rise was refused as diastolic flow since the last onset.
+    refused_in_cycle: bool,
     /// Recent rises' `cross_delay_s`.
     rise_delay: [ShapeHistory; RISE_CROSSINGS],
     /// Recent falling edges' curvatures (see `curvature`).
@@ -789,6 +800,7 @@ impl BeatDetector {
             rise_shape: ShapeHistory::default(),
             rise_ma: ShapeHistory::default(),
             diastolic_run: 0,
+            refused_in_cycle: false,
             rise_delay: [ShapeHistory::default(); RISE_CROSSINGS],
             fall_shape: ShapeHistory::default(),
             template: None,
@@ -854,6 +866,7 @@ impl BeatDetector {
         self.irregular = false;
         self.rhythm_disagree = 0;
         self.diastolic_run = 0;
+        self.refused_in_cycle = false;
     }
 
     /// Whether a confirmed rise peaking at `pv` is forward flow in diastole
@@ -885,6 +898,7 @@ impl BeatDetector {
             return false;
         }
         self.diastolic_run += 1;
+        self.refused_in_cycle = true;
         true
     }
 
@@ -1519,6 +1533,7 @@ impl BeatDetector {
     }
 
     fn emit_pending(&mut self, next: &Systole, completed_by_sample: u64) -> Option<Beat> {
+        let refused_in_cycle = std::mem::take(&mut self.refused_in_cycle);
         let p = self.pending.take()?;
         let cycle_s = next.onset_s - p.sys.onset_s;
         if cycle_s <= 0.0 || cycle_s.is_nan() || next.onset_s < p.end_s {
@@ -1595,7 +1610,16 @@ impl BeatDetector {
                 self.rhythm_disagree = 0;
             }
         }
-        let ectopic = premature && self.premature_run < RHYTHM_CHANGE_RUN && !self.irregular;
+        let merged = refused_in_cycle
+            && self.cycle_len >= 3
+            && cycle_s
+                > MERGED_CYCLE_RATIO * {
+                    let mut b = [0.0; HISTORY];
+                    b[..self.cycle_len].copy_from_slice(&self.cycle_hist[..self.cycle_len]);
+                    median(&mut b[..self.cycle_len])
+                };
+        let ectopic =
+            (premature && self.premature_run < RHYTHM_CHANGE_RUN && !self.irregular) || merged;
         let within = |x: f64, r: (f64, f64)| x >= r.0 && x <= r.1;
         let c = &self.cfg;
         let plausible = within(ft_ms, c.ft_ms_range)
@@ -1841,6 +1865,37 @@ mod tests {
                 .all(|b| b.reject_reason == Some(RejectReason::Ectopic)),
             "{small:?}"
         );
+    }
+
+    /// A small premature beat that rises no faster than the others (peak
+    /// 38 cm/s in 80 ms, just over the detection level: 0.38 of their mean
+    /// acceleration) is refused as
+    /// diastolic flow; the cycle it should have cut, two long with the
+    /// compensatory pause, is rejected as `ectopic` and no accepted beat
+    /// reads half the heart rate.
+    #[test]
+    fn a_refused_small_extrasystole_leaves_no_half_rate_beat() {
+        let mut d = BeatDetector::new(DetectorConfig::default(), HOP_S, 4.0, 0.005);
+        let beats = feed_velocity(&mut d, 40.0, |t| {
+            let k = (t / 0.8).floor() as u64;
+            let x = t % 0.8;
+            if k >= 5 && k % 5 == 0 {
+                trapezoid(x, 0.0) + 0.38 * trapezoid(x, 0.48)
+            } else if k >= 5 && k % 5 == 1 {
+                0.0 // the compensatory pause: this cycle's beat never comes
+            } else {
+                trapezoid(x, 0.0)
+            }
+        });
+        let long: Vec<_> = beats.iter().filter(|b| b.cycle_s > 1.2).collect();
+        assert_eq!(long.len(), 9, "{beats:?}");
+        for b in &long {
+            assert_eq!(b.reject_reason, Some(RejectReason::Ectopic), "{b:?}");
+        }
+        for b in beats.iter().filter(|b| b.accepted) {
+            assert!((b.hr_bpm - 75.0).abs() < 0.1, "{b:?}");
+        }
+        assert!(beats.iter().filter(|b| b.accepted).count() >= 25);
     }
 
     /// When every beat turns slow and small (a new morphology, not flow in
