@@ -1879,9 +1879,9 @@ mod tests {
         let beats = feed_velocity(&mut d, 40.0, |t| {
             let k = (t / 0.8).floor() as u64;
             let x = t % 0.8;
-            if k >= 5 && k % 5 == 0 {
+            if k >= 5 && k.is_multiple_of(5) {
                 trapezoid(x, 0.0) + 0.38 * trapezoid(x, 0.48)
-            } else if k >= 5 && k % 5 == 1 {
+            } else if k >= 5 && (k - 1).is_multiple_of(5) {
                 0.0 // the compensatory pause: this cycle's beat never comes
             } else {
                 trapezoid(x, 0.0)
