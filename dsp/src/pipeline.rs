@@ -688,12 +688,15 @@ impl Pipeline {
                 }
             }
             Some(next) if first_sample < next => {
+                // The old segment's last points go out before the status
+                // that ends it, so that every point after the status is the
+                // new segment's (times step back once, at the status).
+                self.flush_unsettled(sink);
                 sink.status(&Status::Discontinuity {
                     t_s: first_sample as f64 / self.fs,
                 });
                 self.new_segment();
                 self.muted_from = None;
-                self.flush_unsettled(sink);
                 self.detector.reset();
                 self.interference.reset();
                 self.lines.reset();
@@ -1263,6 +1266,59 @@ mod tests {
         assert_eq!(s.1.len() + 4, s.0.len());
         p.finish(&mut s);
         assert_eq!(s.1, s.0);
+    }
+
+    fn tone_1khz(n: usize) -> Vec<[i16; 2]> {
+        (0..n)
+            .map(|i| {
+                let ph = std::f64::consts::TAU * 1000.0 * i as f64 / 20_000.0;
+                [(3000.0 * ph.cos()) as i16, (3000.0 * ph.sin()) as i16]
+            })
+            .collect()
+    }
+
+    /// A step back ends the segment: its last held points go out before
+    /// the status, so that every point after `Discontinuity` is the new
+    /// segment's. Until 2026-12-03 they followed it, and a display that
+    /// starts afresh at the status drew an old point into the new segment
+    /// (found by `dsp/tests/adversarial.rs`).
+    #[test]
+    fn a_step_back_sends_the_old_segments_points_before_its_status() {
+        /// Point times; `None` for the discontinuity.
+        #[derive(Default)]
+        struct Log(Vec<Option<f64>>);
+        impl PipelineSink for Log {
+            fn envelope_point(&mut self, p: &EnvelopePoint) {
+                self.0.push(Some(p.t_s));
+            }
+            fn status(&mut self, s: &Status) {
+                if let Status::Discontinuity { .. } = s {
+                    self.0.push(None);
+                }
+            }
+        }
+        let mut p = Pipeline::new(PipelineConfig::default(), params()).unwrap();
+        let mut log = Log::default();
+        let tone = tone_1khz(20_000);
+        for (k, block) in tone.chunks(200).enumerate() {
+            p.push((k * 200) as u64, block, false, &mut log);
+        }
+        for (k, block) in tone[..10_000].chunks(200).enumerate() {
+            p.push((k * 200) as u64, block, false, &mut log);
+        }
+        let at = log
+            .0
+            .iter()
+            .position(Option::is_none)
+            .expect("a discontinuity");
+        let before: Vec<f64> = log.0[..at].iter().flatten().copied().collect();
+        let after: Vec<f64> = log.0[at + 1..].iter().flatten().copied().collect();
+        assert!(*before.last().unwrap() > 0.98, "{before:?}");
+        assert!(!after.is_empty());
+        assert!(after.iter().all(|&t| t < 0.5), "{after:?}");
+        for w in before.windows(2).chain(after.windows(2)) {
+            assert!(w[0] < w[1], "{w:?}");
+        }
     }
 
     #[test]
