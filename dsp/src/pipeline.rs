@@ -31,6 +31,15 @@ use crate::types::{Beat, Status, StreamParams};
 use crate::wall::WallFilter;
 use rustfft::num_complex::Complex32;
 
+/// Gains a [`ProbeCalibration`] may have: the calibration file's plausible
+/// range (`odm_device_io::calibration`). A probe further off than this is
+/// faulty, not calibrated, and a gain near 0 would make every velocity
+/// infinite.
+pub const PLAUSIBLE_CALIBRATION_GAIN: std::ops::RangeInclusive<f64> = 0.5..=2.0;
+/// Largest |offset| of a [`ProbeCalibration`], cm/s (the calibration
+/// file's limit as well).
+pub const PLAUSIBLE_CALIBRATION_OFFSET_CM_S: f64 = 50.0;
+
 /// Probe calibration applied to every velocity:
 /// `v_true = (v_measured − offset_cm_s) / gain`, then, when `beam_angle_deg`
 /// is set, rescaled from the stream's stated angle to that angle
@@ -56,20 +65,24 @@ impl Default for ProbeCalibration {
 }
 
 impl ProbeCalibration {
-    /// Checks the values are usable (gain > 0, angle within 0–85°).
+    /// Checks the values are usable: gain within
+    /// [`PLAUSIBLE_CALIBRATION_GAIN`], offset within
+    /// ±[`PLAUSIBLE_CALIBRATION_OFFSET_CM_S`], angle within 0–85°. Until
+    /// 2026-12-03 any finite gain over 0 and any finite offset passed, and
+    /// a gain of 10⁻³⁰⁰ (or an offset of 10³⁰⁸) made envelope velocities
+    /// infinite (found by `dsp/tests/adversarial.rs`); the calibration
+    /// files were already held to these limits.
     pub fn validate(&self) -> Result<(), DspError> {
-        if !(self.gain.is_finite() && self.gain > 0.0) {
-            return Err(DspError::invalid(
-                "calibration gain",
-                self.gain,
-                "finite, > 0",
-            ));
+        if !(self.gain.is_finite() && PLAUSIBLE_CALIBRATION_GAIN.contains(&self.gain)) {
+            return Err(DspError::invalid("calibration gain", self.gain, "0.5–2"));
         }
-        if !self.offset_cm_s.is_finite() {
+        if !(self.offset_cm_s.is_finite()
+            && self.offset_cm_s.abs() <= PLAUSIBLE_CALIBRATION_OFFSET_CM_S)
+        {
             return Err(DspError::invalid(
                 "calibration offset_cm_s",
                 self.offset_cm_s,
-                "finite",
+                "within ±50 cm/s",
             ));
         }
         if let Some(a) = self.beam_angle_deg
@@ -1352,6 +1365,29 @@ mod tests {
             })
             .is_err()
         );
+        // Finite but absurd: every velocity would be infinite.
+        for (gain, offset_cm_s) in [
+            (1e-300, 0.0),
+            (0.49, 0.0),
+            (2.01, 0.0),
+            (1.0, 1e308),
+            (1.0, -50.1),
+        ] {
+            let c = ProbeCalibration {
+                gain,
+                offset_cm_s,
+                beam_angle_deg: None,
+            };
+            assert!(p.set_calibration(c).is_err(), "{c:?}");
+        }
+        for (gain, offset_cm_s) in [(0.5, 50.0), (2.0, -50.0), (1.07, 0.3)] {
+            let c = ProbeCalibration {
+                gain,
+                offset_cm_s,
+                beam_angle_deg: None,
+            };
+            assert!(p.set_calibration(c).is_ok(), "{c:?}");
+        }
     }
 
     #[test]
