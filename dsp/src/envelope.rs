@@ -881,7 +881,7 @@ impl EnvelopeEstimator {
                     - f64::from(noise);
             }
         }
-        let snr = (plateau / f64::from(noise)).max(0.0);
+        let snr = snr_ratio(plateau, noise);
         let mut edge = edge_bin;
         let fitted = if self.cfg.method == EnvelopeMethod::ShapeFit {
             let e = self.fit_edge(edge_bin, noise);
@@ -1177,7 +1177,7 @@ impl EnvelopeEstimator {
         let edge_bin = knee as f64 + 0.5;
         out.saturated = knee + 2 >= pos.len();
         let plateau = self.plateau(pos, edge_bin) - f64::from(noise);
-        out.snr = (plateau / f64::from(noise)).max(0.0) as f32;
+        out.snr = snr_ratio(plateau, noise) as f32;
         let mut edge = edge_bin;
         if self.cfg.bias_correction {
             let tau = if plateau > 0.0 {
@@ -1201,9 +1201,19 @@ impl EnvelopeEstimator {
         let edge_bin = k as f64 + 0.5;
         out.saturated = k + 2 >= pos.len();
         let plateau = self.plateau(pos, edge_bin) - f64::from(noise);
-        out.snr = (plateau / f64::from(noise)).max(0.0) as f32;
+        out.snr = snr_ratio(plateau, noise) as f32;
         out.shift_hz = (edge_bin * self.bin_hz) as f32;
     }
+}
+
+/// The flow's power over the noise, at least 0 and at most 10¹⁵ (150 dB,
+/// beyond any 16-bit receiver's range): a column whose floor is almost
+/// nothing (an interface sending zeros under a few samples of signal)
+/// divides by a subnormal, and the ratio, infinite in `f32`, made the
+/// envelope point's quality NaN (found by `dsp/tests/adversarial.rs`).
+fn snr_ratio(plateau: f64, noise: f32) -> f64 {
+    let r = plateau / f64::from(noise);
+    if r.is_nan() { 0.0 } else { r.clamp(0.0, 1e15) }
 }
 
 #[cfg(test)]
@@ -1235,6 +1245,24 @@ pub(crate) mod tests {
     /// 20 kHz, searching above 200 Hz.
     fn estimator(cfg: EnvelopeConfig) -> EnvelopeEstimator {
         EnvelopeEstimator::new(cfg, &hann(200), 256, 20_000.0, 200.0).unwrap()
+    }
+
+    /// Flow over a floor that is almost nothing (a subnormal `f32`, as a
+    /// column of zeros after signal reads): the SNR is large but a number,
+    /// for every method (it was infinite in `f32`, and the envelope
+    /// point's quality `snr/(snr + 2)` NaN).
+    #[test]
+    fn flow_over_an_almost_empty_floor_has_a_finite_snr() {
+        let col = expected_column(2000.0, 1e5, 20_000.0, &hann(200), 256);
+        for method in EnvelopeMethod::ALL {
+            let mut est = estimator(with_method(method));
+            let mut out = EdgeEstimate::default();
+            for _ in 0..SHAPE_SETTLE_COLUMNS {
+                est.process(&col, 6.9e-39, &mut out).unwrap();
+                assert!(out.snr.is_finite() && out.snr >= 0.0, "{method:?}: {out:?}");
+            }
+            assert!(out.snr > 1e10, "{method:?}: {out:?}");
+        }
     }
 
     /// `method` with the other settings at their defaults.
