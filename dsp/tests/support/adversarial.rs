@@ -27,7 +27,9 @@
 //! parameters (the sample rates, carriers and angles interfaces use, or any
 //! value, which `Pipeline::new` may refuse) and a base signal; the rest is
 //! a list of blocks, each taking its samples from the base signal — a
-//! virtual probe's beats, so that the beat detector runs — and optionally
+//! virtual probe's beats at 8 kHz, so that the beat detector runs (at
+//! another sample rate the same samples are faster or slower flow and
+//! heart rate) — and optionally
 //! damaging them (raw input bytes, full scale, zeros, a constant, a tone),
 //! or jumping the sample index, stepping it back, flagging the block,
 //! marking interference or changing a setting first.
@@ -316,7 +318,7 @@ pub fn exercise(data: &[u8]) -> (usize, usize) {
     let mut r = Bytes { data, at: 0 };
     let params = stream_params(&mut r);
     let cfg = PipelineConfig {
-        notch_strong_tones: r.u8().is_multiple_of(2), // on by default
+        notch_strong_tones: r.u8().is_multiple_of(2), // even: on, the default
         ..PipelineConfig::default()
     };
     let Ok(mut pipe) = Pipeline::new(cfg, params) else {
