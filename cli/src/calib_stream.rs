@@ -237,6 +237,17 @@ pub fn median(values: &mut [f64]) -> Option<f64> {
 mod tests {
     use super::*;
 
+    /// A calibration file and the pipeline that applies it refuse the
+    /// same gains and offsets: neither crate depends on the other, so the
+    /// limits are written twice and held together here.
+    #[test]
+    fn the_file_and_the_pipeline_share_their_calibration_limits() {
+        use odm_device_io::calibration::{PLAUSIBLE_GAIN, PLAUSIBLE_OFFSET_CM_S};
+        use odm_dsp::pipeline::{PLAUSIBLE_CALIBRATION_GAIN, PLAUSIBLE_CALIBRATION_OFFSET_CM_S};
+        assert_eq!(PLAUSIBLE_GAIN, PLAUSIBLE_CALIBRATION_GAIN);
+        assert_eq!(PLAUSIBLE_OFFSET_CM_S, PLAUSIBLE_CALIBRATION_OFFSET_CM_S);
+    }
+
     #[test]
     fn median_of_odd_and_even_lists() {
         assert_eq!(median(&mut []), None);

@@ -27,9 +27,11 @@ pub const STORE_DIR_ENV: &str = "ODM_CALIBRATIONS";
 
 /// Gains outside this range are not a probe that reads wrongly but a wrong
 /// file or a broken probe: such a file is rejected rather than applied.
-const PLAUSIBLE_GAIN: std::ops::RangeInclusive<f64> = 0.5..=2.0;
+/// The DSP pipeline refuses the same (`odm_dsp::pipeline::PLAUSIBLE_CALIBRATION_GAIN`;
+/// the CLI's tests hold the two equal).
+pub const PLAUSIBLE_GAIN: std::ops::RangeInclusive<f64> = 0.5..=2.0;
 /// Offsets beyond ±this many cm/s are likewise rejected.
-const PLAUSIBLE_OFFSET_CM_S: f64 = 50.0;
+pub const PLAUSIBLE_OFFSET_CM_S: f64 = 50.0;
 
 /// Years a [`CalDate`] can hold: those that print as four digits.
 const CAL_YEARS: std::ops::RangeInclusive<i32> = 1..=9999;

@@ -32,7 +32,7 @@ use crate::wall::WallFilter;
 use rustfft::num_complex::Complex32;
 
 /// Gains a [`ProbeCalibration`] may have: the calibration file's plausible
-/// range (`odm_device_io::calibration`). A probe further off than this is
+/// range (`odm_device_io::calibration::PLAUSIBLE_GAIN`). A probe further off than this is
 /// faulty, not calibrated, and a gain near 0 would make every velocity
 /// infinite.
 pub const PLAUSIBLE_CALIBRATION_GAIN: std::ops::RangeInclusive<f64> = 0.5..=2.0;
