@@ -1584,12 +1584,14 @@ impl BeatDetector {
         // and from its third beat on the cycle history follows it instead of
         // rejecting every beat of the new rate.
         let c_irregular = self.cfg.irregular_rhythm_mad;
-        let premature = match p.sys.prev_interval_s {
-            Some(iv) if self.cycle_len >= 3 => {
-                let mut b = [0.0; HISTORY];
-                b[..self.cycle_len].copy_from_slice(&self.cycle_hist[..self.cycle_len]);
-                iv < self.cfg.ectopic_fraction * median(&mut b[..self.cycle_len])
-            }
+        // The median recent cycle, once three are known.
+        let median_cycle_s = (self.cycle_len >= 3).then(|| {
+            let mut b = [0.0; HISTORY];
+            b[..self.cycle_len].copy_from_slice(&self.cycle_hist[..self.cycle_len]);
+            median(&mut b[..self.cycle_len])
+        });
+        let premature = match (p.sys.prev_interval_s, median_cycle_s) {
+            (Some(iv), Some(m)) => iv < self.cfg.ectopic_fraction * m,
             _ => false,
         };
         self.premature_run = if premature { self.premature_run + 1 } else { 0 };
@@ -1610,14 +1612,8 @@ impl BeatDetector {
                 self.rhythm_disagree = 0;
             }
         }
-        let merged = refused_in_cycle
-            && self.cycle_len >= 3
-            && cycle_s
-                > MERGED_CYCLE_RATIO * {
-                    let mut b = [0.0; HISTORY];
-                    b[..self.cycle_len].copy_from_slice(&self.cycle_hist[..self.cycle_len]);
-                    median(&mut b[..self.cycle_len])
-                };
+        let merged =
+            refused_in_cycle && median_cycle_s.is_some_and(|m| cycle_s > MERGED_CYCLE_RATIO * m);
         let ectopic =
             (premature && self.premature_run < RHYTHM_CHANGE_RUN && !self.irregular) || merged;
         let within = |x: f64, r: (f64, f64)| x >= r.0 && x <= r.1;

@@ -1266,12 +1266,7 @@ mod tests {
         let mut p = Pipeline::new(PipelineConfig::default(), params()).unwrap();
         let mut s = Points::default();
         // A 1 kHz tone (steady forward flow), in 137-sample blocks.
-        let tone: Vec<[i16; 2]> = (0..40_000)
-            .map(|i| {
-                let ph = std::f64::consts::TAU * 1000.0 * i as f64 / 20_000.0;
-                [(3000.0 * ph.cos()) as i16, (3000.0 * ph.sin()) as i16]
-            })
-            .collect();
+        let tone = tone_1khz(40_000);
         for (k, block) in tone.chunks(137).enumerate() {
             p.push((k * 137) as u64, block, false, &mut s);
         }
@@ -1281,6 +1276,7 @@ mod tests {
         assert_eq!(s.1, s.0);
     }
 
+    /// `n` samples of a 1 kHz tone at 20 kHz (steady forward flow).
     fn tone_1khz(n: usize) -> Vec<[i16; 2]> {
         (0..n)
             .map(|i| {
