@@ -295,7 +295,9 @@ pub fn beat_numbers(b: &Beat) -> [(&'static str, Option<f64>); 15] {
 /// `svi_ml_m2` (null without demographics), and `irregular_rhythm` (the
 /// rhythm was irregular, e.g. atrial fibrillation, when the beat was
 /// emitted: premature beats are not rejected as ectopic then, and SVV is
-/// not valid).
+/// not valid), and `ft_low_flow` (the peak is too low for the falling
+/// edge's fit band to start under a third of it: FT is less certain,
+/// `Beat::ft_low_flow`).
 pub fn beat_json(index: u64, b: &Beat, ci_l_min_m2: Option<f64>, svi_ml_m2: Option<f64>) -> String {
     let mut l = JsonLine::new("beat");
     l.int("index", index);
@@ -309,6 +311,7 @@ pub fn beat_json(index: u64, b: &Beat, ci_l_min_m2: Option<f64>, svi_ml_m2: Opti
     l.num("ci_l_min_m2", ci_l_min_m2, decimals::CO);
     l.num("svi_ml_m2", svi_ml_m2, decimals::SV);
     l.boolean("irregular_rhythm", Some(b.irregular_rhythm));
+    l.boolean("ft_low_flow", Some(b.ft_low_flow));
     l.finish()
 }
 

@@ -319,6 +319,8 @@ fn jsonl_follows_the_spec_order_types_and_counters() {
             assert!(b[f].is_number() || b[f].is_null(), "{f} in {line}");
         }
         assert!(b["accepted"].is_boolean());
+        // SV 70 ml, peak ≈ 83 cm/s: far above where FT becomes less certain.
+        assert_eq!(b["ft_low_flow"], false, "{line}");
         assert_eq!(
             b["reject_reason"].is_null(),
             b["accepted"] == true,

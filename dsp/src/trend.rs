@@ -624,6 +624,7 @@ pub(crate) mod tests {
             accepted: true,
             reject_reason: None,
             irregular_rhythm: false,
+            ft_low_flow: false,
             completed_by_sample: 0,
         }
     }

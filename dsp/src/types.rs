@@ -116,6 +116,14 @@ pub struct Beat {
     /// stroke-volume variation over a breath means nothing
     /// (`DetectorConfig::irregular_rhythm_mad`).
     pub irregular_rhythm: bool,
+    /// Low flow: the falling edge's fit band starts above a third of the
+    /// peak velocity, because the envelope's floor (the wall band) cuts it
+    /// from below, so FT is extrapolated over more than a third of the
+    /// fall. That happens under ≈ 3.75 × the floor (48 cm/s at 4 MHz, 45°,
+    /// 20 kHz), and FT is then known to ±10–40 ms on the reference signals
+    /// instead of ±5 (`BeatDetector`'s `LOW_FLOW_BAND_FRACTION`;
+    /// docs/validation.md, "Low flow").
+    pub ft_low_flow: bool,
     /// Index of the sample whose arrival completed this beat (for latency).
     pub completed_by_sample: u64,
 }

@@ -391,6 +391,7 @@ mod tests {
             accepted,
             reject_reason: None,
             irregular_rhythm: false,
+            ft_low_flow: false,
             completed_by_sample: 0,
         }
     }

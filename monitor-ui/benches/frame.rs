@@ -78,6 +78,7 @@ fn synthetic_beat(index: u64, onset_s: f64) -> Beat {
             .is_multiple_of(17)
             .then_some(RejectReason::Interference),
         irregular_rhythm: false,
+        ft_low_flow: false,
         completed_by_sample: ((onset_s + cycle_s) * 20_000.0) as u64,
     }
 }

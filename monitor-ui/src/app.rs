@@ -583,6 +583,7 @@ impl MonitorApp {
         let quality = self.state.readings.quality();
         let poor = quality.poor() || avg.beats == 0;
         let irregular = self.state.readings.irregular_rhythm();
+        let low_flow = self.state.readings.ft_low_flow();
         let rect = ui.available_rect_before_wrap();
         ui.allocate_rect(rect, Sense::hover());
         let bsa = self
@@ -637,12 +638,20 @@ impl MonitorApp {
                 poor,
                 colour: colour::FLOW,
             },
+            // At low flow the flow time is extrapolated over more than a
+            // third of the fall (Beat::ft_low_flow) and measured to
+            // ±10–40 ms, not ±5: marked, so that a fluid decision taken on
+            // FTc near 330 ms knows it.
             TileSpec {
                 label: "FTc",
                 value: fmt(avg.ftc_ms, 0),
                 unit: "ms",
-                sub: "Bazett".into(),
-                poor,
+                sub: if low_flow {
+                    "low flow: less certain".into()
+                } else {
+                    "Bazett".into()
+                },
+                poor: poor || low_flow,
                 colour: colour::FTC,
             },
             TileSpec {
@@ -710,6 +719,8 @@ impl MonitorApp {
                 .map(|r| r.as_str().to_string())
                 .unwrap_or_else(|| "low quality".into());
             lines.push(format!("? = poor signal ({why})"));
+        } else if low_flow && avg.beats > 0 {
+            lines.push("FTc? = low flow: flow time ±10–40 ms".into());
         }
         let resp = ui.interact(footer, egui::Id::unique("odm-averaging"), Sense::hover());
         let text = lines.join("\n");

@@ -147,6 +147,21 @@ impl Readings {
         }
     }
 
+    /// Whether most of the accepted beats in the averaging window
+    /// ([`AVERAGE_BEATS`]) have their FT flagged less certain for low flow
+    /// (`Beat::ft_low_flow`): the FTc shown is then marked, not presented as
+    /// precise.
+    pub fn ft_low_flow(&self) -> bool {
+        let (flagged, n) = self
+            .recent
+            .iter()
+            .rev()
+            .filter(|b| b.accepted)
+            .take(AVERAGE_BEATS)
+            .fold((0, 0), |(f, n), b| (f + usize::from(b.ft_low_flow), n + 1));
+        n > 0 && 2 * flagged > n
+    }
+
     /// Seconds of stream time that every beat has been rejected for
     /// interference, up to the newest beat; 0 when the newest beat is not.
     pub fn interference_s(&self) -> f64 {
@@ -194,6 +209,7 @@ pub(crate) mod tests {
             accepted,
             reject_reason: (!accepted).then_some(RejectReason::Interference),
             irregular_rhythm: false,
+            ft_low_flow: false,
             completed_by_sample: ((onset_s + 0.9) * 20_000.0) as u64,
         }
     }
@@ -233,6 +249,33 @@ pub(crate) mod tests {
             r.push(&beat(i, i as f64 * 0.8, 15.0, true));
         }
         assert!(!r.quality().poor());
+    }
+
+    #[test]
+    fn flow_time_is_marked_low_flow_while_most_averaged_beats_are() {
+        let mut r = Readings::new();
+        let low = |i: u64, flagged: bool, accepted: bool| Beat {
+            ft_low_flow: flagged,
+            ..beat(i, i as f64 * 0.8, 5.0, accepted)
+        };
+        assert!(!r.ft_low_flow());
+        for i in 0..10 {
+            r.push(&low(i, i >= 4, true));
+        }
+        // 6 of the 10 averaged beats.
+        assert!(r.ft_low_flow());
+        // Rejected beats do not count: the window is the accepted beats.
+        for i in 10..14 {
+            r.push(&low(i, true, false));
+        }
+        assert!(r.ft_low_flow());
+        // 5 clean ones leave 5 flagged of the last 10: not most.
+        for i in 14..18 {
+            r.push(&low(i, false, true));
+        }
+        assert!(r.ft_low_flow());
+        r.push(&low(18, false, true));
+        assert!(!r.ft_low_flow());
     }
 
     #[test]

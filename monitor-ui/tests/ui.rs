@@ -82,6 +82,7 @@ fn beat(index: u64, onset_s: f64, sd_cm: f64, accepted: bool) -> Beat {
         accepted,
         reject_reason: (!accepted).then_some(RejectReason::Interference),
         irregular_rhythm: false,
+        ft_low_flow: false,
         completed_by_sample: ((onset_s + 0.8) * f64::from(FS)) as u64,
     }
 }
@@ -93,6 +94,8 @@ struct Rig {
     t_s: f64,
     /// Beats handed on say the rhythm is irregular.
     irregular: bool,
+    /// Beats handed on say their FT is less certain for low flow.
+    low_flow: bool,
 }
 
 impl Rig {
@@ -103,6 +106,7 @@ impl Rig {
             next_index: 0,
             t_s: 0.0,
             irregular: false,
+            low_flow: false,
         }
     }
     fn app(&self, spec: SourceSpec) -> MonitorApp {
@@ -122,6 +126,7 @@ impl Rig {
         for _ in 0..n {
             let b = Beat {
                 irregular_rhythm: self.irregular,
+                ft_low_flow: self.low_flow,
                 ..beat(self.next_index, self.t_s, sd_cm, accepted)
             };
             self.next_index += 1;
@@ -262,6 +267,31 @@ fn an_irregular_rhythm_is_shown_and_svv_is_marked_not_valid() {
     h.step();
     assert_eq!(value_of(&h, "SVV"), "0");
     assert!(h.query_by_label_contains("irregular rhythm").is_none());
+}
+
+#[test]
+fn ftc_from_low_flow_beats_is_marked_less_certain() {
+    let mut rig = Rig::new();
+    let mut h = harness(rig.app(SourceSpec::Simulated { seed: 1 }));
+    rig.beats(10, 15.0, true);
+    h.step();
+    let clean = value_of(&h, "FTc");
+    assert!(!clean.ends_with('?'), "{clean}");
+    assert!(h.query_by_label_contains("low flow").is_none());
+    // Most of the averaged beats from low flow: the same number, marked,
+    // and the footer says why.
+    rig.low_flow = true;
+    rig.beats(6, 15.0, true);
+    h.step();
+    assert_eq!(value_of(&h, "FTc"), format!("{clean}?"));
+    assert_eq!(value_of(&h, "HR"), "75");
+    h.get_by_label_contains("FTc? = low flow");
+    // Flow back up: unmarked once most averaged beats are clean again.
+    rig.low_flow = false;
+    rig.beats(6, 15.0, true);
+    h.step();
+    assert_eq!(value_of(&h, "FTc"), clean);
+    assert!(h.query_by_label_contains("low flow").is_none());
 }
 
 #[test]

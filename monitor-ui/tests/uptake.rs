@@ -55,6 +55,7 @@ fn beat(index: u64, onset_s: f64) -> Beat {
         accepted: true,
         reject_reason: None,
         irregular_rhythm: false,
+        ft_low_flow: false,
         completed_by_sample: ((onset_s + 0.8) * 20_000.0) as u64,
     }
 }
