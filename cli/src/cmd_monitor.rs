@@ -55,6 +55,13 @@ pub fn run(args: Args) -> Result<()> {
         .duration
         .map(|s| Instant::now() + Duration::from_secs_f64(s));
     let out = LineWriter::new(io::stdout().lock());
+    // This thread runs the pipeline: real-time priority as the display's
+    // DSP thread asks for it (odm_device_io::sched), or normal scheduling
+    // and why.
+    eprintln!(
+        "odm monitor: DSP {}",
+        odm_device_io::sched::request_real_time_for_this_thread()
+    );
     let result = match &args.port {
         None => {
             eprintln!(

@@ -11,6 +11,11 @@ fn headless_monitor_streams_beats_from_the_virtual_probe_then_a_summary() {
     assert!(out.status.success(), "exit {:?}", out.status);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("SIMULATED"), "stderr: {stderr}");
+    // It says how the OS schedules the pipeline (real time, or why not).
+    assert!(
+        stderr.contains("DSP SCHED_FIFO priority 40") || stderr.contains("DSP normal scheduling ("),
+        "stderr: {stderr}"
+    );
     let text = String::from_utf8(out.stdout).expect("utf-8");
     let lines: Vec<serde_json::Value> = text
         .lines()

@@ -22,6 +22,7 @@ pub mod frame;
 pub mod interrupt;
 pub mod recording;
 pub mod replay;
+pub mod sched;
 pub mod serial;
 pub mod source;
 

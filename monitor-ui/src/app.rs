@@ -1068,6 +1068,13 @@ impl MonitorApp {
             CalibrationStatus::None => text.color(colour::DIM),
             _ => text.color(colour::MEDIUM).strong(),
         });
+        // Without real-time priority a hop can wait milliseconds for the
+        // CPU on a busy machine (docs/monitor.md, "Real-time priority"):
+        // not a clinical matter, but the engineer setting the machine up
+        // should see it.
+        if self.handoff.dsp_real_time() == Some(false) {
+            ui.label(RichText::new("DSP: normal priority").color(colour::DIM));
+        }
         // The probe's demodulator has a gain/phase error the DSP is taking
         // out (docs/dsp.md, stage 1a): the numbers are good, but the probe
         // interface wants a service.

@@ -191,6 +191,9 @@ pub struct Handoff {
     /// While the flow is past even the unwrapped range, that range's top
     /// (cm/s, ×100); `i32::MIN` otherwise.
     aliasing_past_centi_cm_s: AtomicI32,
+    /// The DSP thread's `SCHED_FIFO` priority; 0 under normal scheduling;
+    /// `i32::MIN` before the thread has started.
+    dsp_fifo_priority: AtomicI32,
 }
 
 impl Default for Handoff {
@@ -218,6 +221,7 @@ impl Handoff {
             iq_channel_fault_centi_db: AtomicI32::new(i32::MIN),
             aliasing_limit_centi_cm_s: AtomicI32::new(i32::MIN),
             aliasing_past_centi_cm_s: AtomicI32::new(i32::MIN),
+            dsp_fifo_priority: AtomicI32::new(i32::MIN),
         }
     }
     /// A shared handoff.
@@ -239,6 +243,20 @@ impl Handoff {
     /// The stream's sample rate, 0 before the first PROBE_INFO.
     pub fn sample_rate_hz(&self) -> u32 {
         self.sample_rate_hz.load(Ordering::Acquire)
+    }
+    /// Records how the OS schedules the DSP thread.
+    pub fn set_dsp_scheduling(&self, s: &odm_device_io::sched::Scheduling) {
+        let v = match s {
+            odm_device_io::sched::Scheduling::RealTime { priority } => (*priority).max(1),
+            odm_device_io::sched::Scheduling::Normal { .. } => 0,
+        };
+        self.dsp_fifo_priority.store(v, Ordering::Release);
+    }
+    /// Whether the DSP thread runs with real-time priority; None before it
+    /// has started.
+    pub fn dsp_real_time(&self) -> Option<bool> {
+        let v = self.dsp_fifo_priority.load(Ordering::Acquire);
+        (v != i32::MIN).then_some(v > 0)
     }
     /// Records the I/Q imbalance correction in force: the image level it
     /// removes, dB (None: the signal is used as received).

@@ -554,6 +554,14 @@ fn dsp_loop(
     repaint: Option<egui::Context>,
     recording: Arc<Mutex<RecordingStatus>>,
 ) {
+    // Real-time priority keeps a hop's wait for the CPU under the 1 ms
+    // goal on a busy machine (odm_device_io::sched); without the OS's
+    // permission the thread runs on, normally scheduled, and says so.
+    let scheduling = odm_device_io::sched::request_real_time_for_this_thread();
+    if let odm_device_io::sched::Scheduling::Normal { why } = &scheduling {
+        eprintln!("odm-monitor: DSP thread without real-time priority: {why}");
+    }
+    handoff.set_dsp_scheduling(&scheduling);
     while !stop.load(Ordering::Relaxed) {
         let mut worked = false;
         while let Ok(msg) = rings.input.pop() {

@@ -295,6 +295,25 @@ fn ftc_from_low_flow_beats_is_marked_less_certain() {
 }
 
 #[test]
+fn a_dsp_thread_without_real_time_priority_is_shown_under_the_probe() {
+    use odm_device_io::sched::Scheduling;
+    let rig = Rig::new();
+    let mut h = harness(rig.app(SourceSpec::Simulated { seed: 1 }));
+    h.step();
+    // Not started yet, then granted: nothing to say.
+    assert!(h.query_by_label_contains("DSP:").is_none());
+    rig.handoff
+        .set_dsp_scheduling(&Scheduling::RealTime { priority: 40 });
+    h.step();
+    assert!(h.query_by_label_contains("DSP:").is_none());
+    rig.handoff.set_dsp_scheduling(&Scheduling::Normal {
+        why: "Operation not permitted (os error 1)".into(),
+    });
+    h.step();
+    h.get_by_label("DSP: normal priority");
+}
+
+#[test]
 fn a_corrected_iq_imbalance_is_shown_under_the_probe() {
     let rig = Rig::new();
     let mut h = harness(rig.app(SourceSpec::Simulated { seed: 1 }));

@@ -10,14 +10,15 @@
 //!
 //! Before measuring it pins itself to one CPU (`sched_setaffinity`, CPU 1
 //! unless `--cpu N` or `--no-pin`) and, with `--fifo`, asks for
-//! `SCHED_FIFO` (on a shared machine that holds the CPU for the whole run,
-//! so it is opt-in); it prints what the OS allowed.
+//! `SCHED_FIFO` at the monitor DSP thread's priority
+//! (`odm_device_io::sched`; on a shared machine that holds the CPU for the
+//! whole run, so it is opt-in); it prints what the OS allowed.
 //!
 //! `cargo run --release -p odm-benches --bin latency -- [SECONDS] [--cpu N | --no-pin] [--fifo]`
 //! (default 3600 s). Results and machine: docs/performance.md.
 
-// The two clocks and the scheduling calls are libc functions; each unsafe
-// block below says why it is sound.
+// The thread's CPU clock is a libc function; the unsafe block says why it
+// is sound.
 #![allow(unsafe_code)]
 
 use hdrhistogram::Histogram;
@@ -43,51 +44,6 @@ fn thread_cpu_ns() -> u64 {
     (ts.tv_sec as u64)
         .saturating_mul(1_000_000_000)
         .saturating_add(ts.tv_nsec as u64)
-}
-
-/// Pins the calling thread to `cpu`; the OS's answer as text.
-fn pin_to(cpu: usize) -> String {
-    // SAFETY: cpu_set_t is plain data, all-zero is the empty set; CPU_SET
-    // writes inside it (cpu is checked against CPU_SETSIZE first); the
-    // pointer and size passed to sched_setaffinity describe that set.
-    let rc = unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        if cpu >= libc::CPU_SETSIZE as usize {
-            return format!("not pinned: CPU {cpu} out of range");
-        }
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
-    };
-    if rc == 0 {
-        format!("pinned to CPU {cpu}")
-    } else {
-        format!(
-            "not pinned to CPU {cpu}: {}",
-            std::io::Error::last_os_error()
-        )
-    }
-}
-
-/// Asks for SCHED_FIFO at a middle priority; the OS's answer as text.
-fn real_time_priority() -> String {
-    // SAFETY: sched_param is plain data; the pointer is valid for the call.
-    let (rc, prio) = unsafe {
-        let prio = (libc::sched_get_priority_min(libc::SCHED_FIFO)
-            + libc::sched_get_priority_max(libc::SCHED_FIFO))
-            / 2;
-        let param = libc::sched_param {
-            sched_priority: prio,
-        };
-        (libc::sched_setscheduler(0, libc::SCHED_FIFO, &param), prio)
-    };
-    if rc == 0 {
-        format!("SCHED_FIFO priority {prio}")
-    } else {
-        format!(
-            "SCHED_FIFO refused ({}), normal scheduling",
-            std::io::Error::last_os_error()
-        )
-    }
 }
 
 struct Sink {
@@ -174,11 +130,15 @@ fn main() {
         }
     };
     let pinned = match cpu {
-        Some(c) => pin_to(c),
+        Some(c) => match odm_device_io::sched::pin_this_thread_to(c) {
+            Ok(()) => format!("pinned to CPU {c}"),
+            Err(why) => format!("not pinned to CPU {c}: {why}"),
+        },
         None => "not pinned".to_string(),
     };
     let policy = if fifo {
-        real_time_priority()
+        // The monitor's DSP thread asks for the same.
+        odm_device_io::sched::request_real_time_for_this_thread().to_string()
     } else {
         "normal scheduling (--fifo asks for SCHED_FIFO)".to_string()
     };
