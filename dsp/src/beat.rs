@@ -405,6 +405,16 @@ const DIASTOLIC_PV_RATIO: f32 = 0.5;
 /// while the history still holds diastolic rises taken before it knew
 /// better (the first seconds), the systoles are its upper part.
 const DIASTOLIC_MA_RATIO: f64 = 0.4;
+/// …and which starts before this fraction of the median interval between
+/// the recent rises that were not small, after the last of them, i.e. in
+/// diastole. Without it the two ratios alone refused the
+/// small systoles at the trough of deep breathing: they keep the systoles'
+/// rise time, so their acceleration falls with their peak (refgen
+/// `--resp-depth 0.5`, peaks 45–135 cm/s: sensitivity 0.75), but they
+/// come when the next beat is due. Diastolic flow rises 0.45–0.75 of the
+/// cycle after the onset (refgen and the simulator, 45–110/min); a small
+/// systole comes at 1 ± the rhythm's variation.
+const DIASTOLIC_EARLY_FRACTION: f64 = 0.85;
 /// Such rises refused in a row with no systole between them; the next is
 /// taken as a systole (the beats themselves have changed) and the
 /// histories follow it.
@@ -462,6 +472,13 @@ pub struct BeatDetector {
     diastolic_run: usize,
     /// A rise was refused as diastolic flow since the last onset.
     refused_in_cycle: bool,
+    /// Onset of the last rise taken that was not small
+    /// (`DIASTOLIC_PV_RATIO`): the rhythm diastolic flow is timed against.
+    big_onset_s: Option<f64>,
+    /// Intervals between consecutive such onsets, s.
+    big_cycles: ShapeHistory,
+    /// The rise just judged by `is_diastolic_flow` was small.
+    rise_small: bool,
     /// Recent rises' `cross_delay_s`.
     rise_delay: [ShapeHistory; RISE_CROSSINGS],
     /// Recent falling edges' curvatures (see `curvature`).
@@ -796,6 +813,9 @@ impl BeatDetector {
             armed: true,
             pending: None,
             last_onset_s: None,
+            big_onset_s: None,
+            big_cycles: ShapeHistory::default(),
+            rise_small: false,
             gaps: Intervals::default(),
             clipped: Intervals::default(),
             interference: Intervals::default(),
@@ -878,28 +898,59 @@ impl BeatDetector {
         self.rhythm_disagree = 0;
         self.diastolic_run = 0;
         self.refused_in_cycle = false;
+        self.big_onset_s = None;
+        self.big_cycles = ShapeHistory::default();
     }
 
     /// Whether a confirmed rise peaking at `pv` is forward flow in diastole
     /// rather than a systole (`DIASTOLIC_PV_RATIO`, `DIASTOLIC_MA_RATIO`);
     /// counts the refusals in a row and stops refusing after
     /// `DIASTOLIC_MAX_RUN` of them.
+    /// The median recent cycle, s, once three are known.
+    fn median_cycle_s(&self) -> Option<f64> {
+        (self.cycle_len >= 3).then(|| {
+            let mut b = [0.0; HISTORY];
+            b[..self.cycle_len].copy_from_slice(&self.cycle_hist[..self.cycle_len]);
+            median(&mut b[..self.cycle_len])
+        })
+    }
+
     fn is_diastolic_flow(&mut self, sys: &Systole, pv: f32) -> bool {
         let rise_s = sys.peak_s - sys.onset_s;
         let known = self.pv_len >= DIASTOLIC_MIN_HISTORY
             && self.rise_ma.len >= DIASTOLIC_MIN_HISTORY
             && rise_s > 0.0;
-        let slow_and_small = known && {
-            let mut b = [0.0_f64; SHAPE_HISTORY];
+        // In diastole: early in the rhythm of the beats that are not small
+        // (unknown before 2 of their intervals). Not the detector's own
+        // cycles: once humps are taken (from the first seconds, before the
+        // histories know better) those alternate short and long, and a hump
+        // then looks on time (the simulator's 30 cm/s humps at 80/min: PPV
+        // 0.95 → 0.66 when timed against the median or upper quartile of
+        // the cycles).
+        let mut b = [0.0_f64; SHAPE_HISTORY];
+        let small = known && {
             for (d, s) in b.iter_mut().zip(&self.pv_hist[..self.pv_len]) {
                 *d = f64::from(*s);
             }
             let ref_pv = upper_quartile(&mut b[..self.pv_len]);
+            f64::from(pv) < f64::from(DIASTOLIC_PV_RATIO) * ref_pv
+        };
+        self.rise_small = small;
+        // With fewer than 2 such intervals every small, slow rise is early.
+        // (The detector's own cycles do not stand in: at the start of the
+        // simulator's 30 cm/s humps at 80/min they already alternated short
+        // and long, and let a hump pass as on time.)
+        let early = match (self.big_onset_s, self.big_cycles.len >= 2) {
+            (Some(big), true) => {
+                sys.onset_s - big < DIASTOLIC_EARLY_FRACTION * self.big_cycles.median_with(None)
+            }
+            _ => true,
+        };
+        let slow_and_small = small && early && {
             let n = self.rise_ma.len;
             b[..n].copy_from_slice(&self.rise_ma.buf[..n]);
             let ref_ma = upper_quartile(&mut b[..n]);
-            f64::from(pv) < f64::from(DIASTOLIC_PV_RATIO) * ref_pv
-                && f64::from(pv) / rise_s < DIASTOLIC_MA_RATIO * ref_ma
+            f64::from(pv) / rise_s < DIASTOLIC_MA_RATIO * ref_ma
         };
         if !slow_and_small {
             self.diastolic_run = 0;
@@ -1153,6 +1204,12 @@ impl BeatDetector {
                         }
                         out = self.emit_pending(&sys, completed_by_sample);
                         self.last_onset_s = Some(sys.onset_s);
+                        if !self.rise_small {
+                            if let Some(big) = self.big_onset_s {
+                                self.big_cycles.push(sys.onset_s - big);
+                            }
+                            self.big_onset_s = Some(sys.onset_s);
+                        }
                         self.phase = Phase::Falling {
                             sys,
                             below_from: None,
@@ -1595,12 +1652,7 @@ impl BeatDetector {
         // and from its third beat on the cycle history follows it instead of
         // rejecting every beat of the new rate.
         let c_irregular = self.cfg.irregular_rhythm_mad;
-        // The median recent cycle, once three are known.
-        let median_cycle_s = (self.cycle_len >= 3).then(|| {
-            let mut b = [0.0; HISTORY];
-            b[..self.cycle_len].copy_from_slice(&self.cycle_hist[..self.cycle_len]);
-            median(&mut b[..self.cycle_len])
-        });
+        let median_cycle_s = self.median_cycle_s();
         let premature = match (p.sys.prev_interval_s, median_cycle_s) {
             (Some(iv), Some(m)) => iv < self.cfg.ectopic_fraction * m,
             _ => false,
@@ -1907,10 +1959,38 @@ mod tests {
     }
 
     /// When every beat turns slow and small (a new morphology, not flow in
-    /// diastole: nothing steep between them), at most
-    /// `DIASTOLIC_MAX_RUN` of them are refused; then they are beats again.
+    /// diastole: nothing steep between them) they are followed: arriving
+    /// when the next beat is due, none is refused (the second test);
+    /// arriving early (the rate rising at the same time, 75 → 120/min), the
+    /// first is refused, which leaves the last big onset a cycle and a half
+    /// behind the next one, so that one is on time and taken, and from then
+    /// on the rhythm is the new one.
     #[test]
     fn a_lasting_change_to_slow_small_beats_is_followed() {
+        let mut d = BeatDetector::new(DetectorConfig::default(), HOP_S, 4.0, 0.005);
+        let beats = feed_velocity(&mut d, 30.0, |t| {
+            if t < 10.0 {
+                trapezoid(t % 0.8, 0.0)
+            } else {
+                hump((t - 10.0) % 0.5, 40.0, 0.0, 0.3)
+            }
+        });
+        let late: Vec<_> = beats.iter().filter(|b| b.onset_s > 12.5).collect();
+        assert!(late.len() >= 30, "{} late beats", late.len());
+        for b in &late {
+            assert!((b.cycle_s - 0.5).abs() < 0.01, "{b:?}");
+        }
+        assert!(
+            beats
+                .iter()
+                .filter(|b| b.onset_s > 9.5 && b.onset_s < 12.5)
+                .all(|b| b.cycle_s < 1.6),
+            "{beats:?}"
+        );
+    }
+
+    #[test]
+    fn a_lasting_change_to_slow_small_beats_on_time_is_followed() {
         let mut d = BeatDetector::new(DetectorConfig::default(), HOP_S, 4.0, 0.005);
         let beats = feed_velocity(&mut d, 30.0, |t| {
             let x = t % 0.8;
@@ -1925,11 +2005,34 @@ mod tests {
         for b in &late {
             assert!((b.cycle_s - 0.8).abs() < 0.01, "{b:?}");
         }
-        // The refused rises' cycle is one beat's, three cycles long: 25/min,
-        // rejected as implausible.
-        let merged: Vec<_> = beats.iter().filter(|b| b.cycle_s > 1.0).collect();
-        assert_eq!(merged.len(), 1, "{merged:?}");
-        assert_eq!(merged[0].reject_reason, Some(RejectReason::Implausible));
+        // They come when the next beat is due, not in diastole
+        // (`DIASTOLIC_EARLY_FRACTION`), so none is refused and no cycle
+        // merges (before the timing test, two were refused and their cycle
+        // read 25/min).
+        assert!(beats.iter().all(|b| b.cycle_s < 1.0), "{beats:?}");
+        assert_eq!(beats.len(), 37);
+    }
+
+    /// Deep breathing (peaks swinging 45–135 cm/s, refgen `--resp-depth
+    /// 0.5`): the beats at the trough are under half the recent peaks and,
+    /// with the same rise time, under 0.4 of their acceleration — small and
+    /// slow by the ratios alone, and refused as diastolic flow before the
+    /// timing test. They come when the next beat is due, so they are beats.
+    #[test]
+    fn small_systoles_at_the_trough_of_deep_breathing_are_beats() {
+        let mut d = BeatDetector::new(DetectorConfig::default(), HOP_S, 4.0, 0.005);
+        let beats = feed_velocity(&mut d, 40.0, |t| {
+            let k = (t / 0.8).floor();
+            // One breath every 5 beats (4 s), the peak set per beat.
+            let scale = 0.9 + 0.45 * (std::f64::consts::TAU * k / 5.0).sin();
+            scale * trapezoid(t % 0.8, 0.0)
+        });
+        assert_eq!(beats.len(), 49, "{beats:?}");
+        assert!(beats.iter().any(|b| b.pv_cm_s < 50.0));
+        for b in &beats {
+            assert!((b.cycle_s - 0.8).abs() < 0.01, "{b:?}");
+            assert!(b.accepted, "{b:?}");
+        }
     }
 
     #[test]
