@@ -407,8 +407,8 @@ const DIASTOLIC_PV_RATIO: f32 = 0.5;
 const DIASTOLIC_MA_RATIO: f64 = 0.4;
 /// …and which starts before this fraction of the median interval between
 /// the recent rises that were not small, after the last of them, i.e. in
-/// diastole. Without it the two ratios alone refused the
-/// small systoles at the trough of deep breathing: they keep the systoles'
+/// diastole. Without it the two ratios alone refused the small systoles at
+/// the trough of deep breathing: they keep the systoles'
 /// rise time, so their acceleration falls with their peak (refgen
 /// `--resp-depth 0.5`, peaks 45–135 cm/s: sensitivity 0.75), but they
 /// come when the next beat is due. Diastolic flow rises 0.45–0.75 of the
@@ -906,27 +906,11 @@ impl BeatDetector {
     /// rather than a systole (`DIASTOLIC_PV_RATIO`, `DIASTOLIC_MA_RATIO`);
     /// counts the refusals in a row and stops refusing after
     /// `DIASTOLIC_MAX_RUN` of them.
-    /// The median recent cycle, s, once three are known.
-    fn median_cycle_s(&self) -> Option<f64> {
-        (self.cycle_len >= 3).then(|| {
-            let mut b = [0.0; HISTORY];
-            b[..self.cycle_len].copy_from_slice(&self.cycle_hist[..self.cycle_len]);
-            median(&mut b[..self.cycle_len])
-        })
-    }
-
     fn is_diastolic_flow(&mut self, sys: &Systole, pv: f32) -> bool {
         let rise_s = sys.peak_s - sys.onset_s;
         let known = self.pv_len >= DIASTOLIC_MIN_HISTORY
             && self.rise_ma.len >= DIASTOLIC_MIN_HISTORY
             && rise_s > 0.0;
-        // In diastole: early in the rhythm of the beats that are not small
-        // (unknown before 2 of their intervals). Not the detector's own
-        // cycles: once humps are taken (from the first seconds, before the
-        // histories know better) those alternate short and long, and a hump
-        // then looks on time (the simulator's 30 cm/s humps at 80/min: PPV
-        // 0.95 → 0.66 when timed against the median or upper quartile of
-        // the cycles).
         let mut b = [0.0_f64; SHAPE_HISTORY];
         let small = known && {
             for (d, s) in b.iter_mut().zip(&self.pv_hist[..self.pv_len]) {
@@ -936,10 +920,12 @@ impl BeatDetector {
             f64::from(pv) < f64::from(DIASTOLIC_PV_RATIO) * ref_pv
         };
         self.rise_small = small;
-        // With fewer than 2 such intervals every small, slow rise is early.
-        // (The detector's own cycles do not stand in: at the start of the
-        // simulator's 30 cm/s humps at 80/min they already alternated short
-        // and long, and let a hump pass as on time.)
+        // In diastole: early in the rhythm of the rises that were not
+        // small; with fewer than 2 of their intervals, every small, slow
+        // rise is. Not the detector's own cycles: humps taken in the first
+        // seconds make those alternate short and long, and later humps then
+        // look on time (the simulator's 30 cm/s humps at 80/min: PPV
+        // 0.95 → 0.66).
         let early = match (self.big_onset_s, self.big_cycles.len >= 2) {
             (Some(big), true) => {
                 sys.onset_s - big < DIASTOLIC_EARLY_FRACTION * self.big_cycles.median_with(None)
@@ -1652,7 +1638,12 @@ impl BeatDetector {
         // and from its third beat on the cycle history follows it instead of
         // rejecting every beat of the new rate.
         let c_irregular = self.cfg.irregular_rhythm_mad;
-        let median_cycle_s = self.median_cycle_s();
+        // The median recent cycle, once three are known.
+        let median_cycle_s = (self.cycle_len >= 3).then(|| {
+            let mut b = [0.0; HISTORY];
+            b[..self.cycle_len].copy_from_slice(&self.cycle_hist[..self.cycle_len]);
+            median(&mut b[..self.cycle_len])
+        });
         let premature = match (p.sys.prev_interval_s, median_cycle_s) {
             (Some(iv), Some(m)) => iv < self.cfg.ectopic_fraction * m,
             _ => false,
