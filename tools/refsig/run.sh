@@ -65,6 +65,7 @@ vary=(
   "n_tone_low|a tone at 1 kHz, 10 dB under the blood, without the notch|--tone=1000:-10 --profile-n 2 --snr-db 20 --seed 218"
   "v_tone_dia|a tone at 1 kHz (27 cm/s), as strong as the blood, and 3 diathermy bursts|--tone=1000:0 --diathermy 3 --profile-n 2 --snr-db 20 --seed 305"
   "v_tone_mid|a tone at 1 kHz (27 cm/s), as strong as the blood, switched on at 15 s|--tone=1000:0:15 --profile-n 2 --snr-db 20 --seed 220"
+  "v_tones_pv|two tones 5 dB under the blood, at 1.5 and 3 kHz (41 and 82 cm/s: the second at the peaks)|--tone=1500:-5 --tone=3000:-5 --profile-n 6 --snr-db 20 --seed 506"
   "v_hr40|40/min|--hr 40 --profile-n 6 --snr-db 15 --seed 221"
   "v_hr180|180/min|--hr 180 --profile-n 6 --snr-db 15 --seed 222"
   "v_hr180_n2|180/min, n=2, 20 dB|--hr 180 --profile-n 2 --snr-db 20 --seed 223"
