@@ -34,5 +34,7 @@ pub use recording::{
     RecordingWriter, Sex,
 };
 pub use replay::{Pace, ReplayControl, ReplaySource};
-pub use serial::{DEFAULT_BAUD, PortInfo, SerialSource, list_ports, open_serial_writer};
+pub use serial::{
+    DEFAULT_BAUD, PortInfo, SerialSource, WRITE_TIMEOUT, list_ports, open_serial_writer,
+};
 pub use source::{ByteSource, READ_TIMEOUT, ReaderSource, SourceError, SourceRead};

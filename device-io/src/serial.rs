@@ -181,14 +181,20 @@ pub fn list_ports() -> Vec<PortInfo> {
         .collect()
 }
 
+/// How long a write to a port may block before it is an error. A
+/// receiver that stops reading (a pseudo-terminal's buffer full) blocks the
+/// writer; one starved of CPU for a second is not a broken link (a 1 s limit
+/// failed `cli/tests/pty_record.rs` once, with both cores loaded by builds).
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Opens a serial device for writing probe bytes (for `odm simulate --port`
-/// and tests): 8N1 at `baud`, writes time out after a second.
+/// and tests): 8N1 at `baud`, writes time out after [`WRITE_TIMEOUT`].
 pub fn open_serial_writer(
     path: &str,
     baud: u32,
 ) -> Result<Box<dyn serialport::SerialPort>, SourceError> {
     serialport::new(path, baud)
-        .timeout(Duration::from_secs(1))
+        .timeout(WRITE_TIMEOUT)
         .open()
         .map_err(|e| SourceError::Open {
             path: path.to_owned(),
