@@ -148,26 +148,7 @@ pub struct Options {
 }
 
 fn parse_ftc(s: &str) -> Result<FtcFormula, String> {
-    match s.trim().to_ascii_lowercase().as_str() {
-        "bazett" => Ok(FtcFormula::Bazett),
-        "fridericia" => Ok(FtcFormula::Fridericia),
-        other => {
-            let k = other
-                .strip_prefix("linear:")
-                .ok_or_else(|| format!("`{s}` is not bazett, fridericia or linear:K"))?;
-            let typed = k;
-            let k: f64 = k
-                .parse()
-                .map_err(|_| format!("`{k}` in `{s}` is not a number (ms per beat/min)"))?;
-            if k.is_finite() && k.abs() <= 100.0 {
-                Ok(FtcFormula::Linear { k_ms_per_bpm: k })
-            } else {
-                Err(format!(
-                    "linear K = {typed} is outside −100..=100 ms per beat/min"
-                ))
-            }
-        }
-    }
+    s.parse()
 }
 
 /// `s` as a number within `lo ..= hi`, or a refusal that quotes `s` as

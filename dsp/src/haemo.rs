@@ -40,6 +40,48 @@ impl FtcFormula {
             Self::Linear { k_ms_per_bpm } => ft_ms + k_ms_per_bpm * (60.0 / cycle_s - 60.0),
         }
     }
+
+    /// How a display names the formula in use (the primer: "always state
+    /// which"): `Bazett`, `Fridericia`, `linear, k 1.5 ms per /min`.
+    pub fn label(&self) -> String {
+        match self {
+            Self::Bazett => "Bazett".into(),
+            Self::Fridericia => "Fridericia".into(),
+            Self::Linear { k_ms_per_bpm } => format!("linear, k {k_ms_per_bpm} ms per /min"),
+        }
+    }
+}
+
+/// Largest |k| a linear correction accepts, ms per beat/min.
+pub const FTC_LINEAR_K_MAX_MS_PER_BPM: f64 = 100.0;
+
+/// Parses the command line's form (cli.md): `bazett`, `fridericia` or
+/// `linear:K` with K in ms per beat/min, |K| ≤ [`FTC_LINEAR_K_MAX_MS_PER_BPM`];
+/// case and surrounding blanks are ignored.
+impl std::str::FromStr for FtcFormula {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "bazett" => Ok(Self::Bazett),
+            "fridericia" => Ok(Self::Fridericia),
+            other => {
+                let typed = other
+                    .strip_prefix("linear:")
+                    .ok_or_else(|| format!("`{s}` is not bazett, fridericia or linear:K"))?;
+                let k: f64 = typed
+                    .parse()
+                    .map_err(|_| format!("`{typed}` in `{s}` is not a number (ms per beat/min)"))?;
+                if k.is_finite() && k.abs() <= FTC_LINEAR_K_MAX_MS_PER_BPM {
+                    Ok(Self::Linear { k_ms_per_bpm: k })
+                } else {
+                    Err(format!(
+                        "linear K = {typed} is outside −100..=100 ms per beat/min"
+                    ))
+                }
+            }
+        }
+    }
 }
 
 /// Body-surface-area formula.
@@ -80,6 +122,34 @@ mod tests {
                 "{f:?} at 60/min"
             );
         }
+    }
+
+    #[test]
+    fn ftc_formulas_parse_from_the_command_line_form_and_name_themselves() {
+        let parse = |s: &str| s.parse::<FtcFormula>();
+        assert_eq!(parse("bazett"), Ok(FtcFormula::Bazett));
+        assert_eq!(parse(" Fridericia "), Ok(FtcFormula::Fridericia));
+        assert_eq!(
+            parse("LINEAR:-2.5"),
+            Ok(FtcFormula::Linear { k_ms_per_bpm: -2.5 })
+        );
+        for bad in [
+            "",
+            "hodges",
+            "linear",
+            "linear:",
+            "linear:x",
+            "linear:101",
+            "linear:nan",
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?} accepted");
+        }
+        assert_eq!(FtcFormula::Bazett.label(), "Bazett");
+        assert_eq!(FtcFormula::Fridericia.label(), "Fridericia");
+        assert_eq!(
+            FtcFormula::Linear { k_ms_per_bpm: 1.5 }.label(),
+            "linear, k 1.5 ms per /min"
+        );
     }
 
     #[test]

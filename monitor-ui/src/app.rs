@@ -649,7 +649,7 @@ impl MonitorApp {
                 sub: if low_flow {
                     "low flow: less certain".into()
                 } else {
-                    "Bazett".into()
+                    self.handoff.ftc_formula().label()
                 },
                 poor: poor || low_flow,
                 colour: colour::FTC,

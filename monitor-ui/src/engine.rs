@@ -210,11 +210,15 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// An engine writing to `handoff`, with the default pipeline configuration.
+    /// An engine writing to `handoff`, with the default pipeline
+    /// configuration but for the FTc formula set on `handoff`.
     pub fn new(handoff: Arc<Handoff>) -> Self {
         Self {
+            cfg: PipelineConfig {
+                ftc: handoff.ftc_formula(),
+                ..PipelineConfig::default()
+            },
             handoff,
-            cfg: PipelineConfig::default(),
             pipeline: None,
             info: None,
             latest_sample: 0,

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
 
 use crossbeam_queue::ArrayQueue;
 use odm_device_io::{Annotation, ProbeEvent, ProbeInfo};
+use odm_dsp::haemo::FtcFormula;
 use odm_dsp::{Beat, Status};
 
 /// Rows of one display column of the spectrogram (the velocity axis).
@@ -194,6 +195,11 @@ pub struct Handoff {
     /// The DSP thread's `SCHED_FIFO` priority; 0 under normal scheduling;
     /// `i32::MIN` before the thread has started.
     dsp_fifo_priority: AtomicI32,
+    /// The FTc formula the engine builds its pipelines with: 0 Bazett,
+    /// 1 Fridericia, 2 linear with k in `ftc_linear_k_bits`.
+    ftc_kind: AtomicU32,
+    /// k of the linear formula (ms per beat/min), as `f64` bits.
+    ftc_linear_k_bits: AtomicU64,
 }
 
 impl Default for Handoff {
@@ -222,6 +228,8 @@ impl Handoff {
             aliasing_limit_centi_cm_s: AtomicI32::new(i32::MIN),
             aliasing_past_centi_cm_s: AtomicI32::new(i32::MIN),
             dsp_fifo_priority: AtomicI32::new(i32::MIN),
+            ftc_kind: AtomicU32::new(0),
+            ftc_linear_k_bits: AtomicU64::new(0),
         }
     }
     /// A shared handoff.
@@ -243,6 +251,28 @@ impl Handoff {
     /// The stream's sample rate, 0 before the first PROBE_INFO.
     pub fn sample_rate_hz(&self) -> u32 {
         self.sample_rate_hz.load(Ordering::Acquire)
+    }
+    /// Sets the FTc formula for the pipelines built from now on (by
+    /// [`crate::engine::Engine::new`]); the display names it under FTc.
+    /// Set before the backend starts: beats already averaged keep theirs.
+    pub fn set_ftc_formula(&self, f: FtcFormula) {
+        let (kind, k) = match f {
+            FtcFormula::Bazett => (0, 0.0),
+            FtcFormula::Fridericia => (1, 0.0),
+            FtcFormula::Linear { k_ms_per_bpm } => (2, k_ms_per_bpm),
+        };
+        self.ftc_linear_k_bits.store(k.to_bits(), Ordering::Release);
+        self.ftc_kind.store(kind, Ordering::Release);
+    }
+    /// The FTc formula in use (Bazett unless set).
+    pub fn ftc_formula(&self) -> FtcFormula {
+        match self.ftc_kind.load(Ordering::Acquire) {
+            1 => FtcFormula::Fridericia,
+            2 => FtcFormula::Linear {
+                k_ms_per_bpm: f64::from_bits(self.ftc_linear_k_bits.load(Ordering::Acquire)),
+            },
+            _ => FtcFormula::Bazett,
+        }
     }
     /// Records how the OS schedules the DSP thread.
     pub fn set_dsp_scheduling(&self, s: &odm_device_io::sched::Scheduling) {

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use odm_dsp::haemo::FtcFormula;
 use odm_monitor::MonitorApp;
 use odm_monitor::control::{DEFAULT_BAUD, SourceSpec};
 use odm_monitor::handoff::Handoff;
@@ -35,6 +36,10 @@ struct Args {
     /// Initial window size in logical pixels, WIDTHxHEIGHT.
     #[arg(long, value_name = "WxH", default_value = "1920x1080")]
     size: String,
+    /// FTc formula, named under the FTc number: `bazett`, `fridericia` or
+    /// `linear:K` (K in ms per beat/min), as `odm analyse --ftc`.
+    #[arg(long, value_name = "FORMULA", default_value = "bazett")]
+    ftc: FtcFormula,
 }
 
 fn parse_size(s: &str) -> anyhow::Result<[f32; 2]> {
@@ -57,6 +62,7 @@ fn parse_size(s: &str) -> anyhow::Result<[f32; 2]> {
 
 fn run(args: Args) -> anyhow::Result<()> {
     let size = parse_size(&args.size)?;
+    let ftc = args.ftc;
     let spec = match (args.port, args.replay) {
         (Some(path), _) => SourceSpec::Serial {
             path,
@@ -94,6 +100,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         Box::new(move |cc| {
             MonitorApp::style_context(&cc.egui_ctx);
             let handoff = Arc::new(Handoff::new());
+            handoff.set_ftc_formula(ftc);
             let backend = LiveBackend::start(spec, handoff.clone(), Some(cc.egui_ctx.clone()));
             Ok(Box::new(Frontend(MonitorApp::new(
                 handoff,

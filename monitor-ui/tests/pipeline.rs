@@ -8,8 +8,9 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use egui_kittest::Harness;
-use egui_kittest::kittest::Queryable;
+use egui_kittest::kittest::{NodeT, Queryable};
 use odm_device_io::Payload;
+use odm_dsp::haemo::FtcFormula;
 use odm_dsp::{Beat, Pipeline, PipelineConfig, PipelineSink, StreamParams};
 use odm_monitor::MonitorApp;
 use odm_monitor::control::{Backend, Command, RecordingStatus, SourceSpec};
@@ -147,7 +148,20 @@ fn rig() -> (
     Rc<RefCell<Feed>>,
     Arc<Handoff>,
 ) {
+    rig_with_ftc(FtcFormula::default())
+}
+
+/// [`rig`] with the FTc formula `ftc` set before the engine starts, as
+/// `odm-monitor --ftc` does.
+fn rig_with_ftc(
+    ftc: FtcFormula,
+) -> (
+    Harness<'static, MonitorApp>,
+    Rc<RefCell<Feed>>,
+    Arc<Handoff>,
+) {
     let handoff = Handoff::shared();
+    handoff.set_ftc_formula(ftc);
     let feed = Rc::new(RefCell::new(Feed::new(handoff.clone())));
     handoff.events.push(EventMsg::Source(SourceState::Live));
     let backend = SyncBackend {
@@ -216,6 +230,49 @@ fn numerics_equal_the_pipelines_beats_on_the_virtual_probe() {
     assert_eq!(h.get_by_label("SV").value().as_deref(), Some("—"));
     assert_eq!(h.get_by_label("CO").value().as_deref(), Some("—"));
     h.get_by_label("mean of 10 beats (window 10)");
+}
+
+#[test]
+fn the_ftc_formula_set_at_start_is_the_one_shown_and_named() {
+    // FTc (ms) from FT (ms) and cycle (s).
+    type Correction = fn(f64, f64) -> f64;
+    // FTc from each beat's own FT and cycle, by the primer's formulas
+    // (not the pipeline's FTc field), averaged as the display averages.
+    let expect =
+        |beats: &[Beat], f: Correction| mean_of_last_ten_accepted(beats, |b| f(b.ft_ms, b.cycle_s));
+    let cases: [(FtcFormula, &str, Correction); 3] = [
+        (FtcFormula::Bazett, "Bazett", |ft, c| ft / c.sqrt()),
+        (FtcFormula::Fridericia, "Fridericia", |ft, c| ft / c.cbrt()),
+        (
+            FtcFormula::Linear { k_ms_per_bpm: 3.0 },
+            "linear, k 3 ms per /min",
+            |ft, c| ft + 3.0 * (60.0 / c - 60.0),
+        ),
+    ];
+    let mut shown = Vec::new();
+    for (ftc, name, formula) in cases {
+        let (mut h, feed, _handoff) = rig_with_ftc(ftc);
+        feed.borrow_mut().feed_s(30.0);
+        h.step();
+        let beats = reference_beats(&feed.borrow().log, None);
+        let ftc_shown = number(&h, "FTc");
+        let want = expect(&beats, formula);
+        assert!(
+            (ftc_shown - want).abs() <= 0.5 + 1e-9,
+            "{name}: shown {ftc_shown}, expected {want}"
+        );
+        // Named on the tile (the line under the number).
+        assert_eq!(
+            h.get_by_label("FTc").accesskit_node().data().placeholder(),
+            Some(name),
+            "{ftc:?}"
+        );
+        shown.push(ftc_shown);
+    }
+    // The simulation's heart rate is not 60/min, so the formulas differ
+    // and each value above was told apart from the others.
+    assert!((shown[0] - shown[1]).abs() > 2.0, "{shown:?}");
+    assert!((shown[1] - shown[2]).abs() > 2.0, "{shown:?}");
 }
 
 #[test]
