@@ -76,7 +76,8 @@ impl std::str::FromStr for FtcFormula {
                     Ok(Self::Linear { k_ms_per_bpm: k })
                 } else {
                     Err(format!(
-                        "linear K = {typed} is outside −100..=100 ms per beat/min"
+                        "linear K = {typed} is outside −{max}..={max} ms per beat/min",
+                        max = FTC_LINEAR_K_MAX_MS_PER_BPM
                     ))
                 }
             }
