@@ -420,6 +420,22 @@ const DIASTOLIC_MA_RATIO: f64 = 0.4;
 /// cycle after the onset (refgen and the simulator, 45–110/min); a small
 /// systole comes at 1 ± the rhythm's variation.
 const DIASTOLIC_EARLY_FRACTION: f64 = 0.85;
+/// A rise that peaks under this fraction of the recent systoles' peak
+/// velocity…
+const SLUGGISH_PV_RATIO: f32 = 0.7;
+/// …and takes over this many times as long from onset to peak as the
+/// recent systoles (the lower quartile of the last rises' times, which is
+/// the systoles' while diastolic humps are still among them) is not a
+/// systole either, when it also starts early (`DIASTOLIC_EARLY_FRACTION`).
+/// The ventricle's acceleration time is its own: a systole that is
+/// smaller at the trough of breathing, or from an extrasystole, reaches
+/// its peak in about the same time, while diastolic flow swells for
+/// longer. It covers humps over half the peaks that `DIASTOLIC_PV_RATIO`
+/// lets through (refgen `--diastolic-cm-s 40 --pv 70 --hr 60`: humps at
+/// 0.55 of the peaks rising in 0.18–0.23 s against 0.08–0.11, every one
+/// taken for a beat, PPV 0.50 and the rate read double). Such rises are
+/// also left out of the systoles' rhythm, which times `early`.
+const SLUGGISH_RISE_RATIO: f64 = 1.6;
 /// Such rises refused in a row with no systole between them; the next is
 /// taken as a systole (the beats themselves have changed) and the
 /// histories follow it.
@@ -489,6 +505,8 @@ pub struct BeatDetector {
     big_cycles: ShapeHistory,
     /// The rise just judged by `is_diastolic_flow` was small.
     rise_small: bool,
+    /// Onset-to-peak times of the last rises taken, s.
+    rise_time_s: ShapeHistory,
     /// Whether the latest rise offered to `is_diastolic_flow` was full-sized
     /// and on time ([`Systole::in_rhythm`]).
     rise_in_rhythm: bool,
@@ -800,6 +818,15 @@ fn median(buf: &mut [f64]) -> f64 {
     }
 }
 
+/// The lower quartile (nearest rank) of `buf`, which it sorts; 0 when empty.
+fn lower_quartile(buf: &mut [f64]) -> f64 {
+    buf.sort_by(f64::total_cmp);
+    match buf.len() {
+        0 => 0.0,
+        n => buf[(n - 1) / 4],
+    }
+}
+
 /// The upper quartile (nearest rank) of `buf`, which it sorts; 0 when empty.
 fn upper_quartile(buf: &mut [f64]) -> f64 {
     buf.sort_by(f64::total_cmp);
@@ -830,6 +857,7 @@ impl BeatDetector {
             big_onset_s: None,
             big_cycles: ShapeHistory::default(),
             rise_small: false,
+            rise_time_s: ShapeHistory::default(),
             rise_in_rhythm: false,
             gaps: Intervals::default(),
             clipped: Intervals::default(),
@@ -934,14 +962,23 @@ impl BeatDetector {
             && self.rise_ma.len >= DIASTOLIC_MIN_HISTORY
             && rise_s > 0.0;
         let mut b = [0.0_f64; SHAPE_HISTORY];
+        let mut sluggish = false;
         let small = known && {
             for (d, s) in b.iter_mut().zip(&self.pv_hist[..self.pv_len]) {
                 *d = f64::from(*s);
             }
             let ref_pv = upper_quartile(&mut b[..self.pv_len]);
-            f64::from(pv) < f64::from(DIASTOLIC_PV_RATIO) * ref_pv
+            let ratio = f64::from(pv) / ref_pv;
+            sluggish = ratio < f64::from(SLUGGISH_PV_RATIO) && self.rise_time_s.len > 0 && {
+                let n = self.rise_time_s.len;
+                let mut t = [0.0_f64; SHAPE_HISTORY];
+                t[..n].copy_from_slice(&self.rise_time_s.buf[..n]);
+                rise_s > SLUGGISH_RISE_RATIO * lower_quartile(&mut t[..n])
+            };
+            ratio < f64::from(DIASTOLIC_PV_RATIO)
         };
-        self.rise_small = small;
+        // Neither kind of rise times the systoles' rhythm below.
+        self.rise_small = small || sluggish;
         // In diastole: early in the rhythm of the rises that were not
         // small; with fewer than 2 of their intervals, every small, slow
         // rise is. Not the detector's own cycles: humps taken in the first
@@ -954,14 +991,14 @@ impl BeatDetector {
             }
             _ => true,
         };
-        self.rise_in_rhythm = known && !small && !early;
+        self.rise_in_rhythm = known && !self.rise_small && !early;
         let slow_and_small = small && early && {
             let n = self.rise_ma.len;
             b[..n].copy_from_slice(&self.rise_ma.buf[..n]);
             let ref_ma = upper_quartile(&mut b[..n]);
             f64::from(pv) / rise_s < DIASTOLIC_MA_RATIO * ref_ma
         };
-        if !slow_and_small {
+        if !(slow_and_small || (sluggish && early)) {
             self.diastolic_run = 0;
             return false;
         }
@@ -1234,6 +1271,7 @@ impl BeatDetector {
                         let rise_s = sys.peak_s - sys.onset_s;
                         if rise_s > 0.0 {
                             self.rise_ma.push(f64::from(max_v) / rise_s);
+                            self.rise_time_s.push(rise_s);
                         }
                         for (h, d) in self.rise_delay.iter_mut().zip(sys.cross_delay_s) {
                             if let Some(d) = d {
@@ -1979,6 +2017,46 @@ mod tests {
                 .iter()
                 .all(|b| b.reject_reason == Some(RejectReason::Ectopic)),
             "{small:?}"
+        );
+    }
+
+    /// Forward flow in diastole over half the peaks (a half sine of
+    /// 55 cm/s from 0.4 to 0.9 s of a 1 s cycle, against beats of
+    /// 100 cm/s): not small, so only its rise tells it from a systole. It
+    /// takes 0.25 s to its peak, against the beats' 0.08 s, and is refused
+    /// (`SLUGGISH_RISE_RATIO`); before, every hump was a beat and the rate
+    /// read double. A premature beat as tall that rises as fast as the
+    /// others is still a beat (ectopic).
+    #[test]
+    fn a_diastolic_hump_over_half_the_peaks_that_swells_slowly_is_not_a_systole() {
+        let mut d = BeatDetector::new(DetectorConfig::default(), HOP_S, 4.0, 0.005);
+        let beats = feed_velocity(&mut d, 30.0, |t| {
+            let x = t % 1.0;
+            trapezoid(x, 0.0) + hump(x, 55.0, 0.4, 0.9)
+        });
+        assert_eq!(beats.len(), 29, "{beats:?}");
+        for b in &beats {
+            assert!(b.accepted && b.pv_cm_s > 99.0, "{b:?}");
+            assert!((b.hr_bpm - 60.0).abs() < 0.1, "{b:?}");
+        }
+        let mut d = BeatDetector::new(DetectorConfig::default(), HOP_S, 4.0, 0.005);
+        let beats = feed_velocity(&mut d, 30.0, |t| {
+            let k = (t / 1.0).floor() as u64;
+            let x = t % 1.0;
+            let premature = if k >= 5 && k.is_multiple_of(5) {
+                0.55 * trapezoid(x, 0.5)
+            } else {
+                0.0
+            };
+            trapezoid(x, 0.0) + premature
+        });
+        let premature: Vec<_> = beats.iter().filter(|b| b.pv_cm_s < 60.0).collect();
+        assert_eq!(premature.len(), 5, "{beats:?}");
+        assert!(
+            premature
+                .iter()
+                .all(|b| b.reject_reason == Some(RejectReason::Ectopic)),
+            "{premature:?}"
         );
     }
 

@@ -74,6 +74,7 @@ vary=(
   "v_diastolic|forward flow in diastole, 10 cm/s|--diastolic-cm-s 10 --profile-n 6 --snr-db 15 --seed 226"
   "v_diastolic_n2|forward flow in diastole, 15 cm/s, n=2, 60/min, 20 dB|--diastolic-cm-s 15 --hr 60 --profile-n 2 --snr-db 20 --seed 227"
   "v_diastolic30|forward flow in diastole, 30 cm/s, n=2, 60/min, 20 dB|--diastolic-cm-s 30 --hr 60 --profile-n 2 --snr-db 20 --seed 227"
+  "v_diastolic40|forward flow in diastole, 40 cm/s, PV 70 cm/s, 60/min (humps over half the peaks)|--diastolic-cm-s 40 --pv 70 --hr 60 --profile-n 6 --snr-db 15 --seed 823"
   "v_diastolic30_140|forward flow in diastole, 30 cm/s, 140/min (a known limit)|--diastolic-cm-s 30 --hr 140 --profile-n 6 --snr-db 15 --seed 606"
   "v_resp50|deep breathing: PV ±50 %, n=2 (small beats at the trough)|--resp-depth 0.5 --profile-n 2 --snr-db 15 --seed 503"
   "v_drift|probe drift: blood power ±10 dB over 23 s, 15 dB|--drift-db 10 --profile-n 6 --snr-db 15 --seed 214"
