@@ -93,6 +93,8 @@ pub struct LineCanceller {
     rate: Vec<f32>,
     /// Declared line bins.
     on: Vec<bool>,
+    /// The column at which each declared bin was declared.
+    on_since: Vec<usize>,
     /// Cancelled regions, inclusive bin ranges (first `len` valid).
     regions: [(usize, usize); MAX_LINES],
     len: usize,
@@ -126,6 +128,7 @@ impl LineCanceller {
         Ok(Self {
             rate: vec![0.0; fft_len],
             on: vec![false; fft_len],
+            on_since: vec![0; fft_len],
             regions: [(0, 0); MAX_LINES],
             len: 0,
             lo: margin,
@@ -148,6 +151,20 @@ impl LineCanceller {
     /// The regions being cancelled, inclusive bin ranges of the column.
     pub fn regions(&self) -> &[(usize, usize)] {
         &self.regions[..self.len]
+    }
+
+    /// How many columns the canceller has held a line over `bin` without
+    /// a break (the longest-held declared bin of the region that covers
+    /// it); None when no region covers it.
+    pub fn held_columns(&self, bin: usize) -> Option<usize> {
+        let &(a, b) = self
+            .regions()
+            .iter()
+            .find(|(a, b)| (*a..=*b).contains(&bin))?;
+        (a..=b)
+            .filter(|&k| self.on[k])
+            .map(|k| self.column - self.on_since[k])
+            .max()
     }
 
     /// Feeds one raw column (with its noise floor per bin) to the detector.
@@ -211,6 +228,9 @@ impl LineCanceller {
                 } else {
                     sum >= LINE_ON
                 };
+            if on && !self.on[k] {
+                self.on_since[k] = self.column;
+            }
             self.on[k] = on;
             match (on, open) {
                 (true, None) => open = Some(k),

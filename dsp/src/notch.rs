@@ -385,11 +385,20 @@ impl ToneNotch {
     /// spectrum still holds part of it: the pipeline marks those columns
     /// as interference).
     pub fn settling(&self) -> bool {
+        self.settling_tones_hz().next().is_some()
+    }
+
+    /// The frequencies of the declared tones still being acquired
+    /// ([`ToneNotch::settling`]), Hz.
+    pub fn settling_tones_hz(&self) -> impl Iterator<Item = f64> + '_ {
         let fs = self.fs;
         self.tones
             .iter()
             .flatten()
-            .any(|t| t.looks < ACQUIRE_LOOKS || t.err * fs / std::f64::consts::TAU > SETTLED_HZ)
+            .filter(move |t| {
+                t.looks < ACQUIRE_LOOKS || t.err * fs / std::f64::consts::TAU > SETTLED_HZ
+            })
+            .map(move |t| t.w * fs / std::f64::consts::TAU)
     }
 
     /// The declared tones' frequencies, Hz.

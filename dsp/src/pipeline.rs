@@ -273,6 +273,10 @@ pub struct Pipeline {
     interference: InterferenceDetector,
     lines: LineCanceller,
     notch: ToneNotch,
+    /// The line canceller held every tone the notch holds before the notch
+    /// declared it: while it still holds them, the notch's acquisition
+    /// leaves nothing of them in the spectrum.
+    notch_under_canceller: bool,
     direction: FlowDirection,
     alias: AliasDetector,
     /// Columns left during which a floor lifted without broadband noise is
@@ -427,6 +431,7 @@ impl Pipeline {
             interference,
             lines,
             notch,
+            notch_under_canceller: false,
             direction,
             alias,
             alias_hold: 0,
@@ -714,6 +719,7 @@ impl Pipeline {
                 self.interference.reset();
                 self.lines.reset();
                 self.notch.reset();
+                self.notch_under_canceller = false;
                 self.last_accepted_sample = None;
                 self.first_sample = Some(first_sample);
                 self.lost = false;
@@ -859,10 +865,23 @@ impl Pipeline {
             {
                 // Until now the tone was read as flow, and its removal
                 // is acquired over the next 0.5 s: no beat across that is
-                // measured.
+                // measured. Unless the line canceller already held it: a
+                // tone weak enough for the canceller to see (its side
+                // lobes under the floor) and strong enough for the notch
+                // was interpolated out of the spectrum from the canceller's
+                // declaration on, and is while the notch acquires it (the
+                // canceller lets a line go only a second or more after the
+                // notch has taken it out: refgen's 2 kHz tone 20 dB under
+                // the blood, held from 0.4 s, notched at 1.8 s, settled at
+                // 3.3 s, released by the canceller at 5.2 s).
                 let t = self.detector_s(end);
-                self.detector
-                    .mark_interference(t - NOTCH_UNTRUSTED_BEFORE_S, t + NOTCH_SETTLE_S);
+                let trusted_s = self.held_by_canceller_s(self.notch.tones_hz());
+                self.notch_under_canceller = trusted_s > 0.0;
+                if trusted_s < NOTCH_UNTRUSTED_BEFORE_S {
+                    let settle_s = if trusted_s > 0.0 { 0.0 } else { NOTCH_SETTLE_S };
+                    self.detector
+                        .mark_interference(t - NOTCH_UNTRUSTED_BEFORE_S, t - trusted_s + settle_s);
+                }
             }
             if self.cfg.notch_strong_tones {
                 // Systoles peaking at a forward tone may be its residue.
@@ -877,8 +896,18 @@ impl Pipeline {
                 self.detector
                     .set_notched_tones_cm_s(tones_cm_s[..n].iter().copied());
             }
-            if self.cfg.notch_strong_tones && self.notch.settling() {
-                // Part of a tone still in the spectrum.
+            if self.cfg.notch_strong_tones
+                && self.notch.settling()
+                && !(self.notch_under_canceller
+                    && self.held_by_canceller_s(self.notch.settling_tones_hz()) > 0.0)
+            {
+                // Part of a tone still in the spectrum, and not
+                // interpolated out of it by the line canceller. (A hold
+                // the canceller starts only once the notch has weakened a
+                // strong tone does not count: the tone's leakage was over
+                // the floor, the settling residue wanders, and a
+                // simulator tone at 10⁴× the noise let a false beat
+                // through.)
                 self.detector
                     .mark_interference(self.detector_s(start), self.detector_s(end));
             }
@@ -1060,6 +1089,24 @@ impl Pipeline {
         self.narrowband_lines()
             .iter()
             .any(|&(a, b)| bin >= a as f64 - 3.0 && bin <= b as f64 + 1.0)
+    }
+
+    /// How long the line canceller has held every one of `tones_hz` (Hz),
+    /// s: the shortest of their holds; 0 when it does not hold one of them,
+    /// or with none.
+    fn held_by_canceller_s(&self, tones_hz: impl Iterator<Item = f64>) -> f64 {
+        let n = self.power.len();
+        let bin_hz = self.fs / n as f64;
+        let hop_s = self.hop_len as f64 / self.fs;
+        let mut held_s = f64::INFINITY;
+        for hz in tones_hz {
+            let bin = (n / 2) as f64 + (hz / bin_hz).round();
+            let held = (bin >= 0.0 && bin < n as f64)
+                .then(|| self.lines.held_columns(bin as usize))
+                .flatten();
+            held_s = held_s.min(held.map_or(0.0, |c| c as f64 * hop_s));
+        }
+        if held_s.is_finite() { held_s } else { 0.0 }
     }
 
     /// Time of `sample` on the beat detector's clock (see `first_sample`), s.
