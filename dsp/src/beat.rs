@@ -1971,6 +1971,16 @@ mod tests {
         beats
     }
 
+    /// The beats of 30 s of trapezoid beats every `cycle_s` with a half
+    /// sine of `peak` cm/s from `from` to `to` s into every cycle.
+    fn trapezoids_with_hump(cycle_s: f64, peak: f64, from: f64, to: f64) -> Vec<Beat> {
+        let mut d = BeatDetector::new(DetectorConfig::default(), HOP_S, 4.0, 0.005);
+        feed_velocity(&mut d, 30.0, |t| {
+            let x = t % cycle_s;
+            trapezoid(x, 0.0) + hump(x, peak, from, to)
+        })
+    }
+
     /// A half sine of `peak` cm/s from `from` to `to` s into the cycle.
     fn hump(x: f64, peak: f64, from: f64, to: f64) -> f64 {
         if (from..to).contains(&x) {
@@ -1987,11 +1997,7 @@ mod tests {
     /// rises as steeply as the others is still a beat.
     #[test]
     fn slow_diastolic_flow_is_not_a_systole() {
-        let mut d = BeatDetector::new(DetectorConfig::default(), HOP_S, 4.0, 0.005);
-        let beats = feed_velocity(&mut d, 30.0, |t| {
-            let x = t % 0.8;
-            trapezoid(x, 0.0) + hump(x, 40.0, 0.4, 0.75)
-        });
+        let beats = trapezoids_with_hump(0.8, 40.0, 0.4, 0.75);
         assert_eq!(beats.len(), 37);
         for b in &beats {
             assert!(b.accepted && b.pv_cm_s > 99.0, "{b:?}");
@@ -1999,25 +2005,39 @@ mod tests {
         }
         // A premature beat of 40 cm/s as steep as the others (peak in
         // 30 ms) after every fifth beat from the fifth: a beat, ectopic.
+        let premature = ectopic_beats_every_fifth_cycle(0.8, 50.0, |x| {
+            0.4 * trapezoid((x - 0.45) * 0.3 / 0.2, 0.0)
+        });
+        assert_eq!(premature, 7);
+    }
+
+    /// Trapezoid beats every `cycle_s` for 30 s with `premature(x)` (x the
+    /// time into the cycle) added to every fifth cycle from the fifth: the
+    /// number of beats peaking under `under_cm_s`, each asserted to be
+    /// rejected as `ectopic`.
+    fn ectopic_beats_every_fifth_cycle(
+        cycle_s: f64,
+        under_cm_s: f64,
+        premature: impl Fn(f64) -> f64,
+    ) -> usize {
         let mut d = BeatDetector::new(DetectorConfig::default(), HOP_S, 4.0, 0.005);
         let beats = feed_velocity(&mut d, 30.0, |t| {
-            let k = (t / 0.8).floor() as u64;
-            let x = t % 0.8;
-            let small = if k >= 5 && k.is_multiple_of(5) {
-                0.4 * trapezoid((x - 0.45) * 0.3 / 0.2 + 0.0, 0.0)
+            let k = (t / cycle_s).floor() as u64;
+            let x = t % cycle_s;
+            let extra = if k >= 5 && k.is_multiple_of(5) {
+                premature(x)
             } else {
                 0.0
             };
-            trapezoid(x, 0.0) + small
+            trapezoid(x, 0.0) + extra
         });
-        let small: Vec<_> = beats.iter().filter(|b| b.pv_cm_s < 50.0).collect();
-        assert_eq!(small.len(), 7, "{beats:?}");
+        let low: Vec<_> = beats.iter().filter(|b| b.pv_cm_s < under_cm_s).collect();
         assert!(
-            small
-                .iter()
+            low.iter()
                 .all(|b| b.reject_reason == Some(RejectReason::Ectopic)),
-            "{small:?}"
+            "{beats:?}"
         );
+        low.len()
     }
 
     /// Forward flow in diastole over half the peaks (a half sine of
@@ -2029,35 +2049,14 @@ mod tests {
     /// others is still a beat (ectopic).
     #[test]
     fn a_diastolic_hump_over_half_the_peaks_that_swells_slowly_is_not_a_systole() {
-        let mut d = BeatDetector::new(DetectorConfig::default(), HOP_S, 4.0, 0.005);
-        let beats = feed_velocity(&mut d, 30.0, |t| {
-            let x = t % 1.0;
-            trapezoid(x, 0.0) + hump(x, 55.0, 0.4, 0.9)
-        });
+        let beats = trapezoids_with_hump(1.0, 55.0, 0.4, 0.9);
         assert_eq!(beats.len(), 29, "{beats:?}");
         for b in &beats {
             assert!(b.accepted && b.pv_cm_s > 99.0, "{b:?}");
             assert!((b.hr_bpm - 60.0).abs() < 0.1, "{b:?}");
         }
-        let mut d = BeatDetector::new(DetectorConfig::default(), HOP_S, 4.0, 0.005);
-        let beats = feed_velocity(&mut d, 30.0, |t| {
-            let k = (t / 1.0).floor() as u64;
-            let x = t % 1.0;
-            let premature = if k >= 5 && k.is_multiple_of(5) {
-                0.55 * trapezoid(x, 0.5)
-            } else {
-                0.0
-            };
-            trapezoid(x, 0.0) + premature
-        });
-        let premature: Vec<_> = beats.iter().filter(|b| b.pv_cm_s < 60.0).collect();
-        assert_eq!(premature.len(), 5, "{beats:?}");
-        assert!(
-            premature
-                .iter()
-                .all(|b| b.reject_reason == Some(RejectReason::Ectopic)),
-            "{premature:?}"
-        );
+        let premature = ectopic_beats_every_fifth_cycle(1.0, 60.0, |x| 0.55 * trapezoid(x, 0.5));
+        assert_eq!(premature, 5);
     }
 
     /// A small premature beat that rises no faster than the others (peak
