@@ -1079,13 +1079,18 @@ impl Pipeline {
         self.check_signal(end, sink);
     }
 
+    /// The spectrum column's (fractional) bin of a shift of `hz`.
+    fn bin_of_hz(&self, hz: f64) -> f64 {
+        let n = self.power.len() as f64;
+        n / 2.0 + hz * n / self.fs
+    }
+
     /// An edge at `shift_hz` may have been moved by a cancelled line: it
     /// lies in the line's region, within a bin above it, or within a main
     /// lobe (3 bins) below it — an edge inside the region reads at its
     /// lower side, as the fill there is the lower of the two sides' levels.
     fn in_cancelled_line(&self, shift_hz: f32) -> bool {
-        let n = self.power.len();
-        let bin = n as f64 / 2.0 + f64::from(shift_hz) * n as f64 / self.fs;
+        let bin = self.bin_of_hz(f64::from(shift_hz));
         self.narrowband_lines()
             .iter()
             .any(|&(a, b)| bin >= a as f64 - 3.0 && bin <= b as f64 + 1.0)
@@ -1095,13 +1100,12 @@ impl Pipeline {
     /// s: the shortest of their holds; 0 when it does not hold one of them,
     /// or with none.
     fn held_by_canceller_s(&self, tones_hz: impl Iterator<Item = f64>) -> f64 {
-        let n = self.power.len();
-        let bin_hz = self.fs / n as f64;
+        let n = self.power.len() as f64;
         let hop_s = self.hop_len as f64 / self.fs;
         let mut held_s = f64::INFINITY;
         for hz in tones_hz {
-            let bin = (n / 2) as f64 + (hz / bin_hz).round();
-            let held = (bin >= 0.0 && bin < n as f64)
+            let bin = self.bin_of_hz(hz).round();
+            let held = (bin >= 0.0 && bin < n)
                 .then(|| self.lines.held_columns(bin as usize))
                 .flatten();
             held_s = held_s.min(held.map_or(0.0, |c| c as f64 * hop_s));
