@@ -378,6 +378,12 @@ impl ShapeHistory {
         (m > 0.0).then(|| median(&mut d[..self.len]) / m)
     }
 
+    /// `pick` (a quartile of a slice it may sort) of the history.
+    fn quartile(&self, pick: fn(&mut [f64]) -> f64) -> f64 {
+        let mut b = self.buf;
+        pick(&mut b[..self.len])
+    }
+
     /// The median of the history and this edge's own ratio (0 with neither).
     fn median_with(&self, own: Option<f64>) -> f64 {
         let mut b = [0.0_f64; SHAPE_HISTORY + 1];
@@ -969,12 +975,9 @@ impl BeatDetector {
             }
             let ref_pv = upper_quartile(&mut b[..self.pv_len]);
             let ratio = f64::from(pv) / ref_pv;
-            sluggish = ratio < f64::from(SLUGGISH_PV_RATIO) && self.rise_time_s.len > 0 && {
-                let n = self.rise_time_s.len;
-                let mut t = [0.0_f64; SHAPE_HISTORY];
-                t[..n].copy_from_slice(&self.rise_time_s.buf[..n]);
-                rise_s > SLUGGISH_RISE_RATIO * lower_quartile(&mut t[..n])
-            };
+            sluggish = ratio < f64::from(SLUGGISH_PV_RATIO)
+                && self.rise_time_s.len > 0
+                && rise_s > SLUGGISH_RISE_RATIO * self.rise_time_s.quartile(lower_quartile);
             ratio < f64::from(DIASTOLIC_PV_RATIO)
         };
         // Neither kind of rise times the systoles' rhythm below.
@@ -992,12 +995,9 @@ impl BeatDetector {
             _ => true,
         };
         self.rise_in_rhythm = known && !self.rise_small && !early;
-        let slow_and_small = small && early && {
-            let n = self.rise_ma.len;
-            b[..n].copy_from_slice(&self.rise_ma.buf[..n]);
-            let ref_ma = upper_quartile(&mut b[..n]);
-            f64::from(pv) / rise_s < DIASTOLIC_MA_RATIO * ref_ma
-        };
+        let slow_and_small = small
+            && early
+            && f64::from(pv) / rise_s < DIASTOLIC_MA_RATIO * self.rise_ma.quartile(upper_quartile);
         if !(slow_and_small || (sluggish && early)) {
             self.diastolic_run = 0;
             return false;
