@@ -303,7 +303,7 @@ fn dump_sine_envelopes() {
                             hr_bpm: 60.0 / b.cycle_s,
                         })
                         .collect();
-                    let mut cfg = PipelineConfig::default();
+                    let mut cfg = env_config();
                     if let Some(h) = std::env::var("ODM_HOP").ok().and_then(|s| s.parse().ok()) {
                         cfg.hop_s = h;
                     }
@@ -1396,7 +1396,7 @@ fn dump_recording_envelope() {
     let mut s = S(std::io::BufWriter::new(std::fs::File::create(out).unwrap()));
     let mut pipe = None;
     while let Some(f) = reader.next_frame().unwrap() {
-        feed(&mut pipe, PipelineConfig::default(), f.payload, &mut s);
+        feed(&mut pipe, env_config(), f.payload, &mut s);
     }
 }
 
@@ -1438,5 +1438,55 @@ fn dump_recording_columns() {
     let mut pipe = None;
     while let Some(f) = reader.next_frame().unwrap() {
         feed(&mut pipe, PipelineConfig::default(), f.payload, &mut s);
+    }
+}
+
+/// The notch's tones, the line canceller's held regions and the columns'
+/// interference flag of a recording (`ODM_REC`) where they change, with the
+/// beats as they are emitted: for tracing why beats under a tone were
+/// rejected.
+#[test]
+#[ignore]
+fn print_notch_states() {
+    use odm_dsp::{Beat, PipelineSink, SpectrumColumn};
+    struct S(usize, bool, f64);
+    impl PipelineSink for S {
+        fn spectrum_column(&mut self, c: &SpectrumColumn<'_>) {
+            if c.narrowband_lines != self.0 || c.interference != self.1 {
+                println!(
+                    "{:8.3} lines {} interference {}",
+                    c.t_s, c.narrowband_lines, c.interference
+                );
+                self.0 = c.narrowband_lines;
+                self.1 = c.interference;
+            }
+            self.2 = c.t_s;
+        }
+        fn beat(&mut self, b: &Beat) {
+            println!(
+                "{:8.3} BEAT onset {:.3} {:?} (at {:.3})",
+                b.onset_s, b.onset_s, b.reject_reason, self.2
+            );
+        }
+    }
+    let rec = std::env::var("ODM_REC").expect("ODM_REC");
+    let mut reader = odm_device_io::RecordingReader::open(std::path::Path::new(&rec)).unwrap();
+    let mut s = S(0, false, 0.0);
+    let mut last = String::new();
+    let mut pipe = None;
+    while let Some(f) = reader.next_frame().unwrap() {
+        feed(&mut pipe, env_config(), f.payload, &mut s);
+        if let Some(p) = pipe.as_ref() {
+            let tones: Vec<i64> = p
+                .notched_tones_hz()
+                .map(|t| (t / 50.0).round() as i64 * 50)
+                .collect();
+            let lines = p.narrowband_lines().to_vec();
+            let st = format!("tones {tones:?} lines {lines:?}");
+            if st != last {
+                println!("{:8.3} {st}", s.2);
+                last = st;
+            }
+        }
     }
 }
