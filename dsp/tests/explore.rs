@@ -200,6 +200,7 @@ fn dump_grid_envelopes() {
                             .ok()
                             .and_then(|s| s.parse().ok())
                             .unwrap_or(sv),
+                        beam_angle_cdeg: (env_f64("ODM_ANGLE", 45.0) * 100.0).round() as u16,
                         scatterer_count: std::env::var("ODM_SCATTERERS")
                             .ok()
                             .and_then(|s| s.parse().ok())
@@ -349,7 +350,8 @@ fn env_config() -> PipelineConfig {
 }
 
 /// The envelope floor the pipeline gives the detector (pipeline.rs: the
-/// estimator's lowest reliable shift), for the default configuration.
+/// estimator's lowest reliable shift), for the default configuration and a
+/// beam at `ODM_ANGLE` degrees (45 when unset; grid dumps take it too).
 fn default_floor_cm_s() -> f32 {
     let mut cfg = PipelineConfig::default();
     if let Some(w) = std::env::var("ODM_WALL").ok().and_then(|s| s.parse().ok()) {
@@ -358,7 +360,7 @@ fn default_floor_cm_s() -> f32 {
     let params = odm_dsp::StreamParams {
         sample_rate_hz: 20_000,
         carrier_hz: 4_000_000,
-        beam_angle_deg: 45.0,
+        beam_angle_deg: env_f64("ODM_ANGLE", 45.0),
     };
     let fs = 20_000.0;
     let fft_len = ((cfg.window_s * fs).round() as usize).next_power_of_two();
@@ -1178,6 +1180,11 @@ fn print_fall_errors() {
     let mut sc = sim(7, secs, snr, hr);
     sc.profile_exponent = get("ODM_PROFILE", 6.0);
     sc.sv_ml = get("ODM_SV", sc.sv_ml);
+    // `ODM_ANGLE` (degrees) and `ODM_CLUTTER_DB` (negative: none) for the
+    // envelope near its floor, which both move.
+    sc.beam_angle_cdeg = (get("ODM_ANGLE", 45.0) * 100.0).round() as u16;
+    let clutter_db = get("ODM_CLUTTER_DB", sc.clutter_db.unwrap_or(-1.0));
+    sc.clutter_db = (clutter_db >= 0.0).then_some(clutter_db);
     let mut probe = odm_simulator::VirtualProbe::new(sc).unwrap();
     let mut pipe = None;
     let mut s = S(Vec::new());
