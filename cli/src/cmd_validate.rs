@@ -824,7 +824,7 @@ fn run_inner(args: Args) -> anyhow::Result<()> {
     // 2c. Low flow: the blunt profile with small stroke volumes.
     writeln!(
         md,
-        "\n## Low flow\n\nThe blunt profile (n = 6, peak 30%, FTc 350) at 15 dB and 75/min with smaller stroke volumes, i.e. lower peak velocities (low-output states, where the fluid decision is made). {} s × {} seeds per row; columns as in the grid; PV = the truth's mean peak velocity. Below PV ≈ 45 cm/s the edges' fit bands are cut from below by the envelope's floor (the wall band, ≈ 13 cm/s) and FT reads long (docs/dsp.md, \"Known limits\"). Flagged: the accepted beats whose FT the analysis itself calls less certain for low flow (`ft_low_flow`: PV under 3.75 × the floor, 48 cm/s here), which the monitor marks.\n",
+        "\n## Low flow\n\nThe blunt profile (n = 6, peak 30%, FTc 350) at 15 dB and 75/min with smaller stroke volumes, i.e. lower peak velocities (low-output states, where the fluid decision is made). {} s × {} seeds per row; columns as in the grid; PV = the truth's mean peak velocity. Below PV ≈ 45 cm/s the edges' fit bands are cut from below by the envelope's floor (the wall band, ≈ 13 cm/s) and FT reads long (docs/dsp.md, \"Known limits\"). Flagged: the accepted beats whose FT the analysis itself calls less certain for low flow (`ft_low_flow`: PV under 4 × the floor, 51 cm/s here), which the monitor marks.\n",
         args.seconds, args.seeds
     )?;
     writeln!(

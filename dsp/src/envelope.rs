@@ -698,7 +698,15 @@ impl EnvelopeEstimator {
     /// bin plus half the smoothing width (below it the boxcar reaches into
     /// the wall band).
     pub fn min_shift_hz(&self) -> f64 {
-        (self.first_pos + self.cfg.smoothing_bins / 2) as f64 * self.bin_hz
+        self.first_whole_bin() as f64 * self.bin_hz
+    }
+
+    /// The lowest smoothed bin whose boxcar lies wholly in the searched
+    /// band. Below it the smoothing reaches into the wall band, where what
+    /// the wall filter leaves of the clutter stands (refgen's wall echo
+    /// 40 dB over the blood: 10× the flow in the wall band's top bins).
+    fn first_whole_bin(&self) -> usize {
+        self.first_pos + self.cfg.smoothing_bins / 2
     }
 
     /// MTCM threshold as a multiple of the noise floor.
@@ -805,7 +813,9 @@ impl EnvelopeEstimator {
     /// Largest `v` from the plateau region up to the edge.
     fn peak_below(&self, v: &[f32], edge_bin: f64) -> f64 {
         let hi = (edge_bin.floor() as usize + 1).min(v.len());
-        let lo = hi.saturating_sub(self.guard_bins + 4).max(self.first_pos);
+        let lo = hi
+            .saturating_sub(self.guard_bins + 4)
+            .max(self.first_whole_bin());
         v[lo.min(hi)..hi]
             .iter()
             .fold(0.0_f64, |m, &x| m.max(f64::from(x)))
@@ -813,9 +823,10 @@ impl EnvelopeEstimator {
 
     /// Mean of `v` over bins `[lo, hi)` clipped to the searched band.
     fn plateau(&self, v: &[f32], edge_bin: f64) -> f64 {
-        let hi = (edge_bin.floor() as isize - self.guard_bins as isize)
-            .max(self.first_pos as isize + 1) as usize;
-        let lo = hi.saturating_sub(4).max(self.first_pos);
+        let first = self.first_whole_bin();
+        let hi =
+            (edge_bin.floor() as isize - self.guard_bins as isize).max(first as isize + 1) as usize;
+        let lo = hi.saturating_sub(4).max(first);
         let hi = hi.min(v.len());
         if hi <= lo {
             return 0.0;
@@ -930,7 +941,7 @@ impl EnvelopeEstimator {
         let sub = ShapeTemplates::SUB;
         let s = &self.smooth;
         let ka = anchor.floor() as isize;
-        let lowest = (self.first_pos + self.cfg.smoothing_bins / 2) as isize;
+        let lowest = self.first_whole_bin() as isize;
         let lo = (ka - FIT_BELOW as isize).max(lowest);
         let hi = (ka + FIT_ABOVE as isize).min(s.len() as isize - 1);
         if hi - lo < 6 {

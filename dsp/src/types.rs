@@ -119,7 +119,7 @@ pub struct Beat {
     /// Low flow: the falling edge's fit band starts above a third of the
     /// peak velocity, because the envelope's floor (the wall band) cuts it
     /// from below, so FT is extrapolated over more than a third of the
-    /// fall. That happens under ≈ 3.75 × the floor (48 cm/s at 4 MHz, 45°,
+    /// fall. That happens under ≈ 4 × the floor (51 cm/s at 4 MHz, 45°,
     /// 20 kHz), and FT is then known to ±10–40 ms on the reference signals
     /// instead of ±5 (`BeatDetector`'s `LOW_FLOW_BAND_FRACTION`;
     /// docs/validation.md, "Low flow").

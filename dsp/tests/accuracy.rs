@@ -288,9 +288,12 @@ fn a_long_gap_keeps_every_next_onset_a_beat_onset() {
                 w[0].index
             );
         }
+        // The beat whose cycle the unplugging cuts. (The next onset can
+        // sit a hair before the replug: a rise the data resumes on is
+        // extrapolated back to its foot.)
         let across: Vec<_> = beats
             .iter()
-            .filter(|b| b.onset_s < start_s && b.next_onset_s > start_s + 5.0)
+            .filter(|b| b.onset_s < start_s && b.next_onset_s > start_s)
             .collect();
         assert_eq!(across.len(), 1, "unplug at {start_s}: {beats:?}");
         assert_eq!(
@@ -397,10 +400,10 @@ fn low_flow_keeps_its_beats_and_flow_time() {
 /// The goals hold over the stream parameters the serial spec allows, not
 /// only the default 20 kHz / 4 MHz / 45°: every stage is sized from the
 /// sample rate, and velocities from the carrier and angle (blunt profile,
-/// 15 dB, 75/min). Measured (30 s): onset ≤ 2.1 ms, FT ≤ 3.7 ms, SD ≤ 1.1 %,
-/// PV ≤ 0.9 %, HR p95 ≤ 0.6/min. At a 2 MHz carrier (not an oesophageal
+/// 15 dB, 75/min). Measured (30 s): onset ≤ 1.9 ms, FT ≤ 3.9 ms, SD ≤ 1.3 %,
+/// PV ≤ 0.9 %, HR p95 ≤ 0.5/min. At a 2 MHz carrier (not an oesophageal
 /// Doppler probe's) the same velocities span half the bins and the wall band
-/// is twice as fast: FT 6.5 ms, HR p95 1.2/min (docs/validation.md, "Stream
+/// is twice as fast: FT 5.9 ms, HR p95 0.8/min (docs/validation.md, "Stream
 /// parameters"), so it is not held to the goals here.
 #[test]
 fn meets_the_goals_across_sample_rates_carriers_and_beam_angles() {

@@ -53,6 +53,7 @@ vary=(
   "v_pv30_cos|PV 30 cm/s, quarter-cosine fall|--pv 30 --fall cos --profile-n 6 --snr-db 15 --seed 402"
   "v_ang60|beam at 60°|--angle 60 --profile-n 6 --snr-db 15 --seed 208"
   "v_rev25|reverse dip 25 cm/s|--rev-cm-s 25 --profile-n 6 --snr-db 15 --seed 209"
+  "v_clutter40|wall echo 40 dB over the blood (the default 30)|--clutter-db 40 --profile-n 6 --snr-db 15 --seed 1003"
   "v_slots100|100 scatterers|--slots 100 --profile-n 2 --snr-db 15 --seed 210"
   "v_tau5|speckle 5 ms (wider lines)|--tau-ms 5 --profile-n 2 --snr-db 15 --seed 211"
   "v_ar1|exponential speckle, 30 ms|--fade ar1 --tau-ms 30 --profile-n 6 --snr-db 15 --seed 212"
