@@ -821,7 +821,8 @@ impl EnvelopeEstimator {
             .fold(0.0_f64, |m, &x| m.max(f64::from(x)))
     }
 
-    /// Mean of `v` over bins `[lo, hi)` clipped to the searched band.
+    /// Mean of `v` over bins `[lo, hi)` clipped to the smoothed bins clear
+    /// of the wall band (`first_whole_bin`).
     fn plateau(&self, v: &[f32], edge_bin: f64) -> f64 {
         let first = self.first_whole_bin();
         let hi =

@@ -138,10 +138,11 @@ fn a_step_in_heart_rate_is_a_new_rhythm_not_a_run_of_ectopic_beats() {
 /// history, then 3 beats in a row), the detected beats are accepted but
 /// for the rare run of cycles that happens to look regular (seed 4: from
 /// 10.8 s eight cycles of 0.54–0.61 s and one of 0.75 s, then one of
-/// 0.43 s, taken for a premature beat). Measured over seeds 3–22: 11 of ≈ 1 700 beats rejected
-/// (9 before the envelope kept out of the wall band, 2026-12-03), at most 4
-/// in one run. With extrasystoles in sinus rhythm each true premature beat
-/// is still rejected as ectopic, and nothing else is.
+/// 0.43 s, taken for a premature beat). Measured over seeds 3–22: 11 of
+/// ≈ 1 700 beats rejected (9 before the envelope kept out of the wall band,
+/// 2026-12-03), at most 4 in one run. With extrasystoles in sinus rhythm
+/// each true premature beat is still rejected as ectopic, and nothing else
+/// is.
 #[test]
 fn an_irregular_rhythm_is_accepted_and_extrasystoles_in_sinus_rhythm_are_not() {
     let (mut rejected, mut counted) = (Vec::new(), 0);
