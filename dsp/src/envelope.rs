@@ -472,6 +472,9 @@ pub struct EnvelopeEstimator {
     shape_columns: u32,
     smooth: Vec<f32>,
     integ: Vec<f32>,
+    /// Whether the column being read votes on the pooled shape (false for
+    /// a second reading of a column already seen, [`Self::process_unpooled`]).
+    pool_shape: bool,
 }
 
 /// Shape fit: bins below the anchor edge included in the fit.
@@ -684,6 +687,7 @@ impl EnvelopeEstimator {
             shape_mid: prior_share(SHAPE_PRIOR_BETA).1 as f32,
             blend_beta: None,
             shape_columns: 0,
+            pool_shape: true,
             smooth: vec![0.0; fft_len / 2],
             integ: vec![0.0; fft_len / 2],
         })
@@ -748,6 +752,21 @@ impl EnvelopeEstimator {
             EnvelopeMethod::Percentile => self.percentile(pos, noise, out),
         }
         Ok(())
+    }
+
+    /// As [`Self::process`], for another reading of a column already
+    /// processed (a dechirped one, [`crate::dechirp`]): the column does not
+    /// vote on the pooled spectral shape, which it would count twice.
+    pub fn process_unpooled(
+        &mut self,
+        power: &[f32],
+        noise: f32,
+        out: &mut EdgeEstimate,
+    ) -> Result<(), DspError> {
+        self.pool_shape = false;
+        let r = self.process(power, noise, out);
+        self.pool_shape = true;
+        r
     }
 
     /// Searching down from bin `from`, the fractional bin where `v` first
@@ -897,7 +916,9 @@ impl EnvelopeEstimator {
         let mut edge = edge_bin;
         let fitted = if self.cfg.method == EnvelopeMethod::ShapeFit {
             let e = self.fit_edge(edge_bin, noise);
-            if let Some((e, _)) = e {
+            if let Some((e, _)) = e
+                && self.pool_shape
+            {
                 self.observe_shape(pos, noise, e);
             }
             // Two readings of the same edge under the same template: the

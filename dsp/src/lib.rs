@@ -12,6 +12,7 @@ pub mod alias;
 pub mod area;
 pub mod beat;
 pub mod calfit;
+pub mod dechirp;
 pub mod direction;
 pub mod envelope;
 pub mod error;

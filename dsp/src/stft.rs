@@ -107,6 +107,54 @@ impl Stft {
             *b = x * *w;
         }
         tail.fill(Complex32::default());
+        self.transform(power);
+        Ok(())
+    }
+
+    /// As [`Stft::process`], for a window given in two pieces (`head` then
+    /// `tail`, together the window's length) and weighted by the complex
+    /// `weights` instead of the Hann window (a dechirped column,
+    /// [`crate::dechirp::Dechirp::weights`]). The normalisation is the Hann
+    /// window's, which `|weights|` equals.
+    pub fn process_weighted(
+        &mut self,
+        head: &[Complex32],
+        tail: &[Complex32],
+        weights: &[Complex32],
+        power: &mut [f32],
+    ) -> Result<(), DspError> {
+        let n = self.window.len();
+        if head.len() + tail.len() != n || weights.len() != n {
+            return Err(DspError::BufferLength {
+                stage: "stft weighted input",
+                expected: n,
+                got: head.len() + tail.len(),
+            });
+        }
+        if power.len() != self.fft_len {
+            return Err(DspError::BufferLength {
+                stage: "stft output",
+                expected: self.fft_len,
+                got: power.len(),
+            });
+        }
+        let (win, pad) = self.buf.split_at_mut(n);
+        let (win_head, win_tail) = win.split_at_mut(head.len());
+        let (w_head, w_tail) = weights.split_at(head.len());
+        // Two plain loops (a chained iterator does not vectorise).
+        for ((b, x), w) in win_head.iter_mut().zip(head).zip(w_head) {
+            *b = x * w;
+        }
+        for ((b, x), w) in win_tail.iter_mut().zip(tail).zip(w_tail) {
+            *b = x * w;
+        }
+        pad.fill(Complex32::default());
+        self.transform(power);
+        Ok(())
+    }
+
+    /// FFT of `buf` and its power, fft-shifted, into `power`.
+    fn transform(&mut self, power: &mut [f32]) {
         self.fft
             .process_with_scratch(&mut self.buf, &mut self.scratch);
         let half = self.fft_len / 2;
@@ -118,7 +166,6 @@ impl Stft {
         for (p, x) in pos.iter_mut().zip(&self.buf[..half]) {
             *p = x.norm_sqr() * self.norm;
         }
-        Ok(())
     }
 }
 
