@@ -17,6 +17,7 @@
 
 use crate::alias::AliasDetector;
 use crate::beat::{BeatDetector, DetectorConfig, DetectorInput};
+use crate::dechirp::Dechirp;
 use crate::direction::FlowDirection;
 use crate::envelope::{EdgeEstimate, EnvelopeConfig, EnvelopeEstimator};
 use crate::error::DspError;
@@ -131,6 +132,10 @@ pub struct PipelineConfig {
     /// Remove the envelope's lead on rising and lag on falling edges that
     /// the analysis window's length causes ([`crate::ramp`]).
     pub ramp_correction: bool,
+    /// Read the edge of a column whose edge sweeps across the window (a
+    /// rise or fall of the velocity) again from the window dechirped at the
+    /// sweep the neighbouring columns show ([`crate::dechirp`]).
+    pub dechirp: bool,
     /// Find steady tones alone in the noise and interpolate across them
     /// before the envelope ([`crate::lines`]). Off for calibration: a
     /// string phantom's echo is such a line.
@@ -164,6 +169,7 @@ impl Default for PipelineConfig {
             sv_model: SvModel::None,
             calibration: ProbeCalibration::default(),
             ramp_correction: true,
+            dechirp: true,
             cancel_lines: true,
             notch_strong_tones: true,
             iq_balance: true,
@@ -216,6 +222,20 @@ const ALIAS_HOLD_COLUMNS: u8 = 3;
 /// three points).
 const UNSETTLED_MAX: usize = 8;
 
+/// The median of three values.
+fn median3(x: f32, y: f32, z: f32) -> f32 {
+    x.max(y).min(x.min(y).max(z))
+}
+
+/// Dechirped columns are read for sweeps of at least this many FFT bins
+/// per window (under it the plain column's smear is under a bin and a
+/// half, and the window-smear correction covers it) …
+const DECHIRP_MIN_SWEEP_BINS: f32 = 2.0;
+/// … and up to this many (a 250 cm/s/ms… rise would sweep more: 40 bins
+/// is 8 cm/s per ms at 4 MHz, 45°, 20 kHz, four times the steepest
+/// systolic rise; a sweep past it is read at it).
+const DECHIRP_MAX_SWEEP_BINS: u32 = 40;
+
 /// One point of the maximum-velocity envelope. Points reach the sink three
 /// hops after their column (15 ms at the default 5 ms hop), once the beat
 /// detector has checked them for short spikes, with the value the beats are
@@ -258,6 +278,11 @@ struct RawPoint {
     /// signal-to-noise reading there.
     shift_hz: f32,
     edge_snr: f32,
+    /// The noise floor the envelope was read against, and whether the
+    /// column may be read again dechirped (no interference, clipping,
+    /// gap, aliasing or cancelled line).
+    noise: f32,
+    plain: bool,
 }
 
 /// The real-time DSP pipeline.
@@ -294,6 +319,17 @@ pub struct Pipeline {
     envelope: EnvelopeEstimator,
     /// The envelope's reading of moving edges (None: correction off).
     ramp: Option<RampResponse>,
+    /// Dechirping weights (None: off).
+    dechirp: Option<Dechirp>,
+    /// The first hop of the last column's window (shifted out of `win`),
+    /// and that column's centre sample: with `win` it makes up the window
+    /// of the point held in `prev[1]`.
+    shifted: Vec<Complex32>,
+    shifted_centre: Option<u64>,
+    /// The dechirped column's power.
+    chirp_power: Vec<f32>,
+    /// Columns read again dechirped since the pipeline was built.
+    dechirped_columns: u64,
     detector: BeatDetector,
     window_len: usize,
     hop_len: usize,
@@ -398,6 +434,9 @@ impl Pipeline {
         let ramp = cfg
             .ramp_correction
             .then(|| RampResponse::new(&envelope, stft.window(), fft_len, fs));
+        let dechirp = cfg
+            .dechirp
+            .then(|| Dechirp::new(stft.window(), fft_len, fs, DECHIRP_MAX_SWEEP_BINS));
         let hop_s = hop_len as f64 / fs;
         let interference = InterferenceDetector::new(
             cfg.interference_margin_db,
@@ -443,6 +482,11 @@ impl Pipeline {
             rotated: vec![0.0; fft_len],
             envelope,
             ramp,
+            dechirp,
+            shifted: vec![Complex32::default(); hop_len],
+            shifted_centre: None,
+            chirp_power: vec![0.0; fft_len],
+            dechirped_columns: 0,
             detector,
             window_len,
             hop_len,
@@ -465,6 +509,13 @@ impl Pipeline {
             external_interference_from: u64::MAX,
             external_interference_until: 0,
         })
+    }
+
+    /// Columns whose edge was read again from the dechirped window
+    /// ([`crate::dechirp`]) since the pipeline was built: a measure of
+    /// that reading's cost (one more FFT and envelope each).
+    pub fn dechirped_columns(&self) -> u64 {
+        self.dechirped_columns
     }
 
     /// The I/Q imbalance correction in force, `(a, b)` of
@@ -770,6 +821,8 @@ impl Pipeline {
             rest = tail;
             if self.fill == self.window_len {
                 self.column(at, sink);
+                self.shifted.copy_from_slice(&self.win[..self.hop_len]);
+                self.shifted_centre = Some(at - (self.window_len - self.window_len / 2) as u64);
                 self.win.copy_within(self.hop_len.., 0);
                 self.fill = self.window_len - self.hop_len;
             }
@@ -1031,9 +1084,19 @@ impl Pipeline {
             interference,
             narrowband_lines: self.narrowband_lines().len() + self.notched_tones_hz().count(),
         });
+        let obscured = self.in_cancelled_line(edge.shift_hz);
         let raw = RawPoint {
             shift_hz: edge.shift_hz.max(0.0),
             edge_snr: edge.snr,
+            noise: env_noise,
+            plain: !(recent_alias
+                || cut
+                || edge.saturated
+                || interference
+                || clip_affected
+                || dead
+                || obscured
+                || !self.narrowband_lines().is_empty()),
             input: DetectorInput {
                 sample_index: centre,
                 t_s: self.detector_s(centre),
@@ -1042,7 +1105,7 @@ impl Pipeline {
                 clipped: start < self.clipped_until,
                 interference,
                 gap_before: std::mem::take(&mut self.gap_pending),
-                obscured: self.in_cancelled_line(edge.shift_hz),
+                obscured,
                 completed_by_sample: end - 1,
             },
         };
@@ -1053,14 +1116,23 @@ impl Pipeline {
             [Some(a), Some(b)] => {
                 let mut m = b;
                 let (x, y, z) = (a.shift_hz, b.shift_hz, raw.shift_hz);
-                let mut shift = x.max(y).min(x.min(y).max(z));
-                if let Some(ramp) = &self.ramp
-                    && shift > 0.0
-                {
+                let mut shift = median3(x, y, z);
+                if shift > 0.0 {
                     let hop_s = self.hop_len as f64 / self.fs;
                     let slope = edge_slope_hz_per_ms(self.before_prev_shift_hz, x, y, z, hop_s);
                     let beta = self.envelope.shape_beta();
-                    shift = (shift - ramp.excess_hz(b.edge_snr, beta, slope)).max(0.0);
+                    let excess = self
+                        .ramp
+                        .as_ref()
+                        .map_or(0.0, |r| r.excess_hz(b.edge_snr, beta, slope));
+                    // A column read again dechirped has no smear to take
+                    // off; its plain neighbours do, so the median of three
+                    // still removes a single outlier.
+                    shift = match self.dechirped_edge_hz(&b, slope) {
+                        Some(d) => median3(x - excess, d, z - excess),
+                        None => shift - excess,
+                    }
+                    .max(0.0);
                 }
                 m.shift_hz = shift;
                 m.input.v_cm_s = self.velocity_cm_s(shift);
@@ -1077,6 +1149,36 @@ impl Pipeline {
             self.emit_point(p, sink);
         }
         self.check_signal(end, sink);
+    }
+
+    /// The edge (Hz) of the column of `b`, the point before the newest,
+    /// read from its window dechirped at the sweep `slope_hz_per_ms`
+    /// through its neighbours; None when the sweep is under
+    /// [`DECHIRP_MIN_SWEEP_BINS`], dechirping is off, the column is not
+    /// [`RawPoint::plain`] or its window is no longer at hand, or the
+    /// dechirped column shows no edge.
+    fn dechirped_edge_hz(&mut self, b: &RawPoint, slope_hz_per_ms: f32) -> Option<f32> {
+        let dechirp = self.dechirp.as_ref()?;
+        if !b.plain || b.shift_hz <= 0.0 || self.shifted_centre != Some(b.input.sample_index) {
+            return None;
+        }
+        let n = self.power.len() as f64;
+        let window_ms = self.window_len as f64 * 1000.0 / self.fs;
+        let sweep_bins = (f64::from(slope_hz_per_ms) * window_ms * n / self.fs) as f32;
+        if sweep_bins.abs() < DECHIRP_MIN_SWEEP_BINS {
+            return None;
+        }
+        let weights = dechirp.weights(sweep_bins);
+        self.dechirped_columns += 1;
+        let tail = &self.win[..self.window_len - self.hop_len];
+        self.stft
+            .process_weighted(&self.shifted, tail, weights, &mut self.chirp_power)
+            .ok()?;
+        let mut e = EdgeEstimate::default();
+        self.envelope
+            .process_unpooled(&self.chirp_power, b.noise, &mut e)
+            .ok()?;
+        (e.shift_hz > 0.0 && !e.saturated).then_some(e.shift_hz)
     }
 
     /// The spectrum column's (fractional) bin of a shift of `hz`.
