@@ -254,8 +254,23 @@ fn decoder(c: &mut Criterion) {
 /// pipeline against 200 bare 256-point FFTs, interleaved so both see the
 /// same machine load; the median of 31 rounds of each.
 fn pipeline_over_bare_fft() {
-    let (params, blocks) = simulated_blocks(10.0, 15.0, 75.0, 200);
-    let mut pipe = Pipeline::new(PipelineConfig::default(), params).expect("pipeline");
+    for hr_bpm in [75.0, 140.0] {
+        for dechirp in [true, false] {
+            pipeline_over_bare_fft_at(hr_bpm, dechirp);
+        }
+    }
+}
+
+/// [`pipeline_over_bare_fft`] on the simulator at `hr_bpm`, with the
+/// dechirped columns on or off (their cost grows with the share of
+/// columns on steep edges, i.e. with the heart rate).
+fn pipeline_over_bare_fft_at(hr_bpm: f64, dechirp: bool) {
+    let (params, blocks) = simulated_blocks(10.0, 15.0, hr_bpm, 200);
+    let cfg = PipelineConfig {
+        dechirp,
+        ..PipelineConfig::default()
+    };
+    let mut pipe = Pipeline::new(cfg, params).expect("pipeline");
     let cfg = PipelineConfig::default();
     let window_len = (cfg.window_s * f64::from(FS)).round() as usize;
     let fft_len = window_len.next_power_of_two();
@@ -298,7 +313,8 @@ fn pipeline_over_bare_fft() {
     };
     let (p, f) = (median(&mut t_pipe), median(&mut t_fft));
     println!(
-        "pipeline/bare-FFT ratio: one second of signal {:.1} µs, {columns} bare {fft_len}-point FFTs {:.1} µs ({:.0} ns each): ratio {:.2}×; {:.0}× real time",
+        "pipeline/bare-FFT ratio ({hr_bpm}/min, dechirp {}): one second of signal {:.1} µs, {columns} bare {fft_len}-point FFTs {:.1} µs ({:.0} ns each): ratio {:.2}×; {:.0}× real time",
+        if dechirp { "on" } else { "off" },
         p * 1e6,
         f * 1e6,
         f / columns as f64 * 1e9,

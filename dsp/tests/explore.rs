@@ -341,10 +341,12 @@ fn env_f64(k: &str, d: f64) -> f64 {
 }
 
 /// The default pipeline, without the window-smear correction when
-/// `ODM_NO_RAMP` is set.
+/// `ODM_NO_RAMP` is set and without dechirped columns when
+/// `ODM_NO_DECHIRP` is.
 fn env_config() -> PipelineConfig {
     PipelineConfig {
         ramp_correction: std::env::var("ODM_NO_RAMP").is_err(),
+        dechirp: std::env::var("ODM_NO_DECHIRP").is_err(),
         ..PipelineConfig::default()
     }
 }
@@ -1496,4 +1498,260 @@ fn print_notch_states() {
             }
         }
     }
+}
+
+/// Dechirp experiment: reads `ODM_IQ` (complex64 samples at 20 kHz) and
+/// `ODM_V` (f64 pairs: true edge velocity cm/s and its slope cm/s² per
+/// sample), forms 10 ms Hann columns every 5 ms, plain and multiplied by
+/// `exp(−iπ c t²)` with the true edge's chirp rate `c` (oracle), runs the
+/// shape-fit envelope on both with the known noise floor `ODM_NOISE`, and
+/// prints the edge error's spread per slope class.
+#[test]
+#[ignore]
+fn print_dechirp_edges() {
+    use odm_dsp::envelope::{EdgeEstimate, EnvelopeConfig, EnvelopeEstimator};
+    use rustfft::num_complex::Complex32;
+    let iq: Vec<Complex32> = std::fs::read(std::env::var("ODM_IQ").unwrap())
+        .unwrap()
+        .chunks_exact(8)
+        .map(|b| {
+            Complex32::new(
+                f32::from_le_bytes(b[..4].try_into().unwrap()),
+                f32::from_le_bytes(b[4..].try_into().unwrap()),
+            )
+        })
+        .collect();
+    let vd: Vec<(f64, f64)> = std::fs::read(std::env::var("ODM_V").unwrap())
+        .unwrap()
+        .chunks_exact(16)
+        .map(|b| {
+            (
+                f64::from_le_bytes(b[..8].try_into().unwrap()),
+                f64::from_le_bytes(b[8..].try_into().unwrap()),
+            )
+        })
+        .collect();
+    let noise = env_f64("ODM_NOISE", 0.031_622_78) as f32;
+    let k_hz = env_f64("ODM_K", 36.732_82);
+    let lag = env_f64("ODM_LAG", 0.0) as usize;
+    let (fs, w_len, fft_len, hop) = (20_000.0_f64, 200usize, 256usize, 100usize);
+    let window = odm_dsp::stft::hann(w_len);
+    let energy: f32 = window.iter().map(|w| w * w).sum();
+    let mut est =
+        EnvelopeEstimator::new(EnvelopeConfig::default(), &window, fft_len, fs, 300.0).unwrap();
+    let fft = rustfft::FftPlanner::<f32>::new().plan_fft_forward(fft_len);
+    let mut buf = vec![Complex32::default(); fft_len];
+    let mut power = vec![0.0_f32; fft_len];
+    // (class, mode) → errors
+    let mut errs: Vec<Vec<Vec<f64>>> = vec![vec![Vec::new(); 3]; 4];
+    let n_col = (iq.len() - w_len) / hop + 1;
+    let mut plain = vec![0.0_f64; n_col];
+    for pass in 0..2 {
+        let mut c = 0;
+        while c * hop + w_len <= iq.len() {
+            let i0 = c * hop;
+            let mid = i0 + w_len / 2;
+            let (v, dv) = vd[mid];
+            let dv_est = vd[mid.saturating_sub(lag * hop)].1;
+            // The pipeline's slope: median of the three differences around c.
+            let slope_hz_s = if c >= 2 && c + 1 < n_col {
+                let (z, a, b, cc) = (plain[c - 2], plain[c - 1], plain[c], plain[c + 1]);
+                let (d0, d1, d2) = (a - z, b - a, cc - b);
+                let med = d0.max(d1).min(d0.min(d1).max(d2));
+                if a > 0.0 && cc > 0.0 && d1 * d2 > 0.0 {
+                    med / (hop as f64 / fs)
+                } else {
+                    0.0
+                }
+            } else {
+                0.0
+            };
+            let modes: &[usize] = if pass == 0 { &[0] } else { &[0, 1, 2] };
+            for &mode in modes {
+                let rate = match mode {
+                    1 => k_hz * dv_est,
+                    2 => slope_hz_s,
+                    _ => 0.0,
+                };
+                buf.fill(Complex32::default());
+                for n in 0..w_len {
+                    let tc = (n as f64 - w_len as f64 / 2.0) / fs;
+                    let ph = -std::f64::consts::PI * rate * tc * tc;
+                    let rot = Complex32::new(ph.cos() as f32, ph.sin() as f32);
+                    buf[n] = iq[i0 + n] * rot * window[n];
+                }
+                fft.process(&mut buf);
+                let half = fft_len / 2;
+                for i in 0..fft_len {
+                    let x = buf[(i + half) % fft_len];
+                    power[i] = x.norm_sqr() / energy;
+                }
+                let mut out = EdgeEstimate::default();
+                est.process(&power, noise, &mut out).unwrap();
+                let ve = f64::from(out.shift_hz) / k_hz;
+                if pass == 0 {
+                    plain[c] = f64::from(out.shift_hz);
+                    continue;
+                }
+                let class = if v > 40.0 && dv.abs() < 300.0 {
+                    0
+                } else if v > 25.0 && dv > 1500.0 {
+                    1
+                } else if v > 25.0 && dv > 700.0 {
+                    2
+                } else if v > 25.0 && dv < -700.0 {
+                    3
+                } else {
+                    continue;
+                };
+                errs[class][mode].push(ve - v);
+            }
+            c += 1;
+        }
+    }
+    for (class, name) in ["plateau", "rise >1500", "rise 700-1500", "fall <-700"]
+        .iter()
+        .enumerate()
+    {
+        let mut line = format!("{name:<14} n {:4}", errs[class][0].len());
+        for (mode, label) in ["plain", "oracle", "estimated"].iter().enumerate() {
+            let e = &mut errs[class][mode];
+            e.sort_by(f64::total_cmp);
+            let med = e[e.len() / 2];
+            let mut dev: Vec<f64> = e.iter().map(|x| (x - med).abs()).collect();
+            dev.sort_by(f64::total_cmp);
+            let rsd = 1.4826 * dev[dev.len() / 2];
+            let mean = e.iter().sum::<f64>() / e.len() as f64;
+            let sd = (e.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / e.len() as f64).sqrt();
+            line += &format!(" | {label} bias {med:+.2} sd {sd:.2} rsd {rsd:.2}");
+        }
+        println!("{line}");
+    }
+}
+
+/// Envelope error against the virtual probe's true velocity by the true
+/// slope (cm/s per ms): steep and moderate rises, plateau, falls; robust
+/// sd (1.4826 MAD) and bias. `ODM_PROFILE`, `ODM_HR`, `ODM_SNR`,
+/// `ODM_SCATTERERS`; `ODM_NO_DECHIRP` turns dechirping off.
+#[test]
+#[ignore]
+fn print_envelope_error_by_slope() {
+    use odm_dsp::{EnvelopePoint, PipelineSink};
+    struct S(Vec<(f64, f64)>);
+    impl PipelineSink for S {
+        fn envelope_point(&mut self, p: &EnvelopePoint) {
+            self.0.push((p.t_s, p.velocity_cm_s));
+        }
+    }
+    let cfg = env_config();
+    let mut classes: Vec<Vec<f64>> = vec![Vec::new(); 4];
+    for seed in [7, 8] {
+        let mut sc = sim(
+            seed,
+            env_f64("ODM_SECS", 30.0),
+            env_f64("ODM_SNR", 15.0),
+            env_f64("ODM_HR", 140.0),
+        );
+        sc.profile_exponent = env_f64("ODM_PROFILE", 2.0);
+        sc.scatterer_count = env_f64("ODM_SCATTERERS", 192.0) as usize;
+        let mut probe = odm_simulator::VirtualProbe::new(sc).unwrap();
+        let mut pipe = None;
+        let mut s = S(Vec::new());
+        let mut points = 0_u64;
+        while let Some(p) = probe.next_payload() {
+            feed(&mut pipe, cfg, p, &mut s);
+            points += s.0.len() as u64;
+            for (t, v) in s.0.drain(..) {
+                let (Some(tv), Some(a), Some(b)) = (
+                    probe.true_velocity_cm_s(t),
+                    probe.true_velocity_cm_s(t - 0.001),
+                    probe.true_velocity_cm_s(t + 0.001),
+                ) else {
+                    continue;
+                };
+                if t < 1.0 {
+                    continue;
+                }
+                let slope = (b - a) / 2.0;
+                let class = if tv > 40.0 && slope.abs() < 0.3 {
+                    0
+                } else if tv > 25.0 && slope > 1.5 {
+                    1
+                } else if tv > 25.0 && slope > 0.7 {
+                    2
+                } else if tv > 25.0 && slope < -0.7 {
+                    3
+                } else {
+                    continue;
+                };
+                classes[class].push(v - tv);
+            }
+        }
+        if let Some(p) = &pipe {
+            println!(
+                "seed {seed}: {} of {points} columns dechirped",
+                p.dechirped_columns()
+            );
+        }
+    }
+    for (name, e) in ["plateau", "rise > 1.5", "rise 0.7-1.5", "fall < -0.7"]
+        .iter()
+        .zip(&mut classes)
+    {
+        if e.is_empty() {
+            continue;
+        }
+        e.sort_by(f64::total_cmp);
+        let med = e[e.len() / 2];
+        let mut dev: Vec<f64> = e.iter().map(|x| (x - med).abs()).collect();
+        dev.sort_by(f64::total_cmp);
+        println!(
+            "{name:<13} n {:5} bias {med:+.2} rsd {:.2} p95|e| {:.2}",
+            e.len(),
+            1.4826 * dev[dev.len() / 2],
+            {
+                let mut a: Vec<f64> = e.iter().map(|x| x.abs()).collect();
+                a.sort_by(f64::total_cmp);
+                a[a.len() * 95 / 100]
+            }
+        );
+    }
+}
+
+/// Wall-clock of the pipeline over 60 s of the virtual probe (`ODM_HR`),
+/// with and without dechirped columns, alternating, best of 5.
+#[test]
+#[ignore]
+fn time_dechirp_cost() {
+    let mut sc = sim(7, 60.0, 15.0, env_f64("ODM_HR", 140.0));
+    sc.profile_exponent = 6.0;
+    let mut probe = odm_simulator::VirtualProbe::new(sc).unwrap();
+    let mut payloads = Vec::new();
+    while let Some(p) = probe.next_payload() {
+        payloads.push(p);
+    }
+    let mut best = [f64::INFINITY; 2];
+    let mut counts = [0; 2];
+    for _ in 0..5 {
+        for (k, dechirp) in [true, false].into_iter().enumerate() {
+            let cfg = PipelineConfig {
+                dechirp,
+                ..PipelineConfig::default()
+            };
+            let mut pipe = None;
+            let t0 = std::time::Instant::now();
+            for p in &payloads {
+                feed(&mut pipe, cfg, p.clone(), &mut odm_dsp::NullSink);
+            }
+            best[k] = best[k].min(t0.elapsed().as_secs_f64());
+            counts[k] = pipe.as_ref().map_or(0, |p| p.dechirped_columns());
+        }
+    }
+    println!(
+        "on {:.1} ms ({} dechirped), off {:.1} ms: {:.2} µs per dechirped column",
+        best[0] * 1e3,
+        counts[0],
+        best[1] * 1e3,
+        (best[0] - best[1]) * 1e6 / counts[0].max(1) as f64
+    );
 }
