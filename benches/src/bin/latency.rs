@@ -14,8 +14,9 @@
 //! (`odm_device_io::sched`; on a shared machine that holds the CPU for the
 //! whole run, so it is opt-in); it prints what the OS allowed.
 //!
-//! `cargo run --release -p odm-benches --bin latency -- [SECONDS] [--cpu N | --no-pin] [--fifo]`
-//! (default 3600 s). Results and machine: docs/performance.md.
+//! `cargo run --release -p odm-benches --bin latency -- [SECONDS] [--cpu N | --no-pin] [--fifo] [--no-dechirp]`
+//! (default 3600 s; `--no-dechirp` measures the pipeline without its
+//! dechirped columns, for their cost). Results and machine: docs/performance.md.
 
 // The thread's CPU clock is a libc function; the unsafe block says why it
 // is sound.
@@ -77,7 +78,7 @@ fn report(name: &str, h: &Histogram<u64>) {
 }
 
 fn usage(why: &str) -> ! {
-    eprintln!("latency: {why}\nusage: latency [SECONDS] [--cpu N | --no-pin] [--fifo]");
+    eprintln!("latency: {why}\nusage: latency [SECONDS] [--cpu N | --no-pin] [--fifo] [--no-dechirp]");
     std::process::exit(2);
 }
 
@@ -85,10 +86,12 @@ fn main() {
     let mut seconds = 3600.0_f64;
     let mut cpu: Option<usize> = Some(1);
     let mut fifo = false;
+    let mut dechirp = true;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--fifo" => fifo = true,
+            "--no-dechirp" => dechirp = false,
             "--no-pin" => cpu = None,
             "--cpu" => match args.next().map(|c| c.parse()) {
                 Some(Ok(c)) => cpu = Some(c),
@@ -115,7 +118,11 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let mut pipe = match Pipeline::new(PipelineConfig::default(), stream_params(&probe)) {
+    let pipe_cfg = PipelineConfig {
+        dechirp,
+        ..PipelineConfig::default()
+    };
+    let mut pipe = match Pipeline::new(pipe_cfg, stream_params(&probe)) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("latency: pipeline: {e}");
