@@ -78,7 +78,9 @@ fn report(name: &str, h: &Histogram<u64>) {
 }
 
 fn usage(why: &str) -> ! {
-    eprintln!("latency: {why}\nusage: latency [SECONDS] [--cpu N | --no-pin] [--fifo] [--no-dechirp]");
+    eprintln!(
+        "latency: {why}\nusage: latency [SECONDS] [--cpu N | --no-pin] [--fifo] [--no-dechirp]"
+    );
     std::process::exit(2);
 }
 
