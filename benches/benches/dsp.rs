@@ -7,6 +7,7 @@
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
 use odm_benches::simulated_blocks;
 use odm_dsp::beat::{BeatDetector, DetectorConfig, DetectorInput};
+use odm_dsp::dechirp::Dechirp;
 use odm_dsp::envelope::{EdgeEstimate, EnvelopeConfig, EnvelopeEstimator, EnvelopeMethod};
 use odm_dsp::noise::NoiseFloor;
 use odm_dsp::stft::Stft;
@@ -163,6 +164,36 @@ fn stages(c: &mut Criterion) {
             })
         });
     }
+
+    // A moving edge's column read again dechirped (the pipeline's second
+    // reading, docs/dsp.md stage 4): complex weights, FFT, power and the
+    // default envelope without pooling its shape; the window in the two
+    // pieces the pipeline holds it in.
+    let dechirp = Dechirp::new(stft.window(), fft_len, f64::from(FS), 40);
+    let mut est = EnvelopeEstimator::new(
+        EnvelopeConfig::default(),
+        stft.window(),
+        fft_len,
+        f64::from(FS),
+        300.0,
+    )
+    .expect("estimator");
+    let mut chirp_power = vec![0.0_f32; fft_len];
+    let mut out = EdgeEstimate::default();
+    let (head, tail) = signal[6000..6000 + window_len].split_at(window_len / 2);
+    g.bench_function(BenchmarkId::new("dechirped_column", fft_len), |b| {
+        b.iter(|| {
+            stft.process_weighted(
+                black_box(head),
+                tail,
+                dechirp.weights(8.0),
+                &mut chirp_power,
+            )
+            .expect("lengths");
+            est.process_unpooled(&chirp_power, noise, &mut out)
+                .expect("lengths")
+        })
+    });
 
     // Beat stage: one second of envelope points (200 at a 5 ms hop).
     let mut det = BeatDetector::new(DetectorConfig::default(), 0.005, 4.0, 0.055);
