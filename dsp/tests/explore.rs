@@ -2,7 +2,15 @@
 //! `cargo test -p odm-dsp --test explore -- --ignored --nocapture`).
 mod common;
 use common::*;
-use odm_dsp::PipelineConfig;
+use odm_dsp::{EnvelopePoint, PipelineConfig, PipelineSink};
+
+/// A sink that keeps the envelope's points, `(t_s, velocity_cm_s)`.
+struct EnvPoints(Vec<(f64, f64)>);
+impl PipelineSink for EnvPoints {
+    fn envelope_point(&mut self, p: &EnvelopePoint) {
+        self.0.push((p.t_s, p.velocity_cm_s));
+    }
+}
 
 #[test]
 #[ignore]
@@ -57,13 +65,6 @@ fn print_grid() {
 #[test]
 #[ignore]
 fn print_envelope_bias() {
-    use odm_dsp::{EnvelopePoint, PipelineSink};
-    struct S(Vec<(f64, f64)>);
-    impl PipelineSink for S {
-        fn envelope_point(&mut self, p: &EnvelopePoint) {
-            self.0.push((p.t_s, p.velocity_cm_s));
-        }
-    }
     for prof in [2.0, 6.0] {
         for snr in [30.0, 8.0] {
             let mut sc = sim(1, 12.0, snr, 75.0);
@@ -71,7 +72,7 @@ fn print_envelope_bias() {
             sc.reverse_flow_cm_s = 0.0;
             let mut probe = odm_simulator::VirtualProbe::new(sc).unwrap();
             let mut pipe = None;
-            let mut s = S(Vec::new());
+            let mut s = EnvPoints(Vec::new());
             let mut bins = vec![(0.0f64, 0.0f64, 0usize); 12];
             // Rising/falling split: sign of the true slope.
             let mut rise = vec![(0.0f64, 0usize); 12];
@@ -795,13 +796,6 @@ fn print_onset_errors() {
 #[test]
 #[ignore]
 fn print_rising_edge_error_correlation() {
-    use odm_dsp::{EnvelopePoint, PipelineSink};
-    struct S(Vec<(f64, f64)>);
-    impl PipelineSink for S {
-        fn envelope_point(&mut self, p: &EnvelopePoint) {
-            self.0.push((p.t_s, p.velocity_cm_s));
-        }
-    }
     let get = env_f64;
     let mut sc = sim(7, 40.0, get("ODM_SNR", 30.0), get("ODM_HR", 140.0));
     sc.profile_exponent = get("ODM_PROFILE", 6.0);
@@ -812,7 +806,7 @@ fn print_rising_edge_error_correlation() {
     }
     let mut probe = odm_simulator::VirtualProbe::new(sc).unwrap();
     let mut pipe = None;
-    let mut s = S(Vec::new());
+    let mut s = EnvPoints(Vec::new());
     // (error, rising-edge flag) per point.
     let mut pts: Vec<(f64, bool)> = Vec::new();
     let mut bands: Vec<(f64, f64)> = Vec::new();
@@ -1013,13 +1007,6 @@ fn probe_time_floor(cols: &[(f64, Vec<f64>)]) -> f64 {
 #[test]
 #[ignore]
 fn print_foot_errors() {
-    use odm_dsp::{EnvelopePoint, PipelineSink};
-    struct S(Vec<(f64, f64)>);
-    impl PipelineSink for S {
-        fn envelope_point(&mut self, p: &EnvelopePoint) {
-            self.0.push((p.t_s, p.velocity_cm_s));
-        }
-    }
     let get = env_f64;
     let mut sc = sim(
         7,
@@ -1033,7 +1020,7 @@ fn print_foot_errors() {
     cfg.wall_cutoff_hz = get("ODM_WALL", cfg.wall_cutoff_hz);
     let mut probe = odm_simulator::VirtualProbe::new(sc).unwrap();
     let mut pipe = None;
-    let mut s = S(Vec::new());
+    let mut s = EnvPoints(Vec::new());
     let mut buckets: [Vec<f64>; 4] = Default::default();
     let edges = [0.0, 0.005, 0.010, 0.015, 0.025];
     while let Some(p) = probe.next_payload() {
@@ -1118,14 +1105,7 @@ fn print_stream_parameters() {
 #[test]
 #[ignore]
 fn print_fall_errors() {
-    use odm_dsp::{EnvelopePoint, PipelineSink};
     use odm_simulator::{SineBeats, WarpedShapedNoise};
-    struct S(Vec<(f64, f64)>);
-    impl PipelineSink for S {
-        fn envelope_point(&mut self, p: &EnvelopePoint) {
-            self.0.push((p.t_s, p.velocity_cm_s));
-        }
-    }
     let get = env_f64;
     let (secs, snr, hr) = (
         get("ODM_SECS", 60.0),
@@ -1189,7 +1169,7 @@ fn print_fall_errors() {
     sc.clutter_db = (clutter_db >= 0.0).then_some(clutter_db);
     let mut probe = odm_simulator::VirtualProbe::new(sc).unwrap();
     let mut pipe = None;
-    let mut s = S(Vec::new());
+    let mut s = EnvPoints(Vec::new());
     let mut pairs = Vec::new();
     while let Some(p) = probe.next_payload() {
         feed(&mut pipe, env_config(), p, &mut s);
@@ -1222,7 +1202,7 @@ fn print_fall_errors() {
         }
         .generate(secs, |t| train.rate(t));
         let mut pipe = odm_dsp::Pipeline::new(env_config(), params).unwrap();
-        let mut s = S(Vec::new());
+        let mut s = EnvPoints(Vec::new());
         for (i, chunk) in iq.chunks(200).enumerate() {
             pipe.push((i * 200) as u64, chunk, false, &mut s);
         }
@@ -1391,7 +1371,6 @@ fn print_iq_imbalance() {
 #[test]
 #[ignore]
 fn dump_recording_envelope() {
-    use odm_dsp::{EnvelopePoint, PipelineSink};
     use std::io::Write;
     struct S(std::io::BufWriter<std::fs::File>);
     impl PipelineSink for S {
@@ -1500,6 +1479,35 @@ fn print_notch_states() {
     }
 }
 
+/// The edge classes of the dechirp experiments, by true velocity (cm/s)
+/// and slope (cm/s per ms): 0 plateau, 1 steep rise (> 1.5), 2 moderate
+/// rise (0.7–1.5), 3 fall (< −0.7); None elsewhere.
+fn slope_class(v_cm_s: f64, slope_cm_s_per_ms: f64) -> Option<usize> {
+    let s = slope_cm_s_per_ms;
+    if v_cm_s > 40.0 && s.abs() < 0.3 {
+        Some(0)
+    } else if v_cm_s <= 25.0 {
+        None
+    } else if s > 1.5 {
+        Some(1)
+    } else if s > 0.7 {
+        Some(2)
+    } else if s < -0.7 {
+        Some(3)
+    } else {
+        None
+    }
+}
+
+/// Median and robust sd (1.4826 × MAD) of `e`, which it sorts.
+fn median_and_robust_sd(e: &mut [f64]) -> (f64, f64) {
+    e.sort_by(f64::total_cmp);
+    let med = e[e.len() / 2];
+    let mut dev: Vec<f64> = e.iter().map(|x| (x - med).abs()).collect();
+    dev.sort_by(f64::total_cmp);
+    (med, 1.4826 * dev[dev.len() / 2])
+}
+
 /// Dechirp experiment: reads `ODM_IQ` (complex64 samples at 20 kHz) and
 /// `ODM_V` (f64 pairs: true edge velocity cm/s and its slope cm/s² per
 /// sample), forms 10 ms Hann columns every 5 ms, plain and multiplied by
@@ -1593,15 +1601,7 @@ fn print_dechirp_edges() {
                     plain[c] = f64::from(out.shift_hz);
                     continue;
                 }
-                let class = if v > 40.0 && dv.abs() < 300.0 {
-                    0
-                } else if v > 25.0 && dv > 1500.0 {
-                    1
-                } else if v > 25.0 && dv > 700.0 {
-                    2
-                } else if v > 25.0 && dv < -700.0 {
-                    3
-                } else {
+                let Some(class) = slope_class(v, dv / 1000.0) else {
                     continue;
                 };
                 errs[class][mode].push(ve - v);
@@ -1616,11 +1616,7 @@ fn print_dechirp_edges() {
         let mut line = format!("{name:<14} n {:4}", errs[class][0].len());
         for (mode, label) in ["plain", "oracle", "estimated"].iter().enumerate() {
             let e = &mut errs[class][mode];
-            e.sort_by(f64::total_cmp);
-            let med = e[e.len() / 2];
-            let mut dev: Vec<f64> = e.iter().map(|x| (x - med).abs()).collect();
-            dev.sort_by(f64::total_cmp);
-            let rsd = 1.4826 * dev[dev.len() / 2];
+            let (med, rsd) = median_and_robust_sd(e);
             let mean = e.iter().sum::<f64>() / e.len() as f64;
             let sd = (e.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / e.len() as f64).sqrt();
             line += &format!(" | {label} bias {med:+.2} sd {sd:.2} rsd {rsd:.2}");
@@ -1636,13 +1632,6 @@ fn print_dechirp_edges() {
 #[test]
 #[ignore]
 fn print_envelope_error_by_slope() {
-    use odm_dsp::{EnvelopePoint, PipelineSink};
-    struct S(Vec<(f64, f64)>);
-    impl PipelineSink for S {
-        fn envelope_point(&mut self, p: &EnvelopePoint) {
-            self.0.push((p.t_s, p.velocity_cm_s));
-        }
-    }
     let cfg = env_config();
     let mut classes: Vec<Vec<f64>> = vec![Vec::new(); 4];
     for seed in [7, 8] {
@@ -1656,7 +1645,7 @@ fn print_envelope_error_by_slope() {
         sc.scatterer_count = env_f64("ODM_SCATTERERS", 192.0) as usize;
         let mut probe = odm_simulator::VirtualProbe::new(sc).unwrap();
         let mut pipe = None;
-        let mut s = S(Vec::new());
+        let mut s = EnvPoints(Vec::new());
         let mut points = 0_u64;
         while let Some(p) = probe.next_payload() {
             feed(&mut pipe, cfg, p, &mut s);
@@ -1672,16 +1661,7 @@ fn print_envelope_error_by_slope() {
                 if t < 1.0 {
                     continue;
                 }
-                let slope = (b - a) / 2.0;
-                let class = if tv > 40.0 && slope.abs() < 0.3 {
-                    0
-                } else if tv > 25.0 && slope > 1.5 {
-                    1
-                } else if tv > 25.0 && slope > 0.7 {
-                    2
-                } else if tv > 25.0 && slope < -0.7 {
-                    3
-                } else {
+                let Some(class) = slope_class(tv, (b - a) / 2.0) else {
                     continue;
                 };
                 classes[class].push(v - tv);
@@ -1701,19 +1681,13 @@ fn print_envelope_error_by_slope() {
         if e.is_empty() {
             continue;
         }
-        e.sort_by(f64::total_cmp);
-        let med = e[e.len() / 2];
-        let mut dev: Vec<f64> = e.iter().map(|x| (x - med).abs()).collect();
-        dev.sort_by(f64::total_cmp);
+        let (med, rsd) = median_and_robust_sd(e);
+        let mut a: Vec<f64> = e.iter().map(|x| x.abs()).collect();
+        a.sort_by(f64::total_cmp);
         println!(
-            "{name:<13} n {:5} bias {med:+.2} rsd {:.2} p95|e| {:.2}",
+            "{name:<13} n {:5} bias {med:+.2} rsd {rsd:.2} p95|e| {:.2}",
             e.len(),
-            1.4826 * dev[dev.len() / 2],
-            {
-                let mut a: Vec<f64> = e.iter().map(|x| x.abs()).collect();
-                a.sort_by(f64::total_cmp);
-                a[a.len() * 95 / 100]
-            }
+            a[a.len() * 95 / 100]
         );
     }
 }
