@@ -231,9 +231,10 @@ fn median3(x: f32, y: f32, z: f32) -> f32 {
 /// per window (under it the plain column's smear is under a bin and a
 /// half, and the window-smear correction covers it) …
 const DECHIRP_MIN_SWEEP_BINS: f32 = 2.0;
-/// … and up to this many (a 250 cm/s/ms… rise would sweep more: 40 bins
-/// is 8 cm/s per ms at 4 MHz, 45°, 20 kHz, four times the steepest
-/// systolic rise; a sweep past it is read at it).
+/// … and up to this many: 40 bins per 10 ms window at 20 kHz is 8.5 cm/s
+/// per ms at 4 MHz and 45°, the foot of a 150 cm/s gamma-variate rise at
+/// 180/min (PV·e over a 55 ms time to peak); a steeper sweep is read at
+/// this one, which still leaves it sharper than the plain column.
 const DECHIRP_MAX_SWEEP_BINS: u32 = 40;
 
 /// One point of the maximum-velocity envelope. Points reach the sink three
