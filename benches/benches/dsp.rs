@@ -302,7 +302,6 @@ fn pipeline_over_bare_fft_at(hr_bpm: f64, dechirp: bool) {
         ..PipelineConfig::default()
     };
     let mut pipe = Pipeline::new(cfg, params).expect("pipeline");
-    let cfg = PipelineConfig::default();
     let window_len = (cfg.window_s * f64::from(FS)).round() as usize;
     let fft_len = window_len.next_power_of_two();
     let hop_len = (cfg.hop_s * f64::from(FS)).round() as usize;

@@ -5,9 +5,9 @@
 //! sweeps across the analysis window: at 140/min a steep rise moves it
 //! 8–10 FFT bins within one 10 ms window. The column then holds a smeared
 //! edge, and the envelope's template fit reads it with two to three times
-//! the scatter it has on a plateau (docs/dsp.md, stage 4a, measured on
-//! refgen-like signals: robust sd 2.2–2.7 cm/s on steep rises against
-//! 0.9–1.4 on plateaus).
+//! the scatter it has on a plateau (docs/dsp.md, stage 4, "Moving edges
+//! read dechirped": on a refgen-like continuum at 140/min, robust sd
+//! 2.2–2.7 cm/s on steep rises against 0.9–1.3 on plateaus).
 //!
 //! Multiplying the window's samples by `exp(−iπ c t²)`, `t` from the
 //! window's centre, moves each frequency by `−c t`: a component whose
@@ -62,11 +62,6 @@ impl Dechirp {
             tables,
             max_sweep,
         }
-    }
-
-    /// The largest sweep tabulated, bins per window.
-    pub fn max_sweep_bins(&self) -> i32 {
-        self.max_sweep
     }
 
     /// The weights that stand still an edge sweeping `sweep_bins` bins per
