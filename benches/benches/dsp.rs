@@ -3,7 +3,9 @@
 //! pipeline (start-up), and the stream decoder's throughput. Results and machine: docs/performance.md.
 //!
 //! `cargo bench -p odm-benches --bench dsp`; after the criterion groups it
-//! prints the pipeline ÷ bare-FFT ratio measured in the same run.
+//! prints the pipeline ÷ bare-FFT ratio measured in the same run. With
+//! `ODM_BASELINE_VECTORS` set, every bench runs without the stages' AVX2
+//! copies (`odm_dsp::cpu`), for an A/B.
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
 use odm_benches::simulated_blocks;
 use odm_dsp::beat::{BeatDetector, DetectorConfig, DetectorInput};
@@ -285,16 +287,20 @@ fn decoder(c: &mut Criterion) {
 /// pipeline against 200 bare 256-point FFTs, interleaved so both see the
 /// same machine load; the median of 31 rounds of each.
 fn pipeline_over_bare_fft() {
+    let baseline_only = std::env::var_os("ODM_BASELINE_VECTORS");
     for hr_bpm in [75.0, 140.0] {
-        for dechirp in [true, false] {
+        for (dechirp, wide) in [(true, true), (true, false), (false, true)] {
+            odm_dsp::cpu::set_wide_vectors(wide && baseline_only.is_none());
             pipeline_over_bare_fft_at(hr_bpm, dechirp);
         }
     }
+    odm_dsp::cpu::set_wide_vectors(baseline_only.is_none());
 }
 
 /// [`pipeline_over_bare_fft`] on the simulator at `hr_bpm`, with the
 /// dechirped columns on or off (their cost grows with the share of
-/// columns on steep edges, i.e. with the heart rate).
+/// columns on steep edges, i.e. with the heart rate), and the stages' AVX2
+/// copies as [`odm_dsp::cpu::wide_vectors`] says.
 fn pipeline_over_bare_fft_at(hr_bpm: f64, dechirp: bool) {
     let (params, blocks) = simulated_blocks(10.0, 15.0, hr_bpm, 200);
     let cfg = PipelineConfig {
@@ -343,8 +349,13 @@ fn pipeline_over_bare_fft_at(hr_bpm: f64, dechirp: bool) {
     };
     let (p, f) = (median(&mut t_pipe), median(&mut t_fft));
     println!(
-        "pipeline/bare-FFT ratio ({hr_bpm}/min, dechirp {}): one second of signal {:.1} µs, {columns} bare {fft_len}-point FFTs {:.1} µs ({:.0} ns each): ratio {:.2}×; {:.0}× real time",
+        "pipeline/bare-FFT ratio ({hr_bpm}/min, dechirp {}, AVX2 copies {}): one second of signal {:.1} µs, {columns} bare {fft_len}-point FFTs {:.1} µs ({:.0} ns each): ratio {:.2}×; {:.0}× real time",
         if dechirp { "on" } else { "off" },
+        if odm_dsp::cpu::wide_vectors() {
+            "on"
+        } else {
+            "off"
+        },
         p * 1e6,
         f * 1e6,
         f / columns as f64 * 1e9,
@@ -356,6 +367,10 @@ fn pipeline_over_bare_fft_at(hr_bpm: f64, dechirp: bool) {
 criterion_group!(benches, stages, whole_pipeline, startup, decoder);
 
 fn main() {
+    // For an A/B of the stages' AVX2 copies (docs/performance.md).
+    if std::env::var_os("ODM_BASELINE_VECTORS").is_some() {
+        odm_dsp::cpu::set_wide_vectors(false);
+    }
     benches();
     // ~30 ms: always, so every run records the ratio.
     pipeline_over_bare_fft();

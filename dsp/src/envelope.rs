@@ -724,9 +724,20 @@ impl EnvelopeEstimator {
         self.step_smoothed.inverse(tau) * self.bin_hz
     }
 
-    /// Estimates the edge of one column (`power`, `fft_len` bins in
-    /// ascending frequency order) given its noise floor.
-    pub fn process(
+    crate::cpu::wide_method! {
+        /// Estimates the edge of one column (`power`, `fft_len` bins in
+        /// ascending frequency order) given its noise floor.
+        pub fn process / process_avx2(
+            &mut self,
+            power: &[f32],
+            noise: f32,
+            out: &mut EdgeEstimate,
+        ) -> Result<(), DspError> => process_body
+    }
+
+    /// [`Self::process`], inlined into each of its copies ([`crate::cpu`]).
+    #[inline(always)]
+    fn process_body(
         &mut self,
         power: &[f32],
         noise: f32,
@@ -794,6 +805,7 @@ impl EnvelopeEstimator {
     /// `need − 1` times, keeps bit `k` where bins `k .. k + need` all pass;
     /// its highest bit is the run's bottom. (A top-down loop mispredicted
     /// on every noise bin: a quarter of the envelope's time.)
+    #[inline(always)]
     fn top_run(s: &[f32], first: usize, thr: f32, need: usize) -> Option<usize> {
         if s.len() <= 128 {
             // Two 64-bit halves: a variable u128 shift would branch per bin.
@@ -854,6 +866,7 @@ impl EnvelopeEstimator {
         v[lo..hi].iter().map(|&x| f64::from(x)).sum::<f64>() / (hi - lo) as f64
     }
 
+    #[inline(always)]
     fn mtcm(&mut self, pos: &[f32], noise: f32, out: &mut EdgeEstimate) {
         let m = self.cfg.smoothing_bins;
         let h = m / 2;
@@ -958,6 +971,7 @@ impl EnvelopeEstimator {
     /// smoothed column around `anchor` (a fractional bin): the edge
     /// (fractional bin), or None when the fit region is too short or the
     /// template fits nowhere with a positive amplitude.
+    #[inline(always)]
     fn fit_edge(&mut self, anchor: f64, noise: f32) -> Option<(f64, f32)> {
         self.refresh_blend();
         let sub = ShapeTemplates::SUB;
@@ -1133,6 +1147,7 @@ impl EnvelopeEstimator {
 
     /// Pools the power balance of a column with flow whose edge is at
     /// `edge_bin`: the power in `[0.55, 0.8)·f_e` against `[0.3, 0.55)·f_e`.
+    #[inline(always)]
     fn observe_shape(&mut self, pos: &[f32], noise: f32, edge_bin: f64) {
         if edge_bin < SHAPE_MIN_EDGE_BINS as f64 || edge_bin >= pos.len() as f64 {
             return;

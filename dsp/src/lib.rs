@@ -3,7 +3,8 @@
 //!
 //! Guarantees:
 //! - pure computation: no files, threads, clocks, printing or locks;
-//! - deterministic: the same input gives the same output, bit for bit;
+//! - deterministic: the same input gives the same output, bit for bit, with
+//!   or without the hot stages' AVX2 copies ([`cpu`]);
 //! - after [`Pipeline::new`] the hot path ([`Pipeline::push`]) does not allocate.
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
@@ -12,6 +13,7 @@ pub mod alias;
 pub mod area;
 pub mod beat;
 pub mod calfit;
+pub mod cpu;
 pub mod dechirp;
 pub mod direction;
 pub mod envelope;

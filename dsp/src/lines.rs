@@ -167,9 +167,15 @@ impl LineCanceller {
             .max()
     }
 
-    /// Feeds one raw column (with its noise floor per bin) to the detector.
-    /// Only every [`DETECT_EVERY`]-th call looks at it.
-    pub fn observe(&mut self, power: &[f32], noise_power: f32) {
+    crate::cpu::wide_method! {
+        /// Feeds one raw column (with its noise floor per bin) to the detector.
+        /// Only every [`DETECT_EVERY`]-th call looks at it.
+        pub fn observe / observe_avx2(&mut self, power: &[f32], noise_power: f32) => observe_body
+    }
+
+    /// [`Self::observe`], inlined into each of its copies ([`crate::cpu`]).
+    #[inline(always)]
+    fn observe_body(&mut self, power: &[f32], noise_power: f32) {
         if power.len() != self.rate.len() {
             return;
         }

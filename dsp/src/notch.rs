@@ -437,13 +437,24 @@ impl ToneNotch {
         }
     }
 
-    /// Feeds one column's power spectrum (`fft_len` bins, −fs/2 … +fs/2,
-    /// taken after [`ToneNotch::process`]) and its noise floor; `clean` is
-    /// false for columns of clipping or gaps, which teach nothing. True
-    /// when a tone was declared in this column: the spectrum before it held
-    /// the tone, read as flow.
-    /// Only every [`OBSERVE_EVERY`]th column is looked at.
-    pub fn observe(&mut self, power: &[f32], noise: f32, clean: bool) -> bool {
+    crate::cpu::wide_method! {
+        /// Feeds one column's power spectrum (`fft_len` bins, −fs/2 … +fs/2,
+        /// taken after [`ToneNotch::process`]) and its noise floor; `clean` is
+        /// false for columns of clipping or gaps, which teach nothing. True
+        /// when a tone was declared in this column: the spectrum before it held
+        /// the tone, read as flow.
+        /// Only every [`OBSERVE_EVERY`]th column is looked at.
+        pub fn observe / observe_avx2(
+            &mut self,
+            power: &[f32],
+            noise: f32,
+            clean: bool,
+        ) -> bool => observe_body
+    }
+
+    /// [`Self::observe`], inlined into each of its copies ([`crate::cpu`]).
+    #[inline(always)]
+    fn observe_body(&mut self, power: &[f32], noise: f32, clean: bool) -> bool {
         self.offered = self.offered.wrapping_add(1);
         let looks = self.offered.is_multiple_of(OBSERVE_EVERY)
             && power.len() == self.fft_len

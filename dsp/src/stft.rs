@@ -84,10 +84,20 @@ impl Stft {
         &self.window
     }
 
-    /// Computes the power spectrum of one window of samples
-    /// (`input.len() == window_len`) into `power` (`fft_len` bins, index
-    /// `k` ↔ frequency `(k − fft_len/2)·fs/fft_len`).
-    pub fn process(&mut self, input: &[Complex32], power: &mut [f32]) -> Result<(), DspError> {
+    crate::cpu::wide_method! {
+        /// Computes the power spectrum of one window of samples
+        /// (`input.len() == window_len`) into `power` (`fft_len` bins, index
+        /// `k` ↔ frequency `(k − fft_len/2)·fs/fft_len`).
+        pub fn process / process_avx2(
+            &mut self,
+            input: &[Complex32],
+            power: &mut [f32],
+        ) -> Result<(), DspError> => process_body
+    }
+
+    /// [`Self::process`], inlined into each of its copies ([`crate::cpu`]).
+    #[inline(always)]
+    fn process_body(&mut self, input: &[Complex32], power: &mut [f32]) -> Result<(), DspError> {
         if input.len() != self.window.len() {
             return Err(DspError::BufferLength {
                 stage: "stft input",
@@ -111,12 +121,25 @@ impl Stft {
         Ok(())
     }
 
-    /// As [`Stft::process`], for a window given in two pieces (`head` then
-    /// `tail`, together the window's length) and weighted by the complex
-    /// `weights` instead of the Hann window (a dechirped column,
-    /// [`crate::dechirp::Dechirp::weights`]). The normalisation is the Hann
-    /// window's, which `|weights|` equals.
-    pub fn process_weighted(
+    crate::cpu::wide_method! {
+        /// As [`Stft::process`], for a window given in two pieces (`head` then
+        /// `tail`, together the window's length) and weighted by the complex
+        /// `weights` instead of the Hann window (a dechirped column,
+        /// [`crate::dechirp::Dechirp::weights`]). The normalisation is the Hann
+        /// window's, which `|weights|` equals.
+        pub fn process_weighted / process_weighted_avx2(
+            &mut self,
+            head: &[Complex32],
+            tail: &[Complex32],
+            weights: &[Complex32],
+            power: &mut [f32],
+        ) -> Result<(), DspError> => process_weighted_body
+    }
+
+    /// [`Self::process_weighted`], inlined into each of its copies
+    /// ([`crate::cpu`]).
+    #[inline(always)]
+    fn process_weighted_body(
         &mut self,
         head: &[Complex32],
         tail: &[Complex32],
@@ -154,6 +177,7 @@ impl Stft {
     }
 
     /// FFT of `buf` and its power, fft-shifted, into `power`.
+    #[inline(always)]
     fn transform(&mut self, power: &mut [f32]) {
         self.fft
             .process_with_scratch(&mut self.buf, &mut self.scratch);

@@ -14,9 +14,10 @@
 //! (`odm_device_io::sched`; on a shared machine that holds the CPU for the
 //! whole run, so it is opt-in); it prints what the OS allowed.
 //!
-//! `cargo run --release -p odm-benches --bin latency -- [SECONDS] [--cpu N | --no-pin] [--fifo] [--no-dechirp]`
+//! `cargo run --release -p odm-benches --bin latency -- [SECONDS] [--cpu N | --no-pin] [--fifo] [--no-dechirp] [--baseline-vectors]`
 //! (default 3600 s; `--no-dechirp` measures the pipeline without its
-//! dechirped columns, for their cost). Results and machine: docs/performance.md.
+//! dechirped columns, for their cost; `--baseline-vectors` without the
+//! stages' AVX2 copies, `odm_dsp::cpu`). Results and machine: docs/performance.md.
 
 // The thread's CPU clock is a libc function; the unsafe block says why it
 // is sound.
@@ -79,7 +80,7 @@ fn report(name: &str, h: &Histogram<u64>) {
 
 fn usage(why: &str) -> ! {
     eprintln!(
-        "latency: {why}\nusage: latency [SECONDS] [--cpu N | --no-pin] [--fifo] [--no-dechirp]"
+        "latency: {why}\nusage: latency [SECONDS] [--cpu N | --no-pin] [--fifo] [--no-dechirp] [--baseline-vectors]"
     );
     std::process::exit(2);
 }
@@ -94,6 +95,7 @@ fn main() {
         match a.as_str() {
             "--fifo" => fifo = true,
             "--no-dechirp" => dechirp = false,
+            "--baseline-vectors" => odm_dsp::cpu::set_wide_vectors(false),
             "--no-pin" => cpu = None,
             "--cpu" => match args.next().map(|c| c.parse()) {
                 Some(Ok(c)) => cpu = Some(c),
@@ -152,6 +154,15 @@ fn main() {
         "normal scheduling (--fifo asks for SCHED_FIFO)".to_string()
     };
     println!("scheduling: {pinned}; {policy}");
+    println!(
+        "stages' AVX2 copies (odm_dsp::cpu): {}; dechirped columns: {}",
+        if odm_dsp::cpu::wide_vectors() {
+            "on"
+        } else {
+            "off"
+        },
+        if dechirp { "on" } else { "off" }
+    );
     // Reading the thread CPU clock is a system call; its own cost is inside
     // every CPU-time interval below.
     let mut reads = [0_u64; 101];
