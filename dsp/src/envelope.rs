@@ -90,6 +90,14 @@ impl EnvelopeMethod {
             Self::ShapeFit => "shape-fit",
         }
     }
+    /// Whether the method finds the edge where the column crosses a
+    /// threshold set from the noise (MTCM and its refinements), rather than
+    /// from the column's integral less the noise (MGM, percentile): only
+    /// for these is a raised noise level a raised threshold.
+    pub fn thresholds_the_column(self) -> bool {
+        matches!(self, Self::Mtcm | Self::PlateauThreshold | Self::ShapeFit)
+    }
+
     /// All methods, for comparisons.
     pub const ALL: [EnvelopeMethod; 5] = [
         Self::ShapeFit,

@@ -136,6 +136,12 @@ pub struct PipelineConfig {
     /// rise or fall of the velocity) again from the window dechirped at the
     /// sweep the neighbouring columns show ([`crate::dechirp`]).
     pub dechirp: bool,
+    /// Keep the envelope's threshold at or over the analysis window's
+    /// highest side lobe under the column's strongest flow, so that a
+    /// strong signal's leakage is not read as flow (docs/dsp.md, stage 4,
+    /// "Leakage floor"; the threshold methods only, see
+    /// [`crate::envelope::EnvelopeMethod::thresholds_the_column`]).
+    pub leakage_floor: bool,
     /// Find steady tones alone in the noise and interpolate across them
     /// before the envelope ([`crate::lines`]). Off for calibration: a
     /// string phantom's echo is such a line.
@@ -170,6 +176,7 @@ impl Default for PipelineConfig {
             calibration: ProbeCalibration::default(),
             ramp_correction: true,
             dechirp: true,
+            leakage_floor: true,
             cancel_lines: true,
             notch_strong_tones: true,
             iq_balance: true,
@@ -237,6 +244,48 @@ const DECHIRP_MIN_SWEEP_BINS: f32 = 2.0;
 /// this one, which still leaves it sharper than the plain column.
 const DECHIRP_MAX_SWEEP_BINS: u32 = 40;
 
+/// The Hann window's highest side lobe, relative to its main lobe's peak:
+/// −31.5 dB (Harris, "On the use of windows for harmonic analysis with the
+/// discrete Fourier transform", Proc. IEEE 66(1), 1978, table 1).
+const HANN_PEAK_SIDE_LOBE: f32 = 7.08e-4;
+
+/// The lowest threshold (power per bin) the envelope searches a column at
+/// whose forward half from the wall band up is `forward`: the window's
+/// highest side lobe under the column's strongest band of flow, taken as
+/// the highest mean of three adjacent bins (one bin of a flat spectrum is a
+/// speckle maximum). For a band of flow that is its own side-lobe level; a
+/// lone tone's three-bin mean is 2–3 dB under its peak bin, so its first
+/// side lobe (2.5–3.5 bins out) may still reach the threshold but none
+/// further out does (docs/dsp.md, stage 4, "Leakage floor").
+fn leakage_threshold(forward: &[f32]) -> f32 {
+    // Eight running maxima side by side, so that the loop vectorises (a
+    // fold with `f32::max` is a serial chain: 1 540 instructions a column,
+    // 7 % of the pipeline, against 550; callgrind, docs/performance.md).
+    const LANES: usize = 8;
+    if forward.len() < 3 {
+        return 0.0;
+    }
+    let n = forward.len() - 2;
+    let (a, b, c) = (&forward[..n], &forward[1..], &forward[2..]);
+    let mut lanes = [0.0_f32; LANES];
+    let chunks = a
+        .chunks_exact(LANES)
+        .zip(b.chunks_exact(LANES))
+        .zip(c.chunks_exact(LANES));
+    for ((a, b), c) in chunks {
+        for (l, ((&x, &y), &z)) in lanes.iter_mut().zip(a.iter().zip(b).zip(c)) {
+            let v = x + y + z;
+            *l = if v > *l { v } else { *l };
+        }
+    }
+    let tail = n - n % LANES;
+    let top = (tail..n)
+        .map(|k| forward[k] + forward[k + 1] + forward[k + 2])
+        .chain(lanes)
+        .fold(0.0_f32, f32::max);
+    top / 3.0 * HANN_PEAK_SIDE_LOBE
+}
+
 /// One point of the maximum-velocity envelope. Points reach the sink three
 /// hops after their column (15 ms at the default 5 ms hop), once the beat
 /// detector has checked them for short spikes, with the value the beats are
@@ -279,9 +328,9 @@ struct RawPoint {
     /// signal-to-noise reading there.
     shift_hz: f32,
     edge_snr: f32,
-    /// The noise floor the envelope was read against, and whether the
-    /// column may be read again dechirped (no interference, clipping,
-    /// gap, aliasing or cancelled line).
+    /// The noise floor the envelope was read against (with the leakage
+    /// floor), and whether the column may be read again dechirped (no
+    /// interference, clipping, gap, aliasing or cancelled line).
     noise: f32,
     plain: bool,
 }
@@ -318,6 +367,12 @@ pub struct Pipeline {
     unwrap: [(EnvelopeEstimator, usize); 2],
     rotated: Vec<f32>,
     envelope: EnvelopeEstimator,
+    /// First bin of the forward half above the wall band, for
+    /// [`leakage_threshold`], and the envelope's threshold ratio, which
+    /// turns that threshold into a noise level (None: no leakage floor,
+    /// because it is off or the estimator does not threshold the column).
+    forward_first_bin: usize,
+    leakage_threshold_ratio: Option<f32>,
     /// The envelope's reading of moving edges (None: correction off).
     ramp: Option<RampResponse>,
     /// Dechirping weights (None: off).
@@ -472,6 +527,10 @@ impl Pipeline {
             lines,
             notch,
             notch_under_canceller: false,
+            forward_first_bin: fft_len / 2 + wall_bins,
+            leakage_threshold_ratio: (cfg.leakage_floor
+                && cfg.envelope.method.thresholds_the_column())
+            .then(|| envelope.threshold_ratio() as f32),
             direction,
             alias,
             alias_hold: 0,
@@ -997,6 +1056,15 @@ impl Pipeline {
         } else {
             noise
         };
+        // The leakage floor: a noise level under which the threshold would
+        // stand under the strongest flow's side lobes.
+        let env_noise = match (
+            self.power.get(self.forward_first_bin..),
+            self.leakage_threshold_ratio,
+        ) {
+            (Some(forward), Some(ratio)) => env_noise.max(leakage_threshold(forward) / ratio),
+            _ => env_noise,
+        };
         if self
             .envelope
             .process(&self.power, env_noise, &mut edge)
@@ -1381,6 +1449,78 @@ mod tests {
             carrier_hz: 4_000_000,
             beam_angle_deg: 45.0,
         }
+    }
+
+    /// The power spectrum of a tone of `amp` at `bin` (fractional) of the
+    /// pipeline's transform (200-sample Hann window, 256 bins), no noise.
+    fn tone_column(bin: f64, amp: f32) -> Vec<f32> {
+        let mut stft = Stft::new(200, 256).unwrap();
+        let x: Vec<Complex32> = (0..200)
+            .map(|n| {
+                let ph = std::f64::consts::TAU * bin * n as f64 / 256.0;
+                Complex32::new(amp * ph.cos() as f32, amp * ph.sin() as f32)
+            })
+            .collect();
+        let mut power = vec![0.0; 256];
+        stft.process(&x, &mut power).unwrap();
+        power
+    }
+
+    #[test]
+    fn a_tones_side_lobes_stay_under_the_leakage_threshold() {
+        // Forward bins from 6 up, tones on and between bins.
+        for bin in [20.0, 20.25, 20.5, 40.75, 60.5] {
+            let power = tone_column(bin, 1000.0);
+            let forward = &power[128 + 6..];
+            let threshold = leakage_threshold(forward);
+            let (peak_k, peak) = forward
+                .iter()
+                .copied()
+                .enumerate()
+                .fold((0, 0.0_f32), |m, (k, v)| if v > m.1 { (k, v) } else { m });
+            // The threshold sits near the highest side lobe (−31.5 dB from
+            // the main lobe's top) under the tone's three-bin mean:
+            // measured 33.5 dB under the peak bin for a tone on a bin, 32.9
+            // dB half-way.
+            let rel_db = 10.0 * (threshold / peak).log10();
+            assert!((-34.5..=-32.0).contains(&rel_db), "{bin}: {rel_db:.1} dB");
+            // Past the first side lobe (from 4 bins of the 256-point
+            // transform out) no bin reaches it.
+            for (k, &v) in forward.iter().enumerate() {
+                if k.abs_diff(peak_k) >= 4 {
+                    assert!(v < threshold, "{bin}: bin {k}: {v} ≥ {threshold}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_leakage_threshold_takes_the_highest_three_bin_mean_at_any_length() {
+        let mut x = 0x9e37_79b9_u32;
+        for len in 0..40 {
+            let forward: Vec<f32> = (0..len)
+                .map(|_| {
+                    x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                    (x >> 8) as f32 / (1 << 24) as f32
+                })
+                .collect();
+            let naive = forward
+                .windows(3)
+                .map(|w| w[0] + w[1] + w[2])
+                .fold(0.0_f32, f32::max)
+                / 3.0
+                * HANN_PEAK_SIDE_LOBE;
+            assert_eq!(leakage_threshold(&forward), naive, "{len} bins");
+        }
+    }
+
+    #[test]
+    fn the_leakage_threshold_is_far_under_a_flat_spectrums_level() {
+        // Noise (or a flat band) of level 1: the threshold floor is 31.5 dB
+        // under it, far under the noise's own threshold (6.3 dB over it).
+        let flat = vec![1.0_f32; 120];
+        let floor_db = 10.0 * leakage_threshold(&flat).log10();
+        assert!((-31.6..=-31.4).contains(&floor_db), "{floor_db} dB");
     }
 
     #[test]

@@ -343,11 +343,13 @@ fn env_f64(k: &str, d: f64) -> f64 {
 
 /// The default pipeline, without the window-smear correction when
 /// `ODM_NO_RAMP` is set and without dechirped columns when
-/// `ODM_NO_DECHIRP` is.
+/// `ODM_NO_DECHIRP` is, and without the leakage floor when
+/// `ODM_NO_LEAKAGE_FLOOR` is.
 fn env_config() -> PipelineConfig {
     PipelineConfig {
         ramp_correction: std::env::var("ODM_NO_RAMP").is_err(),
         dechirp: std::env::var("ODM_NO_DECHIRP").is_err(),
+        leakage_floor: std::env::var("ODM_NO_LEAKAGE_FLOOR").is_err(),
         ..PipelineConfig::default()
     }
 }
