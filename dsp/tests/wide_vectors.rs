@@ -5,11 +5,9 @@
 //! strong-tone notch's detector).
 //!
 //! The switch is process-wide, so this file holds one test.
-use odm_device_io::frame::Payload;
-use odm_dsp::{
-    Beat, EnvelopePoint, Pipeline, PipelineConfig, PipelineSink, SpectrumColumn, Status,
-    StreamParams, cpu,
-};
+mod common;
+
+use odm_dsp::{Beat, EnvelopePoint, PipelineConfig, PipelineSink, SpectrumColumn, Status, cpu};
 use odm_simulator::{ImpairmentSchedule, Interval, SimConfig, VirtualProbe};
 
 /// Everything the pipeline said: spectra folded into a hash of their bits,
@@ -57,21 +55,7 @@ fn run(sim: &SimConfig, cfg: PipelineConfig) -> Output {
     let mut pipe = None;
     let mut out = Output::default();
     while let Some(p) = probe.next_payload() {
-        match p {
-            Payload::ProbeInfo(i) if pipe.is_none() => {
-                let params = StreamParams {
-                    sample_rate_hz: i.sample_rate_hz,
-                    carrier_hz: i.carrier_hz,
-                    beam_angle_deg: f64::from(i.beam_angle_cdeg) / 100.0,
-                };
-                pipe = Some(Pipeline::new(cfg, params).expect("pipeline"));
-            }
-            Payload::Iq(b) => {
-                let pipe = pipe.as_mut().expect("probe info first");
-                pipe.push(b.first_sample, &b.samples, b.clipped(), &mut out);
-            }
-            _ => {}
-        }
+        common::feed(&mut pipe, cfg, p, &mut out);
     }
     pipe.expect("probe info").finish(&mut out);
     out
