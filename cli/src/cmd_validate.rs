@@ -233,31 +233,6 @@ fn median_abs(v: &[f64]) -> (f64, f64, f64) {
     )
 }
 
-/// Velocity profiles of the grid: (name, profile exponent, peak fraction, FTc ms, SV ml).
-const PROFILES: [(&str, f64, f64, f64, f64); 3] = [
-    (
-        "blunt (n=6), peak 30%, FTc 350, SV 70",
-        6.0,
-        0.3,
-        350.0,
-        70.0,
-    ),
-    (
-        "blunter (n=9), peak 25%, FTc 330, SV 95",
-        9.0,
-        0.25,
-        330.0,
-        95.0,
-    ),
-    (
-        "parabolic (n=2), peak 38%, FTc 320, SV 50",
-        2.0,
-        0.38,
-        320.0,
-        50.0,
-    ),
-];
-
 /// Runs `odm validate`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     run_inner(args)
@@ -313,7 +288,14 @@ fn grid_table(
     writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|---|")?;
     // Per cell: (profile, SNR, HR, merged counts, mean medians).
     let mut cells: Vec<Cell> = Vec::new();
-    for (name, n, peak, ftc, sv) in PROFILES {
+    for profile in odm_dsp::validation::GRID_PROFILES {
+        let (name, n, peak, ftc, sv) = (
+            profile.name,
+            profile.profile_exponent,
+            profile.peak_frac,
+            profile.ftc_ms,
+            profile.sv_ml,
+        );
         for &snr in snrs {
             for hr in [45.0, 75.0, 140.0] {
                 let mut scores = Vec::new();

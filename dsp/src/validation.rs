@@ -8,6 +8,55 @@
 
 use crate::types::Beat;
 
+/// A velocity profile of the accuracy grid (`odm validate`,
+/// docs/validation.md), the virtual probe's settings for it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GridProfile {
+    /// The name the reports give it.
+    pub name: &'static str,
+    /// Velocity profile exponent n (2 parabolic; larger is blunter).
+    pub profile_exponent: f64,
+    /// Time to peak velocity as a fraction of the flow time.
+    pub peak_frac: f64,
+    /// Corrected flow time, ms.
+    pub ftc_ms: f64,
+    /// Stroke volume, ml.
+    pub sv_ml: f64,
+}
+
+impl GridProfile {
+    /// Whether the profile is blunt (n ≥ 6), the aorta's edge-peaked
+    /// spectrum, rather than the parabolic one's flat spectrum.
+    pub fn is_blunt(&self) -> bool {
+        self.profile_exponent >= 6.0
+    }
+}
+
+/// The grid's three velocity profiles: blunt, blunter, parabolic.
+pub const GRID_PROFILES: [GridProfile; 3] = [
+    GridProfile {
+        name: "blunt (n=6), peak 30%, FTc 350, SV 70",
+        profile_exponent: 6.0,
+        peak_frac: 0.3,
+        ftc_ms: 350.0,
+        sv_ml: 70.0,
+    },
+    GridProfile {
+        name: "blunter (n=9), peak 25%, FTc 330, SV 95",
+        profile_exponent: 9.0,
+        peak_frac: 0.25,
+        ftc_ms: 330.0,
+        sv_ml: 95.0,
+    },
+    GridProfile {
+        name: "parabolic (n=2), peak 38%, FTc 320, SV 50",
+        profile_exponent: 2.0,
+        peak_frac: 0.38,
+        ftc_ms: 320.0,
+        sv_ml: 50.0,
+    },
+];
+
 /// A ground-truth beat (the fields of analysis-output.md that are scored).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RefBeat {

@@ -11,18 +11,11 @@
 //! (docs/validation.md lists the gap), so they cannot silently get worse.
 mod common;
 use common::*;
-use odm_dsp::validation::Score;
+use odm_dsp::validation::{GRID_PROFILES, Score};
 use odm_dsp::{PipelineConfig, ProbeCalibration, Status};
 use odm_simulator::{ImpairmentSchedule, Interval, SimConfig};
 
 const SECONDS: f64 = 40.0;
-
-/// Velocity profiles: (name, profile exponent, peak fraction, FTc ms, SV ml).
-const PROFILES: [(&str, f64, f64, f64, f64); 3] = [
-    ("blunt", 6.0, 0.3, 350.0, 70.0),
-    ("blunter-early-peak-high-sv", 9.0, 0.25, 330.0, 95.0),
-    ("parabolic-late-peak-low-sv", 2.0, 0.38, 320.0, 50.0),
-];
 
 fn merged(scores: &[Score]) -> (f64, f64, usize) {
     let (mut te, mut tm, mut dc, mut dm, mut imp) = (0, 0, 0, 0, 0);
@@ -41,12 +34,7 @@ fn merged(scores: &[Score]) -> (f64, f64, usize) {
 }
 
 fn grid_cell(snr_db: f64, hr_bpm: f64, profile: usize, seed: u64) -> Score {
-    let (_, n, peak_frac, ftc, sv) = PROFILES[profile];
-    let mut s = sim(seed, SECONDS, snr_db, hr_bpm);
-    s.profile_exponent = n;
-    s.peak_frac = peak_frac;
-    s.ftc_ms = ftc;
-    s.sv_ml = sv;
+    let s = with_profile(sim(seed, SECONDS, snr_db, hr_bpm), &GRID_PROFILES[profile]);
     run_sim(s, PipelineConfig::default(), false).score
 }
 
@@ -54,7 +42,7 @@ fn grid_cell(snr_db: f64, hr_bpm: f64, profile: usize, seed: u64) -> Score {
 /// parabolic, low-PV profile is held to looser per-beat bounds: its slow,
 /// low edges end near the envelope's floor set by the wall band).
 fn blunt(profile: usize) -> bool {
-    PROFILES[profile].1 >= 6.0
+    GRID_PROFILES[profile].is_blunt()
 }
 
 /// Every cell of the grid at `snr_db`, all three profiles. What meets the
@@ -63,7 +51,8 @@ fn blunt(profile: usize) -> bool {
 /// "Against the goals"), labelled as such, so it cannot silently get worse.
 fn check_clean(snr_db: f64) {
     let mut all = Vec::new();
-    for (p, (name, ..)) in PROFILES.iter().enumerate() {
+    for (p, profile) in GRID_PROFILES.iter().enumerate() {
+        let name = profile.name;
         for hr in [45.0, 75.0, 140.0] {
             let s = grid_cell(snr_db, hr, p, 7);
             eprintln!("{snr_db} dB {hr}/min {name}: {}", describe(&s));
@@ -147,10 +136,10 @@ fn detects_beats_and_times_onsets_at_15_db() {
 #[test]
 fn keeps_sensitivity_and_ppv_at_8_db() {
     let mut all = Vec::new();
-    for (p, profile) in PROFILES.iter().enumerate() {
+    for (p, profile) in GRID_PROFILES.iter().enumerate() {
         for hr in [45.0, 75.0, 140.0] {
             let s = grid_cell(8.0, hr, p, 11);
-            eprintln!("8 dB {hr}/min {}: {}", profile.0, describe(&s));
+            eprintln!("8 dB {hr}/min {}: {}", profile.name, describe(&s));
             all.push(s);
         }
     }

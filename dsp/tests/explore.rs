@@ -158,14 +158,6 @@ fn print_false_beats() {
     }
 }
 
-/// Grid profiles of `odm validate` (cli/src/cmd_validate.rs): exponent, peak
-/// fraction, FTc ms, SV ml.
-const GRID_PROFILES: [(f64, f64, f64, f64); 3] = [
-    (6.0, 0.3, 350.0, 70.0),
-    (9.0, 0.25, 330.0, 95.0),
-    (2.0, 0.38, 320.0, 50.0),
-];
-
 fn replay_dir() -> std::path::PathBuf {
     std::path::PathBuf::from(
         std::env::var("ODM_REPLAY_DIR").unwrap_or_else(|_| "/tmp/odm_beat_replay".into()),
@@ -185,7 +177,13 @@ fn dump_grid_envelopes() {
         .unwrap_or(60.0);
     let dir = replay_dir();
     std::fs::create_dir_all(&dir).unwrap();
-    for (n, peak, ftc, sv) in GRID_PROFILES {
+    for profile in odm_dsp::validation::GRID_PROFILES {
+        let (n, peak, ftc, sv) = (
+            profile.profile_exponent,
+            profile.peak_frac,
+            profile.ftc_ms,
+            profile.sv_ml,
+        );
         for snr in [8.0, 15.0, 30.0] {
             for hr in [45.0, 75.0, 140.0] {
                 for seed in [7u64, 8] {
@@ -1735,8 +1733,8 @@ fn time_dechirp_cost() {
 /// What limits the heart rate's p95 on the grid's flat (parabolic) cell at
 /// 140/min: the onset error's spread, tail and beat-to-beat correlation,
 /// and the cycle error's p95, at 15 and 30 dB (seeds 7–8, 60 s, the grid's
-/// profile: n = 2, peak 38 %, FTc 320, SV 50). `ODM_PROFILE` (n, 2; 6 is
-/// the grid's blunt profile), `ODM_HR` (140), `ODM_SCATTERERS` (48),
+/// parabolic profile). `ODM_PROFILE` (the grid profile's exponent n: 2; 6
+/// and 9 are the blunt ones), `ODM_HR` (140), `ODM_SCATTERERS` (48),
 /// `ODM_NO_CLUTTER` (no wall echo), `ODM_SECONDS` (60), `ODM_SNR` (one
 /// SNR instead of the two).
 #[test]
@@ -1748,19 +1746,17 @@ fn print_onset_error_tails() {
         .and_then(|s| s.parse().ok())
         .map_or(vec![15.0, 30.0], |s| vec![s]);
     let n = get("ODM_PROFILE", 2.0);
-    let (peak, ftc, sv) = if n == 2.0 {
-        (0.38, 320.0, 50.0)
-    } else {
-        (0.3, 350.0, 70.0)
-    };
+    let profile = odm_dsp::validation::GRID_PROFILES
+        .iter()
+        .find(|p| p.profile_exponent == n)
+        .expect("ODM_PROFILE: 6, 9 or 2, a grid profile's exponent");
     for snr in snrs {
         let (mut onset, mut cycle, mut pairs) = (Vec::new(), Vec::new(), Vec::new());
         for seed in [7, 8] {
-            let mut sc = sim(seed, get("ODM_SECONDS", 60.0), snr, get("ODM_HR", 140.0));
-            sc.profile_exponent = n;
-            sc.peak_frac = peak;
-            sc.ftc_ms = ftc;
-            sc.sv_ml = sv;
+            let mut sc = with_profile(
+                sim(seed, get("ODM_SECONDS", 60.0), snr, get("ODM_HR", 140.0)),
+                profile,
+            );
             sc.scatterer_count = get("ODM_SCATTERERS", 48.0) as usize;
             if std::env::var("ODM_NO_CLUTTER").is_ok() {
                 sc.clutter_db = None;

@@ -13,25 +13,15 @@ mod common;
 
 use common::*;
 use odm_dsp::PipelineConfig;
-use odm_simulator::SimConfig;
+use odm_dsp::validation::{GRID_PROFILES, GridProfile};
 
 /// The p95 of |cycle error| (ms) of the accepted beats matched to the
-/// truth, over seeds 7 and 8, 30 s each, at 50 dB and 140/min.
-fn cycle_error_p95_ms(profile_exponent: f64, leakage_floor: bool) -> f64 {
+/// truth, over seeds 7 and 8, 30 s each, at 50 dB and 140/min, on the
+/// accuracy grid's `profile`.
+fn cycle_error_p95_ms(profile: &GridProfile, leakage_floor: bool) -> f64 {
     let mut errors = Vec::new();
     for seed in [7, 8] {
-        let (peak_frac, ftc_ms, sv_ml) = if profile_exponent == 2.0 {
-            (0.38, 320.0, 50.0)
-        } else {
-            (0.3, 350.0, 70.0)
-        };
-        let cfg = SimConfig {
-            profile_exponent,
-            peak_frac,
-            ftc_ms,
-            sv_ml,
-            ..sim(seed, 30.0, 50.0, 140.0)
-        };
+        let cfg = with_profile(sim(seed, 30.0, 50.0, 140.0), profile);
         let pipeline = PipelineConfig {
             leakage_floor,
             ..PipelineConfig::default()
@@ -55,9 +45,11 @@ fn cycle_error_p95_ms(profile_exponent: f64, leakage_floor: bool) -> f64 {
 
 #[test]
 fn strong_signals_onsets_stay_sharp_with_the_leakage_floor() {
-    for n in [2.0, 6.0] {
-        let with = cycle_error_p95_ms(n, true);
-        let without = cycle_error_p95_ms(n, false);
+    // The grid's blunt and parabolic profiles.
+    for profile in [&GRID_PROFILES[0], &GRID_PROFILES[2]] {
+        let n = profile.profile_exponent;
+        let with = cycle_error_p95_ms(profile, true);
+        let without = cycle_error_p95_ms(profile, false);
         eprintln!("n = {n}: cycle |e| p95 {with:.2} ms with the floor, {without:.2} without");
         assert!(with <= 7.0, "n = {n}: {with:.2} ms");
         assert!(without > with, "n = {n}: {without:.2} ≤ {with:.2} ms");

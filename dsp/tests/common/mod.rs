@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use odm_device_io::frame::Payload;
-use odm_dsp::validation::{RefBeat, Score, score};
+use odm_dsp::validation::{GridProfile, RefBeat, Score, score};
 use odm_dsp::{Beat, Pipeline, PipelineConfig, PipelineSink, Status, StreamParams};
 use odm_simulator::{ImpairmentKind, ImpairmentSchedule, SimConfig, VirtualProbe};
 
@@ -145,6 +145,17 @@ pub fn run_sim_altered(
         impairments,
         duration_s,
         score,
+    }
+}
+
+/// `c` with the velocity profile of the accuracy grid's `profile`.
+pub fn with_profile(c: SimConfig, profile: &GridProfile) -> SimConfig {
+    SimConfig {
+        profile_exponent: profile.profile_exponent,
+        peak_frac: profile.peak_frac,
+        ftc_ms: profile.ftc_ms,
+        sv_ml: profile.sv_ml,
+        ..c
     }
 }
 
