@@ -5,6 +5,7 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
+use crate::UsageError;
 use anyhow::{Context, bail};
 use odm_uptake::report::{Denominators, Dims};
 use odm_uptake::scan::{IdentifierKind, scan_for_identifiers};
@@ -206,7 +207,9 @@ fn init(db: &Path, org: &str, key_dir: Option<PathBuf>, settings: Settings) -> a
     if !settings.participation {
         bail!("uptake participation is switched off (ODM_UPTAKE=off): nothing written");
     }
-    let org = OdsCode::parse(org).with_context(|| format!("--org {org:?}"))?;
+    // A value that fails is named by its flag only, never echoed: it may be
+    // an identifier typed into the wrong place.
+    let org = OdsCode::parse(org).map_err(|e| UsageError(format!("--org: {e}")))?;
     let key_dir = key_dir.unwrap_or_else(|| {
         db.parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -230,7 +233,10 @@ fn init(db: &Path, org: &str, key_dir: Option<PathBuf>, settings: Settings) -> a
 
 fn export(db: &Path, out: &Path, after: Option<&str>, key: Option<&Path>) -> anyhow::Result<()> {
     let after = after
-        .map(|h| ChainHash::from_hex(h).context("--after: expected 64 lower-case hex characters"))
+        .map(|h| {
+            ChainHash::from_hex(h)
+                .ok_or_else(|| UsageError("--after: expected 64 lower-case hex characters".into()))
+        })
         .transpose()?;
     let store = open_store(db, key)?;
     let summary = odm_uptake::bundle::export_bundle(&store, out, after)

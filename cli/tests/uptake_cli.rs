@@ -162,6 +162,83 @@ fn usage_errors_exit_2() {
     assert_eq!(odm(&bad_by).status.code(), Some(2));
 }
 
+#[test]
+fn a_bad_value_exits_2_and_is_not_echoed() {
+    let dir = fresh_dir("bad-values");
+    let db = dir.join("x.sqlite");
+    let typed = "Jane Doe 9434765919";
+    let out = odm(&["init", "--db", s(&db), "--org", typed]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--org"), "names the flag: {err}");
+    assert!(
+        !err.contains("Jane") && !err.contains("9434765919"),
+        "echoed: {err}"
+    );
+    assert!(!db.exists());
+
+    ok(&["init", "--db", s(&db), "--org", "RH8"]);
+    let out = odm(&[
+        "export",
+        "--db",
+        s(&db),
+        "--out",
+        s(&dir.join("b")),
+        "--after",
+        "9434765919",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("9434765919"));
+}
+
+#[test]
+fn a_store_made_with_relative_paths_opens_from_anywhere() {
+    let dir = fresh_dir("relative");
+    let run_in = |cwd: &Path, args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_odm"))
+            .arg("uptake")
+            .args(args)
+            .env_remove("ODM_UPTAKE")
+            .current_dir(cwd)
+            .output()
+            .unwrap()
+    };
+    std::fs::create_dir_all(dir.join("stores")).unwrap();
+    let init = run_in(
+        &dir,
+        &[
+            "init",
+            "--db",
+            "stores/u.sqlite",
+            "--org",
+            "RH8",
+            "--key-dir",
+            "stores/key",
+        ],
+    );
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    let db = dir.join("stores").join("u.sqlite");
+    let elsewhere = dir.join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    for args in [
+        vec!["check", "--db", s(&db)],
+        vec!["register-key", "--db", s(&db)],
+        vec!["export", "--db", s(&db), "--out", "bundle"],
+    ] {
+        let out = run_in(&elsewhere, &args);
+        assert!(
+            out.status.success(),
+            "{args:?} from another directory: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(elsewhere.join("bundle").join("manifest.json").exists());
+}
+
 /// Scans a file and returns what was found (kind and offset).
 fn scan_file(path: &Path) -> Vec<String> {
     let data = std::fs::read(path).unwrap();

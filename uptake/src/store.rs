@@ -259,6 +259,24 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Where the device key recorded at init is now. Stores made before key
+/// paths were stored absolute may hold one relative to the directory `init`
+/// ran in; when it is not found from here, the key's file beside the
+/// database (the default location) is tried.
+fn stored_key_location(db: &Path, stored: &Path) -> PathBuf {
+    if stored.is_absolute() || stored.exists() {
+        return stored.to_owned();
+    }
+    let beside_db = db
+        .parent()
+        .zip(stored.file_name())
+        .map(|(dir, name)| dir.join(name));
+    match beside_db {
+        Some(p) if p.exists() => p,
+        _ => stored.to_owned(),
+    }
+}
+
 impl UptakeStore {
     /// Creates the store at `db` for organisation `org`: the database, a new
     /// device pseudonym and key pair, the private key written to
@@ -289,6 +307,9 @@ impl UptakeStore {
         }
         let identity = DeviceIdentity::generate();
         identity.save(key_path)?;
+        // Stored absolute: the store is opened from other working
+        // directories than the one `init` ran in (a monitor, an export).
+        let key_path = std::path::absolute(key_path).unwrap_or_else(|_| key_path.to_owned());
         let key_path_text = key_path.to_string_lossy();
         let head_sig = identity.sign(head_signing_text(0, &ChainHash::GENESIS).as_bytes());
         let tx = conn.transaction().map_err(sql)?;
@@ -382,7 +403,7 @@ impl UptakeStore {
         let org = OdsCode::parse(&org).map_err(bad)?;
         let key_path = key_path
             .map(Path::to_owned)
-            .unwrap_or_else(|| PathBuf::from(stored_key_path));
+            .unwrap_or_else(|| stored_key_location(db, Path::new(&stored_key_path)));
         let identity = DeviceIdentity::load(&key_path)?;
         if identity.device != device || identity.public_key_hex() != public_key {
             return Err(KeyError::Malformed {
@@ -930,4 +951,26 @@ fn append_in(
         }
     });
     Ok((added, last))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_relative_key_path_of_an_older_store_is_found_beside_the_database() {
+        let dir = std::env::temp_dir().join(format!("odm-uptake-keyloc-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = dir.join("u.sqlite");
+        let key = dir.join("odm-uptake-device.key");
+        std::fs::write(&key, b"k").unwrap();
+        // As `init` stored it when run from the database's parent directory.
+        let stored = Path::new("no-such-dir-here/odm-uptake-device.key");
+        assert_eq!(stored_key_location(&db, stored), key);
+        // An absolute path, or one that resolves from here, is kept as it is.
+        assert_eq!(stored_key_location(&db, &key), key);
+        let missing = Path::new("no-such-dir-here/other.key");
+        assert_eq!(stored_key_location(&db, missing), missing);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

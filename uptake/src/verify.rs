@@ -83,6 +83,14 @@ impl BundleCheck {
         });
     }
 
+    fn warning(&mut self, line: u64, what: impl Into<String>) {
+        self.problems.push(Problem {
+            line,
+            severity: Severity::Warning,
+            what: what.into(),
+        });
+    }
+
     /// The problems as output lines `BUNDLE: line N: error: what`.
     pub fn lines(&self) -> impl Iterator<Item = String> + '_ {
         self.problems.iter().map(|p| {
@@ -182,6 +190,20 @@ impl KeyRegister {
     }
 }
 
+/// The keys of a version 1 manifest (uptake-bundle.md, "Bundle").
+const MANIFEST_KEYS: [&str; 10] = [
+    "format",
+    "version",
+    "device",
+    "org",
+    "records",
+    "first_prev_hash",
+    "head_hash",
+    "exported_utc",
+    "public_key",
+    "signature",
+];
+
 /// The manifest values, as far as they could be read.
 #[derive(Default)]
 struct Manifest {
@@ -241,6 +263,25 @@ fn read_manifest(dir: &Path, check: &mut BundleCheck) -> Manifest {
         check.error(0, "manifest: device is not a UUID v4");
     }
     m.org = string("org", check);
+    if let Some(o) = &m.org
+        && OdsCode::parse(o).is_err()
+    {
+        // Not echoed: a value out of its vocabulary may be an identifier.
+        check.error(0, "manifest: org is not an ODS code");
+    }
+    let unknown = obj
+        .keys()
+        .filter(|k| !MANIFEST_KEYS.contains(&k.as_str()))
+        .count();
+    if unknown > 0 {
+        // Named by count only, for the same reason.
+        check.warning(
+            0,
+            format!(
+                "manifest: {unknown} key(s) outside the format's version {VERSION} (not shown)"
+            ),
+        );
+    }
     m.records = obj.get("records").and_then(|v| v.as_u64());
     if m.records.is_none() {
         check.error(

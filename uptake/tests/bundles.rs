@@ -430,3 +430,64 @@ fn garbage_bundles_are_errors_not_panics() {
     let v = verify(&dirs, None);
     assert!(v.bundles.iter().all(|b| b.has_errors()));
 }
+
+/// Re-signs a bundle's manifest with the device's key after `edit`, so that
+/// only what the edit put into the manifest is wrong with it.
+fn resigned_manifest(name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> Verification {
+    let dir = fresh_dir(name);
+    let id = identity(5);
+    let b = write_bundle(&dir.join("b"), &id, &records(&id, 4, 5));
+    let mut m = manifest(&b);
+    edit(&mut m);
+    let text = signing_string(
+        m["device"].as_str().unwrap(),
+        m["org"].as_str().unwrap(),
+        m["records"].as_u64().unwrap(),
+        m["first_prev_hash"].as_str().unwrap(),
+        m["head_hash"].as_str().unwrap(),
+    );
+    let hex: String = id
+        .sign(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    m["signature"] = serde_json::Value::String(hex);
+    std::fs::write(b.join("manifest.json"), m.to_string()).unwrap();
+    verify(&[b], None)
+}
+
+#[test]
+fn a_signed_manifest_org_outside_the_vocabulary_is_an_error_not_echoed() {
+    let v = resigned_manifest("manifest-org", |m| {
+        m["org"] = "Jane Doe 9434765919".into();
+    });
+    let p = problems(&v);
+    assert!(
+        p.contains(&"line 0: error: manifest: org is not an ODS code".into()),
+        "{p:?}"
+    );
+    assert!(p.iter().all(|l| !l.contains("Jane")), "{p:?}");
+    assert_eq!(v.counted().count(), 0);
+}
+
+#[test]
+fn extra_manifest_keys_are_a_warning_that_names_none_of_them() {
+    let v = resigned_manifest("manifest-extra", |m| {
+        m["patient"] = "Jane Doe, NHS 9434765919".into();
+    });
+    let p = problems(&v);
+    assert_eq!(
+        p,
+        vec!["line 0: warning: manifest: 1 key(s) outside the format's version 1 (not shown)"]
+    );
+    assert!(!v.has_errors());
+    assert_eq!(v.counted().count(), 4, "the records still count");
+    // Re-signing with nothing edited leaves nothing to report: the warning
+    // is the extra key's.
+    let untouched = resigned_manifest("manifest-none", |_| {});
+    assert!(
+        problems(&untouched).is_empty(),
+        "{:?}",
+        problems(&untouched)
+    );
+}
