@@ -126,7 +126,7 @@ impl StreamAnalyser {
                 if ev.code == odm_device_io::event_code::GAIN_CHANGED
                     && let Some(p) = self.pipeline.as_mut()
                 {
-                    p.receive_gain_changed(ev.at_sample);
+                    p.receive_gain_changed(ev.at_sample, ev.value);
                 }
             }
             Payload::Annotation(_) => {}

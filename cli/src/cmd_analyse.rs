@@ -574,7 +574,7 @@ impl<'a, W: Write> Analyser<'a, W> {
                 if ev.code == odm_device_io::event_code::GAIN_CHANGED
                     && let Some(p) = self.pipeline.as_mut()
                 {
-                    p.receive_gain_changed(ev.at_sample);
+                    p.receive_gain_changed(ev.at_sample, ev.value);
                 }
                 if self.stream_written {
                     self.event_line(&ev)

@@ -405,6 +405,11 @@ pub struct Pipeline {
     /// the columns over it have been seen
     /// ([`Pipeline::receive_gain_changed`]).
     gain_step_at: Option<u64>,
+    /// The pending step's size in dB when every report that makes it up
+    /// gave a gain to compare with the one before; None: measured.
+    gain_step_db: Option<f32>,
+    /// The receive gain last reported, dB.
+    reported_gain_db: Option<f32>,
     /// The interference detector's verdict on the last column's floor.
     floor_flag: bool,
     /// The last two raw envelope points (median-of-3 in time).
@@ -558,6 +563,8 @@ impl Pipeline {
             gap_pending: false,
             muted_from: None,
             gain_step_at: None,
+            gain_step_db: None,
+            reported_gain_db: None,
             floor_flag: false,
             prev: [None, None],
             unsettled: [EnvelopePoint::default(); UNSETTLED_MAX],
@@ -747,20 +754,35 @@ impl Pipeline {
         self.external_interference_from = self.external_interference_from.min(first_sample);
     }
 
-    /// The probe interface reported that its receive gain changed at stream
-    /// index `at_sample` (EVENT code 2, serial-stream.md). Everything it
-    /// receives, noise included, steps by the change, and the interference
-    /// detector would take a step up of more than its 6 dB margin for
-    /// diathermy until its baseline, which rises at 1 dB/s, caught up: a
-    /// 16 dB increase cost 12 s of beats. The detector instead moves its
-    /// baseline by the step the first column after `at_sample` measures
-    /// against the floors before (diathermy under way across the step
-    /// stays flagged); columns over the step keep the verdict before it.
-    /// Call it before pushing the samples at `at_sample`: once columns past
-    /// it have been analysed, the step can no longer be measured and the
-    /// report changes nothing. Velocities, the envelope and every per-beat
-    /// number do not depend on the gain.
-    pub fn receive_gain_changed(&mut self, at_sample: u64) {
+    /// The probe interface reported that its receive gain changed to
+    /// `gain_db10` (0.1 dB) at stream index `at_sample` (EVENT code 2,
+    /// serial-stream.md). Everything it receives, noise included, steps by
+    /// the change, and the interference detector would take a step up of
+    /// more than its 6 dB margin for diathermy until its baseline, which
+    /// rises at 1 dB/s, caught up: a 16 dB increase cost 12 s of beats.
+    /// The detector instead moves its baseline, at the first column after
+    /// `at_sample`, by the step: the difference of the reported gains when
+    /// an earlier report gave the gain before, otherwise the floor measured
+    /// then against the floors before (diathermy under way across the step
+    /// stays flagged either way); columns over the step keep the verdict
+    /// before it. Reports that come while a step is pending (its columns
+    /// clipped, say) add to it. Call it before pushing the samples at
+    /// `at_sample`: once columns past it have been analysed, the step can
+    /// no longer be placed and the report changes only the gain remembered.
+    /// Velocities, the envelope and every per-beat number do not depend on
+    /// the gain.
+    pub fn receive_gain_changed(&mut self, at_sample: u64, gain_db10: i32) {
+        let gain_db = gain_db10 as f32 / 10.0;
+        let known_db = self.reported_gain_db.map(|before| gain_db - before);
+        self.gain_step_db = match (self.gain_step_at, self.gain_step_db) {
+            // The first of a step: its size if the gain before is known.
+            (None, _) => known_db,
+            // Another report before the columns past the first: both
+            // steps' sizes, or none if either is unknown.
+            (Some(_), Some(pending)) => known_db.map(|k| pending + k),
+            (Some(_), None) => None,
+        };
+        self.reported_gain_db = Some(gain_db);
         self.gain_step_at = Some(at_sample);
     }
 
@@ -955,7 +977,15 @@ impl Pipeline {
             Some(step) if start < step && end > step => self.floor_flag,
             Some(step) if start >= step => {
                 self.gain_step_at = None;
-                if let Some(before_db) = self.interference.recent_level_db() {
+                // Reported gains give the step exactly. A step measured
+                // against the floors before it reads diathermy's floors
+                // when the step comes inside a burst (the virtual probe's
+                // clipping episodes do): diathermy before and clean signal
+                // after put the baseline 20–60 dB down, and every beat of
+                // the next minute was rejected as interference.
+                if let Some(step_db) = self.gain_step_db.take() {
+                    self.interference.shift_level(step_db);
+                } else if let Some(before_db) = self.interference.recent_level_db() {
                     let now_db = 10.0 * noise.max(1e-30).log10();
                     self.interference.shift_level(now_db - before_db);
                 }

@@ -8,10 +8,10 @@
 
 mod common;
 
-use common::{Collect, feed, reasons, sim};
+use common::{Collect, feed, reasons, run_sim, sim};
 use odm_device_io::frame::{FLAG_CLIPPED, Payload};
 use odm_dsp::{Pipeline, PipelineConfig, RejectReason};
-use odm_simulator::VirtualProbe;
+use odm_simulator::{ImpairmentSchedule, VirtualProbe};
 
 /// The gain steps at 20 s (20 kHz).
 const STEP_SAMPLE: u64 = 400_000;
@@ -42,7 +42,7 @@ fn run(step_db: f64, reported: bool) -> Vec<odm_dsp::Beat> {
             if reported && !told {
                 pipe.as_mut()
                     .expect("pipeline")
-                    .receive_gain_changed(STEP_SAMPLE);
+                    .receive_gain_changed(STEP_SAMPLE, 300 + (step_db * 10.0).round() as i32);
                 told = true;
             }
         }
@@ -82,4 +82,58 @@ fn a_reported_gain_change_is_not_taken_for_interference() {
         .filter(|b| b.reject_reason == Some(RejectReason::Interference))
         .count();
     assert!(interference >= 5, "16 dB unreported: {}", reasons(&untold));
+}
+
+/// A clipping episode inside diathermy (the virtual probe reports each
+/// episode's gain steps, up and back): the detector's baseline must come
+/// out of it where it went in. An external check found seeds where, once
+/// the two overlapped, every beat of the next minute was rejected as
+/// `interference`: the pending step was measured against the diathermy's
+/// floors before it, and the baseline moved 20–60 dB down. `odm simulate
+/// --duration 120 --seed 44 --diathermy --clipping` is seed 44 here.
+#[test]
+fn clipping_inside_diathermy_leaves_the_beats_after_both_accepted() {
+    let mut failed = Vec::new();
+    for seed in [41, 44, 46] {
+        let mut c = sim(seed, 120.0, 20.0, 75.0);
+        c.diathermy = ImpairmentSchedule::Random {
+            mean_interval_s: 20.0,
+            min_duration_s: 2.0,
+            max_duration_s: 5.0,
+        };
+        c.clipping = ImpairmentSchedule::Random {
+            mean_interval_s: 20.0,
+            min_duration_s: 0.5,
+            max_duration_s: 2.0,
+        };
+        let r = run_sim(c, PipelineConfig::default(), false);
+        assert_eq!(r.score.accepted_in_impairment, 0, "seed {seed}");
+        // Beats whose whole cycle is 2 s clear of every impairment.
+        let clear: Vec<_> = r
+            .out
+            .beats
+            .iter()
+            .filter(|b| {
+                r.impairments
+                    .iter()
+                    .all(|&(a, e)| b.next_onset_s < a - 2.0 || b.onset_s > e + 2.0)
+            })
+            .collect();
+        let accepted = clear.iter().filter(|b| b.accepted).count();
+        assert!(
+            clear.len() >= 40,
+            "seed {seed}: {} clear beats",
+            clear.len()
+        );
+        let line = format!(
+            "seed {seed}: {accepted} of {} clear beats accepted; {}",
+            clear.len(),
+            reasons(&clear.iter().map(|b| (*b).clone()).collect::<Vec<_>>())
+        );
+        eprintln!("{line}");
+        if (accepted as f64) < 0.97 * clear.len() as f64 {
+            failed.push(line);
+        }
+    }
+    assert!(failed.is_empty(), "{failed:#?}");
 }

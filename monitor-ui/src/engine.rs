@@ -340,7 +340,7 @@ impl Engine {
                 if e.code == odm_device_io::event_code::GAIN_CHANGED
                     && let Some(p) = &mut self.pipeline
                 {
-                    p.receive_gain_changed(e.at_sample);
+                    p.receive_gain_changed(e.at_sample, e.value);
                 }
                 self.handoff.events.push(EventMsg::Probe(*e));
             }

@@ -67,7 +67,7 @@ pub fn feed(
         }
         Payload::Event(e) if e.code == odm_device_io::frame::event_code::GAIN_CHANGED => {
             if let Some(pl) = pipe.as_mut() {
-                pl.receive_gain_changed(e.at_sample);
+                pl.receive_gain_changed(e.at_sample, e.value);
             }
         }
         Payload::Iq(b) => {
