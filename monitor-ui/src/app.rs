@@ -207,11 +207,13 @@ impl MonitorApp {
         self.state.spectrogram.upload(ui.ctx());
         self.frames_drawn += 1;
         let probe_model = self.state.probe.as_ref().map_or(0, |p| p.probe_model);
-        if matches!(
-            self.state.source,
-            SourceState::Ended | SourceState::Failed(_)
-        ) {
-            // Monitoring stopped: the case ends.
+        if !self.backend.source().counts_for_uptake()
+            || matches!(
+                self.state.source,
+                SourceState::Ended | SourceState::Failed(_)
+            )
+        {
+            // Monitoring stopped, or not a patient's case: no case is open.
             self.uptake.close_case(now_s);
         } else {
             self.uptake.tick(
@@ -1333,8 +1335,14 @@ impl MonitorApp {
                     .color(colour::DIM),
             );
         }
+        let uptake_status = if self.uptake.counting() && !self.backend.source().counts_for_uptake()
+        {
+            "uptake: not counting this source (only a live probe's case counts)".to_string()
+        } else {
+            self.uptake.status()
+        };
         ui.label(
-            RichText::new(self.uptake.status())
+            RichText::new(uptake_status)
                 .size(12.0 * scale)
                 .color(colour::DIM),
         );

@@ -36,6 +36,13 @@ impl SourceSpec {
     pub fn is_replay(&self) -> bool {
         matches!(self, Self::Replay { .. })
     }
+    /// Whether a case on this source counts for uptake: only a live probe
+    /// is a patient being monitored. The virtual probe (demonstration,
+    /// training) and a replay (a case already counted when it was live)
+    /// never open a case.
+    pub fn counts_for_uptake(&self) -> bool {
+        matches!(self, Self::Serial { .. })
+    }
     /// A short description for the top bar.
     pub fn describe(&self) -> String {
         match self {

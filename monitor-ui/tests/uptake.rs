@@ -60,6 +60,21 @@ fn beat(index: u64, onset_s: f64) -> Beat {
     }
 }
 
+fn live_probe() -> SourceSpec {
+    SourceSpec::Serial {
+        path: "/dev/ttyACM0".into(),
+        baud: 115_200,
+    }
+}
+
+/// Records in the store at `db`.
+fn record_count(db: &std::path::Path, on: Settings) -> u64 {
+    let store = UptakeStore::open(db, on).unwrap_or_else(|e| panic!("{e}"));
+    store
+        .for_each_record(None, |_| Ok(()))
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
 #[test]
 fn a_case_opens_on_signal_asks_once_and_closes_into_one_record() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
@@ -73,10 +88,7 @@ fn a_case_opens_on_signal_asks_once_and_closes_into_one_record() {
 
     let handoff = Handoff::shared();
     handoff.events.push(EventMsg::Source(SourceState::Live));
-    let mut app = MonitorApp::new(
-        handoff.clone(),
-        Box::new(Quiet(SourceSpec::Simulated { seed: 1 })),
-    );
+    let mut app = MonitorApp::new(handoff.clone(), Box::new(Quiet(live_probe())));
     app.uptake = Uptake::open(&db, on);
     let mut h = Harness::builder()
         .with_size([1920.0, 1080.0])
@@ -153,4 +165,51 @@ fn participation_off_writes_nothing_and_never_asks() {
     drop(h);
     assert!(UptakeStore::open(&db, off).is_ok());
     assert!(!db.exists(), "nothing written with participation off");
+}
+
+#[test]
+fn the_virtual_probe_and_replays_are_never_counted() {
+    let on = Settings {
+        participation: true,
+    };
+    for (name, source) in [
+        ("simulated", SourceSpec::Simulated { seed: 1 }),
+        (
+            "replay",
+            SourceSpec::Replay {
+                path: "case.odmrec".into(),
+            },
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let db = dir.path().join("uptake.sqlite");
+        let org = OdsCode::parse("RH8").unwrap_or_else(|e| panic!("{e}"));
+        UptakeStore::init(&db, org, &dir.path().join("device.key"), on)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let handoff = Handoff::shared();
+        handoff.events.push(EventMsg::Source(SourceState::Live));
+        let mut app = MonitorApp::new(handoff.clone(), Box::new(Quiet(source)));
+        app.uptake = Uptake::open(&db, on);
+        let mut h = Harness::builder()
+            .with_size([1920.0, 1080.0])
+            .with_step_dt(0.1)
+            .build_ui_state(|ui, app: &mut MonitorApp| app.ui(ui), app);
+        for k in 0..20 {
+            handoff.beats.push(BeatMsg {
+                beat: beat(k, k as f64 * 0.8),
+                pushed_at: Instant::now(),
+            });
+        }
+        handoff.set_latest_sample(16 * 20_000);
+        h.run_steps(3);
+        assert!(
+            h.query_by_label("Not recorded").is_none(),
+            "{name}: no case, so no question"
+        );
+        h.get_by_label_contains("not counting this source");
+        let app = h.into_state();
+        assert!(!app.uptake.case_open(), "{name}");
+        drop(app);
+        assert_eq!(record_count(&db, on), 0, "{name}: no record");
+    }
 }
