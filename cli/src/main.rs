@@ -49,9 +49,51 @@ enum Command {
     Verify(cmd_verify::Args),
 }
 
+/// What `println!` and `eprintln!` panic with when the stream cannot be
+/// written (a closed pipe, a full disk).
+const PRINT_FAILURE: &str = "failed printing to std";
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> Option<&str> {
+    payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+}
+
 fn main() {
     let cli = Cli::parse();
-    let result = match cli.command {
+    // A command's output that cannot be written (`odm simulate | head -0`,
+    // `2>/dev/full`) is a runtime failure, exit 1, not a panic (exit 101):
+    // the print macros' panic is caught here and reported in one line.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !panic_message(info.payload()).is_some_and(|m| m.starts_with(PRINT_FAILURE)) {
+            default_hook(info);
+        }
+    }));
+    let result = match std::panic::catch_unwind(|| run(cli)) {
+        Ok(result) => result,
+        Err(payload) => match panic_message(payload.as_ref()) {
+            Some(m) if m.starts_with(PRINT_FAILURE) => {
+                use std::io::Write as _;
+                let _ = writeln!(std::io::stderr(), "odm: error: {m}");
+                std::process::exit(1);
+            }
+            _ => std::panic::resume_unwind(payload),
+        },
+    };
+    if let Err(e) = result {
+        // One clear line: the chain of contexts, outermost first (if even
+        // standard error cannot take it, the exit code still says it).
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), "odm: error: {e:#}");
+        let usage = e.chain().any(|c| c.is::<UsageError>());
+        std::process::exit(if usage { 2 } else { 1 });
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
         Command::Simulate(a) => cmd_simulate::run(a),
         Command::Record(a) => cmd_record::run(a),
         Command::Info(a) => cmd_info::run(a),
@@ -61,12 +103,6 @@ fn main() {
         Command::Uptake(a) => cmd_uptake::run(a),
         Command::Calibrate(a) => cmd_calibrate::run(a),
         Command::Verify(a) => cmd_verify::run(a),
-    };
-    if let Err(e) = result {
-        // One clear line: the chain of contexts, outermost first.
-        eprintln!("odm: error: {e:#}");
-        let usage = e.chain().any(|c| c.is::<UsageError>());
-        std::process::exit(if usage { 2 } else { 1 });
     }
 }
 
