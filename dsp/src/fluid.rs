@@ -397,9 +397,16 @@ impl FluidTracker {
             // Judged on the change as `odm analyse` writes it (to 0.001 %),
             // so that `responsive` agrees with `delta_pct ≥ 10` read back
             // from the line (analysis-output.md), also at 9.9996 %.
+            //
+            // A challenge cut short (end of stream, too many pending) has
+            // searched part of its after-span only. The best window's mean
+            // can only rise as the search goes on, so a rise to the
+            // threshold is final, but one under it is not: it is left
+            // unjudged (null), not called unresponsive.
             responsive: delta_pct
                 .filter(|_| judged)
-                .map(|d| (d * 1000.0).round() / 1000.0 >= self.cfg.responsive_pct),
+                .map(|d| (d * 1000.0).round() / 1000.0 >= self.cfg.responsive_pct)
+                .filter(|&responsive| complete || responsive),
             complete,
         }
     }
@@ -609,6 +616,29 @@ mod tests {
         assert!(!r.complete);
         assert_eq!(r.responsive, Some(true));
         assert!(tr.live().is_none());
+    }
+
+    #[test]
+    fn a_challenge_cut_short_under_the_threshold_is_not_called_unresponsive() {
+        // 5 % up 90 s into a 300 s search: a later window could still reach
+        // 10 %, so the verdict is left open; the change is stated.
+        let mut tr = FluidTracker::new(FluidConfig::default());
+        feed(&mut tr, 0.0, 60.0, 1.0, |_| 15.0);
+        tr.bolus(60.0, Some(250.0));
+        feed(&mut tr, 60.0, 150.0, 1.0, |_| 15.75);
+        tr.finish();
+        let r = tr.poll().unwrap();
+        assert!(!r.complete);
+        assert!((r.delta_pct.unwrap() - 5.0).abs() < 1e-9, "{r:?}");
+        assert_eq!(r.responsive, None);
+        // The same change over the whole search span is a verdict.
+        let mut tr = FluidTracker::new(FluidConfig::default());
+        feed(&mut tr, 0.0, 60.0, 1.0, |_| 15.0);
+        tr.bolus(60.0, Some(250.0));
+        feed(&mut tr, 60.0, 400.0, 1.0, |_| 15.75);
+        let r = tr.poll().unwrap();
+        assert!(r.complete);
+        assert_eq!(r.responsive, Some(false));
     }
 
     #[test]

@@ -1255,6 +1255,9 @@ impl MonitorApp {
             let verdict = match (r.delta_pct, r.responsive) {
                 (Some(d), Some(true)) => format!("last bolus: ΔSV {d:+.1} %  RESPONSIVE"),
                 (Some(d), Some(false)) => format!("last bolus: ΔSV {d:+.1} %  not responsive"),
+                (Some(d), None) if !r.complete => {
+                    format!("last bolus: ΔSV {d:+.1} % when cut short, not judged")
+                }
                 _ => "last bolus: too few beats to judge".to_string(),
             };
             let v = ui.label(RichText::new(&verdict).size(20.0 * scale).strong());
