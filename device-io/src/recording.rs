@@ -533,12 +533,14 @@ impl<R: Read> RecordingReader<R> {
         } else if head.starts_with(&SYNC) {
             (MagicStatus::RawStream, 0, true)
         } else if got < MAGIC.len() {
+            // The bytes are counted like any other that is in no frame
+            // (bytes_read and resync_bytes, serial-stream.md).
             (
                 MagicStatus::Truncated {
                     found: head.to_vec(),
                 },
-                got as u64,
-                false,
+                0,
+                true,
             )
         } else {
             // Reported, but the bytes also go to the decoder: a magic that

@@ -418,6 +418,13 @@ fn file_shorter_than_magic_is_reported_not_refused() {
             found: b"ODMR".to_vec()
         }
     );
+    // Its bytes are in no frame: read, and resync bytes (serial-stream.md),
+    // as an 8-byte damaged magic's are.
+    assert_eq!(r.counters().bytes_read, 4);
+    assert_eq!(r.counters().resync_bytes, 4);
+    let (_, r) = read_all(b"abcdefgh");
+    assert_eq!(r.counters().bytes_read, 8);
+    assert_eq!(r.counters().resync_bytes, 8);
     let (frames, r) = read_all(b"");
     assert!(frames.is_empty());
     assert!(matches!(r.magic(), MagicStatus::Truncated { found } if found.is_empty()));
