@@ -339,10 +339,30 @@ fn demo(db: &Path, records: u64, seed: u64, settings: Settings) -> anyhow::Resul
     if !settings.participation {
         bail!("uptake participation is switched off (ODM_UPTAKE=off): nothing written");
     }
+    // Synthetic records look exactly like real ones and a chain can never
+    // lose one: only a store made for the demonstration may take them.
+    let live = std::env::var_os(MONITOR_DB_ENV)
+        .map(PathBuf::from)
+        .is_some_and(|live| same_file(&live, db));
+    if live {
+        bail!(
+            "{} is the monitor's uptake store ({MONITOR_DB_ENV}): synthetic records would count as real cases",
+            db.display()
+        );
+    }
     let mut store = open_store(db, None)?;
     let (Some(device), Some(org)) = (store.device(), store.org()) else {
         bail!("uptake store {} has no device", db.display());
     };
+    let held = store
+        .for_each_record(None, |_| Ok(()))
+        .with_context(|| format!("reading {}", db.display()))?;
+    if held > 0 {
+        bail!(
+            "{} already holds {held} records: synthetic records go only into a new, empty store (made with `init` for the demonstration), since in a live chain they would count as real cases and could never be removed",
+            db.display()
+        );
+    }
     // The last twelve months, ending with this one.
     let now = odm_uptake::Period::current_utc();
     let first = odm_uptake::Period::new(now.year().saturating_sub(1).max(1000), now.month())
@@ -354,6 +374,18 @@ fn demo(db: &Path, records: u64, seed: u64, settings: Settings) -> anyhow::Resul
         .with_context(|| format!("appending synthetic records to {}", db.display()))?;
     println!("appended {n} synthetic records to {}", db.display());
     Ok(())
+}
+
+/// The environment variable by which the monitor finds its store
+/// (`odm_monitor::uptake::DB_ENV`; the monitor is not a dependency here).
+const MONITOR_DB_ENV: &str = "ODM_UPTAKE_DB";
+
+/// Whether two paths name the same existing file.
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
 }
 
 fn scan(files: &[PathBuf]) -> anyhow::Result<()> {

@@ -192,6 +192,27 @@ fn a_bad_value_exits_2_and_is_not_echoed() {
 }
 
 #[test]
+fn synthetic_records_go_only_into_an_empty_store_that_is_not_the_monitors() {
+    let dir = fresh_dir("demo-guard");
+    let db = dir.join("u.sqlite");
+    ok(&["init", "--db", s(&db), "--org", "RH8"]);
+    // The monitor's store, named by its environment variable.
+    let out = Command::new(env!("CARGO_BIN_EXE_odm"))
+        .args(["uptake", "demo", "--db", s(&db), "--records", "3"])
+        .env_remove("ODM_UPTAKE")
+        .env("ODM_UPTAKE_DB", &db)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("monitor's uptake store"));
+    ok(&["demo", "--db", s(&db), "--records", "3"]);
+    // Now it holds records: no more synthetic ones.
+    let out = odm(&["demo", "--db", s(&db), "--records", "3"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(ok(&["check", "--db", s(&db)]).contains("3 records"));
+}
+
+#[test]
 fn a_store_made_with_relative_paths_opens_from_anywhere() {
     let dir = fresh_dir("relative");
     let run_in = |cwd: &Path, args: &[&str]| {
