@@ -153,6 +153,14 @@ impl InterferenceDetector {
         }
     }
 
+    /// Takes the recent floors (median of the last five) as the baseline:
+    /// for a baseline known to have been moved too low.
+    pub fn rebase(&mut self) {
+        if let Some(level) = self.recent_level_db() {
+            self.baseline_db = Some(level);
+        }
+    }
+
     /// Feeds one column's noise floor; true when the column is interference.
     pub fn process(&mut self, noise_power: f32) -> bool {
         let db = 10.0 * noise_power.max(1e-30).log10();

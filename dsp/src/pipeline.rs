@@ -229,6 +229,16 @@ const ALIAS_HOLD_COLUMNS: u8 = 3;
 /// three points).
 const UNSETTLED_MAX: usize = 8;
 
+/// How long, s, a receive-gain step measured out of a diathermy burst keeps
+/// its moved baseline without the burst's end showing (the floor dropping
+/// back under it) before the floors then are taken as the baseline. A burst
+/// that ended while the step's columns were clipped never shows its end,
+/// and would have held the baseline its excess too low for 20–60 s (every
+/// beat rejected as interference); one that goes on across the step is
+/// flagged for this long at least, the length of the virtual probe's
+/// longest bursts (`odm simulate --diathermy`: 2–5 s).
+const AMBIGUOUS_STEP_HOLD_S: f64 = 5.0;
+
 /// The median of three values.
 fn median3(x: f32, y: f32, z: f32) -> f32 {
     x.max(y).min(x.min(y).max(z))
@@ -410,6 +420,12 @@ pub struct Pipeline {
     gain_step_db: Option<f32>,
     /// The receive gain last reported, dB.
     reported_gain_db: Option<f32>,
+    /// The last column before the pending step was interference.
+    gain_step_in_burst: bool,
+    /// After a step measured out of a burst: the sample by which the
+    /// floor must have dropped back under the moved baseline, or the
+    /// baseline is taken from the floors then ([`AMBIGUOUS_STEP_HOLD_S`]).
+    rebase_at: Option<u64>,
     /// The interference detector's verdict on the last column's floor.
     floor_flag: bool,
     /// The last two raw envelope points (median-of-3 in time).
@@ -565,6 +581,8 @@ impl Pipeline {
             gain_step_at: None,
             gain_step_db: None,
             reported_gain_db: None,
+            gain_step_in_burst: false,
+            rebase_at: None,
             floor_flag: false,
             prev: [None, None],
             unsettled: [EnvelopePoint::default(); UNSETTLED_MAX],
@@ -774,6 +792,9 @@ impl Pipeline {
     pub fn receive_gain_changed(&mut self, at_sample: u64, gain_db10: i32) {
         let gain_db = gain_db10 as f32 / 10.0;
         let known_db = self.reported_gain_db.map(|before| gain_db - before);
+        if self.gain_step_at.is_none() {
+            self.gain_step_in_burst = self.floor_flag;
+        }
         self.gain_step_db = match (self.gain_step_at, self.gain_step_db) {
             // The first of a step: its size if the gain before is known.
             (None, _) => known_db,
@@ -850,6 +871,7 @@ impl Pipeline {
                 self.muted_from = None;
                 self.detector.reset();
                 self.interference.reset();
+                self.rebase_at = None;
                 self.lines.reset();
                 self.notch.reset();
                 self.notch_under_canceller = false;
@@ -988,10 +1010,30 @@ impl Pipeline {
                 } else if let Some(before_db) = self.interference.recent_level_db() {
                     let now_db = 10.0 * noise.max(1e-30).log10();
                     self.interference.shift_level(now_db - before_db);
+                    // Measured out of a burst, the step cannot tell a burst
+                    // that goes on across it from one that ended while the
+                    // step's columns were clipped: the first keeps the moved
+                    // baseline right, the second leaves it the burst's
+                    // excess too low. The burst's end would show as a drop;
+                    // if none comes within the hold, the second it was.
+                    if self.gain_step_in_burst {
+                        self.rebase_at = Some(end + (AMBIGUOUS_STEP_HOLD_S * self.fs) as u64);
+                    }
                 }
                 self.interference.process(noise)
             }
-            _ => self.interference.process(noise),
+            _ => {
+                let flag = self.interference.process(noise);
+                match self.rebase_at {
+                    Some(_) if !flag => self.rebase_at = None,
+                    Some(at) if end >= at => {
+                        self.interference.rebase();
+                        self.rebase_at = None;
+                    }
+                    _ => {}
+                }
+                flag
+            }
         };
         self.floor_flag = floor_flag;
         if self.cfg.cancel_lines {
