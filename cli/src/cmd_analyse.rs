@@ -443,6 +443,9 @@ struct Analyser<'a, W: Write> {
     settle_at: Option<u64>,
     /// End of the last IQ block received (held or analysed).
     last_seen_end: Option<u64>,
+    /// The end of the samples the replaced pipeline saw, until the first
+    /// block of the pipeline that replaced it.
+    replaced_end: Option<u64>,
     /// End of the last IQ block analysed (stream time reached).
     last_iq_end: Option<u64>,
     /// PROBE_INFO frames skipped because the DSP cannot use them (the
@@ -495,6 +498,7 @@ impl<'a, W: Write> Analyser<'a, W> {
             stream_written: false,
             settle_at: None,
             last_seen_end: None,
+            replaced_end: None,
             last_iq_end: None,
             rejected_probe_info: 0,
             held_blocks: std::collections::VecDeque::new(),
@@ -633,7 +637,8 @@ impl<'a, W: Write> Analyser<'a, W> {
             self.probe = Some(info);
             self.apply_calibration();
             return if swapped && self.stream_written {
-                self.stream_parameters_line()
+                let t = self.last_seen_end.and_then(|e| self.t_s(e));
+                self.stream_parameters_line(t)
             } else {
                 Ok(())
             };
@@ -672,6 +677,11 @@ impl<'a, W: Write> Analyser<'a, W> {
         };
         // A change of stream parameters: the old pipeline's last beats first.
         let changed = self.pipeline.is_some();
+        // When the old stream ended, in its own time.
+        let changed_at_s = self.last_seen_end.and_then(|e| self.t_s(e));
+        if changed {
+            self.replaced_end = self.last_iq_end;
+        }
         if let Some(mut old) = self.pipeline.take() {
             old.finish(&mut self.collect);
             self.reverse_flow_s_before += old.reverse_flow_s();
@@ -686,7 +696,7 @@ impl<'a, W: Write> Analyser<'a, W> {
         self.probe = Some(info);
         self.apply_calibration();
         if changed && self.stream_written {
-            self.stream_parameters_line()?;
+            self.stream_parameters_line(changed_at_s)?;
         }
         if !self.stream_written {
             if self.cli_model.is_some() {
@@ -708,14 +718,15 @@ impl<'a, W: Write> Analyser<'a, W> {
 
     /// An event of the added kind `stream_parameters`: the stream line's
     /// parameters and probe serial no longer hold from `t_s` on (a
-    /// PROBE_INFO with others, or another probe). Times after it are in
-    /// the new sample rate (analysis-output.md: `sample_index /
-    /// sample_rate_hz`), so they may step back.
-    fn stream_parameters_line(&mut self) -> Result<()> {
+    /// PROBE_INFO with others, or another probe); `t` is the end of the
+    /// samples seen before it, in the old stream's time. Times after it are
+    /// in the new sample rate (analysis-output.md: `sample_index /
+    /// sample_rate_hz`), so they may step back; when the sample counter
+    /// does, a `discontinuity` event follows, as within one stream.
+    fn stream_parameters_line(&mut self, t: Option<f64>) -> Result<()> {
         let (Some(info), Some(p)) = (&self.probe, self.params) else {
             return Ok(());
         };
-        let t = self.last_seen_end.and_then(|e| self.t_s(e));
         let line = JsonLine::new("event")
             .num("t_s", t, decimals::TIME_S)
             .string("kind", "stream_parameters")
@@ -1057,6 +1068,24 @@ impl<'a, W: Write> Analyser<'a, W> {
             // PROBE_INFO came before any sample: the wait starts here.
             let settle = self.fs().map_or(0, |fs| (SETTLE_AREA_MODEL_S * fs) as u64);
             self.settle_at = Some(block.first_sample.saturating_add(settle));
+        }
+        if self.pipeline.is_none() {
+            return Ok(());
+        }
+        // The first block of a pipeline that replaced another (new stream
+        // parameters): a counter that went back is a discontinuity, which
+        // the new pipeline, having seen no sample, cannot see itself.
+        if let (Some(old_end), Some(fs)) = (self.replaced_end.take(), self.fs())
+            && block.first_sample < old_end
+        {
+            let s = Status::Discontinuity {
+                t_s: block.first_sample as f64 / fs,
+            };
+            if self.stream_written {
+                self.status(&s)?;
+            } else {
+                self.hold_item(Held::Status(s));
+            }
         }
         let Some(p) = self.pipeline.as_mut() else {
             return Ok(());
@@ -1753,6 +1782,40 @@ mod tests {
         assert!(t[0] > 3.0 && t[1] > t[0] + 3.0, "{t:?}");
         let (_, plain, _) = run(&clean, &[]);
         assert!(of_kind(&plain, "stream_parameters").is_empty());
+    }
+
+    #[test]
+    fn a_second_stream_at_another_rate_is_a_discontinuity_in_its_own_time() {
+        // Two recordings one after the other (`cat a b`): 20 kHz for 6 s,
+        // then 8 kHz from sample 0 again.
+        let first = payloads(15, 6.0);
+        let second = payloads_of(SimConfig {
+            seed: 16,
+            duration_s: Some(8.0),
+            hr_bpm: 80.0,
+            sample_rate_hz: 8000,
+            ..SimConfig::default()
+        });
+        let both: Vec<Payload> = first.iter().chain(second.iter()).cloned().collect();
+        let (ok, lines, _) = run(&both, &[]);
+        assert!(ok);
+        let ev = of_kind(&lines, "stream_parameters");
+        assert_eq!(ev.len(), 1, "{ev:?}");
+        // The old stream's end, in its own time (not its sample count at
+        // the new rate: 6 s, not 15).
+        let t = ev[0]["t_s"].as_f64().unwrap();
+        assert!((t - 6.0).abs() < 0.1, "{t}");
+        let disc = of_kind(&lines, "discontinuity");
+        assert_eq!(disc.len(), 1, "{disc:?}");
+        assert_eq!(disc[0]["t_s"], 0.0);
+        assert_eq!(lines.last().unwrap()["discontinuities"], 1);
+        // The second stream's beats are analysed at its own rate.
+        let after: Vec<&Value> = lines
+            .iter()
+            .skip_while(|l| l["kind"] != "discontinuity")
+            .filter(|l| l["type"] == "beat" && l["accepted"] == true)
+            .collect();
+        assert!(after.len() >= 6, "{}", after.len());
     }
 
     #[test]
