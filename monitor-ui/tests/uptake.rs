@@ -60,6 +60,17 @@ fn beat(index: u64, onset_s: f64) -> Beat {
     }
 }
 
+/// 20 accepted beats at 75/min, the last sample at 16 s.
+fn sixteen_seconds_of_beats(handoff: &Handoff) {
+    for k in 0..20 {
+        handoff.beats.push(BeatMsg {
+            beat: beat(k, k as f64 * 0.8),
+            pushed_at: Instant::now(),
+        });
+    }
+    handoff.set_latest_sample(16 * 20_000);
+}
+
 fn live_probe() -> SourceSpec {
     SourceSpec::Serial {
         path: "/dev/ttyACM0".into(),
@@ -99,13 +110,7 @@ fn a_case_opens_on_signal_asks_once_and_closes_into_one_record() {
         h.query_by_label("Not recorded").is_none(),
         "no case before a signal"
     );
-    for k in 0..20 {
-        handoff.beats.push(BeatMsg {
-            beat: beat(k, k as f64 * 0.8),
-            pushed_at: Instant::now(),
-        });
-    }
-    handoff.set_latest_sample(16 * 20_000);
+    sixteen_seconds_of_beats(&handoff);
     h.run_steps(2);
     h.get_by_label("Not recorded").click();
     h.run_steps(2);
@@ -194,13 +199,7 @@ fn the_virtual_probe_and_replays_are_never_counted() {
             .with_size([1920.0, 1080.0])
             .with_step_dt(0.1)
             .build_ui_state(|ui, app: &mut MonitorApp| app.ui(ui), app);
-        for k in 0..20 {
-            handoff.beats.push(BeatMsg {
-                beat: beat(k, k as f64 * 0.8),
-                pushed_at: Instant::now(),
-            });
-        }
-        handoff.set_latest_sample(16 * 20_000);
+        sixteen_seconds_of_beats(&handoff);
         h.run_steps(3);
         assert!(
             h.query_by_label("Not recorded").is_none(),
