@@ -5,9 +5,11 @@
 //!
 //! Patterns, each standing alone (not inside a longer run of letters or
 //! digits):
-//! - NHS numbers: 10 digits, or 3-3-4 separated by single spaces, that pass
-//!   the NHS modulus-11 check digit;
-//! - full dates: `YYYY-MM-DD` and `DD/MM/YYYY` (also `D/M/YYYY`);
+//! - NHS numbers: 10 digits, or 3-3-4 separated by single spaces or
+//!   hyphens, that pass the NHS modulus-11 check digit;
+//! - full dates: `YYYY-MM-DD`; `DD/MM/YYYY`, `DD.MM.YYYY` and `DD-MM-YYYY`
+//!   (each also with a one-digit day or month); `14 Mar 1957` and
+//!   `14 March 1957` (any case);
 //! - UK postcodes: `A9 9AA`, `A99 9AA`, `AA9 9AA`, `AA99 9AA`, `A9A 9AA`,
 //!   `AA9A 9AA`: with the space in any case, without it in upper case only
 //!   (lower-case hex — hashes, ids, and their fragments inside SQLite's
@@ -80,11 +82,77 @@ fn plausible_date(day: u32, month: u32, year: u32) -> bool {
     (1..=31).contains(&day) && (1..=12).contains(&month) && (1800..=2199).contains(&year)
 }
 
+/// `D[D] Mon[th] YYYY` at the start of `data` (month names in English, any
+/// case, abbreviated to three letters or in full): day, month, year and
+/// the matched length.
+fn named_month_date(data: &[u8]) -> Option<(u32, u32, u32, usize)> {
+    const MONTHS: [&str; 12] = [
+        "january",
+        "february",
+        "march",
+        "april",
+        "may",
+        "june",
+        "july",
+        "august",
+        "september",
+        "october",
+        "november",
+        "december",
+    ];
+    let day_len = data
+        .iter()
+        .take(3)
+        .take_while(|c| c.is_ascii_digit())
+        .count();
+    if !(1..=2).contains(&day_len) || data.get(day_len) != Some(&b' ') {
+        return None;
+    }
+    let word_start = day_len + 1;
+    let word_len = data[word_start..]
+        .iter()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .count();
+    let word = data[word_start..word_start + word_len].to_ascii_lowercase();
+    let month = MONTHS.iter().position(|m| {
+        word_len >= 3 && (word.as_slice() == m.as_bytes() || word.as_slice() == &m.as_bytes()[..3])
+    })?;
+    let year_start = word_start + word_len + 1;
+    if data.get(word_start + word_len) != Some(&b' ') {
+        return None;
+    }
+    let year = data.get(year_start..year_start + 4)?;
+    if !year.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let month = u32::try_from(month).ok()? + 1;
+    Some((
+        number(&data[..day_len]),
+        month,
+        number(year),
+        year_start + 4,
+    ))
+}
+
 /// Scans bytes (text or binary) for identifier patterns.
 pub fn scan_for_identifiers(data: &[u8]) -> Vec<Finding> {
-    const NHS_SHAPES: [&str; 2] = ["9999999999", "999 999 9999"];
-    const DATE_SHAPES: [&str; 4] = ["9999-99-99", "99/99/9999", "9/99/9999", "99/9/9999"];
-    const SHORT_DATE: &str = "9/9/9999";
+    const NHS_SHAPES: [&str; 3] = ["9999999999", "999 999 9999", "999-999-9999"];
+    // Day first, then month, with each separator; one-digit forms too.
+    const DATE_SHAPES: [&str; 13] = [
+        "9999-99-99",
+        "99/99/9999",
+        "9/99/9999",
+        "99/9/9999",
+        "9/9/9999",
+        "99.99.9999",
+        "9.99.9999",
+        "99.9.9999",
+        "9.9.9999",
+        "99-99-9999",
+        "9-99-9999",
+        "99-9-9999",
+        "9-9-9999",
+    ];
     const POSTCODES: [&str; 12] = [
         "A9 9AA", "A99 9AA", "AA9 9AA", "AA99 9AA", "A9A 9AA", "AA9A 9AA", "U99UU", "U999UU",
         "UU99UU", "UU999UU", "U9U9UU", "UU9U9UU",
@@ -114,11 +182,23 @@ pub fn scan_for_identifiers(data: &[u8]) -> Vec<Finding> {
                 }
             }
         }
-        for shape in DATE_SHAPES.iter().chain(std::iter::once(&SHORT_DATE)) {
+        if let Some((day, month, year)) = named_month_date(rest)
+            .filter(|&(.., l)| stands_alone(l))
+            .map(|(d, m, y, _)| (d, m, y))
+            && plausible_date(day, month, year)
+        {
+            found.push(Finding {
+                kind: IdentifierKind::FullDate,
+                offset: start,
+            });
+        }
+        for shape in DATE_SHAPES {
             if let Some(len) = shape_len(rest, shape).filter(|&l| stands_alone(l)) {
                 let text = &rest[..len];
-                let parts: Vec<&[u8]> = text.split(|&c| c == b'-' || c == b'/').collect();
-                let (day, month, year) = if shape.contains('-') {
+                let parts: Vec<&[u8]> = text
+                    .split(|&c| c == b'-' || c == b'/' || c == b'.')
+                    .collect();
+                let (day, month, year) = if shape.starts_with("9999") {
                     (number(parts[2]), number(parts[1]), number(parts[0]))
                 } else {
                     (number(parts[0]), number(parts[1]), number(parts[2]))
@@ -163,6 +243,15 @@ mod tests {
         assert_eq!(kinds("born 1957-03-14"), [IdentifierKind::FullDate]);
         assert_eq!(kinds("\"14/03/1957\""), [IdentifierKind::FullDate]);
         assert_eq!(kinds("on 4/3/1957"), [IdentifierKind::FullDate]);
+        // Found missing by an external audit (2026-12-04).
+        assert_eq!(kinds("dob 14.03.1957"), [IdentifierKind::FullDate]);
+        assert_eq!(kinds("dob 14-03-1957;"), [IdentifierKind::FullDate]);
+        assert_eq!(kinds("dob 4.3.1957"), [IdentifierKind::FullDate]);
+        assert_eq!(kinds("born 14 Mar 1957."), [IdentifierKind::FullDate]);
+        assert_eq!(kinds("born 3 MARCH 1957"), [IdentifierKind::FullDate]);
+        assert_eq!(kinds("NHS 943-476-5919"), [IdentifierKind::NhsNumber]);
+        assert!(kinds("14 Marsh 1957").is_empty());
+        assert!(kinds("31.13.1957").is_empty());
         assert_eq!(kinds("SW1A 1AA"), [IdentifierKind::Postcode]);
         assert_eq!(kinds("at m1 1ae"), [IdentifierKind::Postcode]);
         assert_eq!(kinds("EC1A1BB,"), [IdentifierKind::Postcode]);
