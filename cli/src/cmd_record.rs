@@ -4,7 +4,9 @@
 //! renumbered by the recorder. What goes wrong on the live link is kept in
 //! the file as `stream_error` annotations (gaps and discontinuities at their
 //! sample, the other counters as per-second totals). Frames before the first
-//! PROBE_INFO cannot be converted to velocity and are dropped (and counted).
+//! PROBE_INFO cannot be converted to velocity and are dropped; their count
+//! is the file's first `stream_error` annotation
+//! (`dropped_before_probe_info`).
 //! Stops after `--duration`, on Ctrl-C / SIGTERM, or at the end of input
 //! when the port is a FIFO or file; prints the counters to standard error.
 
@@ -193,8 +195,14 @@ impl Recorder {
                                 // re-encoded). The error names the file already.
                                 let w = RecordingWriter::create_raw(&self.out, &start, raw)?;
                                 self.writer = Some(w);
-                                // Losses before the recording started are not its business.
+                                // Link losses before the recording started are not
+                                // its business; frames the probe sent that it could
+                                // not take are, so the file says how many.
                                 self.reported = *self.decoder.counters();
+                                if self.dropped_before_info > 0 {
+                                    let n = self.dropped_before_info;
+                                    self.annotate(self.at_sample, "dropped_before_probe_info", n)?;
+                                }
                             }
                             _ => self.dropped_before_info += 1,
                         }
@@ -363,6 +371,8 @@ mod tests {
             [
                 "recording_started::0",
                 "info",
+                // The block before PROBE_INFO, which could not be recorded.
+                "stream_error:dropped_before_probe_info:1",
                 "iq:100",
                 "iq:200",
                 "stream_error:lost_samples:200",
@@ -378,7 +388,7 @@ mod tests {
             .map(String::from)
         );
         // Payloads as sent (IQ encoding is canonical, so byte for byte).
-        assert_eq!(frames[7].payload, iq(700));
+        assert_eq!(frames[8].payload, iq(700));
     }
 
     /// The raw payload of the only frame in `bytes`.
