@@ -86,10 +86,29 @@ fn main() {
         // One clear line: the chain of contexts, outermost first (if even
         // standard error cannot take it, the exit code still says it).
         use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), "odm: error: {e:#}");
+        let _ = writeln!(std::io::stderr(), "odm: error: {}", one_line(&e));
         let usage = e.chain().any(|c| c.is::<UsageError>());
         std::process::exit(if usage { 2 } else { 1 });
     }
+}
+
+/// The error and its causes, outermost first, joined by `: ` — a cause
+/// whose text the line already ends with is not repeated (errors that name
+/// their source in their own message, as `key file F: No such file…`, and
+/// also give it as the cause).
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.ends_with(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -118,3 +137,31 @@ impl std::fmt::Display for UsageError {
 }
 
 impl std::error::Error for UsageError {}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[derive(Debug)]
+    struct KeyFile(std::io::Error);
+    impl std::fmt::Display for KeyFile {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "key file k: {}", self.0)
+        }
+    }
+    impl std::error::Error for KeyFile {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn a_cause_the_message_already_ends_with_is_not_repeated() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let e = anyhow::Error::new(KeyFile(io)).context("opening store s");
+        assert_eq!(one_line(&e), "opening store s: key file k: no such file");
+        // Causes that add something are all kept, as `{:#}` does.
+        let e = anyhow::anyhow!("bad magic").context("reading r");
+        assert_eq!(one_line(&e), format!("{e:#}"));
+    }
+}
