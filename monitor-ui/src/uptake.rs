@@ -245,8 +245,12 @@ fn store_loop(db: &Path, settings: Settings, rx: &mpsc::Receiver<Msg>, status: &
         ));
         return;
     };
+    let dropped = match store.discarded_cases() {
+        0 => String::new(),
+        n => format!("; {n} damaged unfinished case(s) could not be counted"),
+    };
     say(format!(
-        "uptake: counting into {} ({})",
+        "uptake: counting into {} ({}){dropped}",
         db.display(),
         org.as_str()
     ));

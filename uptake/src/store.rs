@@ -218,6 +218,7 @@ struct Inner {
 pub struct UptakeStore {
     inner: Option<Inner>,
     recovered_cases: usize,
+    discarded_cases: usize,
 }
 
 fn configure(conn: &Connection, path: &Path) -> Result<(), StoreError> {
@@ -367,6 +368,7 @@ impl UptakeStore {
             return Ok(Self {
                 inner: None,
                 recovered_cases: 0,
+                discarded_cases: 0,
             });
         }
         if !db.exists() {
@@ -420,14 +422,23 @@ impl UptakeStore {
                 org,
             }),
             recovered_cases: 0,
+            discarded_cases: 0,
         };
-        store.recovered_cases = store.close_stale_cases()?;
+        store.close_stale_cases()?;
         Ok(store)
     }
 
     /// How many cases left open by an earlier run were closed on opening.
     pub fn recovered_cases(&self) -> usize {
         self.recovered_cases
+    }
+
+    /// How many cases left open by an earlier run held a value outside its
+    /// vocabulary (a damaged or edited row) and were dropped on opening:
+    /// such a row cannot become a record, and keeping it would stop every
+    /// later opening of the store, i.e. all counting.
+    pub fn discarded_cases(&self) -> usize {
+        self.discarded_cases
     }
 
     /// Whether this store writes anything (participation on).
@@ -454,9 +465,9 @@ impl UptakeStore {
         self.inner.as_ref().map(|i| &i.identity)
     }
 
-    fn close_stale_cases(&mut self) -> Result<usize, StoreError> {
+    fn close_stale_cases(&mut self) -> Result<(), StoreError> {
         let Some(inner) = &self.inner else {
-            return Ok(0);
+            return Ok(());
         };
         let ids: Vec<i64> = {
             let mut stmt = inner
@@ -470,11 +481,23 @@ impl UptakeStore {
                 .map_err(|source| inner.sql_err(source))?
         };
         for &case_id in &ids {
-            self.close_case(CaseHandle {
+            match self.close_case(CaseHandle {
                 case_id: Some(case_id),
-            })?;
+            }) {
+                Ok(_) => self.recovered_cases += 1,
+                Err(StoreError::BadField { .. }) => {
+                    if let Some(inner) = &self.inner {
+                        inner
+                            .conn
+                            .execute("DELETE FROM open_case WHERE case_id = ?1", [case_id])
+                            .map_err(|source| inner.sql_err(source))?;
+                    }
+                    self.discarded_cases += 1;
+                }
+                Err(e) => return Err(e),
+            }
         }
-        Ok(ids.len())
+        Ok(())
     }
 
     /// Starts a case when a probe signal is first acquired. Category,

@@ -146,6 +146,39 @@ fn raw(db: &Path) -> rusqlite::Connection {
 }
 
 #[test]
+fn a_damaged_open_case_is_dropped_and_the_store_still_counts() {
+    let dir = fresh_dir("damaged-open-case");
+    let db = init_store(&dir);
+    {
+        let mut store = UptakeStore::open(&db, ON).unwrap();
+        close_cases(&mut store, 1);
+        let case = store
+            .open_case(
+                OdsCode::parse("RH8").unwrap(),
+                Period::parse("2026-04").unwrap(),
+                1,
+                &Software::parse("odm 0.3.1").unwrap(),
+            )
+            .unwrap();
+        let _never_closed = case;
+        std::mem::forget(store);
+    }
+    // The open row is damaged behind the store's back: it can never be a
+    // record. Before, every later opening failed on it (no more counting).
+    raw(&db)
+        .execute("UPDATE open_case SET category = 'Jane Doe'", [])
+        .unwrap();
+    let mut store = UptakeStore::open(&db, ON).unwrap();
+    assert_eq!((store.recovered_cases(), store.discarded_cases()), (0, 1));
+    close_cases(&mut store, 1);
+    assert_eq!(store.for_each_record(None, |_| Ok(())).unwrap(), 2);
+    assert_eq!(store.verify_chain().unwrap(), 2);
+    drop(store);
+    let again = UptakeStore::open(&db, ON).unwrap();
+    assert_eq!((again.recovered_cases(), again.discarded_cases()), (0, 0));
+}
+
+#[test]
 fn updates_and_deletes_of_closed_records_are_refused() {
     let dir = fresh_dir("append-only");
     let db = init_store(&dir);
