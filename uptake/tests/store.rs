@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use odm_uptake::store::StoreError;
 use odm_uptake::{
-    AgeBand, Category, Eligibility, OdsCode, Period, Settings, Software, UptakeStore,
+    AgeBand, CaseHandle, Category, Eligibility, OdsCode, Period, Settings, Software, UptakeStore,
 };
 
 fn fresh_dir(name: &str) -> PathBuf {
@@ -99,27 +99,32 @@ fn a_case_accumulates_and_closes_into_a_rounded_record() {
     assert_eq!(store.verify_chain().unwrap(), 1);
 }
 
+/// One closed case, then a second opened (RH8, 2026-04) and updated by
+/// `update`, and the monitor dies: the handle is forgotten, never closed.
+fn crash_with_a_case_open(db: &Path, update: impl FnOnce(&mut UptakeStore, &CaseHandle)) {
+    let mut store = UptakeStore::open(db, ON).unwrap();
+    close_cases(&mut store, 1);
+    let case = store
+        .open_case(
+            OdsCode::parse("RH8").unwrap(),
+            Period::parse("2026-04").unwrap(),
+            1,
+            &Software::parse("odm 0.3.1").unwrap(),
+        )
+        .unwrap();
+    update(&mut store, &case);
+    let _never_closed = case;
+    std::mem::forget(store);
+}
+
 #[test]
 fn a_case_open_at_a_crash_is_closed_on_the_next_start() {
     let dir = fresh_dir("crash");
     let db = init_store(&dir);
-    {
-        let mut store = UptakeStore::open(&db, ON).unwrap();
-        close_cases(&mut store, 1);
-        let case = store
-            .open_case(
-                OdsCode::parse("RH8").unwrap(),
-                Period::parse("2026-04").unwrap(),
-                1,
-                &Software::parse("odm 0.3.1").unwrap(),
-            )
-            .unwrap();
-        store.set_category(&case, Category::HipFracture).unwrap();
-        store.add_monitored_s(&case, 2700).unwrap();
-        // The monitor dies here: the handle is forgotten, never closed.
-        let _never_closed = case;
-        std::mem::forget(store);
-    }
+    crash_with_a_case_open(&db, |store, case| {
+        store.set_category(case, Category::HipFracture).unwrap();
+        store.add_monitored_s(case, 2700).unwrap();
+    });
     let store = UptakeStore::open(&db, ON).unwrap();
     assert_eq!(store.recovered_cases(), 1);
     let mut records = Vec::new();
@@ -149,20 +154,7 @@ fn raw(db: &Path) -> rusqlite::Connection {
 fn a_damaged_open_case_is_dropped_and_the_store_still_counts() {
     let dir = fresh_dir("damaged-open-case");
     let db = init_store(&dir);
-    {
-        let mut store = UptakeStore::open(&db, ON).unwrap();
-        close_cases(&mut store, 1);
-        let case = store
-            .open_case(
-                OdsCode::parse("RH8").unwrap(),
-                Period::parse("2026-04").unwrap(),
-                1,
-                &Software::parse("odm 0.3.1").unwrap(),
-            )
-            .unwrap();
-        let _never_closed = case;
-        std::mem::forget(store);
-    }
+    crash_with_a_case_open(&db, |_, _| {});
     // The open row is damaged behind the store's back: it can never be a
     // record. Before, every later opening failed on it (no more counting).
     raw(&db)
