@@ -9,6 +9,7 @@ use crate::UsageError;
 use anyhow::{Context, bail};
 use odm_uptake::report::{Denominators, Dims};
 use odm_uptake::scan::{IdentifierKind, scan_for_identifiers};
+use odm_uptake::store::DB_ENV;
 use odm_uptake::verify::{KeyRegister, verify_bundles};
 use odm_uptake::{ChainHash, OdsCode, Settings, UptakeStore};
 
@@ -341,12 +342,12 @@ fn demo(db: &Path, records: u64, seed: u64, settings: Settings) -> anyhow::Resul
     }
     // Synthetic records look exactly like real ones and a chain can never
     // lose one: only a store made for the demonstration may take them.
-    let live = std::env::var_os(MONITOR_DB_ENV)
+    let live = std::env::var_os(DB_ENV)
         .map(PathBuf::from)
         .is_some_and(|live| same_file(&live, db));
     if live {
         bail!(
-            "{} is the monitor's uptake store ({MONITOR_DB_ENV}): synthetic records would count as real cases",
+            "{} is the monitor's uptake store ({DB_ENV}): synthetic records would count as real cases",
             db.display()
         );
     }
@@ -375,10 +376,6 @@ fn demo(db: &Path, records: u64, seed: u64, settings: Settings) -> anyhow::Resul
     println!("appended {n} synthetic records to {}", db.display());
     Ok(())
 }
-
-/// The environment variable by which the monitor finds its store
-/// (`odm_monitor::uptake::DB_ENV`; the monitor is not a dependency here).
-const MONITOR_DB_ENV: &str = "ODM_UPTAKE_DB";
 
 /// Whether two paths name the same existing file.
 fn same_file(a: &Path, b: &Path) -> bool {

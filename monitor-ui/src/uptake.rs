@@ -18,7 +18,7 @@ use std::thread::JoinHandle;
 use odm_uptake::{AgeBand, Category, Eligibility, Period, Settings, Software, UptakeStore};
 
 /// Environment variable naming the uptake store.
-pub const DB_ENV: &str = "ODM_UPTAKE_DB";
+pub use odm_uptake::store::DB_ENV;
 /// Monitoring time and beat counts are written this often, s (a crash
 /// loses at most this much of the case's totals).
 pub const FLUSH_EVERY_S: f64 = 60.0;

@@ -107,6 +107,10 @@ pub struct Settings {
 /// The environment variable that switches participation off.
 pub const OPT_OUT_ENV: &str = "ODM_UPTAKE";
 
+/// The environment variable naming the store the monitor counts into
+/// (made by `odm uptake init`; unset: the monitor does not count).
+pub const DB_ENV: &str = "ODM_UPTAKE_DB";
+
 impl Settings {
     /// Participation on, unless `ODM_UPTAKE` says `off`, `0`, `false` or
     /// `no` (any case).
