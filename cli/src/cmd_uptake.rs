@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use crate::UsageError;
 use anyhow::{Context, bail};
 use odm_uptake::report::{Denominators, Dims};
-use odm_uptake::scan::{IdentifierKind, scan_for_identifiers};
+use odm_uptake::scan::{IdentifierKind, manifest_export_time, scan_for_identifiers};
 use odm_uptake::store::DB_ENV;
 use odm_uptake::verify::{KeyRegister, verify_bundles};
 use odm_uptake::{ChainHash, OdsCode, Settings, UptakeStore};
@@ -389,7 +389,20 @@ fn scan(files: &[PathBuf]) -> anyhow::Result<()> {
     let mut total = 0usize;
     for file in files {
         let data = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+        // A bundle manifest's `exported_utc` is the export's time stamp,
+        // which the spec requires; it is said, not counted.
+        let export_time = manifest_export_time(&data);
+        if let Some(range) = &export_time {
+            println!(
+                "{}: byte {}: the export's time stamp (exported_utc), not counted",
+                file.display(),
+                range.start
+            );
+        }
         for f in scan_for_identifiers(&data) {
+            if export_time.as_ref().is_some_and(|r| r.contains(&f.offset)) {
+                continue;
+            }
             let kind = match f.kind {
                 IdentifierKind::NhsNumber => "NHS number",
                 IdentifierKind::FullDate => "full date",

@@ -7,6 +7,8 @@
 //! in-memory parsers (`KeyRegister::parse`, `Denominators::parse`,
 //! `Dims::parse`) and on into the report's aggregation and CSV writers.
 //!
+//! The identifier scanner reads the manifest and records parts too.
+//!
 //! Checks: no panic; every record line that `Record::from_fields` accepts
 //! writes back to exactly its CSV text and hashes as its text does; the
 //! verifier accounts for every line of `records.csv` exactly once (entry or
@@ -29,6 +31,7 @@ use odm_uptake::record::{bytes_from_hex, chain_hash_of_fields};
 use odm_uptake::report::{
     Denominators, Dims, aggregate, excluded_csv, excluded_records, report_csv,
 };
+use odm_uptake::scan::{manifest_export_time, scan_for_identifiers};
 use odm_uptake::verify::{KeyRegister, Severity, Verification, check_bundle, verify_bundles};
 use odm_uptake::{ChainHash, RandomId, Record};
 
@@ -125,6 +128,18 @@ fuzz_target!(|data: &[u8]| {
     let dims_text = parts.next().map(String::from_utf8_lossy);
 
     let register = register_text.as_deref().and_then(check_register);
+
+    // The identifier scanner reads any file, the manifest's export time
+    // stamp included.
+    for part in [manifest, records] {
+        for f in scan_for_identifiers(part) {
+            assert!(f.offset < part.len());
+        }
+    }
+    if let Some(r) = manifest_export_time(manifest) {
+        assert!(r.start <= r.end && r.end <= manifest.len());
+        assert!(!manifest[r].contains(&b'"'));
+    }
 
     // The bundle.
     let dir = scratch();

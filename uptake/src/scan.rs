@@ -7,9 +7,10 @@
 //! digits):
 //! - NHS numbers: 10 digits, or 3-3-4 separated by single spaces or
 //!   hyphens, that pass the NHS modulus-11 check digit;
-//! - full dates: `YYYY-MM-DD`; `DD/MM/YYYY`, `DD.MM.YYYY` and `DD-MM-YYYY`
-//!   (each also with a one-digit day or month); `14 Mar 1957` and
-//!   `14 March 1957` (any case);
+//! - full dates: `YYYY-MM-DD`, also running on into a time as ISO 8601
+//!   writes one (`1957-03-14T00:00`); `DD/MM/YYYY`, `DD.MM.YYYY` and
+//!   `DD-MM-YYYY` (each also with a one-digit day or month); `14 Mar 1957`
+//!   and `14 March 1957` (any case);
 //! - UK postcodes: `A9 9AA`, `A99 9AA`, `AA9 9AA`, `AA99 9AA`, `A9A 9AA`,
 //!   `AA9A 9AA`: with the space in any case, without it in upper case only
 //!   (lower-case hex — hashes, ids, and their fragments inside SQLite's
@@ -193,7 +194,15 @@ pub fn scan_for_identifiers(data: &[u8]) -> Vec<Finding> {
             });
         }
         for shape in DATE_SHAPES {
-            if let Some(len) = shape_len(rest, shape).filter(|&l| stands_alone(l)) {
+            // An ISO date may run straight on into its time: `…-14T10:30`.
+            let iso_time_follows = |len: usize| {
+                shape.starts_with("9999")
+                    && matches!(rest.get(len), Some(b'T' | b't'))
+                    && rest.get(len + 1).is_some_and(u8::is_ascii_digit)
+            };
+            if let Some(len) =
+                shape_len(rest, shape).filter(|&l| stands_alone(l) || iso_time_follows(l))
+            {
                 let text = &rest[..len];
                 let parts: Vec<&[u8]> = text
                     .split(|&c| c == b'-' || c == b'/' || c == b'.')
@@ -224,6 +233,44 @@ pub fn scan_for_identifiers(data: &[u8]) -> Vec<Finding> {
     found
 }
 
+/// The byte range of the `exported_utc` value in an uptake bundle's
+/// `manifest.json`: the export's own time stamp, which the spec requires
+/// and which is not a patient's date (docs/uptake.md). `None` unless
+/// `data` is a JSON object with `"format": "odm-uptake-bundle"` whose
+/// `exported_utc` key appears exactly once and holds a string. A scan of a
+/// manifest leaves findings inside this range out; nothing else is
+/// allowed.
+pub fn manifest_export_time(data: &[u8]) -> Option<std::ops::Range<usize>> {
+    let value: serde_json::Value = serde_json::from_slice(data).ok()?;
+    if value.get("format")?.as_str()? != "odm-uptake-bundle" {
+        return None;
+    }
+    let stamp = value.get("exported_utc")?.as_str()?;
+    const KEY: &[u8] = b"\"exported_utc\"";
+    let mut keys = data
+        .windows(KEY.len())
+        .enumerate()
+        .filter(|(_, w)| *w == KEY);
+    let (at, _) = keys.next()?;
+    if keys.next().is_some() {
+        return None;
+    }
+    let mut i = at + KEY.len();
+    while data
+        .get(i)
+        .is_some_and(|c| c.is_ascii_whitespace() || *c == b':')
+    {
+        i += 1;
+    }
+    if data.get(i) != Some(&b'"') {
+        return None;
+    }
+    let start = i + 1;
+    let end = start + data[start..].iter().position(|&c| c == b'"')?;
+    // The raw bytes must be the parsed value (no escapes to hide behind).
+    (&data[start..end] == stamp.as_bytes()).then_some(start..end)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,6 +297,12 @@ mod tests {
         assert_eq!(kinds("born 14 Mar 1957."), [IdentifierKind::FullDate]);
         assert_eq!(kinds("born 3 MARCH 1957"), [IdentifierKind::FullDate]);
         assert_eq!(kinds("NHS 943-476-5919"), [IdentifierKind::NhsNumber]);
+        assert_eq!(kinds("dob 1957-03-14T00:00"), [IdentifierKind::FullDate]);
+        assert_eq!(
+            kinds("\"1957-03-14T00:00:00Z\""),
+            [IdentifierKind::FullDate]
+        );
+        assert!(kinds("1957-03-14Tx").is_empty());
         assert!(kinds("14 Marsh 1957").is_empty());
         assert!(kinds("31.13.1957").is_empty());
         assert_eq!(kinds("SW1A 1AA"), [IdentifierKind::Postcode]);
@@ -269,6 +322,23 @@ mod tests {
         assert!(kinds("3f2c9a4e-8b1d-4c7a-9e5f-0a1b2c3d4e5f").is_empty());
         // A hex fragment as SQLite stores it in an index page.
         assert!(kinds("\x12a893bc\x00").is_empty());
+    }
+
+    #[test]
+    fn only_a_manifests_own_export_time_is_set_aside() {
+        let manifest = br#"{"format": "odm-uptake-bundle", "version": 1, "exported_utc": "2026-04-01T09:00:00Z", "org": "RH8"}"#;
+        let range = manifest_export_time(manifest).expect("a manifest");
+        assert_eq!(&manifest[range.clone()], b"2026-04-01T09:00:00Z");
+        let found = scan_for_identifiers(manifest);
+        assert_eq!(found.len(), 1);
+        assert!(range.contains(&found[0].offset));
+        // Not a bundle manifest, a second key, or a value that differs
+        // from the raw bytes: nothing is set aside.
+        assert!(manifest_export_time(br#"{"exported_utc": "2026-04-01T09:00:00Z"}"#).is_none());
+        let twice = br#"{"format": "odm-uptake-bundle", "exported_utc": "2026-04-01T09:00:00Z", "extra": {"exported_utc": "1957-03-14T00:00"}}"#;
+        assert!(manifest_export_time(twice).is_none());
+        let escaped = br#"{"format": "odm-uptake-bundle", "exported_utc": "1957-03-14\u0054"}"#;
+        assert!(manifest_export_time(escaped).is_none());
     }
 
     #[test]

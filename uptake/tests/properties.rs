@@ -83,6 +83,60 @@ proptest! {
     }
 }
 
+/// Filler that can never join an identifier: no letters or digits.
+fn filler() -> impl Strategy<Value = Vec<u8>> {
+    proptest::collection::vec(
+        any::<u8>().prop_filter("not a letter or digit", |b| !b.is_ascii_alphanumeric()),
+        0..40,
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// The scanner reads any file: arbitrary bytes never panic it, and
+    /// every finding points inside the data.
+    #[test]
+    fn the_identifier_scanner_takes_any_bytes(
+        data in proptest::collection::vec(any::<u8>(), 0..2000),
+    ) {
+        for f in odm_uptake::scan::scan_for_identifiers(&data) {
+            prop_assert!(f.offset < data.len());
+        }
+        if let Some(r) = odm_uptake::scan::manifest_export_time(&data) {
+            prop_assert!(r.start <= r.end && r.end <= data.len());
+        }
+    }
+
+    /// A birth date planted between bytes that cannot join it is found
+    /// where it was planted, in each written form, with or without a time.
+    #[test]
+    fn a_planted_date_is_found_where_it_stands(
+        before in filler(),
+        after in filler(),
+        (y, m, d) in (1900u32..2100, 1u32..=12, 1u32..=28),
+        form in 0usize..6,
+    ) {
+        let text = match form {
+            0 => format!("{y}-{m:02}-{d:02}"),
+            1 => format!("{y}-{m:02}-{d:02}T{:02}:00", d % 24),
+            2 => format!("{d:02}/{m:02}/{y}"),
+            3 => format!("{d}.{m}.{y}"),
+            4 => format!("{d}-{m:02}-{y}"),
+            _ => format!("{d} {} {y}", ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"][m as usize - 1]),
+        };
+        let mut data = before.clone();
+        data.extend_from_slice(text.as_bytes());
+        data.extend_from_slice(&after);
+        let found = odm_uptake::scan::scan_for_identifiers(&data);
+        prop_assert!(
+            found.iter().any(|f| f.kind == odm_uptake::scan::IdentifierKind::FullDate
+                && f.offset == before.len()),
+            "{} not found in {:?}", text, found
+        );
+    }
+}
+
 /// Lines of text made mostly of register-like or denominator-like values.
 fn csv_text(header: &'static str, cells: BoxedStrategy<String>) -> impl Strategy<Value = String> {
     (
