@@ -260,7 +260,7 @@ fn store_loop(db: &Path, settings: Settings, rx: &mpsc::Receiver<Msg>, status: &
     while let Ok(m) = rx.recv() {
         let result = match (m, &case) {
             (Msg::Open { probe_model }, None) => store
-                .open_case(org, Period::current_utc(), probe_model, &software)
+                .open_case(org, Period::current_uk(), probe_model, &software)
                 .map(|h| case = Some(h)),
             (Msg::Category(c), Some(h)) => store.set_category(h, c),
             (Msg::Eligibility(e), Some(h)) => store.set_eligibility(h, e),

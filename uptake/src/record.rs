@@ -172,12 +172,51 @@ impl Period {
 
     /// The current month in UTC.
     pub fn current_utc() -> Self {
-        let now = time::OffsetDateTime::now_utc();
+        Self::of_date_time(time::OffsetDateTime::now_utc())
+    }
+
+    /// The current month in UK civil time: the month a hospital's own
+    /// systems date the case by (see [`Period::uk_civil`]).
+    pub fn current_uk() -> Self {
+        Self::uk_civil(time::OffsetDateTime::now_utc())
+    }
+
+    /// The month of an instant in UK civil time: GMT, or BST (UTC + 1)
+    /// from 01:00 UTC on the last Sunday of March to 01:00 UTC on the last
+    /// Sunday of October (the Summer Time Order 2002, the rule since 1981).
+    /// A case begun at 00:30 BST on 1 August is August's, as the trust's
+    /// theatre system and its count of eligible cases have it, not July's
+    /// as UTC would make it.
+    pub fn uk_civil(at: time::OffsetDateTime) -> Self {
+        use time::{Date, Duration, Month, UtcOffset};
+        let utc = at.to_offset(UtcOffset::UTC);
+        let last_sunday_0100 = |month: Month| -> Option<time::OffsetDateTime> {
+            let last = Date::from_calendar_date(utc.year(), month, 31).ok()?;
+            let sunday = last - Duration::days(last.weekday().number_days_from_sunday().into());
+            Some(sunday.with_hms(1, 0, 0).ok()?.assume_utc())
+        };
+        let summer = match (
+            last_sunday_0100(Month::March),
+            last_sunday_0100(Month::October),
+        ) {
+            (Some(from), Some(to)) => utc >= from && utc < to,
+            _ => false,
+        };
+        let local = if summer {
+            utc.checked_add(Duration::HOUR).unwrap_or(utc)
+        } else {
+            utc
+        };
+        Self::of_date_time(local)
+    }
+
+    /// The month of a date-time as its own offset shows it.
+    fn of_date_time(at: time::OffsetDateTime) -> Self {
         // `time` years are within ±9999; clamp anything odd into range.
-        let year = u16::try_from(now.year()).unwrap_or(1000).clamp(1000, 9999);
+        let year = u16::try_from(at.year()).unwrap_or(1000).clamp(1000, 9999);
         Self {
             year,
-            month: u8::from(now.month()),
+            month: u8::from(at.month()),
         }
     }
 
@@ -657,6 +696,27 @@ pub fn bytes_from_hex<const N: usize>(text: &str) -> Option<[u8; N]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_case_is_dated_by_the_uk_civil_month() {
+        use time::macros::datetime;
+        let month = |at| Period::uk_civil(at).to_string();
+        // Summer: 23:30 UTC on the last day is already the next month.
+        assert_eq!(month(datetime!(2026-07-31 23:30 UTC)), "2026-08");
+        assert_eq!(month(datetime!(2026-07-31 22:59 UTC)), "2026-07");
+        // Winter: GMT is UTC.
+        assert_eq!(month(datetime!(2026-01-31 23:30 UTC)), "2026-01");
+        assert_eq!(month(datetime!(2026-02-01 00:00 UTC)), "2026-02");
+        // 2024-03-31 was the last Sunday of March: BST from 01:00 UTC.
+        assert_eq!(month(datetime!(2024-03-31 00:30 UTC)), "2024-03");
+        assert_eq!(month(datetime!(2024-03-31 23:30 UTC)), "2024-04");
+        // 2027-03-28 is the last Sunday of March; 2026-10-25 of October.
+        assert_eq!(month(datetime!(2027-03-31 23:30 UTC)), "2027-04");
+        assert_eq!(month(datetime!(2026-09-30 23:00 UTC)), "2026-10");
+        assert_eq!(month(datetime!(2026-10-31 23:30 UTC)), "2026-10");
+        // The offset an instant is written in does not matter.
+        assert_eq!(month(datetime!(2026-08-01 01:30 +02:00)), "2026-08");
+    }
 
     fn example() -> Record {
         Record {
