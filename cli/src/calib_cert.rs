@@ -236,9 +236,12 @@ td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
             res = r.residual_cm_s,
             lim = r.residual_limit_cm_s,
             pts = r.points,
-            img = r
-                .iq_image_db
-                .map_or("—".to_string(), |db| format!("{db:.1}")),
+            img = if r.iq_channel_fault {
+                "dead channel".to_string()
+            } else {
+                r.iq_image_db
+                    .map_or("—".to_string(), |db| format!("{db:.1}"))
+            },
             v = verdict(r.within_limit),
         );
     }
@@ -246,12 +249,16 @@ td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
     if let Some(note) = iq_image_note(cal) {
         let _ = writeln!(h, "<p>{}</p>", e(&note));
     }
+    if let Some(note) = channel_fault_note(cal) {
+        let _ = writeln!(h, "<p><strong>{}</strong></p>", e(&note));
+    }
     h.push_str("<h2>Fit: measured = gain × reference + offset</h2>\n");
     let _ = write!(
         h,
         r#"<table>
 <tr><th>Gain</th><td class="num">{g:.4}</td><td>95% confidence interval {lo:.4} – {hi:.4} (Student's t, {dof} degrees of freedom)</td></tr>
 <tr><th>Offset</th><td class="num">{o:+.2} cm/s</td><td></td></tr>
+{offset_limit}
 <tr><th>R²</th><td class="num">{r2:.5}</td><td></td></tr>
 <tr><th>Gain limit</th><td class="num">1 ± {tol}</td><td>{gv}</td></tr>
 <tr><th>Residual limit</th><td class="num">± max({ra} cm/s, {rp}%)</td><td>{rv}</td></tr>
@@ -269,6 +276,13 @@ td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
         ra = cal.limits.residual_limit_cm_s,
         rp = cal.limits.residual_limit_pct,
         rv = verdict(cal.runs.iter().all(|r| r.within_limit)),
+        offset_limit = match (cal.limits.offset_tolerance_cm_s, cal.offset_within_tolerance) {
+            (Some(tol), Some(ok)) => format!(
+                r#"<tr><th>Offset limit</th><td class="num">± {tol} cm/s</td><td>{}</td></tr>"#,
+                verdict(ok)
+            ),
+            _ => "<tr><th>Offset limit</th><td class=\"num\">—</td><td>not judged (made before offsets were)</td></tr>".to_string(),
+        },
     );
     h.push_str("<h2>Measured against reference</h2>\n");
     h.push_str(&plot_svg(cal));
@@ -305,6 +319,26 @@ pub fn iq_image_note(cal: &Calibration) -> Option<String> {
     })
 }
 
+/// The failure note when a run saw a dead or broken I/Q channel: the
+/// receive path is broken, so the calibration FAILs whatever its numbers.
+pub fn channel_fault_note(cal: &Calibration) -> Option<String> {
+    let runs: Vec<String> = cal
+        .runs
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.iq_channel_fault)
+        .map(|(i, _)| (i + 1).to_string())
+        .collect();
+    (!runs.is_empty()).then(|| {
+        format!(
+            "Receive path fault: one I/Q channel of the probe interface was dead or broken in run {}. \
+             Direction and velocity cannot be trusted through it: the calibration FAILs. Have the \
+             interface or cable serviced and repeat the runs.",
+            runs.join(", ")
+        )
+    })
+}
+
 /// The summary `odm calibrate` prints: one line per run, then the fit and the verdict.
 pub fn summary_text(cal: &Calibration) -> String {
     let mut s = String::new();
@@ -329,9 +363,19 @@ pub fn summary_text(cal: &Calibration) -> String {
     if let Some(note) = iq_image_note(cal) {
         let _ = writeln!(s, "{note}");
     }
+    if let Some(note) = channel_fault_note(cal) {
+        let _ = writeln!(s, "{note}");
+    }
+    let offset_limit = match (
+        cal.limits.offset_tolerance_cm_s,
+        cal.offset_within_tolerance,
+    ) {
+        (Some(tol), Some(ok)) => format!("; limit ± {tol}: {}", verdict(ok)),
+        _ => String::new(),
+    };
     let _ = writeln!(
         s,
-        "gain {:.4} (95% CI {:.4}–{:.4}; limit 1 ± {}: {}), offset {:+.2} cm/s, R² {:.5}",
+        "gain {:.4} (95% CI {:.4}–{:.4}; limit 1 ± {}: {}), offset {:+.2} cm/s{offset_limit}, R² {:.5}",
         cal.gain,
         cal.gain_ci95[0],
         cal.gain_ci95[1],
@@ -375,11 +419,13 @@ mod tests {
             r2: 0.99999,
             residuals_cm_s: vec![0.1; 4],
             gain_within_tolerance: pass,
+            offset_within_tolerance: Some(true),
             pass,
             limits: CalibrationLimits {
                 gain_tolerance: 0.05,
                 residual_limit_cm_s: 3.0,
                 residual_limit_pct: 3.0,
+                offset_tolerance_cm_s: Some(3.0),
             },
             runs: refs
                 .iter()
@@ -392,6 +438,7 @@ mod tests {
                     within_limit: true,
                     points: 1000,
                     iq_image_db: Some(-52.0),
+                    iq_channel_fault: false,
                 })
                 .collect(),
             measured_with_correction: None,
@@ -451,6 +498,28 @@ mod tests {
         assert!(html.contains("reached -23.4 dB") && html.contains("out of balance"));
         assert!(html.contains(">PASS<"));
         assert!(summary_text(&unbalanced).contains("reached -23.4 dB"));
+    }
+
+    /// A dead channel is a FAIL stated on the certificate and in the
+    /// summary (an audit found it on standard error only, 2026-12-04); the
+    /// offset's limit and verdict are stated beside the gain's.
+    #[test]
+    fn a_dead_channel_and_the_offset_limit_are_on_the_certificate() {
+        let mut c = cal(false, "A. Engineer");
+        assert!(channel_fault_note(&c).is_none());
+        c.runs[2].iq_channel_fault = true;
+        let html = certificate_html(&c);
+        assert!(
+            html.contains(">dead channel<") && html.contains("fault"),
+            "{html}"
+        );
+        assert!(html.contains("in run 3."));
+        assert!(summary_text(&c).contains("Receive path fault"));
+        assert!(html.contains("<th>Offset limit</th><td class=\"num\">± 3 cm/s</td><td>PASS</td>"));
+        assert!(summary_text(&c).contains("offset -0.30 cm/s; limit ± 3: PASS"));
+        c.limits.offset_tolerance_cm_s = None;
+        c.offset_within_tolerance = None;
+        assert!(certificate_html(&c).contains("not judged"));
     }
 
     #[test]

@@ -81,6 +81,9 @@ pub struct StreamAnalyser {
     pub samples_before_probe_info: u64,
     /// Time the flow was reversed under pipelines already replaced, s.
     reverse_flow_s_before: f64,
+    /// Time the flow wrapped round the band's top under pipelines already
+    /// replaced, s.
+    aliased_s_before: f64,
     /// The outputs.
     pub out: Collected,
 }
@@ -99,6 +102,7 @@ impl StreamAnalyser {
             decided_for: None,
             samples_before_probe_info: 0,
             reverse_flow_s_before: 0.0,
+            aliased_s_before: 0.0,
             out: Collected::default(),
         }
     }
@@ -148,6 +152,7 @@ impl StreamAnalyser {
             if let Some(mut old) = self.pipeline.take() {
                 old.finish(&mut self.out);
                 self.reverse_flow_s_before += old.reverse_flow_s();
+                self.aliased_s_before += old.aliased_s();
             }
             let pipeline = Pipeline::new(self.cfg, params)
                 .map_err(|e| anyhow::anyhow!("cannot analyse probe {serial:?}'s stream: {e}"))?;
@@ -208,6 +213,20 @@ impl StreamAnalyser {
     /// (half the sample rate); None before a PROBE_INFO.
     pub fn max_velocity_cm_s(&self) -> Option<f64> {
         self.pipeline.as_ref().map(Pipeline::max_velocity_cm_s)
+    }
+
+    /// Signal time during which the flow wrapped round the top of the band
+    /// (docs/dsp.md, aliasing), s.
+    pub fn aliased_s(&self) -> f64 {
+        self.aliased_s_before + self.pipeline.as_ref().map_or(0.0, Pipeline::aliased_s)
+    }
+
+    /// The velocity one spectrum bin spans in the current stream, cm/s;
+    /// None before a PROBE_INFO.
+    pub fn velocity_per_bin_cm_s(&self) -> Option<f64> {
+        self.pipeline
+            .as_ref()
+            .map(|p| 2.0 * p.max_velocity_cm_s() / p.fft_len() as f64)
     }
 
     /// Ends the stream: the pipeline emits what it still holds.

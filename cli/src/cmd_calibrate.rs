@@ -6,6 +6,7 @@
 //! Exit status: 0 when the calibration PASSes, 1 when it FAILs its
 //! acceptance limits (the files are still written) or cannot be made.
 
+use crate::UsageError;
 use crate::calib_cert;
 use crate::calib_stream::{CalibrationPolicy, StreamAnalyser, median, probe_calibration_from};
 use anyhow::{Context, bail};
@@ -26,6 +27,14 @@ const SETTLE_S: f64 = 0.5;
 const MIN_ENVELOPE_POINTS: usize = 200;
 /// A pulsatile run needs at least this many accepted beats.
 const MIN_BEATS: usize = 3;
+/// A steady run's envelope, between its 10th and 90th percentiles, may
+/// span at most this fraction of its median …
+const STEADY_SPREAD: f64 = 0.5;
+/// … or this many cm/s, whichever is larger.
+const STEADY_SPREAD_MIN_CM_S: f64 = 8.0;
+/// A run measured within this many spectrum bins of the band's top is
+/// refused as possibly aliased.
+const ALIAS_GUARD_BINS: f64 = 3.0;
 /// The fit needs three runs for a confidence interval (n − 2 ≥ 1 degrees of freedom).
 const MIN_RUNS: usize = 3;
 
@@ -64,6 +73,9 @@ pub struct Args {
     /// … and this percentage of the run's reference velocity.
     #[arg(long, value_name = "PCT", default_value_t = 3.0)]
     pub residual_limit_pct: f64,
+    /// Accept an offset (the fitted reading at zero velocity) within ± this, cm/s.
+    #[arg(long, value_name = "CM_S", default_value_t = 3.0)]
+    pub offset_tolerance_cm_s: f64,
     /// Also install the calibration in the calibration store, so the monitor
     /// and `odm analyse` apply it to this probe (not done when the fit is
     /// non-linear beyond the residual limits).
@@ -137,6 +149,8 @@ pub struct RunMeasurement {
     /// The probe interface's I/Q mirror image under the signal, dB (None
     /// before 4 s of clean signal).
     pub iq_image_db: Option<f64>,
+    /// One quadrature channel of the interface was dead or broken.
+    pub iq_channel_fault: bool,
 }
 
 /// Measures one recording: steady = median envelope after settling;
@@ -203,7 +217,11 @@ pub fn measure_recording(
         );
     }
     let iq_image_db = analyser.iq_image_db();
-    if analyser.iq_channel_fault() {
+    let iq_channel_fault = analyser.iq_channel_fault();
+    let aliased_s = analyser.aliased_s();
+    let max_velocity_cm_s = analyser.max_velocity_cm_s();
+    let per_bin_cm_s = analyser.velocity_per_bin_cm_s().unwrap_or(0.0);
+    if iq_channel_fault {
         // The phantom's line is then mirrored at full power: the velocity
         // may still read true, but the interface is broken.
         eprintln!(
@@ -211,7 +229,7 @@ pub fn measure_recording(
         );
     }
     let out = analyser.out;
-    match mode {
+    let (measured_cm_s, points) = match mode {
         MeasurementMode::Steady => {
             let t0 = out.envelope.first().map(|p| p.0).unwrap_or(0.0);
             let mut v: Vec<f64> = out
@@ -227,13 +245,22 @@ pub fn measure_recording(
                     SETTLE_S + MIN_ENVELOPE_POINTS as f64 * 0.005
                 );
             }
+            v.sort_by(f64::total_cmp);
+            let quantile = |f: f64| v[((v.len() - 1) as f64 * f).round() as usize];
+            let (p10, p90) = (quantile(0.10), quantile(0.90));
             let points = v.len() as u64;
             let measured_cm_s = median(&mut v).unwrap_or(f64::NAN);
-            Ok(RunMeasurement {
-                measured_cm_s,
-                points,
-                iq_image_db,
-            })
+            // A steady phantom holds its velocity: the envelope's middle
+            // 80 % stays within a few per cent (string) to ±10 % (flow at
+            // 20 cm/s and 3 dB SNR, 0.21 of the median); a pulsatile one
+            // sweeps from the wall band to its peak (over 1.0).
+            let spread_cm_s = p90 - p10;
+            if spread_cm_s > (STEADY_SPREAD * measured_cm_s).max(STEADY_SPREAD_MIN_CM_S) {
+                bail!(
+                    "run {shown}: the flow is not steady: the envelope's middle 80 % spans {p10:.1}–{p90:.1} cm/s around a median of {measured_cm_s:.1}; for a pulsatile phantom use --mode pulsatile"
+                );
+            }
+            (measured_cm_s, points)
         }
         MeasurementMode::Pulsatile => {
             let mut pv: Vec<f64> = out
@@ -249,14 +276,36 @@ pub fn measure_recording(
                 );
             }
             let points = pv.len() as u64;
-            let measured_cm_s = median(&mut pv).unwrap_or(f64::NAN);
-            Ok(RunMeasurement {
-                measured_cm_s,
-                points,
-                iq_image_db,
-            })
+            (median(&mut pv).unwrap_or(f64::NAN), points)
+        }
+    };
+    // Flow faster than the band carries wraps round its top, and a flat
+    // spectrum that fills the band reads at the top whatever its true
+    // edge: near the top, a run cannot be told from an aliased one.
+    if let Some(limit) = max_velocity_cm_s {
+        let guard = ALIAS_GUARD_BINS * per_bin_cm_s;
+        if aliased_s > 0.0 || measured_cm_s >= limit - guard {
+            let where_ = if measured_cm_s > limit {
+                "above"
+            } else {
+                "at or near"
+            };
+            let wrapped = if aliased_s > 0.0 {
+                format!("; the flow wrapped round the band's top for {aliased_s:.1} s")
+            } else {
+                String::new()
+            };
+            bail!(
+                "run {shown}: measured {measured_cm_s:.1} cm/s, {where_} the highest velocity this sample rate carries ({limit:.1} cm/s; runs within {guard:.1} cm/s of it are refused){wrapped}: a faster, aliased flow reads the same; run the phantom slower or record at a higher sample rate"
+            );
         }
     }
+    Ok(RunMeasurement {
+        measured_cm_s,
+        points,
+        iq_image_db,
+        iq_channel_fault,
+    })
 }
 
 fn software() -> String {
@@ -276,28 +325,42 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ModeArg::Steady => MeasurementMode::Steady,
         ModeArg::Pulsatile => MeasurementMode::Pulsatile,
     };
+    // Arguments out of their range are usage errors (exit 2, cli.md),
+    // found before any run is measured.
+    let usage = |text: String| anyhow::Error::new(UsageError(text));
     if args.runs.len() < MIN_RUNS {
-        bail!(
+        return Err(usage(format!(
             "{} --run given; a calibration needs at least {MIN_RUNS} runs at different velocities",
             args.runs.len()
-        );
+        )));
     }
     for (name, v) in [
         ("--gain-tolerance", args.gain_tolerance),
         ("--residual-limit-cm-s", args.residual_limit_cm_s),
         ("--residual-limit-pct", args.residual_limit_pct),
+        ("--offset-tolerance-cm-s", args.offset_tolerance_cm_s),
     ] {
         if !(v.is_finite() && v >= 0.0) {
-            bail!("{name} {v} must be a number ≥ 0");
+            return Err(usage(format!("{name} {v} must be a number ≥ 0")));
         }
     }
     for (name, v) in [("--engineer", &args.engineer), ("--phantom", &args.phantom)] {
         if v.trim().is_empty() {
-            bail!("{name} is empty: the certificate must say who calibrated with what");
+            return Err(usage(format!(
+                "{name} is empty: the certificate must say who calibrated with what"
+            )));
         }
     }
     if args.valid_days == 0 {
-        bail!("--valid-days must be at least 1");
+        return Err(usage("--valid-days must be at least 1".into()));
+    }
+    let date = args.date.unwrap_or_else(CalDate::today_utc);
+    let valid_until = date.plus_days(i64::from(args.valid_days));
+    if valid_until.ymd().0 > 9999 {
+        return Err(usage(format!(
+            "--valid-days {} from {date} runs past the year 9999",
+            args.valid_days
+        )));
     }
     let store = if args.install || args.check {
         Some(store_from(args.calibrations.as_ref())?)
@@ -356,18 +419,25 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         gain_tolerance: args.gain_tolerance,
         residual_limit_cm_s: args.residual_limit_cm_s,
         residual_limit_pct: args.residual_limit_pct,
+        offset_tolerance_cm_s: args.offset_tolerance_cm_s,
     };
     let acceptance = assess(&fit, &reference, &limits);
     let gain_ci95 = fit
         .gain_ci95
         .context("the fit has no confidence interval (fewer than 3 runs)")?;
-    let date = args.date.unwrap_or_else(CalDate::today_utc);
-    let cal = Calibration {
+    // A run through a receive path with a dead channel measured through a
+    // broken interface: the calibration FAILs, whatever its numbers.
+    let faulty_runs: Vec<String> = runs
+        .iter()
+        .filter(|(_, m)| m.iq_channel_fault)
+        .map(|(r, _)| r.file.display().to_string())
+        .collect();
+    let mut cal = Calibration {
         format: CALIBRATION_FORMAT.into(),
         version: CALIBRATION_VERSION,
         probe_serial: args.probe.clone(),
         date,
-        valid_until: date.plus_days(i64::from(args.valid_days)),
+        valid_until,
         engineer: args.engineer.clone(),
         phantom: args.phantom.clone(),
         mode,
@@ -377,11 +447,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         r2: fit.r2,
         residuals_cm_s: fit.residuals_cm_s.clone(),
         gain_within_tolerance: acceptance.gain_ok,
-        pass: acceptance.pass,
+        offset_within_tolerance: Some(acceptance.offset_ok),
+        pass: acceptance.pass && faulty_runs.is_empty(),
         limits: CalibrationLimits {
             gain_tolerance: limits.gain_tolerance,
             residual_limit_cm_s: limits.residual_limit_cm_s,
             residual_limit_pct: limits.residual_limit_pct,
+            offset_tolerance_cm_s: Some(limits.offset_tolerance_cm_s),
         },
         runs: runs
             .iter()
@@ -399,23 +471,49 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 within_limit: acceptance.residual_ok.get(i).copied().unwrap_or(false),
                 points: m.points,
                 iq_image_db: m.iq_image_db,
+                iq_channel_fault: m.iq_channel_fault,
             })
             .collect(),
         measured_with_correction,
         software: software(),
     };
-    cal.check().map_err(|what| {
-        anyhow::anyhow!(
-            "the calibration of probe {:?} is unusable: {what}",
-            args.probe
-        )
-    })?;
+    // A gain or offset outside what any probe could need (a wrong fixture
+    // angle, mislabelled runs, a broken probe) cannot be installed, but it
+    // is a result: the FAIL certificate and its record are still written.
+    let implausible = match cal.check() {
+        Ok(()) => None,
+        Err(what) => {
+            let plausible_copy = Calibration {
+                gain: 1.0,
+                offset_cm_s: 0.0,
+                ..cal.clone()
+            };
+            plausible_copy.check().map_err(|_| {
+                anyhow::anyhow!(
+                    "the calibration of probe {:?} is unusable: {what}",
+                    args.probe
+                )
+            })?;
+            cal.pass = false;
+            Some(what)
+        }
+    };
 
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating output directory {}", args.out.display()))?;
     let json_path = args.out.join("calibration.json");
-    odm_device_io::calibration::write_calibration_file(&json_path, &cal)
-        .with_context(|| format!("writing {}", json_path.display()))?;
+    if implausible.is_none() {
+        odm_device_io::calibration::write_calibration_file(&json_path, &cal)
+    } else {
+        // The record of a result no store would accept: written as it is.
+        std::fs::write(&json_path, cal.to_json()).map_err(|source| {
+            odm_device_io::calibration::CalibrationError::Write {
+                path: json_path.clone(),
+                source,
+            }
+        })
+    }
+    .with_context(|| format!("writing {}", json_path.display()))?;
     let cert_path = args.out.join("certificate.html");
     std::fs::write(&cert_path, calib_cert::certificate_html(&cal))
         .with_context(|| format!("writing {}", cert_path.display()))?;
@@ -428,21 +526,76 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.install
         && let Some(store) = &store
     {
-        if linear {
-            let path = store.save(&cal).context("installing the calibration")?;
-            println!("installed: {}", path.display());
+        let refusal = if let Some(what) = &implausible {
+            Some(format!("{what}"))
+        } else if !faulty_runs.is_empty() {
+            Some(format!(
+                "one I/Q channel of the probe interface was dead or broken in {}: service the interface and repeat the runs",
+                faulty_runs.join(", ")
+            ))
+        } else if !linear {
+            Some("residuals exceed their limits, so a straight-line correction would not make this probe read true".into())
         } else {
-            eprintln!(
-                "odm calibrate: not installed: residuals exceed their limits, so a straight-line correction would not make this probe read true"
-            );
+            None
+        };
+        match refusal {
+            None => {
+                let path = store.save(&cal).context("installing the calibration")?;
+                println!("installed: {}", path.display());
+            }
+            Some(why) => {
+                eprintln!("odm calibrate: not installed: {why}");
+                // The store still holds the probe's earlier calibration,
+                // which the monitor and `odm analyse` go on applying.
+                if let Ok(Some(old)) = store.lookup(&args.probe) {
+                    eprintln!(
+                        "odm calibrate: probe {:?}'s calibration of {} (gain {:.4}, offset {:+.2} cm/s, {}) stays installed in the store {} and the monitor and `odm analyse` still apply it; remove its file there if the probe is withdrawn",
+                        args.probe,
+                        old.date,
+                        old.gain,
+                        old.offset_cm_s,
+                        if old.pass { "PASS" } else { "FAIL" },
+                        store.dir().display()
+                    );
+                }
+            }
         }
     }
     if !cal.pass {
+        let mut reasons = Vec::new();
+        if let Some(what) = &implausible {
+            reasons.push(what.clone());
+            let (lo, hi) = measured
+                .iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+                    (lo.min(v), hi.max(v))
+                });
+            let (rlo, rhi) = reference
+                .iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+                    (lo.min(v), hi.max(v))
+                });
+            reasons.push(format!(
+                "the runs measured {lo:.1}–{hi:.1} cm/s for references {rlo:.1}–{rhi:.1} cm/s: check the runs' velocities, the fixture angle and the probe"
+            ));
+        } else {
+            if !acceptance.gain_ok {
+                reasons.push(format!("gain {:.4}", cal.gain));
+            }
+            if !acceptance.offset_ok {
+                reasons.push(format!("offset {:+.2} cm/s", cal.offset_cm_s));
+            }
+            if !linear {
+                reasons.push("residuals over limit".into());
+            }
+            if !faulty_runs.is_empty() {
+                reasons.push("a dead or broken I/Q channel".into());
+            }
+        }
         bail!(
-            "probe {:?} FAILED calibration (gain {:.4}{}); certificate {}",
+            "probe {:?} FAILED calibration ({}); certificate {}",
             args.probe,
-            cal.gain,
-            if linear { "" } else { ", residuals over limit" },
+            reasons.join("; "),
             cert_path.display()
         );
     }

@@ -6,6 +6,7 @@
 //! compared with the simulator's exact truth and printed as a PASS/FAIL
 //! table. Exit status 1 when any check fails. Limits: `docs/calibration.md`.
 
+use crate::UsageError;
 use crate::calib_pty::open_pty_pair;
 use crate::calib_stream::{CalibrationPolicy, StreamAnalyser, median};
 use anyhow::{Context, bail};
@@ -198,10 +199,12 @@ fn scaled(segments: &[Segment], total_s: Option<f64>) -> anyhow::Result<Vec<Segm
             .map(|s| s.duration_s)
             .fold(f64::INFINITY, f64::min);
     if !(total.is_finite() && shortest >= MIN_SEGMENT_S) {
-        bail!(
+        // A value of the option out of its range: a usage error (exit 2).
+        return Err(UsageError(format!(
             "--duration {total}: the shortest of the {} segments would last {shortest:.1} s; each needs at least {MIN_SEGMENT_S} s",
             segments.len()
-        );
+        ))
+        .into());
     }
     Ok(segments
         .iter()
@@ -524,7 +527,7 @@ fn report_json(ctx: &ReportContext<'_>) -> String {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let segments = scaled(&load_schedule(&args.schedule)?, args.duration)?;
     if !(args.snr_db.is_finite() && (0.0..=60.0).contains(&args.snr_db)) {
-        bail!("--snr-db {} is outside 0..=60", args.snr_db);
+        return Err(UsageError(format!("--snr-db {} is outside 0..=60", args.snr_db)).into());
     }
     let cfg = sim_config(&segments, args.seed, args.snr_db);
     let total_s: f64 = segments.iter().map(|s| s.duration_s).sum();

@@ -289,7 +289,7 @@ fn too_few_runs_is_an_error_naming_the_minimum() {
         "--run",
         "b:20",
     ]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(
         text(&out.stderr).contains("at least 3 runs"),
         "{}",
@@ -615,4 +615,220 @@ fn analyse_applies_the_installed_calibration_of_the_probe() {
         (pv_corrected - true_pv).abs() < (pv_raw - true_pv).abs(),
         "calibrated {pv_corrected} no closer to true {true_pv} than raw {pv_raw}"
     );
+}
+
+/// Option values out of range are usage errors (exit 2, cli.md), found
+/// before any run is read (the runs here do not exist).
+#[test]
+fn option_values_out_of_range_exit_2_before_measuring() {
+    let runs = ["a.odmrec:20", "b.odmrec:50", "c.odmrec:100"].map(String::from);
+    let out_dir = std::env::temp_dir().join("odm-calibrate-never-written");
+    for extra in [
+        &["--valid-days", "0"][..],
+        &["--gain-tolerance", "NaN"],
+        &["--residual-limit-pct", "NaN"],
+        &["--offset-tolerance-cm-s", "inf"],
+        &["--date", "9999-12-31"],
+    ] {
+        let out = calibrate("P-USAGE", &runs, &out_dir, extra);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{extra:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(!text(&out.stderr).contains("a.odmrec"), "{extra:?}");
+    }
+    assert!(!out_dir.exists());
+}
+
+/// A probe that reads 20 cm/s high everywhere has a gain of 1 and a
+/// straight line: the offset itself fails it (found by an audit,
+/// 2026-12-04). The runs are the phantom at 50, 100 and 150 cm/s labelled
+/// 20 cm/s slower.
+#[test]
+fn an_offset_beyond_its_tolerance_fails() {
+    let dir = TempDir::new("offset");
+    let serial = "CAL-OFFSET-1";
+    let runs: Vec<String> = simulate_runs(&dir, serial, 0.0)
+        .into_iter()
+        .filter_map(|r| {
+            let (file, v) = r.rsplit_once(':')?;
+            let v: f64 = v.parse().ok()?;
+            (v > 20.0).then(|| format!("{file}:{}", v - 20.0))
+        })
+        .collect();
+    assert_eq!(runs.len(), 3);
+    let cert = dir.path("cert");
+    let out = calibrate(serial, &runs, &cert, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("FAILED") && err.contains("offset +"), "{err}");
+    let cal = read_json(&cert.join("calibration.json"));
+    let offset = cal["offset_cm_s"].as_f64().expect("offset");
+    assert!((offset - 20.0).abs() < 3.0, "offset {offset}");
+    assert_eq!(cal["gain_within_tolerance"], true);
+    assert_eq!(cal["offset_within_tolerance"], false);
+    assert_eq!(cal["limits"]["offset_tolerance_cm_s"], 3.0);
+    assert_eq!(cal["pass"], false);
+    // A wider tolerance, given, passes the same runs.
+    let out = calibrate(serial, &runs, &cert, &["--offset-tolerance-cm-s", "25"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
+/// A run whose flow reaches the top of the band is refused: faster flow
+/// wraps round and reads the same (an audit's probe 7 % high was certified
+/// PASS through one such run, 2026-12-04).
+#[test]
+fn a_run_at_the_top_of_the_band_is_refused_as_possibly_aliased() {
+    let dir = TempDir::new("aliased");
+    let serial = "CAL-ALIAS-1";
+    let mut runs = simulate_runs(&dir, serial, 0.0);
+    runs.truncate(3);
+    let fast = simulate_with(
+        &dir,
+        serial,
+        "fast",
+        7,
+        "6",
+        &["--phantom-cm-s", "280", "--allow-aliasing"],
+    );
+    runs.push(format!("{}:280", fast.display()));
+    let cert = dir.path("cert");
+    let out = calibrate(serial, &runs, &cert, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("fast.odmrec") && err.contains("272.2 cm/s") && err.contains("aliased"),
+        "{err}"
+    );
+    assert!(!cert.exists());
+}
+
+/// Beats are not a steady phantom: in steady mode such runs are refused
+/// and nothing is installed (an audit installed a 41 % wrong gain this
+/// way, 2026-12-04).
+#[test]
+fn pulsatile_runs_in_steady_mode_are_refused() {
+    let dir = TempDir::new("notsteady");
+    let serial = "CAL-NOTSTEADY-1";
+    let runs: Vec<String> = [40, 70, 100]
+        .iter()
+        .enumerate()
+        .map(|(i, sv)| {
+            let f = simulate_with(
+                &dir,
+                serial,
+                &format!("b{sv}"),
+                400 + i,
+                "6",
+                &["--sv-ml", &sv.to_string()],
+            );
+            format!("{}:{}", f.display(), sv)
+        })
+        .collect();
+    let store = dir.path("store");
+    let out = calibrate(
+        serial,
+        &runs,
+        &dir.path("cert"),
+        &[
+            "--install",
+            "--calibrations",
+            store.to_str().expect("utf-8"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("not steady")
+            && err.contains("--mode pulsatile")
+            && err.contains("b40.odmrec"),
+        "{err}"
+    );
+    assert!(!store.join(format!("{serial}.json")).exists());
+}
+
+/// A dead Q channel FAILs the calibration, on the certificate and in the
+/// record, and nothing is installed (an audit found a PASS certificate
+/// and the fault on standard error only, 2026-12-04).
+#[test]
+fn a_dead_channel_fails_the_calibration_on_the_certificate() {
+    let dir = TempDir::new("deadq");
+    let serial = "CAL-DEADQ-1";
+    let runs: Vec<String> = VELOCITIES[..3]
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let f = simulate_with(
+                &dir,
+                serial,
+                &format!("q{v}"),
+                500 + i,
+                "6",
+                &["--phantom-cm-s", &v.to_string(), "--iq-gain-error", "-1"],
+            );
+            format!("{}:{v}", f.display())
+        })
+        .collect();
+    let store = dir.path("store");
+    let cert = dir.path("cert");
+    let out = calibrate(
+        serial,
+        &runs,
+        &cert,
+        &[
+            "--install",
+            "--calibrations",
+            store.to_str().expect("utf-8"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("not installed") && err.contains("dead or broken"),
+        "{err}"
+    );
+    assert!(!store.join(format!("{serial}.json")).exists());
+    let cal = read_json(&cert.join("calibration.json"));
+    assert_eq!(cal["pass"], false);
+    assert!(
+        cal["runs"]
+            .as_array()
+            .expect("runs")
+            .iter()
+            .all(|r| r["iq_channel_fault"] == true)
+    );
+    let html = std::fs::read_to_string(cert.join("certificate.html")).expect("certificate");
+    assert!(html.contains("Receive path fault") && html.contains(">FAIL<"));
+}
+
+/// A gain no probe could need (here the runs labelled 2.4 times too fast)
+/// cannot be installed, but the FAIL is still on record: both files are
+/// written.
+#[test]
+fn an_implausible_gain_still_writes_the_fail_certificate() {
+    let dir = TempDir::new("implausible");
+    let serial = "CAL-WILD-1";
+    let runs: Vec<String> = simulate_runs(&dir, serial, 0.0)
+        .into_iter()
+        .filter_map(|r| {
+            let (file, v) = r.rsplit_once(':')?;
+            let v: f64 = v.parse().ok()?;
+            Some(format!("{file}:{}", v * 2.4))
+        })
+        .collect();
+    let cert = dir.path("cert");
+    let out = calibrate(serial, &runs, &cert, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("plausible range") && err.contains("FAILED"),
+        "{err}"
+    );
+    let cal = read_json(&cert.join("calibration.json"));
+    assert_eq!(cal["pass"], false);
+    assert!(cal["gain"].as_f64().expect("gain") < 0.5);
+    let html = std::fs::read_to_string(cert.join("certificate.html")).expect("certificate");
+    assert!(html.contains(">FAIL<"));
 }

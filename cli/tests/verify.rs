@@ -156,11 +156,13 @@ fn a_wrong_installed_calibration_fails_peak_velocity() {
         r2: 1.0,
         residuals_cm_s: vec![0.0; 3],
         gain_within_tolerance: false,
+        offset_within_tolerance: Some(true),
         pass: false,
         limits: CalibrationLimits {
             gain_tolerance: 0.05,
             residual_limit_cm_s: 3.0,
             residual_limit_pct: 3.0,
+            offset_tolerance_cm_s: Some(3.0),
         },
         runs: (1..=3)
             .map(|i| odm_device_io::calibration::CalibrationRun {
@@ -172,6 +174,7 @@ fn a_wrong_installed_calibration_fails_peak_velocity() {
                 within_limit: true,
                 points: 100,
                 iq_image_db: None,
+                iq_channel_fault: false,
             })
             .collect(),
         measured_with_correction: None,
@@ -240,8 +243,9 @@ fn schedule_problems_are_one_line_errors() {
         err.contains("/nonexistent/schedule.json") && err.lines().count() == 1,
         "{err}"
     );
+    // An option value out of its range is a usage error (cli.md).
     let out = odm(&["verify", "--fast", "--duration", "10", "--no-calibration"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(
         text(&out.stderr).contains("at least 6 s"),
         "{}",

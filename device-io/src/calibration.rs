@@ -216,6 +216,11 @@ pub struct CalibrationLimits {
     /// Relative residual limit, percent of the reference velocity; the
     /// larger of the two limits applies.
     pub residual_limit_pct: f64,
+    /// The offset must lie within `± offset_tolerance_cm_s`; null in files
+    /// made before the offset was judged (2026-12-04), whose `pass` did not
+    /// look at it.
+    #[serde(default)]
+    pub offset_tolerance_cm_s: Option<f64>,
 }
 
 /// One phantom run of a calibration.
@@ -240,6 +245,12 @@ pub struct CalibrationRun {
     /// (under 4 s of clean signal) or made before this field existed.
     #[serde(default)]
     pub iq_image_db: Option<f64>,
+    /// One quadrature channel of the probe interface was dead or broken in
+    /// this run (docs/dsp.md, stage 1a): the receive path needs a service,
+    /// and the calibration FAILs. False in files made before this field
+    /// existed.
+    #[serde(default)]
+    pub iq_channel_fault: bool,
 }
 
 /// The correction a calibration implies: `v_true = (v_measured − offset_cm_s) / gain`.
@@ -290,6 +301,10 @@ pub struct Calibration {
     pub residuals_cm_s: Vec<f64>,
     /// Whether the gain is within its tolerance.
     pub gain_within_tolerance: bool,
+    /// Whether the offset is within its tolerance; null in files made
+    /// before the offset was judged.
+    #[serde(default)]
+    pub offset_within_tolerance: Option<bool>,
     /// Whether every acceptance limit was met.
     pub pass: bool,
     /// The limits applied.
@@ -746,11 +761,13 @@ mod tests {
             r2: 0.9999,
             residuals_cm_s: vec![0.1, -0.1],
             gain_within_tolerance: false,
+            offset_within_tolerance: Some(true),
             pass: false,
             limits: CalibrationLimits {
                 gain_tolerance: 0.05,
                 residual_limit_cm_s: 3.0,
                 residual_limit_pct: 3.0,
+                offset_tolerance_cm_s: Some(3.0),
             },
             runs: vec![
                 CalibrationRun {
@@ -762,6 +779,7 @@ mod tests {
                     within_limit: true,
                     points: 400,
                     iq_image_db: None,
+                    iq_channel_fault: false,
                 },
                 CalibrationRun {
                     recording: "b.odmrec".into(),
@@ -772,11 +790,35 @@ mod tests {
                     within_limit: true,
                     points: 400,
                     iq_image_db: None,
+                    iq_channel_fault: false,
                 },
             ],
             measured_with_correction: None,
             software: "odm test".into(),
         }
+    }
+
+    /// Files written before the offset was judged and the channel fault
+    /// recorded (2026-12-04) still read, with those fields unknown.
+    #[test]
+    fn an_older_file_without_the_offset_and_channel_fields_still_reads() {
+        let mut value: serde_json::Value =
+            serde_json::from_str(&sample("P-OLD").to_json()).unwrap();
+        let obj = value.as_object_mut().unwrap();
+        obj.remove("offset_within_tolerance");
+        obj["limits"]
+            .as_object_mut()
+            .unwrap()
+            .remove("offset_tolerance_cm_s");
+        for run in obj["runs"].as_array_mut().unwrap() {
+            run.as_object_mut().unwrap().remove("iq_channel_fault");
+        }
+        let text = value.to_string();
+        assert!(!text.contains("offset_tolerance") && !text.contains("iq_channel_fault"));
+        let cal = parse_calibration_json(&text).unwrap();
+        assert_eq!(cal.offset_within_tolerance, None);
+        assert_eq!(cal.limits.offset_tolerance_cm_s, None);
+        assert!(cal.runs.iter().all(|r| !r.iq_channel_fault));
     }
 
     #[test]

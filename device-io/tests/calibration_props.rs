@@ -87,17 +87,21 @@ fn calibration(float: BoxedStrategy<f64>, exact: bool) -> impl Strategy<Value = 
         any::<bool>(),
         any::<u64>(),
         proptest::option::of(float.clone()),
+        any::<bool>(),
     )
         .prop_map(
-            |(recording, r, m, res, lim, within, points, iq_image_db)| CalibrationRun {
-                recording,
-                reference_cm_s: r,
-                measured_cm_s: m,
-                residual_cm_s: res,
-                residual_limit_cm_s: lim,
-                within_limit: within,
-                points,
-                iq_image_db,
+            |(recording, r, m, res, lim, within, points, iq_image_db, iq_channel_fault)| {
+                CalibrationRun {
+                    recording,
+                    reference_cm_s: r,
+                    measured_cm_s: m,
+                    residual_cm_s: res,
+                    residual_limit_cm_s: lim,
+                    within_limit: within,
+                    points,
+                    iq_image_db,
+                    iq_channel_fault,
+                }
             },
         );
     let runs = proptest::collection::vec((run, float.clone()), 0..5);
@@ -115,8 +119,17 @@ fn calibration(float: BoxedStrategy<f64>, exact: bool) -> impl Strategy<Value = 
             any::<String>(),
         ),
         (gain, offset, float.clone(), float.clone(), float.clone()),
-        (any::<bool>(), any::<bool>()),
-        (float.clone(), float.clone(), float.clone()),
+        (
+            any::<bool>(),
+            any::<bool>(),
+            proptest::option::of(any::<bool>()),
+        ),
+        (
+            float.clone(),
+            float.clone(),
+            float.clone(),
+            proptest::option::of(float.clone()),
+        ),
         runs,
         correction,
     )
@@ -125,8 +138,8 @@ fn calibration(float: BoxedStrategy<f64>, exact: bool) -> impl Strategy<Value = 
                 (serial, date, days),
                 (engineer, phantom, pulsatile, software),
                 (gain, offset_cm_s, ci_a, ci_b, r2),
-                (gain_within_tolerance, pass),
-                (gain_tolerance, residual_limit_cm_s, residual_limit_pct),
+                (gain_within_tolerance, pass, offset_within_tolerance),
+                (gain_tolerance, residual_limit_cm_s, residual_limit_pct, offset_tolerance_cm_s),
                 runs,
                 measured_with_correction,
             )| {
@@ -150,11 +163,13 @@ fn calibration(float: BoxedStrategy<f64>, exact: bool) -> impl Strategy<Value = 
                     r2,
                     residuals_cm_s,
                     gain_within_tolerance,
+                    offset_within_tolerance,
                     pass,
                     limits: CalibrationLimits {
                         gain_tolerance,
                         residual_limit_cm_s,
                         residual_limit_pct,
+                        offset_tolerance_cm_s,
                     },
                     runs,
                     measured_with_correction,
@@ -261,11 +276,13 @@ fn valid_value() -> Value {
         r2: 0.9999,
         residuals_cm_s: vec![0.1],
         gain_within_tolerance: false,
+        offset_within_tolerance: Some(true),
         pass: false,
         limits: CalibrationLimits {
             gain_tolerance: 0.05,
             residual_limit_cm_s: 3.0,
             residual_limit_pct: 3.0,
+            offset_tolerance_cm_s: Some(3.0),
         },
         runs: vec![CalibrationRun {
             recording: "a.odmrec".into(),
@@ -276,6 +293,7 @@ fn valid_value() -> Value {
             within_limit: true,
             points: 400,
             iq_image_db: None,
+            iq_channel_fault: false,
         }],
         measured_with_correction: None,
         software: "odm test".into(),

@@ -181,15 +181,22 @@ pub struct AcceptanceLimits {
     pub residual_limit_cm_s: f64,
     /// See [`residual_limit_cm_s`](Self::residual_limit_cm_s); percent of the reference velocity.
     pub residual_limit_pct: f64,
+    /// The offset (the fitted reading at zero velocity) must lie within
+    /// `± offset_tolerance_cm_s`: a probe that reads 20 cm/s high has a
+    /// gain of 1 and straight-line residuals, and reads 20–100 % high over
+    /// the clinical range.
+    pub offset_tolerance_cm_s: f64,
 }
 
 impl Default for AcceptanceLimits {
-    /// Gain within 1 ± 0.05, every residual within max(3 cm/s, 3%).
+    /// Gain within 1 ± 0.05, offset within ± 3 cm/s, every residual within
+    /// max(3 cm/s, 3%).
     fn default() -> Self {
         Self {
             gain_tolerance: 0.05,
             residual_limit_cm_s: 3.0,
             residual_limit_pct: 3.0,
+            offset_tolerance_cm_s: 3.0,
         }
     }
 }
@@ -207,6 +214,8 @@ impl AcceptanceLimits {
 pub struct Acceptance {
     /// `|gain − 1| ≤ gain_tolerance`.
     pub gain_ok: bool,
+    /// `|offset| ≤ offset_tolerance_cm_s`.
+    pub offset_ok: bool,
     /// Residual limit of each point, cm/s.
     pub residual_limits_cm_s: Vec<f64>,
     /// Whether each point's residual is within its limit.
@@ -224,6 +233,7 @@ const LIMIT_SLACK: f64 = 1e-9;
 /// fit was made from, in the same order.
 pub fn assess(fit: &LinearFit, reference_cm_s: &[f64], limits: &AcceptanceLimits) -> Acceptance {
     let gain_ok = (fit.gain - 1.0).abs() <= limits.gain_tolerance + LIMIT_SLACK;
+    let offset_ok = fit.offset_cm_s.abs() <= limits.offset_tolerance_cm_s + LIMIT_SLACK;
     let residual_limits_cm_s: Vec<f64> = reference_cm_s
         .iter()
         .map(|&r| limits.residual_limit_at_cm_s(r))
@@ -237,9 +247,10 @@ pub fn assess(fit: &LinearFit, reference_cm_s: &[f64], limits: &AcceptanceLimits
     // A residual with no reference to judge it by cannot pass.
     let all_judged = residual_ok.len() == fit.residuals_cm_s.len()
         && reference_cm_s.len() == fit.residuals_cm_s.len();
-    let pass = gain_ok && all_judged && residual_ok.iter().all(|&ok| ok);
+    let pass = gain_ok && offset_ok && all_judged && residual_ok.iter().all(|&ok| ok);
     Acceptance {
         gain_ok,
+        offset_ok,
         residual_limits_cm_s,
         residual_ok,
         pass,
@@ -715,6 +726,7 @@ mod tests {
             gain_tolerance: 0.01,
             residual_limit_cm_s: 1.0,
             residual_limit_pct: 0.5,
+            offset_tolerance_cm_s: 1.0,
         };
         let reference = [20.0, 400.0];
         assert!(close(strict.residual_limit_at_cm_s(400.0), 2.0, 1e-12));
@@ -724,6 +736,25 @@ mod tests {
             &strict,
         );
         assert!(!a.gain_ok && a.residual_ok == vec![true, true] && !a.pass);
+    }
+
+    /// A probe that reads 20 cm/s high at every velocity has a gain of 1
+    /// and no residuals (found by an audit, 2026-12-04): the offset itself
+    /// is judged, inclusively.
+    #[test]
+    fn acceptance_fails_on_an_offset_beyond_its_tolerance() {
+        let limits = AcceptanceLimits::default();
+        let reference = [20.0, 50.0, 100.0, 150.0];
+        let with_offset = |offset_cm_s| LinearFit {
+            offset_cm_s,
+            ..fit_with(1.0, &[0.0; 4], &reference)
+        };
+        let high = assess(&with_offset(20.0), &reference, &limits);
+        assert!(high.gain_ok && !high.offset_ok && !high.pass, "{high:?}");
+        let low = assess(&with_offset(-3.01), &reference, &limits);
+        assert!(!low.offset_ok && !low.pass);
+        let on_edge = assess(&with_offset(-3.0), &reference, &limits);
+        assert!(on_edge.offset_ok && on_edge.pass, "{on_edge:?}");
     }
 
     #[test]
