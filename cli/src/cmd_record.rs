@@ -163,7 +163,10 @@ impl Recorder {
     fn new(args: &Args) -> Self {
         Self {
             out: args.out.clone(),
-            decoder: Decoder::new(),
+            // A probe interface never sends annotations (serial-stream.md):
+            // one from the wire is counted malformed, never recorded as
+            // the monitor's own.
+            decoder: Decoder::for_wire(),
             writer: None,
             at_sample: 0,
             dropped_before_info: 0,

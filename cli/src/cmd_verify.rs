@@ -600,7 +600,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
     let mut analyser = StreamAnalyser::new(pipeline_cfg, policy);
     analyser.out.keep_envelope = false;
-    let mut decoder = Decoder::new();
+    let mut decoder = Decoder::for_wire();
     let mut buf = vec![0u8; 16 * 1024];
     let mut quiet_since: Option<Instant> = None;
     // A link that delivers nothing for this long after the probe has

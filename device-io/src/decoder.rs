@@ -132,6 +132,11 @@ pub enum SkipReason {
     /// ANNOTATION whose JSON does not parse, is not an object, or has no
     /// string `type` (`malformed`).
     BadAnnotation,
+    /// ANNOTATION received from a probe interface ([`Decoder::for_wire`]):
+    /// the spec's kinds table says "on the wire: never" — annotations are
+    /// the monitor's own, in recordings only — so one from the wire is not
+    /// trusted to set demographics or mark boluses (`malformed`).
+    AnnotationOnWire,
 }
 
 /// One thing the decoder found, in stream order.
@@ -220,6 +225,9 @@ pub struct Decoder {
     last_payload: Option<(u8, usize, usize)>,
     /// Stream offset and length of the last good frame handed out.
     last_span: Option<(u64, usize)>,
+    /// Reading a probe interface, not a recording: ANNOTATION frames are
+    /// skipped ([`SkipReason::AnnotationOnWire`]).
+    wire: bool,
 }
 
 impl Default for Decoder {
@@ -251,6 +259,19 @@ impl Decoder {
             out: VecDeque::with_capacity(4),
             last_payload: None,
             last_span: None,
+            wire: false,
+        }
+    }
+
+    /// A decoder for a live probe interface (serial port, pseudo-terminal):
+    /// as [`Decoder::new`], but ANNOTATION frames, which the spec never
+    /// puts on the wire, are skipped and counted as malformed
+    /// ([`SkipReason::AnnotationOnWire`]), so the probe side cannot set a
+    /// patient's demographics, mark a bolus or forge a recording's header.
+    pub fn for_wire() -> Self {
+        Self {
+            wire: true,
+            ..Self::new()
         }
     }
 
@@ -460,6 +481,7 @@ impl Decoder {
         let start = self.pos + HEADER_LEN;
         let end = start + len;
         let parsed = match self.buf.get(start..end) {
+            Some(_) if self.wire && kind == kind::ANNOTATION => Err(SkipReason::AnnotationOnWire),
             Some(payload) => parse_payload(kind, payload),
             None => Err(SkipReason::WrongLength),
         };
@@ -1014,6 +1036,44 @@ mod tests {
         let f = frames(&items);
         assert_eq!(f[0].payload, ann);
         assert_eq!(f[1].payload, ev);
+    }
+
+    /// On a live link an ANNOTATION is never passed on: the spec keeps
+    /// them off the wire, and one there could set demographics.
+    #[test]
+    fn a_wire_decoder_skips_annotations_as_malformed() {
+        let mut json = serde_json::Map::new();
+        json.insert("type".into(), "patient".into());
+        json.insert("age_years".into(), 60.into());
+        let ann = Payload::Annotation(Annotation {
+            at_sample: 42,
+            json,
+        });
+        let mut bytes = frame_bytes(0, &ann);
+        bytes.extend(frame_bytes(1, &iq(0, 3)));
+        let mut d = Decoder::for_wire();
+        d.feed(&bytes);
+        d.finish();
+        let mut items = Vec::new();
+        while let Some(i) = d.next_item() {
+            items.push(i);
+        }
+        let f = frames(&items);
+        assert_eq!(f.len(), 1);
+        assert!(matches!(f[0].payload, Payload::Iq(_)));
+        assert!(items.iter().any(|i| matches!(
+            i,
+            DecodedItem::Skipped {
+                reason: SkipReason::AnnotationOnWire,
+                ..
+            }
+        )));
+        let c = d.counters();
+        assert_eq!((c.malformed, c.frames_good, c.lost_frames), (1, 2, 0));
+        // The same bytes as a recording: the annotation is read.
+        let (items, c) = decode_all(&bytes);
+        assert!(c.is_clean());
+        assert_eq!(frames(&items)[0].payload, ann);
     }
 
     #[test]

@@ -509,6 +509,23 @@ impl<R: Read> RecordingReader<R> {
         Self::with_name(src, String::from("<stream>"))
     }
 
+    /// A reader of a live probe interface (serial port, pseudo-terminal):
+    /// no magic is read (a wire stream has none; the magic status is
+    /// [`MagicStatus::RawStream`]), and the decoder is
+    /// [`Decoder::for_wire`], which never passes on an ANNOTATION frame.
+    /// Nothing is read until the first [`RecordingReader::next_item`].
+    pub fn live(src: R, name: String) -> Self {
+        Self {
+            src,
+            name,
+            decoder: Decoder::for_wire(),
+            chunk: vec![0u8; READ_CHUNK],
+            magic: MagicStatus::RawStream,
+            offset: 0,
+            eof: false,
+        }
+    }
+
     /// As [`RecordingReader::new`], naming the source in error messages.
     pub fn with_name(mut src: R, name: String) -> Result<Self, RecordingError> {
         let mut head = [0u8; 8];

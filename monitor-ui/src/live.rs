@@ -422,7 +422,16 @@ fn bytes_loop(
     cmds: &mpsc::Receiver<ReaderCmd>,
     say: &dyn Fn(SourceState),
 ) {
-    let mut decoder = Decoder::new();
+    // A replay holds the monitor's own annotations; a probe interface
+    // must never send one (serial-stream.md, kinds table).
+    let new_decoder = || {
+        if control.is_some() {
+            Decoder::new()
+        } else {
+            Decoder::for_wire()
+        }
+    };
+    let mut decoder = new_decoder();
     let mut buf = vec![0u8; 16 * 1024];
     let mut live_said = false;
     while !out.stopping() {
@@ -440,7 +449,7 @@ fn bytes_loop(
                 ReaderCmd::Seek(sample) => {
                     c.seek_to_sample(sample);
                     // The replay restarts its stream: a fresh decoder and pipeline.
-                    decoder = Decoder::new();
+                    decoder = new_decoder();
                     if !out.send(ReaderMsg::Reset) {
                         return;
                     }
@@ -466,7 +475,7 @@ fn bytes_loop(
                 if !drain(&mut decoder, out) {
                     return;
                 }
-                decoder = Decoder::new();
+                decoder = new_decoder();
                 say(SourceState::Reconnecting(format!(
                     "{} disconnected",
                     src.describe()
@@ -488,7 +497,7 @@ fn bytes_loop(
                     Ok(ReaderCmd::Seek(sample)) => {
                         if let Some(c) = &control {
                             c.seek_to_sample(sample);
-                            decoder = Decoder::new();
+                            decoder = new_decoder();
                             if !out.send(ReaderMsg::Reset) {
                                 return;
                             }
