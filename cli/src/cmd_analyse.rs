@@ -218,14 +218,29 @@ pub fn analyse_stream<R: Read, W: Write>(
     dst: W,
 ) -> Result<()> {
     let cli_model = cli_sv_model(opts)?;
-    let fluid = FluidConfig {
+    analyse(src, name, opts, cli_model, fluid_config(opts), dst)
+}
+
+/// As [`analyse_stream`], for a live probe interface: no magic is read,
+/// ANNOTATION frames from the wire are counted malformed and never applied
+/// ([`RecordingReader::live`]), and the source's [`LinkEvent`]s are
+/// written as event lines as they come (the stream line first, if it was
+/// still held).
+pub fn analyse_live<R: Read, W: Write>(src: R, name: String, opts: &Options, dst: W) -> Result<()> {
+    let cli_model = cli_sv_model(opts)?;
+    let fluid = fluid_config(opts);
+    let reader = RecordingReader::live(src, name.clone());
+    analyse_reader(reader, name, opts, cli_model, fluid, dst)
+}
+
+fn fluid_config(opts: &Options) -> FluidConfig {
+    FluidConfig {
         before_s: opts.bolus_before_s,
         after_span_s: opts.bolus_after_s,
         rolling_s: opts.bolus_window_s,
         min_beats: opts.bolus_min_beats as usize,
         ..FluidConfig::default()
-    };
-    analyse(src, name, opts, cli_model, fluid, dst)
+    }
 }
 
 /// Whether `e` is the reader of our output having gone away.
@@ -281,14 +296,33 @@ fn analyse<R: Read, W: Write>(
     fluid: FluidConfig,
     dst: W,
 ) -> Result<()> {
-    let mut reader =
+    let reader =
         RecordingReader::with_name(src, name.clone()).with_context(|| format!("reading {name}"))?;
+    analyse_reader(reader, name, args, cli_model, fluid, dst)
+}
+
+fn analyse_reader<R: Read, W: Write>(
+    mut reader: RecordingReader<R>,
+    name: String,
+    args: &Options,
+    cli_model: Option<SvModel>,
+    fluid: FluidConfig,
+    dst: W,
+) -> Result<()> {
     let mut a = Analyser::new(args, cli_model, fluid, dst, name.clone());
     a.begin()?;
-    while let Some(item) = reader
-        .next_item()
-        .with_context(|| format!("reading {name}"))?
-    {
+    loop {
+        let item = match reader.next_item() {
+            Ok(Some(item)) => item,
+            Ok(None) => break,
+            Err(e) => match LinkEvent::from_read_error(&e) {
+                Some(link) => {
+                    a.link_event(&link.0)?;
+                    continue;
+                }
+                None => return Err(e).with_context(|| format!("reading {name}")),
+            },
+        };
         if let DecodedItem::Frame(frame) = item {
             let offset = reader
                 .decoder()
@@ -330,6 +364,41 @@ enum Held {
     Status(Status),
     /// A PROBE_INFO the DSP cannot run with, skipped.
     ProbeInfoRejected(RejectedProbeInfo),
+}
+
+/// An event about a live probe interface itself (`no_data`,
+/// `data_resumed`), raised by a live source between reads: carried as the
+/// payload of an [`io::ErrorKind::WouldBlock`] read error, which
+/// [`analyse_live`] writes as an event line and then reads on. The
+/// object's `type` is `"event"`.
+#[derive(Debug)]
+pub struct LinkEvent(pub serde_json::Value);
+
+impl std::fmt::Display for LinkEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "link event {}", self.0)
+    }
+}
+
+impl std::error::Error for LinkEvent {}
+
+impl LinkEvent {
+    /// As a read error, for a live source's `read` to return.
+    pub fn into_io_error(self) -> io::Error {
+        io::Error::new(io::ErrorKind::WouldBlock, self)
+    }
+
+    /// The link event a read error carries, if it is one.
+    fn from_read_error(e: &odm_device_io::RecordingError) -> Option<&LinkEvent> {
+        match e {
+            odm_device_io::RecordingError::Io { source, .. }
+                if source.kind() == io::ErrorKind::WouldBlock =>
+            {
+                source.get_ref()?.downcast_ref::<LinkEvent>()
+            }
+            _ => None,
+        }
+    }
 }
 
 /// A skipped PROBE_INFO, for its `probe_info_rejected` event line.
@@ -677,6 +746,9 @@ impl<'a, W: Write> Analyser<'a, W> {
         };
         // A change of stream parameters: the old pipeline's last beats first.
         let changed = self.pipeline.is_some();
+        // The stream line went out before any usable PROBE_INFO (a live
+        // link event forced it): this one is stated by an event.
+        let first_after_stream_line = self.stream_written && self.params.is_none();
         // When the old stream ended, in its own time.
         let changed_at_s = self.last_seen_end.and_then(|e| self.t_s(e));
         if changed {
@@ -697,6 +769,9 @@ impl<'a, W: Write> Analyser<'a, W> {
         self.apply_calibration();
         if changed && self.stream_written {
             self.stream_parameters_line(changed_at_s)?;
+        } else if first_after_stream_line {
+            let t = self.last_seen_end.and_then(|e| self.t_s(e));
+            self.stream_parameters_line(t)?;
         }
         if !self.stream_written {
             if self.cli_model.is_some() {
@@ -788,6 +863,20 @@ impl<'a, W: Write> Analyser<'a, W> {
     /// Called once: when the area model is settled (first beat due,
     /// [`SETTLE_AREA_MODEL_S`] of stream time after PROBE_INFO, a model
     /// fixed on the command line) or at the end of the input.
+    /// A live source's event about the link: written at once, after the
+    /// stream line, which is written now if it was still held (its probe
+    /// fields null when no PROBE_INFO has come; a later one is then stated
+    /// by a `stream_parameters` event).
+    fn link_event(&mut self, event: &serde_json::Value) -> Result<()> {
+        if self.format != Format::Jsonl {
+            return Ok(());
+        }
+        if !self.stream_written {
+            self.start_stream()?;
+        }
+        self.write(&format!("{event}\n"))
+    }
+
     fn start_stream(&mut self) -> Result<()> {
         let held = std::mem::take(&mut self.held_items);
         // `patient` annotations seen before PROBE_INFO set the model the

@@ -527,7 +527,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         && let Some(store) = &store
     {
         let refusal = if let Some(what) = &implausible {
-            Some(format!("{what}"))
+            Some(what.clone())
         } else if !faulty_runs.is_empty() {
             Some(format!(
                 "one I/Q channel of the probe interface was dead or broken in {}: service the interface and repeat the runs",

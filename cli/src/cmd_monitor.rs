@@ -78,14 +78,35 @@ pub fn run(args: Args) -> Result<()> {
         }
         Some(port) => {
             eprintln!("odm monitor: probe interface {port} at {} baud", args.baud);
-            let source = SerialSource::open_or_wait(port, args.baud);
+            // A port that is not there yet is waited for, as the display
+            // does (a probe interface plugged in late); the reason is said
+            // now, and a run that never opens it fails.
+            let (source, open_error) = match SerialSource::open(port, args.baud) {
+                Ok(source) => (source, None),
+                Err(e) => {
+                    eprintln!("odm monitor: {e}; waiting for it");
+                    (SerialSource::open_or_wait(port, args.baud), Some(e))
+                }
+            };
+            let ever_connected = Arc::new(AtomicBool::new(source.is_connected()));
             let src = LiveSource {
                 source,
                 name: port.clone(),
                 stop,
                 deadline,
+                started: Instant::now(),
+                last_bytes: Instant::now(),
+                no_data_said: false,
+                ever_connected: Arc::clone(&ever_connected),
+                pending: Vec::new(),
             };
-            cmd_analyse::analyse_stream(src, port.clone(), &args.opts, out)
+            let result = cmd_analyse::analyse_live(src, port.clone(), &args.opts, out);
+            match (result, open_error) {
+                (Ok(()), Some(e)) if !ever_connected.load(Ordering::SeqCst) => {
+                    Err(anyhow::Error::new(e).context("the probe interface never opened"))
+                }
+                (result, _) => result,
+            }
         }
     };
     match result {
@@ -174,29 +195,111 @@ impl Read for PacedProbe {
     }
 }
 
+/// Without a byte from the probe interface for this long, `odm monitor`
+/// writes a `no_data` event (the display's "no data from the probe
+/// interface" alarm, docs/monitor.md).
+const NO_DATA_S: f64 = 5.0;
+
 /// A live byte source (serial port) as a blocking reader that ends on
-/// Ctrl-C, the deadline or the end of the source, and reports unplugging.
+/// Ctrl-C, the deadline or the end of the source, and reports unplugging
+/// and silence.
 struct LiveSource {
     source: SerialSource,
     name: String,
     stop: Arc<AtomicBool>,
     deadline: Option<Instant>,
+    /// When the monitor started (the wall-clock time of `no_data` events).
+    started: Instant,
+    /// When the last byte arrived (or the monitor started).
+    last_bytes: Instant,
+    /// A `no_data` event was written and no byte has come since.
+    no_data_said: bool,
+    /// The port has been open at some time.
+    ever_connected: Arc<AtomicBool>,
+    /// Bytes read in the call that said `data_resumed`, handed out next.
+    pending: Vec<u8>,
+}
+
+impl LiveSource {
+    /// One event about the link itself, handed to the analysis as a read
+    /// error it writes and reads on from ([`cmd_analyse::LinkEvent`]). The
+    /// stream's clock stands still without data, so `t_s` is null and
+    /// `wall_s` gives the seconds since the monitor started.
+    fn link_event(&self, kind: &str, extra: serde_json::Value) -> io::Error {
+        let mut line = serde_json::json!({
+            "type": "event",
+            "t_s": null,
+            "kind": kind,
+            "port": self.name,
+            "wall_s": (self.started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
+        });
+        if let (Some(obj), serde_json::Value::Object(more)) = (line.as_object_mut(), extra) {
+            obj.extend(more);
+        }
+        cmd_analyse::LinkEvent(line).into_io_error()
+    }
+
+    /// A `no_data` event once the link has been silent for [`NO_DATA_S`].
+    fn note_silence(&mut self) -> io::Result<()> {
+        let silent_s = self.last_bytes.elapsed().as_secs_f64();
+        if !self.no_data_said && silent_s >= NO_DATA_S {
+            self.no_data_said = true;
+            let connected = self.source.is_connected();
+            eprintln!(
+                "odm monitor: no data from {} for {silent_s:.0} s{}",
+                self.name,
+                if connected { "" } else { " (not connected)" }
+            );
+            return Err(self.link_event(
+                "no_data",
+                serde_json::json!({ "silent_s": (silent_s * 10.0).round() / 10.0, "connected": connected }),
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Read for LiveSource {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if !self.pending.is_empty() {
+            let n = self.pending.len().min(buf.len());
+            buf[..n].copy_from_slice(&self.pending[..n]);
+            self.pending.drain(..n);
+            return Ok(n);
+        }
         loop {
             if should_stop(&self.stop, self.deadline) {
                 return Ok(0);
             }
+            if self.source.is_connected() {
+                self.ever_connected.store(true, Ordering::SeqCst);
+            }
             match self.source.read_chunk(buf) {
-                Ok(SourceRead::Bytes(n)) => return Ok(n),
-                Ok(SourceRead::Idle) => {}
+                Ok(SourceRead::Bytes(n)) => {
+                    if self.no_data_said {
+                        // Said first; the bytes are read again on the next call
+                        // (a serial source keeps what it has not handed out).
+                        let silent_s = self.last_bytes.elapsed().as_secs_f64();
+                        eprintln!("odm monitor: data from {} again", self.name);
+                        self.no_data_said = false;
+                        self.last_bytes = Instant::now();
+                        self.pending.extend_from_slice(buf.get(..n).unwrap_or(&[]));
+                        return Err(self.link_event(
+                            "data_resumed",
+                            serde_json::json!({ "silent_s": (silent_s * 10.0).round() / 10.0 }),
+                        ));
+                    }
+                    self.last_bytes = Instant::now();
+                    return Ok(n);
+                }
+                Ok(SourceRead::Idle) => self.note_silence()?,
                 Ok(SourceRead::Disconnected) => {
                     eprintln!("odm monitor: {} disconnected; waiting for it", self.name);
+                    return Err(self.link_event("disconnected", serde_json::json!({})));
                 }
                 Ok(SourceRead::Reconnected) => {
                     eprintln!("odm monitor: {} reconnected", self.name);
+                    return Err(self.link_event("reconnected", serde_json::json!({})));
                 }
                 Ok(SourceRead::End) => return Ok(0),
                 Err(e) => return Err(io::Error::other(format!("{}: {e}", self.name))),

@@ -1,0 +1,180 @@
+//! `odm monitor --port` against a probe interface on a pseudo-terminal:
+//! what it says when the interface goes silent, when data resumes, when
+//! the probe side sends an annotation (never on the wire), and when the
+//! port never opens.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::pty::{Winsize, openpty};
+use nix::sys::termios::{SetArg, Termios, cfmakeraw, tcgetattr, tcsetattr};
+use odm_device_io::{Annotation, Encoder, Payload};
+use odm_simulator::{SimConfig, VirtualProbe};
+
+const ODM: &str = env!("CARGO_BIN_EXE_odm");
+
+struct Pty {
+    master: File,
+    _slave: OwnedFd,
+    slave_path: PathBuf,
+}
+
+fn raw_pty() -> Pty {
+    let pair = openpty(None::<&Winsize>, None::<&Termios>).expect("openpty");
+    let mut tio = tcgetattr(&pair.slave).expect("tcgetattr");
+    cfmakeraw(&mut tio);
+    tcsetattr(&pair.slave, SetArg::TCSANOW, &tio).expect("raw mode");
+    let slave_path = nix::unistd::ttyname(&pair.slave).expect("ttyname");
+    Pty {
+        master: File::from(pair.master),
+        _slave: pair.slave,
+        slave_path,
+    }
+}
+
+/// The virtual probe's first `seconds` of stream as wire bytes, split at
+/// frame boundaries into chunks of about 50 ms of signal.
+fn probe_chunks(seconds: f64, enc: &mut Encoder) -> Vec<Vec<u8>> {
+    let mut probe = VirtualProbe::new(SimConfig {
+        seed: 3,
+        duration_s: Some(seconds),
+        ..SimConfig::default()
+    })
+    .expect("virtual probe");
+    let mut chunks = Vec::new();
+    let mut chunk = Vec::new();
+    let mut samples = 0usize;
+    while let Some(p) = probe.next_payload() {
+        if let Payload::Iq(b) = &p {
+            samples += b.samples.len();
+        }
+        enc.encode(&p, &mut chunk).expect("encode");
+        if samples >= 1000 {
+            chunks.push(std::mem::take(&mut chunk));
+            samples = 0;
+        }
+    }
+    chunks.push(chunk);
+    chunks
+}
+
+/// The probe side goes silent for 6 s between two stretches of signal,
+/// and slips in a `patient` annotation, which only the monitor may write:
+/// the monitor writes a `no_data` event during the silence and a
+/// `data_resumed` event after it (both with a null stream time: the
+/// stream's clock stands still), counts the annotation as malformed and
+/// does not apply it.
+#[test]
+fn silence_on_the_port_is_reported_and_a_wire_annotation_is_not_applied() {
+    let mut pty = raw_pty();
+    let mut child = Command::new(ODM)
+        .args(["monitor", "--port"])
+        .arg(&pty.slave_path)
+        .args(["--duration", "10"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("odm monitor");
+    // Give the monitor time to open the port before anything is written.
+    std::thread::sleep(Duration::from_millis(500));
+    let mut enc = Encoder::new();
+    let chunks = probe_chunks(2.0, &mut enc);
+    let (first, second) = chunks.split_at(chunks.len() / 2);
+    let start = Instant::now();
+    for (i, c) in first.iter().enumerate() {
+        pty.master.write_all(c).expect("write");
+        std::thread::sleep(
+            Duration::from_millis(50 * (i as u64 + 1)).saturating_sub(start.elapsed()),
+        );
+    }
+    let mut forged = Vec::new();
+    let patient = serde_json::json!({
+        "type": "patient", "age_years": 60, "height_cm": 170, "weight_kg": 70, "sex": "male"
+    });
+    enc.encode(
+        &Payload::Annotation(Annotation {
+            at_sample: 1000,
+            json: patient.as_object().expect("object").clone(),
+        }),
+        &mut forged,
+    )
+    .expect("encode");
+    pty.master.write_all(&forged).expect("write");
+    std::thread::sleep(Duration::from_secs(6));
+    for c in second {
+        pty.master.write_all(c).expect("write");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut stdout)
+        .expect("read stdout");
+    let status = child.wait().expect("wait");
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("read stderr");
+    assert!(status.success(), "{stderr}");
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    let position = |kind: &str| {
+        lines
+            .iter()
+            .position(|l| l["type"] == "event" && l["kind"] == kind)
+    };
+    let no_data = position("no_data").unwrap_or_else(|| panic!("no no_data event: {stdout}"));
+    let resumed =
+        position("data_resumed").unwrap_or_else(|| panic!("no data_resumed event: {stdout}"));
+    assert!(no_data < resumed);
+    let silence = &lines[no_data];
+    assert!(
+        silence["t_s"].is_null() && silence["connected"] == true,
+        "{silence}"
+    );
+    assert!(silence["silent_s"].as_f64().expect("silent_s") >= 5.0);
+    assert!(lines[resumed]["silent_s"].as_f64().expect("silent_s") >= 5.5);
+    // The forged annotation: not echoed, no area model, no SV.
+    assert!(position("annotation").is_none(), "{stdout}");
+    assert!(position("area_model").is_none(), "{stdout}");
+    assert!(
+        lines
+            .iter()
+            .filter(|l| l["type"] == "beat")
+            .all(|b| b["sv_ml"].is_null()),
+        "{stdout}"
+    );
+    let summary = lines.last().expect("summary");
+    assert_eq!(summary["type"], "summary");
+    assert_eq!(summary["malformed"], 1, "{summary}");
+}
+
+/// A port that never opens: waited for, said at once on standard error,
+/// and the run fails (exit 1) naming the port.
+#[test]
+fn a_port_that_never_opens_fails_the_run_naming_it() {
+    let port = "/dev/odm-test-no-such-port";
+    let out = Command::new(ODM)
+        .args(["monitor", "--port", port, "--duration", "1.5"])
+        .output()
+        .expect("odm monitor");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("odm: error:") && last.contains(port) && last.contains("never opened"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("waiting for it"), "{stderr}");
+}
