@@ -46,8 +46,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let stop = interrupt::stop_flag_on_interrupt().context("installing the Ctrl-C handler")?;
     let mut source = open_source(&args)?;
     // Fail now, not when the first PROBE_INFO arrives, if the file cannot
-    // be written; the recorder recreates it then.
-    std::fs::File::create(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    // be written; the recorder truncates it then. An existing file is
+    // opened without truncating, so a run that records nothing leaves an
+    // earlier recording as it was; and only a regular file is ever
+    // written (or removed): never a device node, a FIFO or a directory.
+    let existed = match std::fs::metadata(&args.out) {
+        Ok(meta) if !meta.is_file() => bail!(
+            "{} exists and is not a regular file; give --out a recording's path",
+            args.out.display()
+        ),
+        Ok(_) => true,
+        Err(_) => false,
+    };
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
     let mut rec = Recorder::new(&args);
     let started = Instant::now();
     let mut buf = vec![0u8; 16 * 1024];
@@ -108,13 +124,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     eprintln!("  frames_written   {frames}");
     eprintln!("  dropped_before_probe_info {dropped}");
     if !written {
-        // Only the empty file created above; nothing of value is lost.
-        let _ = std::fs::remove_file(&args.out);
+        // The empty file created above goes; a file that was there before
+        // is left as it was.
+        if !existed {
+            let _ = std::fs::remove_file(&args.out);
+        }
         bail!(
-            "no PROBE_INFO frame received from {} after {} bytes; nothing recorded to {}",
+            "no PROBE_INFO frame received from {} after {} bytes; nothing recorded to {}{}",
             args.port,
             counters.bytes_read,
-            args.out.display()
+            args.out.display(),
+            if existed { " (left as it was)" } else { "" }
         );
     }
     Ok(())
@@ -139,12 +159,92 @@ fn open_source(args: &Args) -> anyhow::Result<Box<dyn ByteSource>> {
             let s = SerialSource::open(&args.port, args.baud)?;
             return Ok(Box::new(s));
         }
+        if meta.file_type().is_fifo() {
+            return Ok(Box::new(FifoSource::open(&args.port)?));
+        }
     }
     if meta.is_dir() {
         bail!("opening {}: is a directory", args.port);
     }
     let f = std::fs::File::open(&args.port).with_context(|| format!("opening {}", args.port))?;
     Ok(Box::new(ReaderSource::new(f, &args.port)))
+}
+
+/// A FIFO read without blocking, so that `--duration`, Ctrl-C and the
+/// writer's timed flushes keep working while no writer has opened it yet
+/// or the writer is idle (a blocking open and read held `odm record` past
+/// all three, found by an audit). Read to its end: the end is the writer
+/// closing it after sending something.
+#[cfg(unix)]
+struct FifoSource {
+    file: std::fs::File,
+    name: String,
+    offset: u64,
+    ended: bool,
+}
+
+#[cfg(unix)]
+impl FifoSource {
+    /// How long a read waits when there is nothing to read.
+    const IDLE: Duration = Duration::from_millis(20);
+
+    fn open(path: &str) -> anyhow::Result<Self> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NONBLOCK)
+            .open(path)
+            .with_context(|| format!("opening {path}"))?;
+        Ok(Self {
+            file,
+            name: path.to_owned(),
+            offset: 0,
+            ended: false,
+        })
+    }
+}
+
+#[cfg(unix)]
+impl ByteSource for FifoSource {
+    fn read_chunk(&mut self, buf: &mut [u8]) -> Result<SourceRead, odm_device_io::SourceError> {
+        use std::io::Read as _;
+        if self.ended {
+            return Ok(SourceRead::End);
+        }
+        match self.file.read(buf) {
+            // No writer yet: wait for one.
+            Ok(0) if self.offset == 0 => {
+                std::thread::sleep(Self::IDLE);
+                Ok(SourceRead::Idle)
+            }
+            Ok(0) => {
+                self.ended = true;
+                Ok(SourceRead::End)
+            }
+            Ok(n) => {
+                self.offset += n as u64;
+                Ok(SourceRead::Bytes(n))
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+                ) =>
+            {
+                std::thread::sleep(Self::IDLE);
+                Ok(SourceRead::Idle)
+            }
+            Err(source) => Err(odm_device_io::SourceError::Read {
+                path: self.name.clone(),
+                offset: self.offset,
+                source,
+            }),
+        }
+    }
+
+    fn describe(&self) -> String {
+        self.name.clone()
+    }
 }
 
 struct Recorder {

@@ -120,3 +120,101 @@ fn simulate_to_a_port_and_record_from_another_reproduce_the_same_frames() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A run that records nothing (no PROBE_INFO in the input) leaves an
+/// earlier recording at `--out` as it was, and `--out` that is not a
+/// regular file (a FIFO here; a device node alike) is refused, never
+/// written or removed (an audit's `odm record` removed a device node it
+/// was given, 2026-12-04).
+#[test]
+fn recording_nothing_leaves_out_as_it_was_and_only_regular_files_are_written() {
+    let dir = std::env::temp_dir().join(format!("odm-record-out-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let input = dir.join("junk.bin");
+    std::fs::write(&input, vec![0x55u8; 5000]).expect("junk");
+    let earlier = dir.join("earlier.odmrec");
+    std::fs::write(&earlier, b"an earlier recording").expect("earlier");
+    let out = Command::new(ODM)
+        .args(["record", "--port"])
+        .arg(&input)
+        .arg("--out")
+        .arg(&earlier)
+        .output()
+        .expect("odm record");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("left as it was"), "{stderr}");
+    assert_eq!(
+        std::fs::read(&earlier).expect("still there"),
+        b"an earlier recording"
+    );
+    // A new path: the empty file made to test writability goes again.
+    let fresh = dir.join("fresh.odmrec");
+    let out = Command::new(ODM)
+        .args(["record", "--port"])
+        .arg(&input)
+        .arg("--out")
+        .arg(&fresh)
+        .output()
+        .expect("odm record");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!fresh.exists());
+    let fifo = dir.join("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
+    let out = Command::new(ODM)
+        .args(["record", "--port"])
+        .arg(&input)
+        .arg("--out")
+        .arg(&fifo)
+        .output()
+        .expect("odm record");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("not a regular file"), "{stderr}");
+    assert!(
+        std::fs::symlink_metadata(&fifo).is_ok(),
+        "the FIFO was removed"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A FIFO that no writer opens does not hold `odm record` past its
+/// `--duration` (a blocking open did, found by an audit 2026-12-04). The
+/// 20 s allowance is a hang check, not a timing.
+#[test]
+fn a_fifo_without_a_writer_ends_at_the_duration() {
+    let dir = std::env::temp_dir().join(format!("odm-record-fifo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let fifo = dir.join("port");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
+    let mut child = Command::new(ODM)
+        .args(["record", "--port"])
+        .arg(&fifo)
+        .arg("--out")
+        .arg(dir.join("x.odmrec"))
+        .args(["--duration", "1"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("odm record");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("odm record still running 20 s after a 1 s --duration");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("stderr");
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no PROBE_INFO"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
