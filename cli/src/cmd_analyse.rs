@@ -584,6 +584,14 @@ impl<'a, W: Write> Analyser<'a, W> {
             cal_store: if args.no_calibration {
                 None
             } else if let Some(dir) = &args.calibrations {
+                // A store named but not there is most likely a typo: said,
+                // not silently taken for "no calibration".
+                if !dir.is_dir() {
+                    eprintln!(
+                        "odm analyse: warning: calibration store {} is not a directory; no probe calibration will be found in it",
+                        dir.display()
+                    );
+                }
                 Some(CalibrationStore::new(dir))
             } else {
                 // No default store (no home directory): nothing to apply.
@@ -809,6 +817,9 @@ impl<'a, W: Write> Analyser<'a, W> {
             .int("carrier_hz", u64::from(p.carrier_hz))
             .num("beam_angle_deg", Some(p.beam_angle_deg), 2)
             .string("probe_serial", &info.serial_str())
+            // The calibration applied from here on (another probe, another
+            // calibration, or none).
+            .raw("probe_calibration", &self.probe_calibration_json())
             .finish();
         self.json(&line)
     }
@@ -859,10 +870,6 @@ impl<'a, W: Write> Analyser<'a, W> {
         }
     }
 
-    /// Writes the stream line, then everything held before it, in order.
-    /// Called once: when the area model is settled (first beat due,
-    /// [`SETTLE_AREA_MODEL_S`] of stream time after PROBE_INFO, a model
-    /// fixed on the command line) or at the end of the input.
     /// A live source's event about the link: written at once, after the
     /// stream line, which is written now if it was still held (its probe
     /// fields null when no PROBE_INFO has come; a later one is then stated
@@ -877,6 +884,10 @@ impl<'a, W: Write> Analyser<'a, W> {
         self.write(&format!("{event}\n"))
     }
 
+    /// Writes the stream line, then everything held before it, in order.
+    /// Called once: when the area model is settled (first beat due,
+    /// [`SETTLE_AREA_MODEL_S`] of stream time after PROBE_INFO, a model
+    /// fixed on the command line) or at the end of the input.
     fn start_stream(&mut self) -> Result<()> {
         let held = std::mem::take(&mut self.held_items);
         // `patient` annotations seen before PROBE_INFO set the model the
@@ -970,19 +981,29 @@ impl<'a, W: Write> Analyser<'a, W> {
             .num("fluid_rolling_s", Some(fc.rolling_s), 3)
             .int("fluid_min_beats", fc.min_beats as u64);
         // Added field: the probe calibration applied, if any.
+        l.raw("probe_calibration", &self.probe_calibration_json());
+        let line = l.finish();
+        self.json(&line)
+    }
+
+    /// The probe calibration applied now, as the stream line and a
+    /// `stream_parameters` event state it: `null`, or its gain, offset,
+    /// date, last day in date and whether it passed its acceptance limits
+    /// (a failed one with a straight-line fit is installed as a
+    /// correction, docs/calibration.md).
+    fn probe_calibration_json(&self) -> String {
         match self.cal_for.as_ref().and_then(|(_, c)| c.as_ref()) {
             Some(c) => {
                 let mut cal = JsonLine::object();
                 cal.num("gain", Some(c.gain), 5)
                     .num("offset_cm_s", Some(c.offset_cm_s), 3)
                     .string("date", &c.date.to_string())
-                    .string("valid_until", &c.valid_until.to_string());
-                l.raw("probe_calibration", &cal.finish_object())
+                    .string("valid_until", &c.valid_until.to_string())
+                    .boolean("pass", Some(c.pass));
+                cal.finish_object()
             }
-            None => l.raw("probe_calibration", "null"),
-        };
-        let line = l.finish();
-        self.json(&line)
+            None => "null".to_string(),
+        }
     }
 
     fn event_line(&mut self, ev: &ProbeEvent) -> Result<()> {

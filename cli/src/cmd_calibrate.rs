@@ -334,6 +334,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             args.runs.len()
         )));
     }
+    // The same recording twice would count as two independent runs and
+    // narrow the interval for nothing.
+    for (i, a) in args.runs.iter().enumerate() {
+        let same = |b: &RunArg| {
+            b.file == a.file
+                || matches!(
+                    (std::fs::canonicalize(&a.file), std::fs::canonicalize(&b.file)),
+                    (Ok(x), Ok(y)) if x == y
+                )
+        };
+        if args.runs[..i].iter().any(same) {
+            return Err(usage(format!(
+                "run {} is given more than once: each run must be its own recording",
+                a.file.display()
+            )));
+        }
+    }
     for (name, v) in [
         ("--gain-tolerance", args.gain_tolerance),
         ("--residual-limit-cm-s", args.residual_limit_cm_s),

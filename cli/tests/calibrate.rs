@@ -615,6 +615,50 @@ fn analyse_applies_the_installed_calibration_of_the_probe() {
         (pv_corrected - true_pv).abs() < (pv_raw - true_pv).abs(),
         "calibrated {pv_corrected} no closer to true {true_pv} than raw {pv_raw}"
     );
+
+    // A probe swapped mid-recording: an uncalibrated probe, then this one.
+    // The stream line states no calibration; the swap's stream_parameters
+    // event states this probe's (an audit found it stated nowhere,
+    // 2026-12-04).
+    let other = dir.path("other.odmrec");
+    let sim = odm(&[
+        "simulate",
+        "--out",
+        other.to_str().expect("utf-8"),
+        "--duration",
+        "6",
+        "--seed",
+        "10",
+        "--probe-serial",
+        "SIM-UNCALIBRATED",
+    ]);
+    assert!(sim.status.success(), "{}", text(&sim.stderr));
+    let swapped = dir.path("swapped.odmrec");
+    let mut bytes = std::fs::read(&other).expect("other");
+    bytes.extend(std::fs::read(&rec).expect("patient"));
+    std::fs::write(&swapped, bytes).expect("swapped");
+    let out = odm(&[
+        "analyse",
+        swapped.to_str().expect("utf-8"),
+        "--calibrations",
+        store_s,
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(lines[0]["probe_calibration"], serde_json::Value::Null);
+    let swap = lines
+        .iter()
+        .find(|l| l["kind"] == "stream_parameters")
+        .expect("a stream_parameters event at the swap");
+    assert_eq!(swap["probe_serial"], serial);
+    assert_eq!(
+        swap["probe_calibration"]["gain"],
+        stream["probe_calibration"]["gain"]
+    );
+    assert_eq!(swap["probe_calibration"]["pass"], false);
 }
 
 /// Option values out of range are usage errors (exit 2, cli.md), found
@@ -629,6 +673,7 @@ fn option_values_out_of_range_exit_2_before_measuring() {
         &["--residual-limit-pct", "NaN"],
         &["--offset-tolerance-cm-s", "inf"],
         &["--date", "9999-12-31"],
+        &["--run", "a.odmrec:150"],
     ] {
         let out = calibrate("P-USAGE", &runs, &out_dir, extra);
         assert_eq!(
@@ -637,7 +682,7 @@ fn option_values_out_of_range_exit_2_before_measuring() {
             "{extra:?}: {}",
             text(&out.stderr)
         );
-        assert!(!text(&out.stderr).contains("a.odmrec"), "{extra:?}");
+        assert!(!text(&out.stderr).contains("opening run"), "{extra:?}");
     }
     assert!(!out_dir.exists());
 }
