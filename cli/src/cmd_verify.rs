@@ -440,14 +440,22 @@ pub fn table_text(rows: &[Check]) -> String {
         } else {
             r.segment.to_string()
         };
+        // Nothing measured is a dash, not "NaN".
+        let shown = |v: f64| {
+            if v.is_finite() {
+                format!("{v:.2}")
+            } else {
+                "—".to_string()
+            }
+        };
         let _ = writeln!(
             s,
-            "{:<8} {:<15} {:>10.2} {:>10.2} {:>8.2}{:<1} {:>7}{:<1}  {}",
+            "{:<8} {:<15} {:>10} {:>10} {:>8}{:<1} {:>7}{:<1}  {}",
             seg,
             r.quantity,
-            r.truth,
-            r.measured,
-            r.error,
+            shown(r.truth),
+            shown(r.measured),
+            shown(r.error),
             r.unit,
             format!("±{}", (r.limit * 10.0).round() / 10.0),
             r.unit,
@@ -716,6 +724,32 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             pass: stream_errors == 0,
         },
     ];
+    // The receive path's own faults, which velocities alone can miss: a
+    // dead or zeroed channel (the flow is mirrored, velocities may still
+    // read true), and the flow arriving in the reverse half (I and Q
+    // swapped or conjugated on the link).
+    let channel_fault = analyser.iq_channel_fault();
+    let reverse_s = analyser.reverse_flow_s();
+    rows.push(Check {
+        segment: 0,
+        quantity: "dead I/Q chan.",
+        truth: 0.0,
+        measured: f64::from(u8::from(channel_fault)),
+        error: f64::from(u8::from(channel_fault)),
+        limit: 0.0,
+        unit: "",
+        pass: !channel_fault,
+    });
+    rows.push(Check {
+        segment: 0,
+        quantity: "reverse flow s",
+        truth: 0.0,
+        measured: reverse_s,
+        error: reverse_s,
+        limit: 0.0,
+        unit: "",
+        pass: reverse_s == 0.0,
+    });
     rows.extend(evaluate(
         &segments,
         &played.truth,
@@ -738,8 +772,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .with_context(|| format!("writing --report {}", path.display()))?;
     }
     if failed > 0 {
+        let mut why = String::new();
+        if channel_fault {
+            why.push_str("; one I/Q channel is dead or broken on the link");
+        }
+        if reverse_s > 0.0 {
+            why.push_str(&format!(
+                "; the flow arrived in the reverse half for {reverse_s:.1} s (I and Q swapped or conjugated on the link)"
+            ));
+        }
         bail!(
-            "verification FAILED: {failed} of {} checks outside their limits",
+            "verification FAILED: {failed} of {} checks outside their limits{why}",
             rows.len()
         );
     }

@@ -319,3 +319,67 @@ fn a_loopback_cable_between_two_ports_is_verified() {
         "{stdout}"
     );
 }
+
+/// A link that zeroes the Q channel (CRC recomputed, so the stream is
+/// clean) mirrors the flow at full power, and velocities can still read
+/// true: only the dead-channel check catches it, and the failure line
+/// says why (an audit's relay passed all 17 checks, 2026-12-04).
+#[test]
+fn a_link_that_zeroes_the_q_channel_fails_and_is_named() {
+    use odm_device_io::{DecodedItem, Decoder, Encoder, Payload};
+    use std::io::{Read, Write};
+    let (mut master_a, _slave_a, port_a) = raw_pty();
+    let (mut master_b, _slave_b, port_b) = raw_pty();
+    std::thread::spawn(move || {
+        let mut decoder = Decoder::new();
+        let mut encoder = Encoder::new();
+        let mut buf = [0u8; 8192];
+        let mut out = Vec::new();
+        while let Ok(n) = master_a.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            decoder.feed(&buf[..n]);
+            out.clear();
+            while let Some(item) = decoder.next_item() {
+                if let DecodedItem::Frame(mut f) = item {
+                    if let Payload::Iq(b) = &mut f.payload {
+                        for s in &mut b.samples {
+                            s[1] = 0;
+                        }
+                    }
+                    encoder.encode(&f.payload, &mut out).expect("encode");
+                }
+            }
+            if master_b.write_all(&out).is_err() {
+                break;
+            }
+        }
+    });
+    let out = odm(&[
+        "verify",
+        "--out-port",
+        &port_a,
+        "--in-port",
+        &port_b,
+        "--fast",
+        "--duration",
+        "30",
+        "--no-calibration",
+    ]);
+    let stdout = text(&out.stdout);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    let table = rows(&stdout);
+    let dead = table
+        .iter()
+        .find(|r| r.1 == "dead I/Q chan.")
+        .expect("dead-channel row");
+    assert_eq!(dead.5, "FAIL", "{stdout}");
+    let errors = table
+        .iter()
+        .find(|r| r.1 == "stream errors")
+        .expect("errors row");
+    assert_eq!(errors.5, "PASS", "the relay's stream is clean: {stdout}");
+    assert!(stderr.contains("I/Q channel is dead or broken"), "{stderr}");
+}
