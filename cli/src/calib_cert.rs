@@ -223,11 +223,11 @@ td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
             c.gain, c.offset_cm_s
         );
     }
-    h.push_str("<h2>Runs</h2>\n<table>\n<tr><th>#</th><th>Recording</th><th>Reference, cm/s</th><th>Measured, cm/s</th><th>Fitted, cm/s</th><th>Residual, cm/s</th><th>Limit, ± cm/s</th><th>Points</th><th>I/Q image, dB</th><th>Result</th></tr>\n");
+    h.push_str("<h2>Runs</h2>\n<table>\n<tr><th>#</th><th>Recording</th><th>Reference, cm/s</th><th>Measured, cm/s</th><th>Fitted, cm/s</th><th>Residual, cm/s</th><th>Limit, ± cm/s</th><th>Points</th><th>I/Q image, dB</th><th>SHA-256 (first 16)</th><th>Result</th></tr>\n");
     for (i, r) in cal.runs.iter().enumerate() {
         let _ = writeln!(
             h,
-            r#"<tr><td>{n}</td><td>{file}</td><td class="num">{rf:.2}</td><td class="num">{m:.2}</td><td class="num">{f:.2}</td><td class="num">{res:+.2}</td><td class="num">{lim:.2}</td><td class="num">{pts}</td><td class="num">{img}</td><td>{v}</td></tr>"#,
+            r#"<tr><td>{n}</td><td>{file}</td><td class="num">{rf:.2}</td><td class="num">{m:.2}</td><td class="num">{f:.2}</td><td class="num">{res:+.2}</td><td class="num">{lim:.2}</td><td class="num">{pts}</td><td class="num">{img}</td><td><code>{hash}</code></td><td>{v}</td></tr>"#,
             n = i + 1,
             file = e(&r.recording),
             rf = r.reference_cm_s,
@@ -242,10 +242,17 @@ td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
                 r.iq_image_db
                     .map_or("—".to_string(), |db| format!("{db:.1}"))
             },
+            hash = r
+                .sha256
+                .as_deref()
+                .map_or("—".to_string(), |h| e(h.get(..16).unwrap_or(h))),
             v = verdict(r.within_limit),
         );
     }
     h.push_str("</table>\n");
+    if cal.runs.iter().any(|r| r.sha256.is_some()) {
+        h.push_str("<p>Each run's recording is named by the SHA-256 of its bytes (in full in calibration.json): <code>sha256sum FILE</code> shows which file it was.</p>\n");
+    }
     if let Some(note) = iq_image_note(cal) {
         let _ = writeln!(h, "<p>{}</p>", e(&note));
     }
@@ -439,6 +446,7 @@ mod tests {
                     points: 1000,
                     iq_image_db: Some(-52.0),
                     iq_channel_fault: false,
+                    sha256: None,
                 })
                 .collect(),
             measured_with_correction: None,

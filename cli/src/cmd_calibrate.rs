@@ -151,6 +151,8 @@ pub struct RunMeasurement {
     pub iq_image_db: Option<f64>,
     /// One quadrature channel of the interface was dead or broken.
     pub iq_channel_fault: bool,
+    /// SHA-256 of the recording, lower-case hex.
+    pub sha256: String,
 }
 
 /// Measures one recording: steady = median envelope after settling;
@@ -305,7 +307,30 @@ pub fn measure_recording(
         points,
         iq_image_db,
         iq_channel_fault,
+        sha256: file_sha256(path).with_context(|| format!("hashing run {shown}"))?,
     })
+}
+
+/// SHA-256 of a file's bytes, lower-case hex: names the exact recording a
+/// run's figures came from.
+fn file_sha256(path: &Path) -> std::io::Result<String> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read as _;
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 fn software() -> String {
@@ -489,6 +514,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 points: m.points,
                 iq_image_db: m.iq_image_db,
                 iq_channel_fault: m.iq_channel_fault,
+                sha256: Some(m.sha256.clone()),
             })
             .collect(),
         measured_with_correction,

@@ -129,8 +129,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         if !existed {
             let _ = std::fs::remove_file(&args.out);
         }
+        // A PROBE_INFO out of the spec's range is counted malformed: say
+        // so, rather than that none came.
+        let malformed = if counters.malformed > 0 {
+            format!(
+                " ({} malformed frames skipped, e.g. a PROBE_INFO with a sample rate outside 8000-48000 Hz)",
+                counters.malformed
+            )
+        } else {
+            String::new()
+        };
         bail!(
-            "no PROBE_INFO frame received from {} after {} bytes; nothing recorded to {}{}",
+            "no usable PROBE_INFO frame received from {} after {} bytes{malformed}; nothing recorded to {}{}",
             args.port,
             counters.bytes_read,
             args.out.display(),

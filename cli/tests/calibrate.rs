@@ -222,6 +222,18 @@ fn a_well_calibrated_probe_passes() {
     let html = std::fs::read_to_string(cert.join("certificate.html")).expect("certificate");
     assert!(html.contains(">PASS<") && !html.contains(">FAIL<"));
     assert_self_contained(&html);
+    // Each run names its recording by the SHA-256 of its bytes.
+    for (run, arg) in cal["runs"].as_array().expect("runs").iter().zip(&runs) {
+        use sha2::{Digest, Sha256};
+        let (file, _) = arg.rsplit_once(':').expect("FILE:V");
+        let bytes = std::fs::read(file).expect("run file");
+        let hex: String = Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(run["sha256"], hex.as_str());
+        assert!(html.contains(&hex[..16]));
+    }
 }
 
 #[test]

@@ -215,6 +215,6 @@ fn a_fifo_without_a_writer_ends_at_the_duration() {
         .read_to_string(&mut stderr)
         .expect("stderr");
     assert_eq!(status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("no PROBE_INFO"), "{stderr}");
+    assert!(stderr.contains("no usable PROBE_INFO"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }

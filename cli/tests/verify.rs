@@ -175,6 +175,7 @@ fn a_wrong_installed_calibration_fails_peak_velocity() {
                 points: 100,
                 iq_image_db: None,
                 iq_channel_fault: false,
+                sha256: None,
             })
             .collect(),
         measured_with_correction: None,

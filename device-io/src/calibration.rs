@@ -251,6 +251,11 @@ pub struct CalibrationRun {
     /// existed.
     #[serde(default)]
     pub iq_channel_fault: bool,
+    /// SHA-256 of the recording's bytes (64 lower-case hex characters), so
+    /// the run can be traced to its file; absent in files made before
+    /// 2026-12-04.
+    #[serde(default)]
+    pub sha256: Option<String>,
 }
 
 /// The correction a calibration implies: `v_true = (v_measured − offset_cm_s) / gain`.
@@ -439,6 +444,18 @@ impl Calibration {
             .position(|r| r.iq_image_db.is_some_and(|db| !db.is_finite()))
         {
             return Err(format!("runs[{i}].iq_image_db is not a finite number"));
+        }
+        if let Some(i) = self.runs.iter().position(|r| {
+            r.sha256.as_ref().is_some_and(|h| {
+                h.len() != 64
+                    || !h
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            })
+        }) {
+            return Err(format!(
+                "runs[{i}].sha256 is not 64 lower-case hex characters"
+            ));
         }
         if self.residuals_cm_s.len() != self.runs.len() {
             return Err(format!(
@@ -780,6 +797,7 @@ mod tests {
                     points: 400,
                     iq_image_db: None,
                     iq_channel_fault: false,
+                    sha256: None,
                 },
                 CalibrationRun {
                     recording: "b.odmrec".into(),
@@ -791,6 +809,7 @@ mod tests {
                     points: 400,
                     iq_image_db: None,
                     iq_channel_fault: false,
+                    sha256: None,
                 },
             ],
             measured_with_correction: None,

@@ -88,9 +88,10 @@ fn calibration(float: BoxedStrategy<f64>, exact: bool) -> impl Strategy<Value = 
         any::<u64>(),
         proptest::option::of(float.clone()),
         any::<bool>(),
+        proptest::option::of("[0-9a-f]{64}"),
     )
         .prop_map(
-            |(recording, r, m, res, lim, within, points, iq_image_db, iq_channel_fault)| {
+            |(recording, r, m, res, lim, within, points, iq_image_db, iq_channel_fault, sha256)| {
                 CalibrationRun {
                     recording,
                     reference_cm_s: r,
@@ -101,6 +102,7 @@ fn calibration(float: BoxedStrategy<f64>, exact: bool) -> impl Strategy<Value = 
                     points,
                     iq_image_db,
                     iq_channel_fault,
+                    sha256,
                 }
             },
         );
@@ -294,6 +296,7 @@ fn valid_value() -> Value {
             points: 400,
             iq_image_db: None,
             iq_channel_fault: false,
+            sha256: None,
         }],
         measured_with_correction: None,
         software: "odm test".into(),
