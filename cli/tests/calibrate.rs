@@ -699,6 +699,17 @@ fn option_values_out_of_range_exit_2_before_measuring() {
     assert!(!out_dir.exists());
 }
 
+/// The `--run FILE:V` arguments with each reference velocity V mapped
+/// (runs mapped to `None` are left out).
+fn relabelled(runs: Vec<String>, map: impl Fn(f64) -> Option<f64>) -> Vec<String> {
+    runs.into_iter()
+        .filter_map(|r| {
+            let (file, v) = r.rsplit_once(':')?;
+            Some(format!("{file}:{}", map(v.parse().ok()?)?))
+        })
+        .collect()
+}
+
 /// A probe that reads 20 cm/s high everywhere has a gain of 1 and a
 /// straight line: the offset itself fails it (found by an audit,
 /// 2026-12-04). The runs are the phantom at 50, 100 and 150 cm/s labelled
@@ -707,14 +718,9 @@ fn option_values_out_of_range_exit_2_before_measuring() {
 fn an_offset_beyond_its_tolerance_fails() {
     let dir = TempDir::new("offset");
     let serial = "CAL-OFFSET-1";
-    let runs: Vec<String> = simulate_runs(&dir, serial, 0.0)
-        .into_iter()
-        .filter_map(|r| {
-            let (file, v) = r.rsplit_once(':')?;
-            let v: f64 = v.parse().ok()?;
-            (v > 20.0).then(|| format!("{file}:{}", v - 20.0))
-        })
-        .collect();
+    let runs = relabelled(simulate_runs(&dir, serial, 0.0), |v| {
+        (v > 20.0).then_some(v - 20.0)
+    });
     assert_eq!(runs.len(), 3);
     let cert = dir.path("cert");
     let out = calibrate(serial, &runs, &cert, &[]);
@@ -867,14 +873,7 @@ fn a_dead_channel_fails_the_calibration_on_the_certificate() {
 fn an_implausible_gain_still_writes_the_fail_certificate() {
     let dir = TempDir::new("implausible");
     let serial = "CAL-WILD-1";
-    let runs: Vec<String> = simulate_runs(&dir, serial, 0.0)
-        .into_iter()
-        .filter_map(|r| {
-            let (file, v) = r.rsplit_once(':')?;
-            let v: f64 = v.parse().ok()?;
-            Some(format!("{file}:{}", v * 2.4))
-        })
-        .collect();
+    let runs = relabelled(simulate_runs(&dir, serial, 0.0), |v| Some(v * 2.4));
     let cert = dir.path("cert");
     let out = calibrate(serial, &runs, &cert, &[]);
     assert_eq!(out.status.code(), Some(1));

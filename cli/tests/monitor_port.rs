@@ -3,38 +3,17 @@
 //! the probe side sends an annotation (never on the wire), and when the
 //! port never opens.
 
-use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::OwnedFd;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use nix::pty::{Winsize, openpty};
-use nix::sys::termios::{SetArg, Termios, cfmakeraw, tcgetattr, tcsetattr};
 use odm_device_io::{Annotation, Encoder, Payload};
 use odm_simulator::{SimConfig, VirtualProbe};
 
+mod common;
+use common::raw_pty;
+
 const ODM: &str = env!("CARGO_BIN_EXE_odm");
-
-struct Pty {
-    master: File,
-    _slave: OwnedFd,
-    slave_path: PathBuf,
-}
-
-fn raw_pty() -> Pty {
-    let pair = openpty(None::<&Winsize>, None::<&Termios>).expect("openpty");
-    let mut tio = tcgetattr(&pair.slave).expect("tcgetattr");
-    cfmakeraw(&mut tio);
-    tcsetattr(&pair.slave, SetArg::TCSANOW, &tio).expect("raw mode");
-    let slave_path = nix::unistd::ttyname(&pair.slave).expect("ttyname");
-    Pty {
-        master: File::from(pair.master),
-        _slave: pair.slave,
-        slave_path,
-    }
-}
 
 /// The virtual probe's first `seconds` of stream as wire bytes, split at
 /// frame boundaries into chunks of about 50 ms of signal.

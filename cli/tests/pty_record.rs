@@ -5,35 +5,16 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::OwnedFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use nix::pty::{Winsize, openpty};
-use nix::sys::termios::{SetArg, Termios, cfmakeraw, tcgetattr, tcsetattr};
 use odm_device_io::{DecodedItem, Payload, RecordingReader};
 
+mod common;
+use common::raw_pty;
+
 const ODM: &str = env!("CARGO_BIN_EXE_odm");
-
-struct Pty {
-    master: File,
-    _slave: OwnedFd,
-    slave_path: PathBuf,
-}
-
-fn raw_pty() -> Pty {
-    let pair = openpty(None::<&Winsize>, None::<&Termios>).expect("openpty");
-    let mut tio = tcgetattr(&pair.slave).expect("tcgetattr");
-    cfmakeraw(&mut tio);
-    tcsetattr(&pair.slave, SetArg::TCSANOW, &tio).expect("raw mode");
-    let slave_path = nix::unistd::ttyname(&pair.slave).expect("ttyname");
-    Pty {
-        master: File::from(pair.master),
-        _slave: pair.slave,
-        slave_path,
-    }
-}
 
 /// The probe-side payloads (PROBE_INFO, IQ_SAMPLES, EVENT) of a recording, in order.
 fn probe_payloads(path: &Path) -> Vec<Payload> {

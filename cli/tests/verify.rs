@@ -274,23 +274,17 @@ fn raw_pty() -> (std::fs::File, std::os::fd::OwnedFd, String) {
     (std::fs::File::from(pair.master), pair.slave, path)
 }
 
-#[test]
-fn a_loopback_cable_between_two_ports_is_verified() {
-    use std::io::{Read, Write};
-    // Two "ports" joined by a "cable": what is written to port A's device
-    // comes out of pair A's master, is copied into pair B's master, and is
-    // read from port B's device — the path a null-modem cable takes.
-    let (mut master_a, _slave_a, port_a) = raw_pty();
-    let (mut master_b, _slave_b, port_b) = raw_pty();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 8192];
-        while let Ok(n) = master_a.read(&mut buf) {
-            if n == 0 || master_b.write_all(&buf[..n]).is_err() {
-                break;
-            }
-        }
-    });
-    let out = odm(&[
+/// `odm verify --fast` (30 s, no calibration) from port A to port B, two
+/// "ports" joined by a "cable": what is written to port A's device comes
+/// out of pair A's master, `cable` carries it into pair B's master, and it
+/// is read from port B's device — the path a null-modem cable takes.
+fn verify_through_cable(
+    cable: impl FnOnce(std::fs::File, std::fs::File) + Send + 'static,
+) -> Output {
+    let (master_a, _slave_a, port_a) = raw_pty();
+    let (master_b, _slave_b, port_b) = raw_pty();
+    std::thread::spawn(move || cable(master_a, master_b));
+    odm(&[
         "verify",
         "--out-port",
         &port_a,
@@ -300,7 +294,20 @@ fn a_loopback_cable_between_two_ports_is_verified() {
         "--duration",
         "30",
         "--no-calibration",
-    ]);
+    ])
+}
+
+#[test]
+fn a_loopback_cable_between_two_ports_is_verified() {
+    use std::io::{Read, Write};
+    let out = verify_through_cable(|mut from_a, mut to_b| {
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = from_a.read(&mut buf) {
+            if n == 0 || to_b.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+    });
     let stdout = text(&out.stdout);
     let stderr = text(&out.stderr);
     assert!(stderr.contains("loopback cable"), "{stderr}");
@@ -329,14 +336,12 @@ fn a_loopback_cable_between_two_ports_is_verified() {
 fn a_link_that_zeroes_the_q_channel_fails_and_is_named() {
     use odm_device_io::{DecodedItem, Decoder, Encoder, Payload};
     use std::io::{Read, Write};
-    let (mut master_a, _slave_a, port_a) = raw_pty();
-    let (mut master_b, _slave_b, port_b) = raw_pty();
-    std::thread::spawn(move || {
+    let out = verify_through_cable(|mut from_a, mut to_b| {
         let mut decoder = Decoder::new();
         let mut encoder = Encoder::new();
         let mut buf = [0u8; 8192];
         let mut out = Vec::new();
-        while let Ok(n) = master_a.read(&mut buf) {
+        while let Ok(n) = from_a.read(&mut buf) {
             if n == 0 {
                 break;
             }
@@ -352,22 +357,11 @@ fn a_link_that_zeroes_the_q_channel_fails_and_is_named() {
                     encoder.encode(&f.payload, &mut out).expect("encode");
                 }
             }
-            if master_b.write_all(&out).is_err() {
+            if to_b.write_all(&out).is_err() {
                 break;
             }
         }
     });
-    let out = odm(&[
-        "verify",
-        "--out-port",
-        &port_a,
-        "--in-port",
-        &port_b,
-        "--fast",
-        "--duration",
-        "30",
-        "--no-calibration",
-    ]);
     let stdout = text(&out.stdout);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
