@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use odm_device_io::interrupt::stop_flag_on_interrupt;
-use odm_device_io::{ByteSource, Encoder, Payload, SerialSource, SourceRead};
+use odm_device_io::{ByteSource, Encoder, SerialSource, SourceRead};
 use odm_simulator::{SimConfig, VirtualProbe};
 
 use crate::cmd_analyse::{self, Options};
@@ -157,9 +157,10 @@ impl PacedProbe {
         let Some(payload) = self.probe.next_payload() else {
             return Ok(false);
         };
-        if let Payload::Iq(block) = &payload {
-            // A block is sent once its last sample has been "acquired".
-            let due_s = block.end_sample() as f64 / self.sample_rate_hz;
+        if let Some(due_sample) = payload.due_sample() {
+            // A block is sent once its last sample has been "acquired", an
+            // event when it happens.
+            let due_s = due_sample as f64 / self.sample_rate_hz;
             loop {
                 let now_s = self.start.elapsed().as_secs_f64();
                 if now_s >= due_s {

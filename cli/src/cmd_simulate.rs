@@ -428,12 +428,15 @@ fn to_port(cfg: SimConfig, path: &str) -> anyhow::Result<()> {
         if stop.load(Ordering::SeqCst) {
             break;
         }
-        if let Payload::Iq(b) = &p {
-            // Pace by the sample clock: a block leaves when its last sample exists.
-            let due = Duration::from_secs_f64(b.end_sample() as f64 / fs);
+        // Pace by the sample clock: a block leaves when its last sample
+        // exists, an event when it happens.
+        if let Some(due_sample) = p.due_sample() {
+            let due = Duration::from_secs_f64(due_sample as f64 / fs);
             if let Some(wait) = due.checked_sub(started.elapsed()) {
                 std::thread::sleep(wait);
             }
+        }
+        if let Payload::Iq(b) = &p {
             let jump = b.first_sample.saturating_sub(next_sample);
             let t_s = next_sample as f64 / fs;
             let unplugged = unplug.is_some_and(|u| u.start_s <= t_s + 1.0 / fs && t_s < u.end_s);

@@ -157,3 +157,53 @@ fn a_port_that_never_opens_fails_the_run_naming_it() {
     );
     assert!(stderr.contains("waiting for it"), "{stderr}");
 }
+
+/// `odm simulate --port` sends an event when it happens: an unplug's
+/// EVENT 4 (plugged back) comes when the probe is plugged back, not
+/// together with EVENT 3 (it did, so the display's "probe unplugged" alarm
+/// never showed; found by an audit of the display, 2026-12-04). The bound
+/// is loose (1.5 s for a 2 s unplug): this checks the order of things in
+/// real time, not a speed.
+#[test]
+fn a_simulated_unplug_is_sent_as_it_happens() {
+    use odm_device_io::{DecodedItem, Decoder};
+    let mut pty = raw_pty();
+    let mut child = Command::new(ODM)
+        .args(["simulate", "--port"])
+        .arg(&pty.slave_path)
+        .args(["--duration", "5", "--unplug-at", "1", "--unplug-for", "2"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("odm simulate");
+    let mut decoder = Decoder::new();
+    let mut buf = [0u8; 8192];
+    let mut seen: Vec<(u16, Instant)> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while seen.len() < 2 && Instant::now() < deadline {
+        let Ok(n) = pty.master.read(&mut buf) else {
+            break;
+        };
+        decoder.feed(&buf[..n]);
+        while let Some(item) = decoder.next_item() {
+            if let DecodedItem::Frame(f) = item
+                && let Payload::Event(e) = f.payload
+                && (e.code == 3 || e.code == 4)
+            {
+                seen.push((e.code, Instant::now()));
+            }
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        seen.iter().map(|s| s.0).collect::<Vec<_>>(),
+        [3, 4],
+        "unplug and plug events"
+    );
+    let apart = seen[1].1.duration_since(seen[0].1);
+    assert!(
+        apart >= Duration::from_millis(1500),
+        "EVENT 4 came {apart:?} after EVENT 3 for a 2 s unplug"
+    );
+}

@@ -270,6 +270,20 @@ pub enum Payload {
 }
 
 impl Payload {
+    /// The sample index at which a probe sending in real time would send
+    /// this frame, for pacing a simulated probe by its sample clock: an IQ
+    /// block once its last sample exists, an EVENT when it happens (so an
+    /// unplug's EVENT 4 comes when the probe is plugged back, not with
+    /// EVENT 3); `None` for frames not tied to a sample (PROBE_INFO,
+    /// ANNOTATION).
+    pub fn due_sample(&self) -> Option<u64> {
+        match self {
+            Payload::Iq(b) => Some(b.end_sample()),
+            Payload::Event(e) => Some(e.at_sample),
+            Payload::ProbeInfo(_) | Payload::Annotation(_) => None,
+        }
+    }
+
     /// The kind byte of this payload.
     pub fn kind(&self) -> u8 {
         match self {

@@ -401,8 +401,10 @@ fn simulated_loop(
         };
         // The truth is for tests and validation; the display does not use it.
         drop(probe.take_truth_beats());
-        if let Payload::Iq(block) = &payload {
-            let due = t0 + Duration::from_secs_f64(block.end_sample() as f64 / fs);
+        // Paced by the sample clock: a block once its last sample exists,
+        // an event (an unplug's EVENT 4) when it happens.
+        if let Some(due_sample) = payload.due_sample() {
+            let due = t0 + Duration::from_secs_f64(due_sample as f64 / fs);
             let now = Instant::now();
             if due > now {
                 thread::sleep(due - now);
