@@ -16,7 +16,7 @@ use egui::{
 use odm_dsp::haemo::BsaFormula;
 use odm_dsp::trend::TrendPoint;
 
-use crate::alarms::Priority;
+use crate::alarms::{AlarmKind, Priority};
 use crate::challenge::DEFAULT_VOLUME_ML;
 use crate::control::{Backend, Command, PatientSettings, PatientSex, RecordingStatus, SourceSpec};
 use crate::handoff::{Handoff, SourceState, row_from_velocity_cm_s};
@@ -63,6 +63,29 @@ pub struct PatientForm {
     pub diameter_mm: f64,
     /// The settings last applied, if any.
     pub applied: Option<PatientSettings>,
+}
+
+impl PatientForm {
+    /// Why the entered values cannot give an SV model (outside what the
+    /// population model or a measured diameter covers), if they cannot.
+    pub fn problem(&self) -> Option<String> {
+        let demographics = odm_dsp::area::Demographics {
+            age_years: f64::from(self.age_years),
+            sex: odm_dsp::area::Sex::Unknown,
+            height_cm: self.height_cm,
+            weight_kg: self.weight_kg,
+        };
+        let diameter = if self.use_diameter {
+            odm_dsp::area::validate_diameter_mm(self.diameter_mm).err()
+        } else {
+            None
+        };
+        demographics
+            .validate()
+            .err()
+            .or(diameter)
+            .map(|e| e.to_string())
+    }
 }
 
 impl Default for PatientForm {
@@ -577,13 +600,29 @@ impl MonitorApp {
         });
     }
 
+    /// Why the numbers on screen are not current, if they are not: an
+    /// alarm that means no new beat can come (the last values stay shown,
+    /// marked, never blanked).
+    fn not_current(&self) -> Option<&'static str> {
+        [
+            (AlarmKind::NoData, "no data from the probe interface"),
+            (AlarmKind::ProbeUnplugged, "probe unplugged"),
+            (AlarmKind::FlowReversed, "flow reversed"),
+            (AlarmKind::SignalLost, "signal lost"),
+        ]
+        .into_iter()
+        .find(|(kind, _)| self.state.alarms.is_active(*kind))
+        .map(|(_, why)| why)
+    }
+
     fn numerics_ui(&mut self, ui: &mut Ui, scale: f32) {
         let avg = Averages::from_dsp(
             self.state.readings.averages(),
             self.state.readings.svv_pct(),
         );
         let quality = self.state.readings.quality();
-        let poor = quality.poor() || avg.beats == 0;
+        let stale = self.not_current();
+        let poor = quality.poor() || avg.beats == 0 || stale.is_some();
         let irregular = self.state.readings.irregular_rhythm();
         let low_flow = self.state.readings.ft_low_flow();
         let rect = ui.available_rect_before_wrap();
@@ -618,7 +657,10 @@ impl MonitorApp {
         );
         let grid_top = sv_rect.bottom() + 4.0;
         let cell_w = rect.width() / 2.0;
-        let cell_h = (rect.bottom() - grid_top) / 5.0;
+        // Four rows of tiles and a footer of two lines: the tiles take the
+        // height (a fifth row's worth used to stand empty under them).
+        let footer_h = 64.0 * scale;
+        let cell_h = (rect.bottom() - grid_top - footer_h) / 4.0;
         let ci = avg.co_l_min.zip(bsa).map(|(co, b)| co / b);
         let tiles = [
             TileSpec {
@@ -714,8 +756,11 @@ impl MonitorApp {
         }
         // The averaging window, and why numbers are dimmed.
         let footer = Rect::from_min_max(pos2(rect.left(), grid_top + 4.0 * cell_h), rect.max);
+        debug_assert!(footer.height() >= footer_h - 1.0);
         let mut lines = vec![averaging_text(&avg)];
-        if poor && avg.beats > 0 {
+        if let Some(why) = stale.filter(|_| avg.beats > 0) {
+            lines.push(format!("? = not current: {why}; last values shown"));
+        } else if poor && avg.beats > 0 {
             let why = quality
                 .main_reason
                 .map(|r| r.as_str().to_string())
@@ -980,10 +1025,17 @@ impl MonitorApp {
     fn quality_ui(&mut self, ui: &mut Ui, scale: f32) {
         ui.label(RichText::new("Signal quality").size(18.0 * scale).strong());
         let q = self.state.readings.quality();
-        let (text, c) = match q.mean_quality {
-            None => ("no signal".to_string(), colour::DIM),
-            Some(v) if q.poor() => (format!("POOR {:.0} %", v * 100.0), colour::MEDIUM),
-            Some(v) => (format!("GOOD {:.0} %", v * 100.0), colour::GOOD),
+        // The quality of the beats that count: a rejected beat's own
+        // quality does not make the signal good ("POOR 100 %" beside
+        // "rejected 100 %" read as a good signal).
+        let usable = q.mean_quality.map(|v| v * (1.0 - q.rejected_fraction));
+        let (text, c, usable) = match (self.not_current(), usable) {
+            (Some(why), _) => (format!("NO SIGNAL: {why}"), colour::MEDIUM, Some(0.0)),
+            (None, None) => ("no signal".to_string(), colour::DIM, None),
+            (None, Some(v)) if q.poor() => {
+                (format!("POOR {:.0} %", v * 100.0), colour::MEDIUM, Some(v))
+            }
+            (None, Some(v)) => (format!("GOOD {:.0} %", v * 100.0), colour::GOOD, Some(v)),
         };
         let resp = ui.label(RichText::new(&text).size(26.0 * scale).color(c));
         resp.widget_info(|| {
@@ -993,7 +1045,7 @@ impl MonitorApp {
         let (r, _) =
             ui.allocate_exact_size(vec2(ui.available_width(), 14.0 * scale), Sense::hover());
         ui.painter().rect_filled(r, 2.0, Color32::from_gray(40));
-        let frac = q.mean_quality.unwrap_or(0.0).clamp(0.0, 1.0) as f32;
+        let frac = usable.unwrap_or(0.0).clamp(0.0, 1.0) as f32;
         ui.painter().rect_filled(
             Rect::from_min_size(r.min, vec2(r.width() * frac, r.height())),
             2.0,
@@ -1138,11 +1190,15 @@ impl MonitorApp {
     fn patient_ui(&mut self, ui: &mut Ui, scale: f32) {
         ui.label(RichText::new("Patient").size(18.0 * scale).strong());
         let f = &mut self.patient;
+        // The fields take what is typed (within what a body can be); values
+        // the SV model does not cover are refused on Apply with the reason,
+        // never swapped for the nearest limit (an audit's 17 cm became
+        // 100 cm without a word, 2026-12-04).
         ui.horizontal(|ui| {
             ui.label("age");
             ui.add(
                 egui::DragValue::new(&mut f.age_years)
-                    .range(18..=100)
+                    .range(0..=130)
                     .suffix(" y"),
             );
             egui::ComboBox::new("odm-sex", "sex")
@@ -1156,31 +1212,43 @@ impl MonitorApp {
         ui.horizontal(|ui| {
             ui.add(
                 egui::DragValue::new(&mut f.height_cm)
-                    .range(100.0..=250.0)
+                    .range(1.0..=300.0)
                     .suffix(" cm"),
             );
             ui.add(
                 egui::DragValue::new(&mut f.weight_kg)
-                    .range(25.0..=350.0)
+                    .range(0.5..=700.0)
                     .suffix(" kg"),
             );
         });
-        ui.label(format!(
-            "BSA {:.2} m² (Mosteller)",
-            BsaFormula::Mosteller.bsa_m2(f.height_cm, f.weight_kg)
-        ));
+        let problem = f.problem();
+        if problem.is_none() {
+            ui.label(format!(
+                "BSA {:.2} m² (Mosteller)",
+                BsaFormula::Mosteller.bsa_m2(f.height_cm, f.weight_kg)
+            ));
+        } else {
+            ui.label(RichText::new("BSA —").color(colour::DIM));
+        }
         ui.horizontal(|ui| {
             ui.checkbox(&mut f.use_diameter, "measured aorta");
             ui.add_enabled(
                 f.use_diameter,
                 egui::DragValue::new(&mut f.diameter_mm)
-                    .range(10.0..=50.0)
+                    .range(1.0..=100.0)
                     .suffix(" mm"),
             );
         });
         let changed = f.applied != Some(f.settings());
+        if let Some(why) = &problem {
+            ui.label(
+                RichText::new(format!("not applicable: {why}"))
+                    .size(14.0 * scale)
+                    .color(colour::MEDIUM),
+            );
+        }
         if ui
-            .add_enabled(changed, egui::Button::new("Apply patient"))
+            .add_enabled(changed && problem.is_none(), egui::Button::new("Apply patient"))
             .clicked()
         {
             let s = f.settings();
@@ -1332,11 +1400,20 @@ impl MonitorApp {
             _ => ui.label("beat-to-screen —"),
         };
         if let Some(s) = self.state.last_status {
-            ui.label(
-                RichText::new(format!("{s:?}"))
-                    .size(12.0 * scale)
-                    .color(colour::DIM),
-            );
+            // In words, not the program's own notation.
+            let text = match s {
+                odm_dsp::Status::SignalLost { t_s } => format!("last: signal lost at {t_s:.1} s"),
+                odm_dsp::Status::SignalRegained { t_s } => {
+                    format!("last: signal regained at {t_s:.1} s")
+                }
+                odm_dsp::Status::Gap { t_s, lost_samples } => {
+                    format!("last: {lost_samples} samples missing at {t_s:.1} s")
+                }
+                odm_dsp::Status::Discontinuity { t_s } => {
+                    format!("last: stream restarted at {t_s:.1} s")
+                }
+            };
+            ui.label(RichText::new(text).size(12.0 * scale).color(colour::DIM));
         }
         let uptake_status = if self.uptake.counting() && !self.backend.source().counts_for_uptake()
         {
@@ -1446,7 +1523,7 @@ fn tile(ui: &mut Ui, rect: Rect, scale: f32, spec: &TileSpec) {
         FontId::proportional(18.0 * scale),
         colour::DIM,
     );
-    let mut value_size = (rect.height() * 0.55).min(rect.width() * 0.28).max(16.0);
+    let mut value_size = (rect.height() * 0.62).min(rect.width() * 0.28).max(16.0);
     if spec.value == "—" {
         // "No value" is a short dash, not a bar the eye could read as a number.
         value_size *= 0.5;

@@ -440,8 +440,14 @@ fn alarm_appears_when_the_source_stops_and_clears_when_it_resumes() {
     }
     h.get_by_label_contains("MEDIUM NO DATA FROM PROBE INTERFACE");
     h.get_by_label_contains("SIGNAL LOST");
-    // Numerics are never hidden by an alarm.
-    assert_ne!(value_of(&h, "SV"), "—");
+    // Numerics are never hidden by an alarm, but they are marked as not
+    // current, and the signal is not called good (an audit found the last
+    // values at full brightness beside "GOOD 100 %", 2026-12-04).
+    let sv = value_of(&h, "SV");
+    assert!(sv != "—" && sv.ends_with('?'), "SV shows {sv:?}");
+    h.get_by_label_contains("not current: no data from the probe interface");
+    h.get_by_label_contains("NO SIGNAL: no data from the probe interface");
+    assert!(h.query_by_label_contains("GOOD").is_none());
     h.get_by_label("Acknowledge").click();
     h.step();
     h.get_by_label_contains("NO DATA FROM PROBE INTERFACE");
@@ -453,6 +459,8 @@ fn alarm_appears_when_the_source_stops_and_clears_when_it_resumes() {
             .is_none()
     );
     assert!(h.query_by_label_contains("SIGNAL LOST").is_none());
+    assert!(!value_of(&h, "SV").ends_with('?'), "current again");
+    assert!(h.query_by_label_contains("not current").is_none());
 }
 
 #[test]
@@ -563,4 +571,28 @@ fn applying_the_patient_sends_demographics_for_the_sv_model() {
     assert_eq!(json.get("height_cm").and_then(|v| v.as_f64()), Some(170.0));
     // Mosteller: 170 cm, 70 kg → 1.818 m² (primer), shown to 2 decimals.
     h.get_by_label_contains("BSA 1.82 m²");
+}
+
+/// A value outside what the SV model covers (height 17 cm, a slip for
+/// 170) is refused with its reason and never sent; before, the field
+/// swapped in its limit (100 cm) without a word (an audit, 2026-12-04).
+#[test]
+fn a_patient_outside_the_model_is_refused_with_the_reason_not_clamped() {
+    let rig = Rig::new();
+    let mut app = rig.app(SourceSpec::Simulated { seed: 1 });
+    app.patient.height_cm = 17.0;
+    let mut h = harness(app);
+    h.step();
+    h.get_by_label_contains("not applicable: height 17 cm is outside 100..=250");
+    h.get_by_label_contains("BSA —");
+    h.get_by_label("Apply patient").click();
+    h.step();
+    assert!(
+        !rig.sent
+            .borrow()
+            .iter()
+            .any(|c| matches!(c, Command::Patient(_))),
+        "an out-of-range patient was sent"
+    );
+    assert_eq!(h.state().patient.height_cm, 17.0, "the entry is kept as typed");
 }
