@@ -319,11 +319,19 @@ impl MonitorApp {
                 SourceState::Ended => "end of recording".to_string(),
                 SourceState::Failed(why) => format!("failed: {why}"),
             };
-            ui.label(
-                RichText::new(state_text)
-                    .size(18.0 * scale)
-                    .color(colour::DIM),
-            );
+            // A fixed width, so that the replay controls after it do not
+            // move when "live" becomes "paused" (an audit's click on +10 s
+            // landed on −10 s); a longer state is cut, in full on hover.
+            ui.add_sized(
+                vec2(150.0 * scale, 24.0 * scale),
+                egui::Label::new(
+                    RichText::new(&state_text)
+                        .size(18.0 * scale)
+                        .color(colour::DIM),
+                )
+                .truncate(),
+            )
+            .on_hover_text(&state_text);
             if ui.button("Source…").clicked() {
                 self.show_source_window = !self.show_source_window;
             }
@@ -360,7 +368,11 @@ impl MonitorApp {
 
     fn replay_controls_ui(&mut self, ui: &mut Ui, source: &SourceSpec) {
         let label = if self.paused { "Resume" } else { "Pause" };
-        if ui.button(label).clicked() {
+        // As wide for either word: the buttons after it stay put.
+        if ui
+            .add(egui::Button::new(label).min_size(vec2(80.0, 0.0)))
+            .clicked()
+        {
             self.paused = !self.paused;
             self.backend.send(if self.paused {
                 Command::Pause
@@ -1248,7 +1260,10 @@ impl MonitorApp {
             );
         }
         if ui
-            .add_enabled(changed && problem.is_none(), egui::Button::new("Apply patient"))
+            .add_enabled(
+                changed && problem.is_none(),
+                egui::Button::new("Apply patient"),
+            )
             .clicked()
         {
             let s = f.settings();
@@ -1523,13 +1538,22 @@ fn tile(ui: &mut Ui, rect: Rect, scale: f32, spec: &TileSpec) {
         FontId::proportional(18.0 * scale),
         colour::DIM,
     );
-    let mut value_size = (rect.height() * 0.62).min(rect.width() * 0.28).max(16.0);
+    // The value fills the tile above the line under it, which every tile
+    // keeps free (so all values are one size, and none runs into its
+    // line); centred, it passes between the label (left) and the unit
+    // (right).
+    let sub_h = 18.0 * scale;
+    let band_h = (rect.height() - sub_h - 8.0).max(16.0);
+    let mut value_size = band_h
+        .min(rect.height() * 0.62)
+        .min(rect.width() * 0.28)
+        .max(16.0);
     if spec.value == "—" {
         // "No value" is a short dash, not a bar the eye could read as a number.
         value_size *= 0.5;
     }
     p.text(
-        rect.center() + vec2(0.0, 4.0),
+        pos2(rect.center().x, rect.top() + 4.0 + 0.5 * band_h),
         Align2::CENTER_CENTER,
         &shown,
         FontId::proportional(value_size),
