@@ -594,5 +594,9 @@ fn a_patient_outside_the_model_is_refused_with_the_reason_not_clamped() {
             .any(|c| matches!(c, Command::Patient(_))),
         "an out-of-range patient was sent"
     );
-    assert_eq!(h.state().patient.height_cm, 17.0, "the entry is kept as typed");
+    assert_eq!(
+        h.state().patient.height_cm,
+        17.0,
+        "the entry is kept as typed"
+    );
 }
