@@ -231,6 +231,7 @@ impl MonitorApp {
         self.frames_drawn += 1;
         let probe_model = self.state.probe.as_ref().map_or(0, |p| p.probe_model);
         if !self.backend.source().counts_for_uptake()
+            || self.simulated_stream()
             || matches!(
                 self.state.source,
                 SourceState::Ended | SourceState::Failed(_)
@@ -299,10 +300,24 @@ impl MonitorApp {
         }
     }
 
+    /// Whether what is shown is simulated: the built-in virtual probe, or
+    /// a stream the simulator made arriving by a port or in a recording
+    /// (its PROBE_INFO firmware says `odmsim…`). Labelled as such, and never
+    /// counted for uptake.
+    fn simulated_stream(&self) -> bool {
+        self.backend.source().is_simulated()
+            || self
+                .state
+                .probe
+                .as_ref()
+                .is_some_and(|p| odm_simulator::is_simulator_firmware(&p.firmware_str()))
+    }
+
     fn top_bar_ui(&mut self, ui: &mut Ui, scale: f32) {
+        let simulated = self.simulated_stream();
         ui.horizontal(|ui| {
             let source = self.backend.source().clone();
-            if source.is_simulated() {
+            if simulated {
                 let text = RichText::new(" SIMULATED ")
                     .size(28.0 * scale)
                     .strong()
@@ -913,7 +928,7 @@ impl MonitorApp {
                 }
             }
         }
-        if self.backend.source().is_simulated() {
+        if self.simulated_stream() {
             painter.text(
                 rect.right_top() + vec2(-10.0, 8.0),
                 Align2::RIGHT_TOP,
@@ -1430,7 +1445,8 @@ impl MonitorApp {
             };
             ui.label(RichText::new(text).size(12.0 * scale).color(colour::DIM));
         }
-        let uptake_status = if self.uptake.counting() && !self.backend.source().counts_for_uptake()
+        let uptake_status = if self.uptake.counting()
+            && (!self.backend.source().counts_for_uptake() || self.simulated_stream())
         {
             "uptake: not counting this source (only a live probe's case counts)".to_string()
         } else {

@@ -177,13 +177,24 @@ fn the_virtual_probe_and_replays_are_never_counted() {
     let on = Settings {
         participation: true,
     };
-    for (name, source) in [
-        ("simulated", SourceSpec::Simulated { seed: 1 }),
+    // The third is a port fed by `odm simulate --port`: a live source, but
+    // its PROBE_INFO names the virtual probe's firmware.
+    for (name, source, firmware) in [
+        ("simulated", SourceSpec::Simulated { seed: 1 }, None),
         (
             "replay",
             SourceSpec::Replay {
                 path: "case.odmrec".into(),
             },
+            None,
+        ),
+        (
+            "simulator on a port",
+            SourceSpec::Serial {
+                path: "/dev/ttyACM0".into(),
+                baud: 921_600,
+            },
+            Some("odmsim1"),
         ),
     ] {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
@@ -192,6 +203,20 @@ fn the_virtual_probe_and_replays_are_never_counted() {
         UptakeStore::init(&db, org, &dir.path().join("device.key"), on)
             .unwrap_or_else(|e| panic!("{e}"));
         let handoff = Handoff::shared();
+        if let Some(fw) = firmware {
+            handoff
+                .events
+                .push(EventMsg::ProbeInfo(odm_device_io::ProbeInfo {
+                    sample_rate_hz: 20_000,
+                    carrier_hz: 4_000_000,
+                    beam_angle_cdeg: 4500,
+                    probe_model: 1,
+                    minutes_used: 0,
+                    minutes_limit: 0,
+                    probe_serial: odm_device_io::ProbeInfo::pad("SIM-0001"),
+                    firmware: odm_device_io::ProbeInfo::pad(fw),
+                }));
+        }
         handoff.events.push(EventMsg::Source(SourceState::Live));
         let mut app = MonitorApp::new(handoff.clone(), Box::new(Quiet(source)));
         app.uptake = Uptake::open(&db, on);
@@ -206,6 +231,12 @@ fn the_virtual_probe_and_replays_are_never_counted() {
             "{name}: no case, so no question"
         );
         h.get_by_label_contains("not counting this source");
+        // Simulated streams say so on screen; a replay of a case does not.
+        assert_eq!(
+            h.query_by_label_contains("SIMULATED").is_some(),
+            name != "replay",
+            "{name}"
+        );
         let app = h.into_state();
         assert!(!app.uptake.case_open(), "{name}");
         drop(app);

@@ -41,7 +41,7 @@ pub use config::{
     doppler_shift_hz_from_velocity_cm_s, velocity_cm_s_from_doppler_shift_hz,
 };
 pub use physiology::{BeatPlan, BeatShape, BeatTimeline, Physiology};
-pub use probe::VirtualProbe;
+pub use probe::{VirtualProbe, is_simulator_firmware};
 pub use shaped::ShapedNoise;
 pub use truth::{Impairment, ImpairmentKind, TruthBeat};
 pub use warped::{SineBeat, SineBeats, WarpedShapedNoise};

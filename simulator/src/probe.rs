@@ -26,6 +26,14 @@ const CLUTTER_STEP: usize = 16;
 /// Firmware string reported in PROBE_INFO.
 const FIRMWARE: &str = "odmsim1";
 
+/// Whether a PROBE_INFO's firmware text is the virtual probe's (`odmsim…`):
+/// a stream the simulator made, wherever it arrives from (a serial port fed
+/// by `odm simulate --port`, a recording of one), so that it is labelled
+/// simulated and never counted as a patient's case.
+pub fn is_simulator_firmware(firmware: &str) -> bool {
+    firmware.starts_with("odmsim")
+}
+
 #[derive(Debug, Clone)]
 struct Episode {
     iv: Interval,
@@ -642,5 +650,17 @@ impl Iterator for VirtualProbe {
     type Item = Payload;
     fn next(&mut self) -> Option<Payload> {
         self.next_payload()
+    }
+}
+
+#[cfg(test)]
+mod firmware_tests {
+    /// The virtual probe's PROBE_INFO names it, and nothing else is taken
+    /// for it.
+    #[test]
+    fn the_virtual_probe_names_itself_in_its_firmware() {
+        assert!(super::is_simulator_firmware(super::FIRMWARE));
+        assert!(!super::is_simulator_firmware("1.0"));
+        assert!(!super::is_simulator_firmware(""));
     }
 }
