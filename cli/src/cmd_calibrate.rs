@@ -326,11 +326,7 @@ fn file_sha256(path: &Path) -> std::io::Result<String> {
         }
         hasher.update(&buf[..n]);
     }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    Ok(odm_uptake::record::hex_from_bytes(&hasher.finalize()))
 }
 
 fn software() -> String {

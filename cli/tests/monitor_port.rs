@@ -50,7 +50,7 @@ fn probe_chunks(seconds: f64, enc: &mut Encoder) -> Vec<Vec<u8>> {
 #[test]
 fn silence_on_the_port_is_reported_and_a_wire_annotation_is_not_applied() {
     let mut pty = raw_pty();
-    let mut child = Command::new(ODM)
+    let child = Command::new(ODM)
         .args(["monitor", "--port"])
         .arg(&pty.slave_path)
         .args(["--duration", "10"])
@@ -88,21 +88,12 @@ fn silence_on_the_port_is_reported_and_a_wire_annotation_is_not_applied() {
         pty.master.write_all(c).expect("write");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let mut stdout = String::new();
-    child
-        .stdout
-        .take()
-        .expect("stdout")
-        .read_to_string(&mut stdout)
-        .expect("read stdout");
-    let status = child.wait().expect("wait");
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .expect("stderr")
-        .read_to_string(&mut stderr)
-        .expect("read stderr");
+    let out = child.wait_with_output().expect("odm monitor's output");
+    let (status, stdout, stderr) = (
+        out.status,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
     assert!(status.success(), "{stderr}");
     let lines: Vec<serde_json::Value> = stdout
         .lines()

@@ -188,13 +188,8 @@ fn a_fifo_without_a_writer_ends_at_the_duration() {
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .expect("stderr")
-        .read_to_string(&mut stderr)
-        .expect("stderr");
+    let out = child.wait_with_output().expect("odm record's output");
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("no usable PROBE_INFO"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);

@@ -783,7 +783,6 @@ impl MonitorApp {
         }
         // The averaging window, and why numbers are dimmed.
         let footer = Rect::from_min_max(pos2(rect.left(), grid_top + 4.0 * cell_h), rect.max);
-        debug_assert!(footer.height() >= footer_h - 1.0);
         let mut lines = vec![averaging_text(&avg)];
         if let Some(why) = stale.filter(|_| avg.beats > 0) {
             lines.push(format!("? = not current: {why}; last values shown"));
