@@ -271,6 +271,24 @@ impl RollingAverage {
     }
 }
 
+/// How SVV is read from the stroke distances in the window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SvvMethod {
+    /// The respiratory component (default): a least-squares sinusoid at the
+    /// breathing rate that fits best (searched over the configured breathing
+    /// range, up to 0.45 × the heart rate), with the window's mean and a
+    /// linear drift fitted alongside; `SVV = 100 · 2·amplitude / mean`, the
+    /// peak-to-peak swing over a breath of a sinusoidal variation. Beat-to-
+    /// beat scatter (the measurement's and the heart's) and a drift of SD
+    /// over the window (a bolus taking effect) are not read as variation.
+    RespiratoryFit,
+    /// `100 · (max − min) / mean` over the window's beats: the textbook
+    /// formula applied to every beat. Beat-to-beat scatter adds to it: with
+    /// a 2 % scatter of SD a true 8 % reads 13–18 % over 30 s
+    /// (docs/validation.md, "Stroke-volume variation"). Kept for comparison.
+    PeakToPeak,
+}
+
 /// How SVV is computed.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SvvConfig {
@@ -283,6 +301,13 @@ pub struct SvvConfig {
     /// Highest heart rate the window is sized for, 1/min (beats beyond
     /// `window_s · max_hr_bpm / 60` push the oldest out early).
     pub max_hr_bpm: f64,
+    /// How the swing is read.
+    pub method: SvvMethod,
+    /// Breathing rates searched by [`SvvMethod::RespiratoryFit`], 1/min
+    /// (default 6–40: ventilator rates, with room for children and
+    /// high-frequency settings short of oscillation). A rate is searched
+    /// only when the beats in the window span 1.5 of its breaths.
+    pub breathing_range_per_min: (f64, f64),
 }
 
 impl Default for SvvConfig {
@@ -291,20 +316,44 @@ impl Default for SvvConfig {
             window_s: 30.0,
             min_beats: 8,
             max_hr_bpm: 300.0,
+            method: SvvMethod::RespiratoryFit,
+            breathing_range_per_min: (6.0, 40.0),
         }
     }
 }
 
-/// Stroke-volume variation over a sliding time window:
-/// `SVV = 100 · (max − min) / mean` of the stroke distances of the accepted
-/// beats whose onset lies within the last `window_s` seconds. SD is used
-/// rather than SV because for a fixed aortic area the ratio is identical,
-/// and SVV then exists without an area model and is not disturbed when the
-/// model changes.
+/// Steps of the breathing-rate search, per 1/min (a 30 s window resolves
+/// 2/min; 0.1/min puts the best rate within 0.05/min of the peak).
+const SVV_RATE_STEP_PER_MIN: f64 = 0.1;
+
+/// Stroke-volume variation over a sliding time window, read from the
+/// stroke distances of the accepted beats whose onset lies within the last
+/// `window_s` seconds, by [`SvvMethod`] (the respiratory component by
+/// default). SD is used rather than SV because for a fixed aortic area the
+/// ratio is identical, and SVV then exists without an area model and is not
+/// disturbed when the model changes. The reading is recomputed when a beat
+/// enters or leaves the window (≈ 35 k multiply-adds for 40 beats over the
+/// default range), never when it is only read, and never allocates.
 #[derive(Debug, Clone)]
 pub struct SvvTracker {
     cfg: SvvConfig,
     beats: Ring<(f64, f64)>,
+    /// Per beat: the phasor at the lowest searched rate and the phasor of
+    /// one search step (scratch, capacity of the ring).
+    phasors: Vec<[f64; 4]>,
+    reading: Option<SvvReading>,
+}
+
+/// One SVV reading.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SvvReading {
+    /// SVV, %.
+    pub svv_pct: f64,
+    /// The breathing rate whose sinusoid fits best, 1/min
+    /// ([`SvvMethod::RespiratoryFit`] only).
+    pub breathing_rate_per_min: Option<f64>,
+    /// Accepted beats the reading is made of.
+    pub beats: usize,
 }
 
 impl SvvTracker {
@@ -320,14 +369,23 @@ impl SvvTracker {
         } else {
             30.0
         };
+        let (lo, hi) = cfg.breathing_range_per_min;
+        let range = if lo.is_finite() && hi.is_finite() && lo > 0.0 && hi > lo {
+            (lo, hi)
+        } else {
+            SvvConfig::default().breathing_range_per_min
+        };
         let cap = (window * hr / 60.0).ceil() as usize + 1;
         Self {
             cfg: SvvConfig {
                 window_s: window,
                 max_hr_bpm: hr,
+                breathing_range_per_min: range,
                 ..cfg
             },
             beats: Ring::new(cap),
+            phasors: Vec::with_capacity(cap),
+            reading: None,
         }
     }
 
@@ -339,22 +397,47 @@ impl SvvTracker {
     /// Takes a beat (rejected beats are ignored) and drops beats that left
     /// the window.
     pub fn push(&mut self, beat: &Beat) {
-        if beat.accepted && beat.sd_cm.is_finite() && beat.onset_s.is_finite() {
-            self.beats.push((beat.onset_s, beat.sd_cm));
+        if beat.accepted {
+            self.push_sd(beat.onset_s, beat.sd_cm);
+        } else {
+            self.expire(beat.onset_s);
         }
-        self.expire(beat.onset_s);
+    }
+
+    /// Takes the onset and stroke distance of an accepted beat (a reference
+    /// series, e.g. a simulator's truth, goes in here) and drops beats that
+    /// left the window.
+    pub fn push_sd(&mut self, onset_s: f64, sd_cm: f64) {
+        let mut changed = false;
+        if sd_cm.is_finite() && onset_s.is_finite() {
+            self.beats.push((onset_s, sd_cm));
+            changed = true;
+        }
+        if self.drop_before(onset_s - self.cfg.window_s) || changed {
+            self.reading = self.compute();
+        }
     }
 
     /// Drops beats older than `now_s − window_s` (call as time passes even
     /// without beats, so a lost signal does not leave a stale SVV).
     pub fn expire(&mut self, now_s: f64) {
+        if self.drop_before(now_s - self.cfg.window_s) {
+            self.reading = self.compute();
+        }
+    }
+
+    /// Drops beats with onsets before `t_s`; whether any was dropped.
+    fn drop_before(&mut self, t_s: f64) -> bool {
+        let mut dropped = false;
         while let Some(&(t, _)) = self.beats.front() {
-            if t < now_s - self.cfg.window_s {
+            if t < t_s {
                 self.beats.pop_front();
+                dropped = true;
             } else {
                 break;
             }
         }
+        dropped
     }
 
     /// Beats in the window.
@@ -362,19 +445,124 @@ impl SvvTracker {
         self.beats.len()
     }
 
-    /// SVV in %, or `None` with fewer than `min_beats` beats in the window.
+    /// SVV in %, or `None` with fewer than `min_beats` beats in the window
+    /// (or, for the respiratory fit, beats spanning too short a time for
+    /// 1.5 breaths at the highest rate the heart rate lets it resolve).
     pub fn svv_pct(&self) -> Option<f64> {
-        if self.beats.len() < self.cfg.min_beats.max(2) {
+        self.reading.map(|r| r.svv_pct)
+    }
+
+    /// The current reading with the breathing rate it found.
+    pub fn reading(&self) -> Option<SvvReading> {
+        self.reading
+    }
+
+    fn compute(&mut self) -> Option<SvvReading> {
+        let n = self.beats.len();
+        if n < self.cfg.min_beats.max(3) {
             return None;
         }
-        let (mut lo, mut hi, mut sum) = (f64::INFINITY, f64::NEG_INFINITY, 0.0);
-        for &(_, sd) in self.beats.iter() {
-            lo = lo.min(sd);
-            hi = hi.max(sd);
-            sum += sd;
+        let nf = n as f64;
+        let (mut lo, mut hi, mut sum_y, mut sum_t) = (f64::INFINITY, f64::NEG_INFINITY, 0.0, 0.0);
+        for &(t, y) in self.beats.iter() {
+            lo = lo.min(y);
+            hi = hi.max(y);
+            sum_y += y;
+            sum_t += t;
         }
-        let mean = sum / self.beats.len() as f64;
-        (mean > 0.0).then(|| 100.0 * (hi - lo) / mean)
+        let mean_y = sum_y / nf;
+        if mean_y <= 0.0 || !mean_y.is_finite() {
+            return None;
+        }
+        if self.cfg.method == SvvMethod::PeakToPeak {
+            return Some(SvvReading {
+                svv_pct: 100.0 * (hi - lo) / mean_y,
+                breathing_rate_per_min: None,
+                beats: n,
+            });
+        }
+        let mean_t = sum_t / nf;
+        let (t_first, t_last) = match (self.beats.front(), self.beats.back()) {
+            (Some(a), Some(b)) => (a.0, b.0),
+            _ => return None,
+        };
+        let span_s = t_last - t_first;
+        if span_s <= 0.0 {
+            return None;
+        }
+        // The rates searched: 1.5 breaths within the beats' span, and at
+        // most 0.45 × the mean heart rate (beats sample the breath; nearer
+        // their Nyquist rate the sine and cosine stop being told apart).
+        let hr_per_min = (nf - 1.0) / span_s * 60.0;
+        let (range_lo, range_hi) = self.cfg.breathing_range_per_min;
+        let f_lo = range_lo.max(1.5 * 60.0 / span_s);
+        let f_hi = range_hi.min(0.45 * hr_per_min);
+        if f_lo > f_hi {
+            return None;
+        }
+        let steps = ((f_hi - f_lo) / SVV_RATE_STEP_PER_MIN).floor() as usize + 1;
+        // Detrend: y − mean − slope·(t − t̄).
+        let (mut stt, mut sty) = (0.0, 0.0);
+        for &(t, y) in self.beats.iter() {
+            stt += (t - mean_t) * (t - mean_t);
+            sty += (t - mean_t) * (y - mean_y);
+        }
+        if stt <= 0.0 {
+            return None;
+        }
+        let slope = sty / stt;
+        let w_lo = std::f64::consts::TAU * f_lo / 60.0;
+        let dw = std::f64::consts::TAU * SVV_RATE_STEP_PER_MIN / 60.0;
+        self.phasors.clear();
+        for &(t, _) in self.beats.iter() {
+            let tc = t - mean_t;
+            let (s0, c0) = (w_lo * tc).sin_cos();
+            let (s1, c1) = (dw * tc).sin_cos();
+            self.phasors.push([c0, s0, c1, s1]);
+        }
+        let mut best: Option<(f64, f64, f64)> = None; // (reduction, amplitude, rate)
+        for step in 0..steps {
+            let (mut sc, mut ss, mut stc, mut sts) = (0.0, 0.0, 0.0, 0.0);
+            let (mut scc, mut sss, mut scs, mut syc, mut sys) = (0.0, 0.0, 0.0, 0.0, 0.0);
+            for (p, &(t, y)) in self.phasors.iter_mut().zip(self.beats.iter()) {
+                let (c, s) = (p[0], p[1]);
+                let tc = t - mean_t;
+                let r = y - mean_y - slope * tc;
+                sc += c;
+                ss += s;
+                stc += tc * c;
+                sts += tc * s;
+                scc += c * c;
+                sss += s * s;
+                scs += c * s;
+                syc += r * c;
+                sys += r * s;
+                // Advance to the next rate: multiply by the step's phasor.
+                p[0] = c * p[2] - s * p[3];
+                p[1] = s * p[2] + c * p[3];
+            }
+            // c and s with the mean and the drift projected out.
+            let cc = scc - sc * sc / nf - stc * stc / stt;
+            let ss2 = sss - ss * ss / nf - sts * sts / stt;
+            let cs = scs - sc * ss / nf - stc * sts / stt;
+            let det = cc * ss2 - cs * cs;
+            if det <= 1e-9 * nf * nf {
+                continue;
+            }
+            let a = (syc * ss2 - sys * cs) / det;
+            let b = (sys * cc - syc * cs) / det;
+            let reduction = a * syc + b * sys;
+            if best.is_none_or(|(r, _, _)| reduction > r) {
+                let rate = f_lo + step as f64 * SVV_RATE_STEP_PER_MIN;
+                best = Some((reduction, a.hypot(b), rate));
+            }
+        }
+        let (_, amplitude, rate) = best?;
+        Some(SvvReading {
+            svv_pct: 100.0 * 2.0 * amplitude / mean_y,
+            breathing_rate_per_min: Some(rate),
+            beats: n,
+        })
     }
 }
 
@@ -679,22 +867,163 @@ pub(crate) mod tests {
         assert!((a.sd_cm - 12.0).abs() < 1e-12);
     }
 
+    /// Beats of cycle `cycle_s` (±`jitter` uniformly) from t = 0 with
+    /// SD = `mean`·(1 + svv/200·sin(2π·rr/60·t + 0.7) + drift·t) · (1 +
+    /// `scatter`·N(0,1)); a fixed xorshift and Box–Muller, so the test is
+    /// repeatable and independent of the code under test.
+    fn breathing_beats(
+        seconds: f64,
+        cycle_s: f64,
+        jitter: f64,
+        (svv_pct, rr_per_min): (f64, f64),
+        drift_per_s: f64,
+        scatter: f64,
+        seed: u64,
+    ) -> Vec<Beat> {
+        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let mut uniform = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let mut out = Vec::new();
+        let mut t = 0.0;
+        let mut i = 0;
+        while t < seconds {
+            let (u1, u2) = (uniform().max(1e-300), uniform());
+            let gauss = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+            let swing =
+                svv_pct / 200.0 * (std::f64::consts::TAU * rr_per_min / 60.0 * t + 0.7).sin();
+            let sd = 15.0 * (1.0 + swing + drift_per_s * t) * (1.0 + scatter * gauss);
+            let c = cycle_s * (1.0 + jitter * (2.0 * uniform() - 1.0));
+            out.push(beat(i, t, sd, c));
+            t += c;
+            i += 1;
+        }
+        out
+    }
+
+    /// SVV read at every beat once the window is full.
+    fn readings(cfg: SvvConfig, beats: &[Beat]) -> Vec<SvvReading> {
+        let mut svv = SvvTracker::new(cfg);
+        let mut out = Vec::new();
+        for b in beats {
+            svv.push(b);
+            if b.onset_s >= cfg.window_s {
+                out.extend(svv.reading());
+            }
+        }
+        out
+    }
+
+    fn median(mut v: Vec<f64>) -> f64 {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    }
+
     #[test]
-    fn svv_of_a_sinusoidal_respiratory_swing_is_peak_to_peak_over_mean() {
+    fn svv_of_a_sinusoidal_respiratory_swing_is_its_peak_to_peak_over_mean() {
         // SD = 15·(1 + 0.06·sin(2π t / 5 s)) at 60/min: breathing every 5
-        // beats; the samples hit ±sin(2π·k/5): max 0.9511, min −0.9511.
-        let mut svv = SvvTracker::new(SvvConfig::default());
+        // beats. The swing is 2·0.06 = 12 % of the mean; the beats sample
+        // the sine at ±sin(2π·k/5) = ±0.9511, so max − min reads 11.41 %.
+        let cfg = SvvConfig::default();
+        let mut fit = SvvTracker::new(cfg);
+        let mut p2p = SvvTracker::new(SvvConfig {
+            method: SvvMethod::PeakToPeak,
+            ..cfg
+        });
         for i in 0..120 {
             let t = i as f64;
             let sd = 15.0 * (1.0 + 0.06 * (2.0 * std::f64::consts::PI * t / 5.0).sin());
-            svv.push(&beat(i, t, sd, 1.0));
+            fit.push(&beat(i, t, sd, 1.0));
+            p2p.push(&beat(i, t, sd, 1.0));
         }
+        // The window holds 31 beats (onsets 89..=119): 6 breaths.
+        assert!(fit.beats() <= 31);
+        let r = fit.reading().unwrap();
+        assert!((r.svv_pct - 12.0).abs() < 0.05, "{r:?}");
+        assert!(
+            (r.breathing_rate_per_min.unwrap() - 12.0).abs() <= 0.1,
+            "{r:?}"
+        );
         let expect = 100.0 * 2.0 * 0.06 * (2.0 * std::f64::consts::PI / 5.0).sin();
-        // The window holds 31 beats (onsets 89..=119): 6+ full breaths; the
-        // mean of a whole number of samples of the sine is ≈ 15.
-        let got = svv.svv_pct().unwrap();
+        let got = p2p.svv_pct().unwrap();
         assert!((got - expect).abs() < 0.1, "got {got}, expected {expect}");
-        assert!(svv.beats() <= 31);
+    }
+
+    #[test]
+    fn beat_to_beat_scatter_is_not_read_as_variation() {
+        // The virtual probe's default: SVV 8 % at 12 breaths/min, 2 % scatter
+        // of SD from beat to beat, 75/min with 3 % cycle jitter. Max − min
+        // over 37 beats adds about four scatter SDs to the swing.
+        let cfg = SvvConfig::default();
+        let mut fit = Vec::new();
+        let mut p2p = Vec::new();
+        for seed in 1..=8 {
+            let beats = breathing_beats(300.0, 0.8, 0.03, (8.0, 12.0), 0.0, 0.02, seed);
+            fit.extend(readings(cfg, &beats).iter().map(|r| r.svv_pct));
+            let pp = SvvConfig {
+                method: SvvMethod::PeakToPeak,
+                ..cfg
+            };
+            p2p.extend(readings(pp, &beats).iter().map(|r| r.svv_pct));
+        }
+        let (m_fit, m_p2p) = (median(fit.clone()), median(p2p));
+        assert!(
+            (m_fit - 8.0).abs() < 1.0,
+            "respiratory fit median {m_fit:.2} %"
+        );
+        assert!(m_p2p > 11.5, "max − min median {m_p2p:.2} %");
+        // No reading of the fit crosses the 13 % fluid threshold.
+        let worst = fit.iter().copied().fold(0.0, f64::max);
+        assert!(worst < 13.0, "fit's highest reading {worst:.2} %");
+    }
+
+    #[test]
+    fn no_breathing_swing_reads_near_zero_and_a_drift_is_not_variation() {
+        let cfg = SvvConfig::default();
+        // Scatter only: what the search picks out of noise.
+        let beats = breathing_beats(300.0, 0.8, 0.03, (0.0, 12.0), 0.0, 0.02, 3);
+        let m = median(readings(cfg, &beats).iter().map(|r| r.svv_pct).collect());
+        assert!(m < 3.0, "no swing read as {m:.2} %");
+        // SD rising 20 % over 30 s (a bolus taking effect), no swing, no
+        // scatter: max − min reads the rise, the fit nothing.
+        let beats = breathing_beats(60.0, 0.8, 0.0, (0.0, 12.0), 0.2 / 30.0, 0.0, 3);
+        let fit = readings(cfg, &beats).last().unwrap().svv_pct;
+        let pp = SvvConfig {
+            method: SvvMethod::PeakToPeak,
+            ..cfg
+        };
+        let p2p = readings(pp, &beats).last().unwrap().svv_pct;
+        assert!(fit < 0.5, "drift read by the fit as {fit:.2} %");
+        assert!(p2p > 10.0, "drift read by max − min as {p2p:.2} %");
+    }
+
+    #[test]
+    fn svv_is_found_across_heart_and_breathing_rates() {
+        // (cycle s, breaths/min, SVV %): slow heart with fast breathing
+        // (45/min, 20/min: 2.25 beats a breath), fast heart, slow breathing.
+        for (cycle_s, rr, svv) in [
+            (60.0 / 45.0, 20.0, 15.0),
+            (60.0 / 45.0, 8.0, 8.0),
+            (60.0 / 140.0, 12.0, 20.0),
+            (60.0 / 140.0, 30.0, 10.0),
+            (60.0 / 90.0, 16.0, 25.0),
+        ] {
+            let beats = breathing_beats(240.0, cycle_s, 0.03, (svv, rr), 0.0, 0.0, 5);
+            let r = readings(SvvConfig::default(), &beats);
+            let m = median(r.iter().map(|r| r.svv_pct).collect());
+            let rate = median(r.iter().filter_map(|r| r.breathing_rate_per_min).collect());
+            assert!(
+                (m - svv).abs() < 0.05 * svv,
+                "{cycle_s} s, {rr}/min: {m:.2} % for {svv}"
+            );
+            assert!(
+                (rate - rr).abs() < 0.5,
+                "{cycle_s} s, {rr}/min: rate {rate:.2}"
+            );
+        }
     }
 
     #[test]

@@ -651,6 +651,7 @@ impl MonitorApp {
         let stale = self.not_current();
         let poor = quality.poor() || avg.beats == 0 || stale.is_some();
         let irregular = self.state.readings.irregular_rhythm();
+        let breathing = self.state.readings.svv_breathing_rate_per_min();
         let low_flow = self.state.readings.ft_low_flow();
         let rect = ui.available_rect_before_wrap();
         ui.allocate_rect(rect, Sense::hover());
@@ -766,6 +767,8 @@ impl MonitorApp {
                 unit: "%",
                 sub: if irregular {
                     "not valid: irregular rhythm".into()
+                } else if let Some(rate) = breathing.filter(|_| avg.svv_pct.is_some()) {
+                    format!("breathing {rate:.0}/min, 30 s")
                 } else {
                     "30 s window".into()
                 },

@@ -116,6 +116,11 @@ impl Readings {
         self.svv.svv_pct()
     }
 
+    /// The breathing rate the SVV reading found, 1/min.
+    pub fn svv_breathing_rate_per_min(&self) -> Option<f64> {
+        self.svv.reading().and_then(|r| r.breathing_rate_per_min)
+    }
+
     /// Whether the newest beat came from an irregular rhythm (atrial
     /// fibrillation-like): SVV is then not a measure of fluid
     /// responsiveness, and premature beats are averaged, not rejected.
