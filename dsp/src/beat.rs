@@ -1738,8 +1738,10 @@ impl BeatDetector {
         // (analysis-output.md: such a value is null): its end may be an
         // extrapolation into the gap, its peak may be missing, and ∫ v dt
         // would bridge the gap with a straight line. Its onset and the next
-        // one were seen, so the cycle stands.
-        let systole_gap = self.gaps.overlaps(p.sys.onset_s, p.end_s);
+        // one were seen, so the cycle stands. A systole whose end was never
+        // found (a gap longer than any cycle cut its fall) extends as far as
+        // anyone knows to the next onset.
+        let systole_gap = self.gaps.overlaps(p.sys.onset_s, systole_end);
         let measured = |x: f64| if systole_gap { f64::NAN } else { x };
         let (end_s, peak_s) = (measured(p.end_s), measured(p.sys.peak_s));
         let pv = measured(f64::from(p.sys.pv));
@@ -3058,6 +3060,52 @@ mod tests {
         let clean = at(5.0);
         assert!(clean.accepted && (clean.sd_cm - 17.0).abs() < 0.3);
         assert!(clean.sv_ml.is_some() && diastole.sv_ml.is_some());
+    }
+
+    #[test]
+    fn a_gap_that_swallows_the_end_of_systole_leaves_the_beat_unmeasured() {
+        // Trapezoid beats every 0.8 s; missing samples from 4.45 to 6.45 s,
+        // longer than any cycle, take the fall of the 4.2 s beat (it ends
+        // at 4.5 s) and its end: the detector restarts after the gap, as
+        // the pipeline has it, and the beat is emitted unfinished at the
+        // first onset after it. Its systole held missing samples: PV, peak
+        // and MA are null with end, FT and SD, not a peak read before the
+        // gap (found by an audit on `odm simulate --gaps --seed 41`).
+        let hop = 0.005;
+        let mut d = BeatDetector::new(DetectorConfig::default(), hop, 4.0, 0.005);
+        let mut beats = Vec::new();
+        let (gap_from, gap_to) = (890, 1290);
+        for i in 0..(9.0 / hop) as usize {
+            if (gap_from..gap_to).contains(&i) {
+                continue;
+            }
+            let t = i as f64 * hop;
+            if i == gap_to {
+                d.mark_gap(gap_from as f64 * hop, gap_to as f64 * hop);
+                d.restart_after_gap();
+            }
+            let v: f64 = (0..11).map(|k| trapezoid(t, 0.2 + k as f64 * 0.8)).sum();
+            let inp = DetectorInput {
+                t_s: t,
+                v_cm_s: v as f32,
+                snr: 100.0,
+                gap_before: i == gap_to,
+                ..Default::default()
+            };
+            if let Some(b) = d.process(&inp) {
+                beats.push(b);
+            }
+        }
+        let b = beats
+            .iter()
+            .find(|b| (b.onset_s - 4.2).abs() < 0.02)
+            .unwrap_or_else(|| panic!("no beat at 4.2 s: {beats:?}"));
+        assert_eq!(b.reject_reason, Some(RejectReason::Gap), "{b:?}");
+        assert!(b.end_s.is_nan() && b.ft_ms.is_nan() && b.sd_cm.is_nan(), "{b:?}");
+        assert!(b.pv_cm_s.is_nan() && b.peak_s.is_nan(), "{b:?}");
+        assert_eq!(b.ma_cm_s2, None, "{b:?}");
+        let before = beats.iter().find(|b| (b.onset_s - 3.4).abs() < 0.02).unwrap();
+        assert!(before.accepted && before.pv_cm_s > 95.0, "{before:?}");
     }
 
     #[test]
