@@ -287,6 +287,40 @@ fn cli_bsa_m2(args: &Options) -> Option<f64> {
     }
 }
 
+/// A number field of a `patient` annotation; the error names the field,
+/// never a value.
+fn patient_number(a: &Annotation, key: &str) -> Result<f64, String> {
+    a.json
+        .get(key)
+        .and_then(serde_json::Value::as_f64)
+        .ok_or_else(|| format!("patient annotation has no number `{key}`"))
+}
+
+/// The demographics of a `patient` annotation (sex unknown when absent).
+fn patient_demographics(a: &Annotation) -> Result<Demographics, String> {
+    let sex = match a.json.get("sex") {
+        Some(v) => v.as_str().and_then(Sex::from_word).ok_or_else(|| {
+            "patient annotation field `sex` is not female, male or unknown".to_string()
+        })?,
+        None => Sex::Unknown,
+    };
+    Ok(Demographics {
+        age_years: patient_number(a, "age_years")?,
+        sex,
+        height_cm: patient_number(a, "height_cm")?,
+        weight_kg: patient_number(a, "weight_kg")?,
+    })
+}
+
+/// BSA (Mosteller) from a `patient` annotation's demographics, when they
+/// are complete and within the model's ranges.
+fn patient_bsa_m2(a: &Annotation) -> Option<f64> {
+    patient_demographics(a)
+        .ok()
+        .filter(|d| d.validate().is_ok())
+        .map(|d| d.bsa_m2(BsaFormula::Mosteller))
+}
+
 /// Reads `src` to the end and writes the analysis to `dst`.
 fn analyse<R: Read, W: Write>(
     src: R,
@@ -892,12 +926,13 @@ impl<'a, W: Write> Analyser<'a, W> {
         let held = std::mem::take(&mut self.held_items);
         // `patient` annotations seen before PROBE_INFO set the model the
         // stream line states.
-        if self.cli_model.is_none() {
-            for h in &held {
-                if let Held::Annotation(a) = h
-                    && a.kind() == "patient"
-                    && let Ok((m, bsa_m2)) = self.model_from_patient(a)
-                {
+        for h in &held {
+            if let Held::Annotation(a) = h
+                && a.kind() == "patient"
+            {
+                if let Some(m) = self.cli_model {
+                    self.patient_bsa_under_cli_model(a, m);
+                } else if let Ok((m, bsa_m2)) = self.model_from_patient(a) {
                     self.push_model(a.at_sample, m, bsa_m2);
                 }
             }
@@ -1042,7 +1077,10 @@ impl<'a, W: Write> Analyser<'a, W> {
                 }
             }
             "patient" => {
-                if self.cli_model.is_some() {
+                if let Some(m) = self.cli_model {
+                    if mode == PatientMode::Apply {
+                        self.patient_bsa_under_cli_model(a, m);
+                    }
                     return Ok(());
                 }
                 let t = self.t_s(a.at_sample);
@@ -1097,35 +1135,13 @@ impl<'a, W: Write> Analyser<'a, W> {
             }
             None => "patient annotation cannot be used for stroke volume".to_string(),
         };
-        let num = |k: &str| {
-            a.json
-                .get(k)
-                .and_then(serde_json::Value::as_f64)
-                .ok_or_else(|| format!("patient annotation has no number `{k}`"))
-        };
-        let demographics = || -> Result<Demographics, String> {
-            let sex = match a.json.get("sex") {
-                Some(v) => v.as_str().and_then(Sex::from_word).ok_or_else(|| {
-                    "patient annotation field `sex` is not female, male or unknown".to_string()
-                })?,
-                None => Sex::Unknown,
-            };
-            Ok(Demographics {
-                age_years: num("age_years")?,
-                sex,
-                height_cm: num("height_cm")?,
-                weight_kg: num("weight_kg")?,
-            })
-        };
+        let num = |k: &str| patient_number(a, k);
+        let demographics = || patient_demographics(a);
         let (model, bsa_m2) = if a.json.contains_key(PATIENT_DIAMETER_FIELD) {
             let model =
                 SvModel::measured(num(PATIENT_DIAMETER_FIELD)?).map_err(|e| out_of_range(e, ""))?;
             // BSA (for CI and SVI) from the demographics beside it, if usable.
-            let bsa = demographics()
-                .ok()
-                .filter(|d| d.validate().is_ok())
-                .map(|d| d.bsa_m2(BsaFormula::Mosteller));
-            (model, bsa)
+            (model, patient_bsa_m2(a))
         } else {
             let d = demographics()?;
             let model = SvModel::population(d)
@@ -1137,6 +1153,19 @@ impl<'a, W: Write> Analyser<'a, W> {
             .with_descending_fraction(self.args.descending_fraction)
             .map_err(|e| e.to_string())?;
         Ok((model, bsa_m2))
+    }
+
+    /// A `patient` annotation under an area model fixed on the command
+    /// line: the model stays, but when the command line gave no
+    /// demographics the annotation's give the BSA for CI and SVI
+    /// (docs/haemodynamics.md: "the demographics beside it still give the
+    /// BSA").
+    fn patient_bsa_under_cli_model(&mut self, a: &Annotation, model: SvModel) {
+        if cli_bsa_m2(self.args).is_none()
+            && let Some(bsa) = patient_bsa_m2(a)
+        {
+            self.push_model(a.at_sample, model, Some(bsa));
+        }
     }
 
     fn push_model(&mut self, at_sample: u64, model: SvModel, bsa_m2: Option<f64>) {

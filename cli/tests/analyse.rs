@@ -603,10 +603,43 @@ fn patient_annotation_sets_the_population_model_and_the_command_line_overrides_i
             .iter()
             .all(|e| e["kind"] != "area_model")
     );
+    // The annotation's demographics still give the BSA (2 m²) for CI and
+    // SVI from its sample on: the command line gave none.
     for b in of_type(&lines, "beat") {
         let sd = b["sd_cm"].as_f64().unwrap();
         let sv = b["sv_ml"].as_f64().unwrap();
         assert!((sv - sd * std::f64::consts::PI / 0.7).abs() < 0.01 + 1e-4 * sv);
+        if b["onset_s"].as_f64().unwrap() < 8.0 {
+            assert!(
+                b["svi_ml_m2"].is_null() && b["ci_l_min_m2"].is_null(),
+                "{b}"
+            );
+        } else {
+            let svi = b["svi_ml_m2"].as_f64().unwrap();
+            assert!((svi - sv / 2.0).abs() < 0.002, "{b}");
+        }
+    }
+    // Demographics on the command line win over the annotation's:
+    // 169 cm, 100 kg give √(169·100/3600) = 13/6 m².
+    let (lines, _) = analyse(
+        path,
+        &[
+            "--aortic-diameter-mm",
+            "20",
+            "--age",
+            "60",
+            "--sex",
+            "female",
+            "--height-cm",
+            "169",
+            "--weight-kg",
+            "100",
+        ],
+    );
+    for b in of_type(&lines, "beat") {
+        let sv = b["sv_ml"].as_f64().unwrap();
+        let svi = b["svi_ml_m2"].as_f64().unwrap();
+        assert!((svi - sv * 6.0 / 13.0).abs() < 0.002, "{b}");
     }
 }
 
