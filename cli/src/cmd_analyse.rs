@@ -133,6 +133,9 @@ pub struct Options {
     /// Fraction of cardiac output in the descending aorta.
     #[arg(long = "descending-fraction", default_value_t = odm_dsp::area::DEFAULT_DESCENDING_FRACTION, value_parser = parse_fraction)]
     pub descending_fraction: f64,
+    /// Body surface area formula for CI and SVI: `mosteller` or `du-bois`.
+    #[arg(long = "bsa-formula", default_value = "mosteller", value_parser = parse_bsa_formula)]
+    pub bsa_formula: BsaFormula,
     /// Fluid challenge: baseline window before a bolus, s.
     #[arg(long = "bolus-before-s", default_value_t = 60.0, value_parser = parse_window)]
     pub bolus_before_s: f64,
@@ -183,6 +186,9 @@ fn parse_fraction(s: &str) -> Result<f64, String> {
 }
 fn parse_window(s: &str) -> Result<f64, String> {
     parse_in(s, 1.0, 3600.0, "window (s)")
+}
+fn parse_bsa_formula(s: &str) -> Result<BsaFormula, String> {
+    BsaFormula::from_word(s).ok_or_else(|| format!("`{s}` is not mosteller or du-bois"))
 }
 fn parse_sex(s: &str) -> Result<Sex, String> {
     Sex::from_word(s).ok_or_else(|| format!("`{s}` is not female, male or unknown"))
@@ -279,10 +285,11 @@ fn cli_sv_model(args: &Options) -> Result<Option<SvModel>> {
         .transpose()
 }
 
-/// BSA (Mosteller) from the command-line demographics, when all are given.
+/// BSA (by `--bsa-formula`) from the command-line demographics, when all
+/// are given.
 fn cli_bsa_m2(args: &Options) -> Option<f64> {
     match (args.height_cm, args.weight_kg) {
-        (Some(h), Some(w)) if args.age.is_some() => Some(BsaFormula::Mosteller.bsa_m2(h, w)),
+        (Some(h), Some(w)) if args.age.is_some() => Some(args.bsa_formula.bsa_m2(h, w)),
         _ => None,
     }
 }
@@ -312,13 +319,13 @@ fn patient_demographics(a: &Annotation) -> Result<Demographics, String> {
     })
 }
 
-/// BSA (Mosteller) from a `patient` annotation's demographics, when they
-/// are complete and within the model's ranges.
-fn patient_bsa_m2(a: &Annotation) -> Option<f64> {
+/// BSA (by `formula`) from a `patient` annotation's demographics, when
+/// they are complete and within the model's ranges.
+fn patient_bsa_m2(a: &Annotation, formula: BsaFormula) -> Option<f64> {
     patient_demographics(a)
         .ok()
         .filter(|d| d.validate().is_ok())
-        .map(|d| d.bsa_m2(BsaFormula::Mosteller))
+        .map(|d| d.bsa_m2(formula))
 }
 
 /// Reads `src` to the end and writes the analysis to `dst`.
@@ -459,7 +466,7 @@ enum PatientMode {
 struct ModelFrom {
     at_sample: u64,
     model: SvModel,
-    /// Body surface area (Mosteller) when demographics are known.
+    /// Body surface area (by `--bsa-formula`) when demographics are known.
     bsa_m2: Option<f64>,
 }
 
@@ -996,7 +1003,7 @@ impl<'a, W: Write> Analyser<'a, W> {
                 decimals::MM,
             )
             .num("descending_fraction", model.descending_fraction(), 3)
-            .string("bsa_formula", "mosteller")
+            .string("bsa_formula", self.args.bsa_formula.name())
             .num("bsa_m2", self.current_bsa_m2(), 4)
             // serial-stream.md: a receiver holds or drops the samples
             // before the first PROBE_INFO "and says which". All of them
@@ -1141,12 +1148,12 @@ impl<'a, W: Write> Analyser<'a, W> {
             let model =
                 SvModel::measured(num(PATIENT_DIAMETER_FIELD)?).map_err(|e| out_of_range(e, ""))?;
             // BSA (for CI and SVI) from the demographics beside it, if usable.
-            (model, patient_bsa_m2(a))
+            (model, patient_bsa_m2(a, self.args.bsa_formula))
         } else {
             let d = demographics()?;
             let model = SvModel::population(d)
                 .map_err(|e| out_of_range(e, ", the range of the population model"))?;
-            (model, Some(d.bsa_m2(BsaFormula::Mosteller)))
+            (model, Some(d.bsa_m2(self.args.bsa_formula)))
         };
         // The fraction comes from the command line, not the annotation.
         let model = model
@@ -1162,7 +1169,7 @@ impl<'a, W: Write> Analyser<'a, W> {
     /// BSA").
     fn patient_bsa_under_cli_model(&mut self, a: &Annotation, model: SvModel) {
         if cli_bsa_m2(self.args).is_none()
-            && let Some(bsa) = patient_bsa_m2(a)
+            && let Some(bsa) = patient_bsa_m2(a, self.args.bsa_formula)
         {
             self.push_model(a.at_sample, model, Some(bsa));
         }

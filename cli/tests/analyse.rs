@@ -644,6 +644,51 @@ fn patient_annotation_sets_the_population_model_and_the_command_line_overrides_i
 }
 
 #[test]
+fn du_bois_bsa_can_be_chosen_for_ci_and_svi() {
+    let file = write_file("bsa.odmrec", &clean_recording().0);
+    let demo = [
+        "--age",
+        "50",
+        "--sex",
+        "male",
+        "--height-cm",
+        "170",
+        "--weight-kg",
+        "70",
+    ];
+    // Primer: 170 cm, 70 kg → Du Bois 1.810 m², Mosteller 1.818 m².
+    for (formula, name, bsa) in [
+        (None, "mosteller", 1.818),
+        (Some("du-bois"), "du_bois", 1.810),
+    ] {
+        let mut extra = demo.to_vec();
+        if let Some(f) = formula {
+            extra.extend(["--bsa-formula", f]);
+        }
+        let (lines, _) = analyse(file.path(), &extra);
+        assert_eq!(lines[0]["bsa_formula"], name);
+        let got = lines[0]["bsa_m2"].as_f64().unwrap();
+        assert!((got - bsa).abs() < 0.0006, "{name}: {got}");
+        let b = of_type(&lines, "beat")[3];
+        let svi = b["svi_ml_m2"].as_f64().unwrap();
+        assert!(
+            (svi - b["sv_ml"].as_f64().unwrap() / got).abs() < 0.002,
+            "{b}"
+        );
+    }
+    let out = odm(
+        &[
+            "analyse",
+            file.path().to_str().unwrap(),
+            "--bsa-formula",
+            "haycock",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
 fn linear_ftc_is_stated_in_the_stream_line() {
     let file = write_file("clean.odmrec", &clean_recording().0);
     let path = file.path();

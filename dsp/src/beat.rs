@@ -3101,10 +3101,16 @@ mod tests {
             .find(|b| (b.onset_s - 4.2).abs() < 0.02)
             .unwrap_or_else(|| panic!("no beat at 4.2 s: {beats:?}"));
         assert_eq!(b.reject_reason, Some(RejectReason::Gap), "{b:?}");
-        assert!(b.end_s.is_nan() && b.ft_ms.is_nan() && b.sd_cm.is_nan(), "{b:?}");
+        assert!(
+            b.end_s.is_nan() && b.ft_ms.is_nan() && b.sd_cm.is_nan(),
+            "{b:?}"
+        );
         assert!(b.pv_cm_s.is_nan() && b.peak_s.is_nan(), "{b:?}");
         assert_eq!(b.ma_cm_s2, None, "{b:?}");
-        let before = beats.iter().find(|b| (b.onset_s - 3.4).abs() < 0.02).unwrap();
+        let before = beats
+            .iter()
+            .find(|b| (b.onset_s - 3.4).abs() < 0.02)
+            .unwrap();
         assert!(before.accepted && before.pv_cm_s > 95.0, "{before:?}");
     }
 

@@ -96,6 +96,24 @@ pub enum BsaFormula {
 }
 
 impl BsaFormula {
+    /// The formula's name in outputs: `mosteller` or `du_bois`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Mosteller => "mosteller",
+            Self::DuBois => "du_bois",
+        }
+    }
+
+    /// Parses a formula's name (`mosteller`; `du_bois`, `du-bois` or
+    /// `dubois`), case-insensitively.
+    pub fn from_word(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "mosteller" => Some(Self::Mosteller),
+            "du_bois" | "du-bois" | "dubois" => Some(Self::DuBois),
+            _ => None,
+        }
+    }
+
     /// Body surface area in m².
     pub fn bsa_m2(&self, height_cm: f64, weight_kg: f64) -> f64 {
         match self {
@@ -108,6 +126,15 @@ impl BsaFormula {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bsa_formula_names_read_back() {
+        for f in [BsaFormula::Mosteller, BsaFormula::DuBois] {
+            assert_eq!(BsaFormula::from_word(f.name()), Some(f));
+        }
+        assert_eq!(BsaFormula::from_word("Du-Bois"), Some(BsaFormula::DuBois));
+        assert_eq!(BsaFormula::from_word("haycock"), None);
+    }
 
     #[test]
     fn ftc_matches_primer_check_values() {
