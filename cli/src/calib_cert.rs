@@ -150,8 +150,42 @@ pub fn plot_svg(cal: &Calibration) -> String {
     s
 }
 
-/// The whole certificate page.
-pub fn certificate_html(cal: &Calibration) -> String {
+/// What became of the calibration in the calibration store, stated on the
+/// certificate: a FAIL certificate and one never installed must not read as
+/// a probe whose correction the monitor applies.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Installation {
+    /// `--install` was not given.
+    NotRequested,
+    /// An as-left check (`--check`): nothing is installed.
+    Check,
+    /// Installed: the monitor and `odm analyse` apply it (the store's path).
+    Installed(String),
+    /// Not installed, and why (the probe's earlier calibration, if any,
+    /// stays in force).
+    Refused(String),
+}
+
+impl Installation {
+    fn row(&self) -> String {
+        match self {
+            Self::NotRequested => "no (<code>--install</code> not given): the monitor does not apply it until it is installed".into(),
+            Self::Check => "no: an as-left check of the calibration already installed".into(),
+            Self::Installed(dir) => format!(
+                "yes, in the calibration store {}: the monitor and <code>odm analyse</code> apply it to this probe",
+                escape_html(dir)
+            ),
+            Self::Refused(why) => format!(
+                "<strong>no</strong>: {}; any earlier calibration of this probe stays in force",
+                escape_html(why)
+            ),
+        }
+    }
+}
+
+/// The whole certificate page; `installation` says whether the correction
+/// is in force.
+pub fn certificate_html(cal: &Calibration, installation: &Installation) -> String {
     let e = |t: &str| escape_html(t);
     let check = cal.measured_with_correction.is_some();
     let title = if check {
@@ -197,6 +231,7 @@ td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
 <tr><th>Probe serial</th><td>{serial}</td></tr>
 <tr><th>Date</th><td>{date}</td></tr>
 <tr><th>Valid until</th><td>{until}</td></tr>
+<tr><th>Installed</th><td>{installed}</td></tr>
 <tr><th>Engineer</th><td>{eng}</td></tr>
 <tr><th>Phantom</th><td>{ph}</td></tr>
 <tr><th>Measurement</th><td>{mode}</td></tr>
@@ -205,7 +240,15 @@ td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
 "#,
         serial = e(&cal.probe_serial),
         date = cal.date,
-        until = cal.valid_until,
+        until = match installation {
+            Installation::Refused(_) => "— (not installed, so never applied)".to_string(),
+            _ if !pass => format!(
+                "{} (the correction's term; the probe FAILed)",
+                cal.valid_until
+            ),
+            _ => cal.valid_until.to_string(),
+        },
+        installed = installation.row(),
         eng = e(&cal.engineer),
         ph = e(&cal.phantom),
         mode = match cal.mode {
@@ -456,7 +499,7 @@ mod tests {
 
     #[test]
     fn certificate_is_self_contained() {
-        let html = certificate_html(&cal(false, "A. Engineer"));
+        let html = certificate_html(&cal(false, "A. Engineer"), &Installation::NotRequested);
         let lower = html.to_lowercase();
         // The only URL allowed is the SVG namespace name, which is never fetched.
         let without_ns = lower.replace("xmlns=\"http://www.w3.org/2000/svg\"", "");
@@ -473,7 +516,7 @@ mod tests {
 
     #[test]
     fn certificate_states_identity_runs_and_verdict() {
-        let html = certificate_html(&cal(false, "A. Engineer"));
+        let html = certificate_html(&cal(false, "A. Engineer"), &Installation::NotRequested);
         for needle in [
             "P-1",
             "2026-11-30",
@@ -487,7 +530,7 @@ mod tests {
         }
         // Four runs, four points in the plot.
         assert_eq!(html.matches("<circle").count(), 4);
-        let ok = certificate_html(&cal(true, "A. Engineer"));
+        let ok = certificate_html(&cal(true, "A. Engineer"), &Installation::NotRequested);
         assert!(ok.contains(">PASS<") && !ok.contains(">FAIL<"));
     }
 
@@ -495,13 +538,13 @@ mod tests {
     fn an_unbalanced_interface_is_noted_but_does_not_fail() {
         let balanced = cal(true, "A. Engineer");
         assert!(iq_image_note(&balanced).is_none());
-        let html = certificate_html(&balanced);
+        let html = certificate_html(&balanced, &Installation::NotRequested);
         assert!(html.contains("<th>I/Q image, dB</th>") && html.contains(">-52.0<"));
         assert!(!html.contains("out of balance"));
         let mut unbalanced = balanced.clone();
         unbalanced.runs[1].iq_image_db = Some(-23.4);
         unbalanced.runs[2].iq_image_db = None;
-        let html = certificate_html(&unbalanced);
+        let html = certificate_html(&unbalanced, &Installation::NotRequested);
         assert!(html.contains(">-23.4<") && html.contains(">—<"));
         assert!(html.contains("reached -23.4 dB") && html.contains("out of balance"));
         assert!(html.contains(">PASS<"));
@@ -516,7 +559,7 @@ mod tests {
         let mut c = cal(false, "A. Engineer");
         assert!(channel_fault_note(&c).is_none());
         c.runs[2].iq_channel_fault = true;
-        let html = certificate_html(&c);
+        let html = certificate_html(&c, &Installation::NotRequested);
         assert!(
             html.contains(">dead channel<") && html.contains("fault"),
             "{html}"
@@ -527,15 +570,53 @@ mod tests {
         assert!(summary_text(&c).contains("offset -0.30 cm/s; limit ± 3: PASS"));
         c.limits.offset_tolerance_cm_s = None;
         c.offset_within_tolerance = None;
-        assert!(certificate_html(&c).contains("not judged"));
+        assert!(certificate_html(&c, &Installation::NotRequested).contains("not judged"));
+    }
+
+    /// A FAIL certificate said "Valid until" with nothing about whether the
+    /// correction was installed (an audit, 2026-12-04).
+    #[test]
+    fn the_certificate_says_whether_the_calibration_is_in_force() {
+        let row = |html: &str, th: &str| {
+            let at = html.find(&format!("<th>{th}</th><td>")).unwrap();
+            let rest = &html[at + th.len() + 13..];
+            rest[..rest.find("</td>").unwrap()].to_string()
+        };
+        let pass = cal(true, "A. Engineer");
+        let html = certificate_html(
+            &pass,
+            &Installation::Installed("/var/lib/odm/calibrations".into()),
+        );
+        assert_eq!(row(&html, "Valid until"), "2027-11-30");
+        assert!(row(&html, "Installed").starts_with("yes, in the calibration store /var/lib/odm"));
+        let html = certificate_html(&pass, &Installation::NotRequested);
+        assert!(row(&html, "Installed").starts_with("no (<code>--install</code> not given)"));
+        let fail = cal(false, "A. Engineer");
+        let html = certificate_html(
+            &fail,
+            &Installation::Refused("residuals exceed their limits".into()),
+        );
+        assert_eq!(
+            row(&html, "Valid until"),
+            "— (not installed, so never applied)"
+        );
+        assert!(row(&html, "Installed").contains("residuals exceed their limits; any earlier"));
+        let html = certificate_html(&fail, &Installation::Installed("/cal".into()));
+        assert!(row(&html, "Valid until").contains("the probe FAILed"));
+        let html = certificate_html(&fail, &Installation::Check);
+        assert!(row(&html, "Installed").contains("as-left check"));
     }
 
     #[test]
     fn certificate_escapes_text_fields() {
-        let html = certificate_html(&cal(true, "<script>alert(1)</script> & Co"));
+        let html = certificate_html(
+            &cal(true, "<script>alert(1)</script> & Co"),
+            &Installation::Installed("/srv/<cal>".into()),
+        );
         assert!(!html.contains("<script>"));
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; Co"));
         assert!(html.contains("string phantom &lt;SP-2&gt;"));
+        assert!(html.contains("calibration store /srv/&lt;cal&gt;"));
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! acceptance limits (the files are still written) or cannot be made.
 
 use crate::UsageError;
-use crate::calib_cert;
+use crate::calib_cert::{self, Installation};
 use crate::calib_stream::{CalibrationPolicy, StreamAnalyser, median, probe_calibration_from};
 use anyhow::{Context, bail};
 use odm_device_io::RecordingReader;
@@ -553,51 +553,69 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         })
     }
     .with_context(|| format!("writing {}", json_path.display()))?;
+    // Whether this calibration could be applied at all, install or not.
+    let linear = acceptance.residual_ok.iter().all(|&ok| ok);
+    let refusal = if let Some(what) = &implausible {
+        Some(what.clone())
+    } else if !faulty_runs.is_empty() {
+        Some(format!(
+            "one I/Q channel of the probe interface was dead or broken in {}: service the interface and repeat the runs",
+            faulty_runs.join(", ")
+        ))
+    } else if !linear {
+        Some("residuals exceed their limits, so a straight-line correction would not make this probe read true".into())
+    } else {
+        None
+    };
+    // Installed before the certificate is written, so that it says so.
+    let mut install_error = None;
+    let installation = match (&refusal, args.check, args.install, &store) {
+        (_, true, _, _) => Installation::Check,
+        (Some(why), ..) => Installation::Refused(why.clone()),
+        (None, false, true, Some(store)) => match store.save(&cal) {
+            Ok(path) => {
+                println!("installed: {}", path.display());
+                Installation::Installed(store.dir().display().to_string())
+            }
+            Err(e) => {
+                let why = format!("installing failed: {e}");
+                install_error = Some(e);
+                Installation::Refused(why)
+            }
+        },
+        _ => Installation::NotRequested,
+    };
     let cert_path = args.out.join("certificate.html");
-    std::fs::write(&cert_path, calib_cert::certificate_html(&cal))
-        .with_context(|| format!("writing {}", cert_path.display()))?;
+    std::fs::write(
+        &cert_path,
+        calib_cert::certificate_html(&cal, &installation),
+    )
+    .with_context(|| format!("writing {}", cert_path.display()))?;
 
     println!("{}", calib_cert::summary_text(&cal));
     println!("written: {}", json_path.display());
     println!("written: {}", cert_path.display());
+    if let Some(e) = install_error {
+        return Err(anyhow::Error::new(e).context("installing the calibration"));
+    }
 
-    let linear = acceptance.residual_ok.iter().all(|&ok| ok);
     if args.install
         && let Some(store) = &store
+        && let Some(why) = &refusal
     {
-        let refusal = if let Some(what) = &implausible {
-            Some(what.clone())
-        } else if !faulty_runs.is_empty() {
-            Some(format!(
-                "one I/Q channel of the probe interface was dead or broken in {}: service the interface and repeat the runs",
-                faulty_runs.join(", ")
-            ))
-        } else if !linear {
-            Some("residuals exceed their limits, so a straight-line correction would not make this probe read true".into())
-        } else {
-            None
-        };
-        match refusal {
-            None => {
-                let path = store.save(&cal).context("installing the calibration")?;
-                println!("installed: {}", path.display());
-            }
-            Some(why) => {
-                eprintln!("odm calibrate: not installed: {why}");
-                // The store still holds the probe's earlier calibration,
-                // which the monitor and `odm analyse` go on applying.
-                if let Ok(Some(old)) = store.lookup(&args.probe) {
-                    eprintln!(
-                        "odm calibrate: probe {:?}'s calibration of {} (gain {:.4}, offset {:+.2} cm/s, {}) stays installed in the store {} and the monitor and `odm analyse` still apply it; remove its file there if the probe is withdrawn",
-                        args.probe,
-                        old.date,
-                        old.gain,
-                        old.offset_cm_s,
-                        if old.pass { "PASS" } else { "FAIL" },
-                        store.dir().display()
-                    );
-                }
-            }
+        eprintln!("odm calibrate: not installed: {why}");
+        // The store still holds the probe's earlier calibration, which
+        // the monitor and `odm analyse` go on applying.
+        if let Ok(Some(old)) = store.lookup(&args.probe) {
+            eprintln!(
+                "odm calibrate: probe {:?}'s calibration of {} (gain {:.4}, offset {:+.2} cm/s, {}) stays installed in the store {} and the monitor and `odm analyse` still apply it; remove its file there if the probe is withdrawn",
+                args.probe,
+                old.date,
+                old.gain,
+                old.offset_cm_s,
+                if old.pass { "PASS" } else { "FAIL" },
+                store.dir().display()
+            );
         }
     }
     if !cal.pass {

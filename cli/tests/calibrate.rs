@@ -162,6 +162,16 @@ fn recovers_a_seven_percent_gain_error_fails_it_and_corrects_it() {
     assert!(html.contains(">FAIL<") && !html.contains(">PASS</div>"));
     assert!(html.contains(serial) && html.contains("T. Engineer") && html.contains("PH-STRING-1"));
     assert_self_contained(&html);
+    // It says the correction is in force, and that the probe FAILed.
+    assert!(
+        html.contains("<th>Installed</th><td>yes, in the calibration store"),
+        "{html}"
+    );
+    assert!(
+        html.contains(
+            "<th>Valid until</th><td>2027-11-30 (the correction's term; the probe FAILed)"
+        )
+    );
 
     // A gain-only failure is linear, so the correction was installed …
     assert!(store.join(format!("{serial}.json")).exists());
@@ -221,6 +231,7 @@ fn a_well_calibrated_probe_passes() {
     assert_eq!(cal["valid_until"], "2026-12-30");
     let html = std::fs::read_to_string(cert.join("certificate.html")).expect("certificate");
     assert!(html.contains(">PASS<") && !html.contains(">FAIL<"));
+    assert!(html.contains("<th>Installed</th><td>no (<code>--install</code> not given)"));
     assert_self_contained(&html);
     // Each run names its recording by the SHA-256 of its bytes.
     for (run, arg) in cal["runs"].as_array().expect("runs").iter().zip(&runs) {
@@ -864,6 +875,8 @@ fn a_dead_channel_fails_the_calibration_on_the_certificate() {
     );
     let html = std::fs::read_to_string(cert.join("certificate.html")).expect("certificate");
     assert!(html.contains("Receive path fault") && html.contains(">FAIL<"));
+    assert!(html.contains("<th>Installed</th><td><strong>no</strong>: one I/Q channel"));
+    assert!(html.contains("<th>Valid until</th><td>— (not installed"));
 }
 
 /// A gain no probe could need (here the runs labelled 2.4 times too fast)
