@@ -105,6 +105,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     rec.decoder.finish();
     rec.drain()?;
+    rec.start_pending()?;
     rec.report_errors(true)?;
     let counters = *rec.decoder.counters();
     let frames = rec
@@ -263,6 +264,12 @@ struct Recorder {
     writer: Option<RecordingWriter<odm_device_io::FileSink>>,
     /// Sample index just past the last IQ block seen (for annotations).
     at_sample: u64,
+    /// Whether an IQ block has been seen (`at_sample` is the stream's).
+    seen_samples: bool,
+    /// A PROBE_INFO payload (as received) that came before any sample:
+    /// the recording starts at the first sample index the stream states
+    /// after it, so that `recording_started` names where it joined.
+    pending_info: Option<Vec<u8>>,
     dropped_before_info: u64,
     /// Counters already reported as `stream_error` annotations.
     reported: Counters,
@@ -279,6 +286,8 @@ impl Recorder {
             decoder: Decoder::for_wire(),
             writer: None,
             at_sample: 0,
+            seen_samples: false,
+            pending_info: None,
             dropped_before_info: 0,
             reported: Counters::default(),
             last_report: Instant::now(),
@@ -294,32 +303,45 @@ impl Recorder {
         while let Some(item) = self.decoder.next_item() {
             match item {
                 DecodedItem::Frame(f) => {
-                    if let Payload::Iq(b) = &f.payload {
-                        self.at_sample = b.end_sample();
-                    }
                     if self.writer.is_none() {
+                        // The sample index this frame states, if any.
+                        let stated = match &f.payload {
+                            Payload::Iq(b) => Some(b.first_sample),
+                            Payload::Event(e) => Some(e.at_sample),
+                            _ => None,
+                        };
                         match (&f.payload, self.decoder.last_payload()) {
                             (Payload::ProbeInfo(_), Some((_, raw))) => {
-                                let start = RecordingStart::now(
-                                    concat!("odm ", env!("CARGO_PKG_VERSION")),
-                                    self.at_sample,
-                                );
-                                // Payload byte for byte, as received (not
-                                // re-encoded). The error names the file already.
-                                let w = RecordingWriter::create_raw(&self.out, &start, raw)?;
-                                self.writer = Some(w);
-                                // Link losses before the recording started are not
-                                // its business; frames the probe sent that it could
-                                // not take are, so the file says how many.
-                                self.reported = *self.decoder.counters();
-                                if self.dropped_before_info > 0 {
-                                    let n = self.dropped_before_info;
-                                    self.annotate(self.at_sample, "dropped_before_probe_info", n)?;
+                                let raw = raw.to_vec();
+                                if self.seen_samples {
+                                    self.start_writer(self.at_sample, &raw)?;
+                                } else {
+                                    // Joined before any sample: wait for the
+                                    // stream to say where it is.
+                                    self.pending_info = Some(raw);
                                 }
+                                continue;
                             }
-                            _ => self.dropped_before_info += 1,
+                            _ => match (stated, self.pending_info.take()) {
+                                // The first frame after PROBE_INFO that
+                                // states a sample index starts the file,
+                                // and is its first frame after the info.
+                                (Some(at), Some(raw)) => self.start_writer(at, &raw)?,
+                                (_, pending) => {
+                                    self.pending_info = pending;
+                                    self.dropped_before_info += 1;
+                                    if let Payload::Iq(b) = &f.payload {
+                                        self.at_sample = b.end_sample();
+                                        self.seen_samples = true;
+                                    }
+                                    continue;
+                                }
+                            },
                         }
-                        continue;
+                    }
+                    if let Payload::Iq(b) = &f.payload {
+                        self.at_sample = b.end_sample();
+                        self.seen_samples = true;
                     }
                     let ctx = self.ctx();
                     if let (Some(w), Some((kind, payload))) =
@@ -341,6 +363,35 @@ impl Recorder {
                 }
                 _ => {}
             }
+        }
+        Ok(())
+    }
+
+    /// Creates the recording: `recording_started` at `at_sample`, then the
+    /// PROBE_INFO payload byte for byte as received (not re-encoded).
+    fn start_writer(&mut self, at_sample: u64, raw_info: &[u8]) -> anyhow::Result<()> {
+        let start = RecordingStart::now(concat!("odm ", env!("CARGO_PKG_VERSION")), at_sample);
+        // The error names the file already.
+        let w = RecordingWriter::create_raw(&self.out, &start, raw_info)?;
+        self.writer = Some(w);
+        // Link losses before the recording started are not its business;
+        // frames the probe sent that it could not take are, so the file
+        // says how many.
+        self.reported = *self.decoder.counters();
+        if self.dropped_before_info > 0 {
+            let n = self.dropped_before_info;
+            self.annotate(at_sample, "dropped_before_probe_info", n)?;
+        }
+        Ok(())
+    }
+
+    /// At the end: a PROBE_INFO still waiting for a sample index starts the
+    /// recording at the last index seen (0 when none was).
+    fn start_pending(&mut self) -> anyhow::Result<()> {
+        if self.writer.is_none()
+            && let Some(raw) = self.pending_info.take()
+        {
+            self.start_writer(self.at_sample, &raw)?;
         }
         Ok(())
     }
@@ -420,6 +471,83 @@ mod tests {
             flags: 1,
             samples: (0..100).map(|i| [i, -i]).collect(),
         })
+    }
+
+    /// Records `live` (fed in 37-byte chunks) to a temporary file and
+    /// returns its frames.
+    fn record_bytes(live: &[u8], name: &str) -> Vec<odm_device_io::Frame> {
+        let out =
+            std::env::temp_dir().join(format!("odm-record-{name}-{}.odmrec", std::process::id()));
+        let args = Args {
+            port: "test".into(),
+            out: out.clone(),
+            duration: None,
+            baud: DEFAULT_BAUD,
+        };
+        let mut rec = Recorder::new(&args);
+        for chunk in live.chunks(37) {
+            rec.decoder.feed(chunk);
+            rec.drain().unwrap();
+        }
+        rec.decoder.finish();
+        rec.drain().unwrap();
+        rec.start_pending().unwrap();
+        rec.writer.take().unwrap().finish().unwrap();
+        let mut r = RecordingReader::open(&out).unwrap();
+        let mut frames = Vec::new();
+        while let Some(f) = r.next_frame().unwrap() {
+            frames.push(f);
+        }
+        std::fs::remove_file(&out).unwrap();
+        frames
+    }
+
+    /// Joining a probe that has run for minutes, with PROBE_INFO the first
+    /// frame heard: `recording_started` names the sample index the stream
+    /// was at, not 0 (which put every wall-clock time 250 s early here).
+    #[test]
+    fn joining_mid_stream_starts_the_recording_at_the_streams_sample_index() {
+        let mut enc = Encoder::starting_at(9);
+        let mut live = Vec::new();
+        enc.encode(&Payload::ProbeInfo(info()), &mut live).unwrap();
+        enc.encode(&iq(5_000_000), &mut live).unwrap();
+        enc.encode(&iq(5_000_100), &mut live).unwrap();
+        let frames = record_bytes(&live, "join");
+        let Payload::Annotation(a) = &frames[0].payload else {
+            panic!("{:?}", frames[0]);
+        };
+        assert_eq!(a.kind(), "recording_started");
+        assert_eq!(a.at_sample, 5_000_000);
+        assert!(matches!(frames[1].payload, Payload::ProbeInfo(_)));
+        assert_eq!(frames[2].payload, iq(5_000_000));
+        assert_eq!(frames.len(), 4, "nothing dropped: {frames:?}");
+
+        // An event is the first frame to state the index.
+        let mut live = Vec::new();
+        let ev = odm_device_io::ProbeEvent {
+            at_sample: 777_000,
+            code: 1,
+            value: 0,
+        };
+        enc.encode(&Payload::ProbeInfo(info()), &mut live).unwrap();
+        enc.encode(&Payload::Event(ev), &mut live).unwrap();
+        enc.encode(&iq(777_000), &mut live).unwrap();
+        let frames = record_bytes(&live, "join-event");
+        let Payload::Annotation(a) = &frames[0].payload else {
+            panic!("{:?}", frames[0]);
+        };
+        assert_eq!(a.at_sample, 777_000);
+        assert_eq!(frames[2].payload, Payload::Event(ev));
+
+        // PROBE_INFO alone: recorded at the end, from 0.
+        let mut live = Vec::new();
+        enc.encode(&Payload::ProbeInfo(info()), &mut live).unwrap();
+        let frames = record_bytes(&live, "join-info");
+        assert_eq!(frames.len(), 2);
+        let Payload::Annotation(a) = &frames[0].payload else {
+            panic!("{:?}", frames[0]);
+        };
+        assert_eq!(a.at_sample, 0);
     }
 
     #[test]
