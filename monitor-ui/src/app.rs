@@ -46,71 +46,92 @@ mod colour {
 /// Trend ranges the user can pick, minutes.
 pub const TREND_RANGES_MIN: [u32; 3] = [15, 30, 60];
 
-/// Form state of the patient panel.
-#[derive(Debug, Clone, PartialEq)]
+/// Form state of the patient panel. The fields start empty: SV from a
+/// population model of demographics nobody entered would look measured
+/// (an audit found 60 y / 170 cm / 70 kg prefilled, one click from being
+/// applied, 2026-12-04).
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct PatientForm {
-    /// Age, years.
-    pub age_years: u32,
+    /// Age, years, as typed.
+    pub age_text: String,
     /// Sex.
     pub sex: PatientSex,
-    /// Height, cm.
-    pub height_cm: f64,
-    /// Weight, kg.
-    pub weight_kg: f64,
+    /// Height, cm, as typed.
+    pub height_text: String,
+    /// Weight, kg, as typed.
+    pub weight_text: String,
     /// Use a measured diameter instead of the population model.
     pub use_diameter: bool,
-    /// Measured diameter, mm.
-    pub diameter_mm: f64,
+    /// Measured diameter, mm, as typed.
+    pub diameter_text: String,
     /// The settings last applied, if any.
     pub applied: Option<PatientSettings>,
 }
 
+/// A typed number: `None` when empty, an error naming the field when not a
+/// number. A decimal comma is read as a point.
+fn typed_number(text: &str, what: &str) -> Result<Option<f64>, String> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Ok(None);
+    }
+    t.replace(',', ".")
+        .parse::<f64>()
+        .ok()
+        .filter(|x| x.is_finite())
+        .map(Some)
+        .ok_or_else(|| format!("{what} \"{t}\" is not a number"))
+}
+
 impl PatientForm {
-    /// Why the entered values cannot give an SV model (outside what the
-    /// population model or a measured diameter covers), if they cannot.
-    pub fn problem(&self) -> Option<String> {
-        let demographics = odm_dsp::area::Demographics {
-            age_years: f64::from(self.age_years),
-            sex: odm_dsp::area::Sex::Unknown,
-            height_cm: self.height_cm,
-            weight_kg: self.weight_kg,
-        };
+    /// The settings the entries give, or why they give none: a field not
+    /// yet entered, not a number, or outside what the population model or
+    /// a measured diameter covers.
+    pub fn parsed(&self) -> Result<PatientSettings, String> {
+        let age = typed_number(&self.age_text, "age")?;
+        let height = typed_number(&self.height_text, "height")?;
+        let weight = typed_number(&self.weight_text, "weight")?;
+        let missing: Vec<&str> = [("age", age), ("height", height), ("weight", weight)]
+            .iter()
+            .filter(|(_, v)| v.is_none())
+            .map(|(name, _)| *name)
+            .collect();
         let diameter = if self.use_diameter {
-            odm_dsp::area::validate_diameter_mm(self.diameter_mm).err()
+            match typed_number(&self.diameter_text, "diameter")? {
+                Some(d) => Some(d),
+                None => return Err("enter the measured aortic diameter".into()),
+            }
         } else {
             None
         };
-        demographics
-            .validate()
-            .err()
-            .or(diameter)
-            .map(|e| e.to_string())
-    }
-}
-
-impl Default for PatientForm {
-    fn default() -> Self {
-        Self {
-            age_years: 60,
-            sex: PatientSex::Unknown,
-            height_cm: 170.0,
-            weight_kg: 70.0,
-            use_diameter: false,
-            diameter_mm: 24.0,
-            applied: None,
+        let (Some(age), Some(height_cm), Some(weight_kg)) = (age, height, weight) else {
+            return Err(format!("enter {}", missing.join(", ")));
+        };
+        if age.fract() != 0.0 {
+            return Err(format!("age {age} is not a whole number of years"));
         }
-    }
-}
-
-impl PatientForm {
-    fn settings(&self) -> PatientSettings {
-        PatientSettings {
-            age_years: self.age_years,
+        let demographics = odm_dsp::area::Demographics {
+            age_years: age,
+            sex: odm_dsp::area::Sex::Unknown,
+            height_cm,
+            weight_kg,
+        };
+        demographics.validate().map_err(|e| e.to_string())?;
+        if let Some(d) = diameter {
+            odm_dsp::area::validate_diameter_mm(d).map_err(|e| e.to_string())?;
+        }
+        Ok(PatientSettings {
+            age_years: age as u32,
             sex: self.sex,
-            height_cm: self.height_cm,
-            weight_kg: self.weight_kg,
-            aortic_diameter_mm: self.use_diameter.then_some(self.diameter_mm),
-        }
+            height_cm,
+            weight_kg,
+            aortic_diameter_mm: diameter,
+        })
+    }
+
+    /// Why the entries cannot give an SV model, if they cannot.
+    pub fn problem(&self) -> Option<String> {
+        self.parsed().err()
     }
 }
 
@@ -1219,17 +1240,22 @@ impl MonitorApp {
     fn patient_ui(&mut self, ui: &mut Ui, scale: f32) {
         ui.label(RichText::new("Patient").size(18.0 * scale).strong());
         let f = &mut self.patient;
-        // The fields take what is typed (within what a body can be); values
-        // the SV model does not cover are refused on Apply with the reason,
-        // never swapped for the nearest limit (an audit's 17 cm became
-        // 100 cm without a word, 2026-12-04).
-        ui.horizontal(|ui| {
-            ui.label("age");
+        // The fields take what is typed and start empty; values the SV
+        // model does not cover are refused on Apply with the reason, never
+        // swapped for the nearest limit (an audit's 17 cm became 100 cm
+        // without a word, 2026-12-04).
+        let field = |ui: &mut Ui, text: &mut String, name: &str, unit: &str| {
+            let label = ui.label(name);
             ui.add(
-                egui::DragValue::new(&mut f.age_years)
-                    .range(0..=130)
-                    .suffix(" y"),
-            );
+                egui::TextEdit::singleline(text)
+                    .hint_text("—")
+                    .desired_width(48.0 * scale),
+            )
+            .labelled_by(label.id);
+            ui.label(unit);
+        };
+        ui.horizontal(|ui| {
+            field(ui, &mut f.age_text, "age", "y");
             egui::ComboBox::new("odm-sex", "sex")
                 .selected_text(f.sex.as_str())
                 .show_ui(ui, |ui| {
@@ -1239,51 +1265,51 @@ impl MonitorApp {
                 });
         });
         ui.horizontal(|ui| {
-            ui.add(
-                egui::DragValue::new(&mut f.height_cm)
-                    .range(1.0..=300.0)
-                    .suffix(" cm"),
-            );
-            ui.add(
-                egui::DragValue::new(&mut f.weight_kg)
-                    .range(0.5..=700.0)
-                    .suffix(" kg"),
-            );
+            field(ui, &mut f.height_text, "height", "cm");
+            field(ui, &mut f.weight_text, "weight", "kg");
         });
-        let problem = f.problem();
-        if problem.is_none() {
-            ui.label(format!(
-                "BSA {:.2} m² (Mosteller)",
-                BsaFormula::Mosteller.bsa_m2(f.height_cm, f.weight_kg)
-            ));
-        } else {
-            ui.label(RichText::new("BSA —").color(colour::DIM));
+        let parsed = f.parsed();
+        match &parsed {
+            Ok(s) => {
+                ui.label(format!(
+                    "BSA {:.2} m² (Mosteller)",
+                    BsaFormula::Mosteller.bsa_m2(s.height_cm, s.weight_kg)
+                ));
+            }
+            Err(_) => {
+                ui.label(RichText::new("BSA —").color(colour::DIM));
+            }
         }
         ui.horizontal(|ui| {
             ui.checkbox(&mut f.use_diameter, "measured aorta");
-            ui.add_enabled(
-                f.use_diameter,
-                egui::DragValue::new(&mut f.diameter_mm)
-                    .range(1.0..=100.0)
-                    .suffix(" mm"),
-            );
+            if f.use_diameter {
+                field(ui, &mut f.diameter_text, "diameter", "mm");
+            }
         });
-        let changed = f.applied != Some(f.settings());
-        if let Some(why) = &problem {
-            ui.label(
-                RichText::new(format!("not applicable: {why}"))
-                    .size(14.0 * scale)
-                    .color(colour::MEDIUM),
-            );
+        let changed = parsed.as_ref().ok() != f.applied.as_ref();
+        if let Err(why) = &parsed {
+            let entered = !(f.age_text.trim().is_empty()
+                && f.height_text.trim().is_empty()
+                && f.weight_text.trim().is_empty());
+            let text = if why.starts_with("enter ") {
+                why.clone()
+            } else {
+                format!("not applicable: {why}")
+            };
+            ui.label(RichText::new(text).size(14.0 * scale).color(if entered {
+                colour::MEDIUM
+            } else {
+                colour::DIM
+            }));
         }
         if ui
             .add_enabled(
-                changed && problem.is_none(),
+                changed && parsed.is_ok(),
                 egui::Button::new("Apply patient"),
             )
             .clicked()
+            && let Ok(s) = parsed
         {
-            let s = f.settings();
             f.applied = Some(s);
             self.backend.send(Command::Patient(s));
             self.uptake.age_years(s.age_years);

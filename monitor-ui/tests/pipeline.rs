@@ -280,6 +280,12 @@ fn applying_the_patient_gives_sv_from_the_population_model() {
     let (mut h, feed, _handoff) = rig();
     feed.borrow_mut().feed_s(5.0);
     h.step();
+    for (field, text) in [("age", "60"), ("height", "170"), ("weight", "70")] {
+        h.get_by_label(field).click();
+        h.step();
+        h.get_by_label(field).type_text(text);
+        h.step();
+    }
     h.get_by_label("Apply patient").click();
     h.run_steps(2);
     let applied_at = feed.borrow().log.len();

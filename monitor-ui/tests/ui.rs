@@ -560,6 +560,23 @@ fn applying_the_patient_sends_demographics_for_the_sv_model() {
     let rig = Rig::new();
     let mut h = harness(rig.app(SourceSpec::Simulated { seed: 1 }));
     h.step();
+    // Nothing is prefilled, so nothing can be applied before it is typed.
+    h.get_by_label_contains("enter age, height, weight");
+    assert!(h.state().patient.parsed().is_err());
+    h.get_by_label("Apply patient").click();
+    h.step();
+    assert!(
+        rig.sent
+            .borrow()
+            .iter()
+            .all(|c| !matches!(c, Command::Patient(_)))
+    );
+    for (field, text) in [("age", "60"), ("height", "170"), ("weight", "70")] {
+        h.get_by_label(field).click();
+        h.step();
+        h.get_by_label(field).type_text(text);
+        h.step();
+    }
     h.get_by_label("Apply patient").click();
     h.step();
     let sent = rig.sent.borrow().clone();
@@ -580,7 +597,9 @@ fn applying_the_patient_sends_demographics_for_the_sv_model() {
 fn a_patient_outside_the_model_is_refused_with_the_reason_not_clamped() {
     let rig = Rig::new();
     let mut app = rig.app(SourceSpec::Simulated { seed: 1 });
-    app.patient.height_cm = 17.0;
+    app.patient.age_text = "60".into();
+    app.patient.height_text = "17".into();
+    app.patient.weight_text = "70".into();
     let mut h = harness(app);
     h.step();
     h.get_by_label_contains("not applicable: height 17 cm is outside 100..=250");
@@ -595,8 +614,8 @@ fn a_patient_outside_the_model_is_refused_with_the_reason_not_clamped() {
         "an out-of-range patient was sent"
     );
     assert_eq!(
-        h.state().patient.height_cm,
-        17.0,
+        h.state().patient.height_text,
+        "17",
         "the entry is kept as typed"
     );
 }
