@@ -619,3 +619,26 @@ fn a_patient_outside_the_model_is_refused_with_the_reason_not_clamped() {
         "the entry is kept as typed"
     );
 }
+
+/// The patient entries: what is missing is named, text that is not a
+/// number is refused by field, and a decimal comma is read as a point.
+#[test]
+fn patient_entries_are_parsed_field_by_field() {
+    let mut f = odm_monitor::app::PatientForm::default();
+    assert_eq!(f.parsed(), Err("enter age, height, weight".into()));
+    f.age_text = "60".into();
+    f.weight_text = "70,5".into();
+    assert_eq!(f.parsed(), Err("enter height".into()));
+    f.height_text = "1m70".into();
+    assert_eq!(f.parsed(), Err("height \"1m70\" is not a number".into()));
+    f.height_text = " 170 ".into();
+    let s = f.parsed().unwrap();
+    assert_eq!((s.age_years, s.height_cm, s.weight_kg), (60, 170.0, 70.5));
+    assert_eq!(s.aortic_diameter_mm, None);
+    f.use_diameter = true;
+    assert_eq!(f.parsed(), Err("enter the measured aortic diameter".into()));
+    f.diameter_text = "23.5".into();
+    assert_eq!(f.parsed().unwrap().aortic_diameter_mm, Some(23.5));
+    f.age_text = "60.5".into();
+    assert!(f.parsed().unwrap_err().contains("whole number"));
+}
