@@ -494,6 +494,7 @@ mod tests {
                 .collect(),
             measured_with_correction: None,
             software: "odm test".into(),
+            conditions: None,
         }
     }
 

@@ -8,7 +8,7 @@
 //! velocity (serial-stream.md): they are dropped and counted.
 
 use anyhow::Context;
-use odm_device_io::calibration::{Calibration, CalibrationStore};
+use odm_device_io::calibration::{Calibration, CalibrationStore, ProbeConditions};
 use odm_device_io::{DecodedItem, Payload, ProbeInfo};
 use odm_dsp::pipeline::{EnvelopePoint, Pipeline, PipelineConfig, PipelineSink, ProbeCalibration};
 use odm_dsp::{Beat, StreamParams};
@@ -73,6 +73,8 @@ pub struct StreamAnalyser {
     pub probe: Option<ProbeInfo>,
     /// Every distinct probe serial seen, in order.
     pub serials: Vec<String>,
+    /// Every distinct carrier / beam angle / sample rate seen, in order.
+    pub conditions: Vec<ProbeConditions>,
     /// The calibration applied to the current probe, if any.
     pub applied: Option<(String, ProbeCalibration)>,
     /// The serial the current pipeline's calibration was chosen for.
@@ -98,6 +100,7 @@ impl StreamAnalyser {
             params: None,
             probe: None,
             serials: Vec::new(),
+            conditions: Vec::new(),
             applied: None,
             decided_for: None,
             samples_before_probe_info: 0,
@@ -143,6 +146,10 @@ impl StreamAnalyser {
         if !self.serials.contains(&serial) {
             self.serials.push(serial.clone());
         }
+        let conditions = ProbeConditions::of(&info);
+        if !self.conditions.contains(&conditions) {
+            self.conditions.push(conditions);
+        }
         let params = StreamParams {
             sample_rate_hz: info.sample_rate_hz,
             carrier_hz: info.carrier_hz,
@@ -162,21 +169,34 @@ impl StreamAnalyser {
         }
         // A new probe (or a rebuilt pipeline) gets its own calibration.
         if self.decided_for.as_deref() != Some(serial.as_str()) {
-            self.apply_calibration(&serial)?;
+            self.apply_calibration(&info)?;
             self.decided_for = Some(serial);
         }
         self.probe = Some(info);
         Ok(())
     }
 
-    fn apply_calibration(&mut self, serial: &str) -> anyhow::Result<()> {
+    fn apply_calibration(&mut self, info: &ProbeInfo) -> anyhow::Result<()> {
+        let serial = &info.serial_str();
         let correction = match &self.policy {
             CalibrationPolicy::Raw => None,
             CalibrationPolicy::Fixed(c) => Some(*c),
-            CalibrationPolicy::Store(store) => store
+            CalibrationPolicy::Store(store) => match store
                 .lookup(serial)
                 .with_context(|| format!("looking up the calibration of probe {serial:?}"))?
-                .map(|cal| probe_calibration_from(&cal)),
+            {
+                Some(cal) => {
+                    // Measured under another carrier or beam angle, its
+                    // gain does not hold: refused, never applied quietly.
+                    cal.applies_to(info).map_err(|why| {
+                        anyhow::anyhow!(
+                            "the installed calibration of probe {serial:?} does not apply: {why}; calibrate the probe again"
+                        )
+                    })?;
+                    Some(probe_calibration_from(&cal))
+                }
+                None => None,
+            },
         };
         let Some(pipeline) = self.pipeline.as_mut() else {
             return Ok(());

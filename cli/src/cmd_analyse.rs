@@ -36,7 +36,7 @@ use std::io::{self, BufWriter, Read, Write};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use odm_device_io::calibration::{Calibration, CalibrationStore};
+use odm_device_io::calibration::{Calibration, CalibrationStore, ProbeConditions};
 use odm_device_io::{
     Annotation, Counters, DecodedItem, IqBlock, MAX_SAMPLE_RATE_HZ, MagicStatus,
     PATIENT_DIAMETER_FIELD, Payload, ProbeEvent, ProbeInfo, RecordingReader, SampleSpan,
@@ -577,6 +577,8 @@ struct Analyser<'a, W: Write> {
     cal_store: Option<CalibrationStore>,
     /// The last probe serial looked up, and the calibration found for it.
     cal_for: Option<(String, Option<Calibration>)>,
+    /// The stream parameters `cal_for` was decided under.
+    cal_conditions: Option<ProbeConditions>,
 }
 
 impl<'a, W: Write> Analyser<'a, W> {
@@ -639,6 +641,7 @@ impl<'a, W: Write> Analyser<'a, W> {
                 CalibrationStore::open_default().ok()
             },
             cal_for: None,
+            cal_conditions: None,
         }
     }
 
@@ -886,7 +889,10 @@ impl<'a, W: Write> Analyser<'a, W> {
             return;
         };
         let serial = info.serial_str();
-        if self.cal_for.as_ref().is_none_or(|(s, _)| *s != serial) {
+        let conditions = ProbeConditions::of(info);
+        let decided = self.cal_for.as_ref().is_some_and(|(s, _)| *s == serial)
+            && self.cal_conditions == Some(conditions);
+        if !decided {
             let found = match store.lookup(&serial) {
                 Ok(found) => found,
                 Err(e) => {
@@ -896,7 +902,19 @@ impl<'a, W: Write> Analyser<'a, W> {
                     None
                 }
             };
+            // Made under another carrier or beam angle than the probe now
+            // reports, its gain does not hold (docs/calibration.md).
+            let found = found.filter(|c| match c.applies_to(info) {
+                Ok(()) => true,
+                Err(why) => {
+                    eprintln!(
+                        "odm analyse: warning: calibration of probe {serial:?} not applied: {why}"
+                    );
+                    false
+                }
+            });
             self.cal_for = Some((serial, found));
+            self.cal_conditions = Some(conditions);
         }
         let correction = self
             .cal_for

@@ -13,7 +13,8 @@ use anyhow::{Context, bail};
 use odm_device_io::RecordingReader;
 use odm_device_io::calibration::{
     CALIBRATION_FORMAT, CALIBRATION_VERSION, CalDate, Calibration, CalibrationLimits,
-    CalibrationRun, CalibrationStore, DEFAULT_VALID_DAYS, MeasurementMode, VelocityCorrection,
+    CalibrationRun, CalibrationStore, DEFAULT_VALID_DAYS, MeasurementMode, ProbeConditions,
+    VelocityCorrection,
 };
 use odm_dsp::calfit::{AcceptanceLimits, assess, fit_linear};
 use odm_dsp::pipeline::PipelineConfig;
@@ -153,6 +154,8 @@ pub struct RunMeasurement {
     pub iq_channel_fault: bool,
     /// SHA-256 of the recording, lower-case hex.
     pub sha256: String,
+    /// The carrier, beam angle and sample rate its PROBE_INFO reported.
+    pub conditions: ProbeConditions,
 }
 
 /// Measures one recording: steady = median envelope after settling;
@@ -230,6 +233,21 @@ pub fn measure_recording(
             "odm calibrate: warning: run {shown}: one I/Q channel of the probe interface is dead or broken; have the interface or cable serviced"
         );
     }
+    // Velocities scale with the carrier and the beam angle the probe
+    // reports: a run whose PROBE_INFO changed them has two scales.
+    let conditions = match analyser.conditions.as_slice() {
+        [first, rest @ ..] => {
+            if let Some(other) = rest.iter().find(|c| !c.same_scale(first)) {
+                bail!(
+                    "run {shown}: the probe reported {first} and then {other}: record each run under one carrier and beam angle"
+                );
+            }
+            *first
+        }
+        [] => {
+            bail!("run {shown} has no PROBE_INFO frame: its probe and velocity scale are unknown")
+        }
+    };
     let out = analyser.out;
     let (measured_cm_s, points) = match mode {
         MeasurementMode::Steady => {
@@ -308,6 +326,7 @@ pub fn measure_recording(
         iq_image_db,
         iq_channel_fault,
         sha256: file_sha256(path).with_context(|| format!("hashing run {shown}"))?,
+        conditions,
     })
 }
 
@@ -449,6 +468,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
         runs.push((r, m));
     }
+    // One gain for runs under two velocity scales would hold for neither.
+    let conditions = runs.first().map(|(_, m)| m.conditions);
+    if let Some(first) = conditions
+        && let Some((r, m)) = runs.iter().find(|(_, m)| !m.conditions.same_scale(&first))
+    {
+        bail!(
+            "run {} was recorded at {} but run {} at {first}: record every run with the probe reporting the same carrier and beam angle",
+            r.file.display(),
+            m.conditions,
+            args.runs[0].file.display()
+        );
+    }
     let reference: Vec<f64> = runs.iter().map(|(r, _)| r.reference_cm_s).collect();
     let measured: Vec<f64> = runs.iter().map(|(_, m)| m.measured_cm_s).collect();
     let fit =
@@ -515,6 +546,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .collect(),
         measured_with_correction,
         software: software(),
+        conditions,
     };
     // A gain or offset outside what any probe could need (a wrong fixture
     // angle, mislabelled runs, a broken probe) cannot be installed, but it
@@ -799,6 +831,71 @@ mod tests {
                 && msg.contains("or 272 cm/s (aliased)")
                 && msg.contains("swapped.odmrec"),
             "{msg}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A run whose probe reported another beam angle half-way holds two
+    /// velocity scales: refused, naming both; a run under one is measured
+    /// and states its conditions.
+    #[test]
+    fn a_run_that_changes_beam_angle_is_refused() {
+        let dir = std::env::temp_dir().join(format!("odm-cal-angle-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("angle.odmrec");
+        let cfg = odm_simulator::SimConfig {
+            seed: 5,
+            duration_s: Some(4.0),
+            phantom_cm_s: Some(60.0),
+            probe_serial: "CAL-A".into(),
+            ..Default::default()
+        };
+        let mut probe = odm_simulator::VirtualProbe::new(cfg).unwrap();
+        let start = odm_device_io::RecordingStart::new("2026-11-30T12:00:00Z", "test", 0);
+        let info = probe.probe_info().clone();
+        let mut w = odm_device_io::RecordingWriter::create(&path, &start, &info).unwrap();
+        let mut blocks = 0;
+        while let Some(p) = probe.next_payload() {
+            if matches!(p, odm_device_io::Payload::Iq(_)) {
+                blocks += 1;
+                if blocks == 200 {
+                    let mut turned = info.clone();
+                    turned.beam_angle_cdeg = 6000;
+                    w.write_payload(&odm_device_io::Payload::ProbeInfo(turned))
+                        .unwrap();
+                }
+            }
+            w.write_payload(&p).unwrap();
+        }
+        w.finish().unwrap();
+        let e = measure_recording(
+            &path,
+            "CAL-A",
+            MeasurementMode::Steady,
+            CalibrationPolicy::Raw,
+        )
+        .unwrap_err();
+        let msg = format!("{e:#}");
+        assert!(
+            msg.contains("reported 4.000 MHz, 45.00° and then 4.000 MHz, 60.00°"),
+            "{msg}"
+        );
+        let one = dir.join("one.odmrec");
+        tests::write_phantom(&one, 60.0, 0.0, "CAL-A", 2.0);
+        let m = measure_recording(
+            &one,
+            "CAL-A",
+            MeasurementMode::Steady,
+            CalibrationPolicy::Raw,
+        )
+        .unwrap();
+        assert_eq!(
+            m.conditions,
+            ProbeConditions {
+                sample_rate_hz: 20_000,
+                carrier_hz: 4_000_000,
+                beam_angle_cdeg: 4500
+            }
         );
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -682,6 +682,30 @@ fn analyse_applies_the_installed_calibration_of_the_probe() {
         stream["probe_calibration"]["gain"]
     );
     assert_eq!(swap["probe_calibration"]["pass"], false);
+
+    // The calibration records what the runs' PROBE_INFO reported (the
+    // virtual probe: 20 kHz, 4 MHz, 45°) …
+    let installed = store.join(format!("{serial}.json"));
+    let mut file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&installed).expect("installed"))
+            .expect("json");
+    assert_eq!(
+        file["conditions"],
+        serde_json::json!({"sample_rate_hz": 20000, "carrier_hz": 4000000, "beam_angle_cdeg": 4500})
+    );
+    // … and is not applied to the probe reporting another carrier: its gain
+    // would not hold there.
+    file["conditions"]["carrier_hz"] = 5_000_000.into();
+    std::fs::write(&installed, file.to_string()).expect("rewrite");
+    let out = odm(&["analyse", rec_s, "--calibrations", store_s]);
+    let (_, stream) = median_pv_and_stream(&out);
+    assert_eq!(stream["probe_calibration"], serde_json::Value::Null);
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("not applied")
+            && err.contains("made at 5.000 MHz, 45.00°; the probe now reports 4.000 MHz, 45.00°"),
+        "{err}"
+    );
 }
 
 /// Option values out of range are usage errors (exit 2, cli.md), found

@@ -180,6 +180,7 @@ fn a_wrong_installed_calibration_fails_peak_velocity() {
             .collect(),
         measured_with_correction: None,
         software: "test".into(),
+        conditions: None,
     };
     CalibrationStore::new(&dir.0)
         .save(&cal)

@@ -321,6 +321,53 @@ pub struct Calibration {
     pub measured_with_correction: Option<VelocityCorrection>,
     /// The software that made the file, e.g. `odm 0.1.0`.
     pub software: String,
+    /// The stream parameters the runs' PROBE_INFO reported. Velocities
+    /// scale with the carrier and the cosine of the beam angle the probe
+    /// reports, so the gain holds only for a probe reporting the same ones
+    /// ([`Calibration::applies_to`]). Absent in files made before it was
+    /// recorded (such a calibration is applied whatever the probe reports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conditions: Option<ProbeConditions>,
+}
+
+/// The stream parameters a calibration was measured under, from its runs'
+/// PROBE_INFO.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeConditions {
+    /// I/Q sample rate, Hz (recorded; it does not scale velocities).
+    pub sample_rate_hz: u32,
+    /// Carrier frequency, Hz.
+    pub carrier_hz: u32,
+    /// Beam angle to the flow, 0.01 degree.
+    pub beam_angle_cdeg: u16,
+}
+
+impl ProbeConditions {
+    /// The conditions a PROBE_INFO reports.
+    pub fn of(info: &crate::ProbeInfo) -> Self {
+        Self {
+            sample_rate_hz: info.sample_rate_hz,
+            carrier_hz: info.carrier_hz,
+            beam_angle_cdeg: info.beam_angle_cdeg,
+        }
+    }
+
+    /// Whether a probe reporting `other` scales velocities as these did
+    /// (same carrier and beam angle; the sample rate does not matter).
+    pub fn same_scale(&self, other: &Self) -> bool {
+        self.carrier_hz == other.carrier_hz && self.beam_angle_cdeg == other.beam_angle_cdeg
+    }
+}
+
+impl fmt::Display for ProbeConditions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:.3} MHz, {:.2}°",
+            f64::from(self.carrier_hz) / 1e6,
+            f64::from(self.beam_angle_cdeg) / 100.0
+        )
+    }
 }
 
 /// Where a probe stands.
@@ -340,6 +387,14 @@ pub enum CalibrationStatus {
     },
     /// No calibration for this probe.
     None,
+    /// A calibration exists but was made under another carrier or beam
+    /// angle than the probe now reports: it is not applied.
+    NotApplicable {
+        /// What the calibration's runs reported.
+        made: ProbeConditions,
+        /// What the probe reports now.
+        now: ProbeConditions,
+    },
 }
 
 impl fmt::Display for CalibrationStatus {
@@ -358,6 +413,9 @@ impl fmt::Display for CalibrationStatus {
             } => write!(f, "calibrated to {valid_until} (FAILED acceptance)"),
             Self::Due { valid_until } => write!(f, "calibration due (was valid to {valid_until})"),
             Self::None => write!(f, "not calibrated"),
+            Self::NotApplicable { made, now } => {
+                write!(f, "NOT APPLIED: made at {made}, the probe reports {now}")
+            }
         }
     }
 }
@@ -469,7 +527,34 @@ impl Calibration {
         {
             return Err("measured_with_correction is not a usable correction".into());
         }
+        if let Some(c) = &self.conditions
+            && (c.carrier_hz == 0
+                || c.beam_angle_cdeg >= 9000
+                || !(crate::frame::MIN_SAMPLE_RATE_HZ..=crate::frame::MAX_SAMPLE_RATE_HZ)
+                    .contains(&c.sample_rate_hz))
+        {
+            return Err(format!(
+                "conditions (carrier {} Hz, beam angle {} cdeg, sample rate {} Hz) are not a probe's",
+                c.carrier_hz, c.beam_angle_cdeg, c.sample_rate_hz
+            ));
+        }
         Ok(())
+    }
+
+    /// Whether this calibration can be applied to a probe whose PROBE_INFO
+    /// reports `info`; the error says what differs. A probe reporting
+    /// another carrier or beam angle than the runs did scales velocities
+    /// differently, and the measured gain does not hold for it. A file
+    /// without `conditions` applies to any.
+    pub fn applies_to(&self, info: &crate::ProbeInfo) -> Result<(), String> {
+        let now = ProbeConditions::of(info);
+        match &self.conditions {
+            Some(made) if !made.same_scale(&now) => Err(format!(
+                "calibration of {} made at {made}; the probe now reports {now}",
+                self.date
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// The file as pretty-printed JSON with a final newline.
@@ -814,6 +899,7 @@ mod tests {
             ],
             measured_with_correction: None,
             software: "odm test".into(),
+            conditions: None,
         }
     }
 
@@ -991,6 +1077,50 @@ mod tests {
         assert!(CalDate::parse("1900-02-28").is_some());
         assert_eq!(CalDate::parse("1900-02-29"), None);
         assert!(CalDate::parse("2000-02-29").is_some());
+    }
+
+    /// A calibration applies to a probe reporting the carrier and beam
+    /// angle its runs did (any sample rate), or to any probe when the file
+    /// predates the field; it round-trips, and a nonsense one is refused.
+    #[test]
+    fn conditions_decide_where_a_calibration_applies() {
+        let info = |carrier_hz: u32, cdeg: u16, fs: u32| crate::ProbeInfo {
+            sample_rate_hz: fs,
+            carrier_hz,
+            beam_angle_cdeg: cdeg,
+            probe_model: 1,
+            minutes_used: 0,
+            minutes_limit: 720,
+            probe_serial: crate::ProbeInfo::pad("P-1"),
+            firmware: crate::ProbeInfo::pad("1"),
+        };
+        let mut cal = sample("P-1");
+        assert_eq!(cal.applies_to(&info(5_000_000, 6000, 8000)), Ok(()));
+        cal.conditions = Some(ProbeConditions::of(&info(4_000_000, 4500, 20_000)));
+        assert_eq!(cal.applies_to(&info(4_000_000, 4500, 8_000)), Ok(()));
+        let e = cal.applies_to(&info(4_000_000, 6000, 20_000)).unwrap_err();
+        assert!(
+            e.ends_with("made at 4.000 MHz, 45.00°; the probe now reports 4.000 MHz, 60.00°"),
+            "{e}"
+        );
+        assert!(cal.applies_to(&info(5_000_000, 4500, 20_000)).is_err());
+        let back = parse_calibration_json(&cal.to_json()).unwrap();
+        assert_eq!(back, cal);
+        let mut bad = cal.clone();
+        bad.conditions = Some(ProbeConditions {
+            sample_rate_hz: 20_000,
+            carrier_hz: 4_000_000,
+            beam_angle_cdeg: 9000,
+        });
+        assert!(bad.check().unwrap_err().contains("conditions"));
+        // A file without the field reads as before.
+        let mut v: serde_json::Value = serde_json::from_str(&sample("P-1").to_json()).unwrap();
+        assert!(v.get("conditions").is_none());
+        v["software"] = "odm 0.0.9".into();
+        assert_eq!(
+            parse_calibration_json(&v.to_string()).unwrap().conditions,
+            None
+        );
     }
 
     #[test]

@@ -176,6 +176,7 @@ fn calibration(float: BoxedStrategy<f64>, exact: bool) -> impl Strategy<Value = 
                     runs,
                     measured_with_correction,
                     software,
+                    conditions: None,
                 }
             },
         )
@@ -300,6 +301,11 @@ fn valid_value() -> Value {
         }],
         measured_with_correction: None,
         software: "odm test".into(),
+        conditions: Some(odm_device_io::calibration::ProbeConditions {
+            sample_rate_hz: 20_000,
+            carrier_hz: 4_000_000,
+            beam_angle_cdeg: 4500,
+        }),
     };
     serde_json::to_value(&cal).unwrap()
 }

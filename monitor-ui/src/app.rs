@@ -1163,9 +1163,7 @@ impl MonitorApp {
                 );
             }
         }
-        let status = self
-            .calibrations
-            .status(&p.serial_str(), CalDate::today_utc());
+        let status = self.calibrations.status(&p, CalDate::today_utc());
         let text = RichText::new(format!("calibration: {status}"));
         ui.label(match status {
             CalibrationStatus::Calibrated { pass: true, .. } => text,

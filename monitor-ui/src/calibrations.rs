@@ -4,7 +4,10 @@
 
 use std::collections::HashMap;
 
-use odm_device_io::calibration::{CalDate, Calibration, CalibrationStatus, CalibrationStore};
+use odm_device_io::ProbeInfo;
+use odm_device_io::calibration::{
+    CalDate, Calibration, CalibrationStatus, CalibrationStore, ProbeConditions,
+};
 use odm_dsp::ProbeCalibration;
 use odm_dsp::calfit::probe_calibration_from;
 
@@ -14,6 +17,9 @@ struct Entry {
     correction: ProbeCalibration,
     valid_until: CalDate,
     pass: bool,
+    /// The carrier and beam angle it was made under (None: not recorded,
+    /// applied to any).
+    conditions: Option<ProbeConditions>,
 }
 
 /// The calibration store's contents, by probe serial.
@@ -62,6 +68,9 @@ impl Calibrations {
             c.valid_until,
             c.pass,
         );
+        if let Some(e) = self.by_serial.get_mut(&c.probe_serial) {
+            e.conditions = c.conditions;
+        }
     }
 
     /// Adds (or replaces) a probe's correction directly.
@@ -78,23 +87,39 @@ impl Calibrations {
                 correction,
                 valid_until,
                 pass,
+                conditions: None,
             },
         );
     }
 
-    /// The velocity correction for a probe (none when it has no calibration).
-    /// A calibration past its date is still applied — it is the best
-    /// correction known — and the panel says it is due.
-    pub fn correction(&self, probe_serial: &str) -> ProbeCalibration {
+    /// The velocity correction for the probe `info` describes (none when
+    /// it has no calibration, or one made under another carrier or beam
+    /// angle than it reports). A calibration past its date is still applied
+    /// — it is the best correction known — and the panel says it is due.
+    pub fn correction(&self, info: &ProbeInfo) -> ProbeCalibration {
         self.by_serial
-            .get(probe_serial)
+            .get(&info.serial_str())
+            .filter(|e| Self::applies(e, info).is_none())
             .map(|e| e.correction)
             .unwrap_or_default()
     }
 
-    /// Calibrated / due / none for a probe on `today`.
-    pub fn status(&self, probe_serial: &str, today: CalDate) -> CalibrationStatus {
-        match self.by_serial.get(probe_serial) {
+    /// The conditions made and now, when the entry does not apply to `info`.
+    fn applies(e: &Entry, info: &ProbeInfo) -> Option<(ProbeConditions, ProbeConditions)> {
+        let now = ProbeConditions::of(info);
+        e.conditions
+            .filter(|made| !made.same_scale(&now))
+            .map(|made| (made, now))
+    }
+
+    /// Calibrated / due / none / not applicable for the probe `info`
+    /// describes, on `today`.
+    pub fn status(&self, info: &ProbeInfo, today: CalDate) -> CalibrationStatus {
+        let entry = self.by_serial.get(&info.serial_str());
+        if let Some((made, now)) = entry.and_then(|e| Self::applies(e, info)) {
+            return CalibrationStatus::NotApplicable { made, now };
+        }
+        match entry {
             None => CalibrationStatus::None,
             // As `Calibration::status_on`: in date through `valid_until`.
             Some(e) if today <= e.valid_until => CalibrationStatus::Calibrated {
@@ -112,11 +137,25 @@ impl Calibrations {
 mod tests {
     use super::*;
 
+    fn info(serial: &str, carrier_hz: u32, beam_angle_cdeg: u16) -> ProbeInfo {
+        ProbeInfo {
+            sample_rate_hz: 20_000,
+            carrier_hz,
+            beam_angle_cdeg,
+            probe_model: 1,
+            minutes_used: 0,
+            minutes_limit: 720,
+            probe_serial: ProbeInfo::pad(serial),
+            firmware: ProbeInfo::pad("1.0"),
+        }
+    }
+
     #[test]
     fn a_probe_without_calibration_gets_no_correction_and_status_none() {
         let c = Calibrations::default();
-        assert_eq!(c.correction("X"), ProbeCalibration::default());
-        assert_eq!(c.status("X", CalDate::today_utc()), CalibrationStatus::None);
+        let x = info("X", 4_000_000, 4500);
+        assert_eq!(c.correction(&x), ProbeCalibration::default());
+        assert_eq!(c.status(&x, CalDate::today_utc()), CalibrationStatus::None);
     }
 
     #[test]
@@ -124,7 +163,8 @@ mod tests {
         let mut c = Calibrations::default();
         let until = CalDate::parse("2026-12-31").expect("date");
         c.insert_correction("P", ProbeCalibration::default(), until, true);
-        let on = |d: &str| c.status("P", CalDate::parse(d).expect("date"));
+        let p = info("P", 4_000_000, 4500);
+        let on = |d: &str| c.status(&p, CalDate::parse(d).expect("date"));
         assert_eq!(
             on("2026-12-31"),
             CalibrationStatus::Calibrated {
@@ -136,5 +176,46 @@ mod tests {
             on("2027-01-01"),
             CalibrationStatus::Due { valid_until: until }
         );
+    }
+
+    /// A calibration made at 4 MHz and 45° is not applied to the same
+    /// serial reporting 5 MHz or 60°: its gain would not hold.
+    #[test]
+    fn a_calibration_made_under_other_conditions_is_not_applied() {
+        let mut c = Calibrations::default();
+        let until = CalDate::parse("2099-12-31").expect("date");
+        let made = ProbeConditions {
+            sample_rate_hz: 20_000,
+            carrier_hz: 4_000_000,
+            beam_angle_cdeg: 4500,
+        };
+        let correction = probe_calibration_from(1.1, 0.0);
+        c.insert_correction("P", correction, until, true);
+        c.by_serial.get_mut("P").expect("entry").conditions = Some(made);
+        let today = CalDate::parse("2026-12-04").expect("date");
+        // Same scale (another sample rate does not matter): applied.
+        let mut same = info("P", 4_000_000, 4500);
+        same.sample_rate_hz = 8_000;
+        assert_eq!(c.correction(&same), correction);
+        assert!(matches!(
+            c.status(&same, today),
+            CalibrationStatus::Calibrated { pass: true, .. }
+        ));
+        for other in [info("P", 5_000_000, 4500), info("P", 4_000_000, 6000)] {
+            assert_eq!(c.correction(&other), ProbeCalibration::default());
+            let status = c.status(&other, today);
+            assert_eq!(
+                status,
+                CalibrationStatus::NotApplicable {
+                    made,
+                    now: ProbeConditions::of(&other)
+                }
+            );
+            assert!(
+                status
+                    .to_string()
+                    .starts_with("NOT APPLIED: made at 4.000 MHz, 45.00°")
+            );
+        }
     }
 }

@@ -392,7 +392,7 @@ impl Engine {
         // A new pipeline or another probe: apply that probe's calibration
         // (issue "probe calibration": automatically, on its PROBE_INFO).
         if !same || self.calibrated_serial != Some(info.probe_serial) {
-            let correction = self.calibrations.correction(&info.serial_str());
+            let correction = self.calibrations.correction(info);
             if let Some(p) = &mut self.pipeline
                 && let Err(e) = p.set_calibration(correction)
             {
