@@ -496,7 +496,12 @@ impl MonitorApp {
         if before != (self.audio_volume, self.audio_muted) {
             self.backend.set_audio(self.audio_volume, self.audio_muted);
         }
-        ui.label(RichText::new(self.backend.audio_status()).color(colour::DIM));
+        // The top bar is full at 1280 px: a short word, the reason on hover
+        // (and in the diagnostics).
+        let status = self.backend.audio_status();
+        let short = status.split(':').next().unwrap_or(&status).to_string();
+        ui.label(RichText::new(short).color(colour::DIM))
+            .on_hover_text(status);
     }
 
     fn source_window_ui(&mut self, ui: &mut Ui) {
@@ -1439,6 +1444,7 @@ impl MonitorApp {
             h.beats.dropped()
         ));
         ui.label(format!("beats received {}", self.state.beats_received));
+        ui.label(self.backend.audio_status());
         let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
         ui.label(format!(
             "samples before PROBE_INFO dropped {}; recorder frames dropped {}; audio samples dropped {}",

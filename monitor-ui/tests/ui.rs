@@ -35,7 +35,7 @@ impl Backend for TestBackend {
         RecordingStatus::Idle
     }
     fn audio_status(&self) -> String {
-        "audio off (test)".into()
+        "audio off: the test backend has no sound".into()
     }
     fn set_audio(&mut self, _volume: f32, _muted: bool) {}
     fn replay_duration_s(&self) -> Option<f64> {
@@ -641,4 +641,15 @@ fn patient_entries_are_parsed_field_by_field() {
     assert_eq!(f.parsed().unwrap().aortic_diameter_mm, Some(23.5));
     f.age_text = "60.5".into();
     assert!(f.parsed().unwrap_err().contains("whole number"));
+}
+
+/// The audio status in the top bar is one word (the bar is full at
+/// 1280 px and the reason was cut off); the reason is in the diagnostics.
+#[test]
+fn the_top_bar_says_audio_off_in_a_word_and_the_diagnostics_say_why() {
+    let rig = Rig::new();
+    let mut h = harness(rig.app(SourceSpec::Simulated { seed: 1 }));
+    h.step();
+    h.get_by_label("audio off");
+    h.get_by_label("audio off: the test backend has no sound");
 }
