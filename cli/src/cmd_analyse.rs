@@ -1538,7 +1538,8 @@ fn patient_fields_only(obj: &serde_json::Map<String, serde_json::Value>) -> Stri
     l.finish_object()
 }
 
-/// The `fluid_challenge` line (fields in the spec's order; `complete` added).
+/// The `fluid_challenge` line (fields in the spec's order; `complete` and
+/// `sv_model_changed` added).
 fn fluid_json(r: &FluidChallengeResult) -> String {
     JsonLine::new("fluid_challenge")
         .num("bolus_t_s", Some(r.bolus_t_s), decimals::TIME_S)
@@ -1564,6 +1565,7 @@ fn fluid_json(r: &FluidChallengeResult) -> String {
         .num("delta_pct", r.delta_pct, decimals::PCT)
         .boolean("responsive", r.responsive)
         .boolean("complete", Some(r.complete))
+        .boolean("sv_model_changed", Some(r.sv_model_changed))
         .finish()
 }
 

@@ -103,6 +103,12 @@ pub struct FluidChallengeResult {
     /// Whether the whole after span was observed (false when the stream ended
     /// or too many boluses were pending).
     pub complete: bool,
+    /// The beats of the two windows do not all have SV from one area model
+    /// (SV per cm of SD differs, or some have SV and some not): the patient
+    /// was entered or changed in between, so `sv_before_ml` and
+    /// `sv_after_ml` are means under different models and their ratio is
+    /// not the change. `delta_pct` (from SD) is unaffected.
+    pub sv_model_changed: bool,
 }
 
 /// The challenge in progress, for the live display.
@@ -348,6 +354,33 @@ impl FluidTracker {
         best
     }
 
+    /// Whether the beats with onsets in `windows` have SV on more than one
+    /// scale (SV per cm of SD), or some have SV and some do not.
+    fn sv_models_differ(&self, windows: [[f64; 2]; 2]) -> bool {
+        let mut scale: Option<Option<f64>> = None;
+        for x in self
+            .beats
+            .iter()
+            .filter(|x| windows.iter().any(|w| x.t_s >= w[0] && x.t_s < w[1]))
+        {
+            let this = x.sv_ml.filter(|_| x.sd_cm > 0.0).map(|sv| sv / x.sd_cm);
+            match scale {
+                None => scale = Some(this),
+                Some(first) => {
+                    let same = match (first, this) {
+                        (Some(a), Some(b)) => (a - b).abs() <= 1e-9 * a.abs().max(b.abs()),
+                        (None, None) => true,
+                        _ => false,
+                    };
+                    if !same {
+                        return true;
+                    }
+                }
+            }
+        }
+        false
+    }
+
     fn evaluate(&self, b: Bolus, complete: bool) -> FluidChallengeResult {
         let before = self.before_stats(b);
         // What was averaged can only reach as far as time was observed: a
@@ -380,6 +413,8 @@ impl FluidTracker {
             (Some(sb), Some(sa)) if sb > 0.0 => Some(100.0 * (sa - sb) / sb),
             _ => None,
         };
+        let before_window_s = [b.t_s - self.cfg.before_s, b.t_s];
+        let sv_model_changed = self.sv_models_differ([before_window_s, after_window_s]);
         FluidChallengeResult {
             bolus_t_s: b.t_s,
             volume_ml: b.volume_ml,
@@ -408,6 +443,7 @@ impl FluidTracker {
                 .map(|d| (d * 1000.0).round() / 1000.0 >= self.cfg.responsive_pct)
                 .filter(|&responsive| complete || responsive),
             complete,
+            sv_model_changed,
         }
     }
 
@@ -483,6 +519,39 @@ mod tests {
             volumes,
             vec![None, None, None, None, Some(MAX_BOLUS_ML), Some(250.0)]
         );
+    }
+
+    /// SV means from two area models (a patient entered after the bolus)
+    /// are flagged; SD's change is the same either way.
+    #[test]
+    fn a_change_of_area_model_between_the_windows_is_flagged() {
+        let run = |scale_after: Option<f64>| {
+            let mut tr = FluidTracker::new(FluidConfig::default());
+            let mut t = 0.0;
+            let mut i = 0;
+            while t < 400.0 {
+                let mut b = beat(i, t, if t < 60.0 { 10.0 } else { 11.5 }, 0.8);
+                if t >= 60.0 {
+                    b.sv_ml = scale_after.map(|k| k * b.sd_cm);
+                }
+                tr.push_beat(&b);
+                if i == 75 {
+                    tr.bolus(60.0, Some(250.0));
+                }
+                t += 0.8;
+                i += 1;
+            }
+            tr.finish();
+            tr.poll().unwrap()
+        };
+        let same = run(Some(5.0));
+        assert!(!same.sv_model_changed, "{same:?}");
+        assert!((same.delta_pct.unwrap() - 15.0).abs() < 1e-9);
+        for after in [Some(7.0), None] {
+            let r = run(after);
+            assert!(r.sv_model_changed, "{after:?}: {r:?}");
+            assert!((r.delta_pct.unwrap() - 15.0).abs() < 1e-9, "{r:?}");
+        }
     }
 
     #[test]
