@@ -473,9 +473,13 @@ mod tests {
         })
     }
 
-    /// Records `live` (fed in 37-byte chunks) to a temporary file and
-    /// returns its frames.
-    fn record_bytes(live: &[u8], name: &str) -> Vec<odm_device_io::Frame> {
+    /// Records `live` (fed in 37-byte chunks) to a temporary file, with the
+    /// link errors reported as at the end of a run; returns its frames,
+    /// the reader's counters and the frames dropped before PROBE_INFO.
+    fn record_bytes(
+        live: &[u8],
+        name: &str,
+    ) -> (Vec<odm_device_io::Frame>, odm_device_io::Counters, u64) {
         let out =
             std::env::temp_dir().join(format!("odm-record-{name}-{}.odmrec", std::process::id()));
         let args = Args {
@@ -492,6 +496,7 @@ mod tests {
         rec.decoder.finish();
         rec.drain().unwrap();
         rec.start_pending().unwrap();
+        rec.report_errors(true).unwrap();
         rec.writer.take().unwrap().finish().unwrap();
         let mut r = RecordingReader::open(&out).unwrap();
         let mut frames = Vec::new();
@@ -499,7 +504,7 @@ mod tests {
             frames.push(f);
         }
         std::fs::remove_file(&out).unwrap();
-        frames
+        (frames, *r.counters(), rec.dropped_before_info)
     }
 
     /// Joining a probe that has run for minutes, with PROBE_INFO the first
@@ -512,7 +517,7 @@ mod tests {
         enc.encode(&Payload::ProbeInfo(info()), &mut live).unwrap();
         enc.encode(&iq(5_000_000), &mut live).unwrap();
         enc.encode(&iq(5_000_100), &mut live).unwrap();
-        let frames = record_bytes(&live, "join");
+        let (frames, ..) = record_bytes(&live, "join");
         let Payload::Annotation(a) = &frames[0].payload else {
             panic!("{:?}", frames[0]);
         };
@@ -532,7 +537,7 @@ mod tests {
         enc.encode(&Payload::ProbeInfo(info()), &mut live).unwrap();
         enc.encode(&Payload::Event(ev), &mut live).unwrap();
         enc.encode(&iq(777_000), &mut live).unwrap();
-        let frames = record_bytes(&live, "join-event");
+        let (frames, ..) = record_bytes(&live, "join-event");
         let Payload::Annotation(a) = &frames[0].payload else {
             panic!("{:?}", frames[0]);
         };
@@ -542,7 +547,7 @@ mod tests {
         // PROBE_INFO alone: recorded at the end, from 0.
         let mut live = Vec::new();
         enc.encode(&Payload::ProbeInfo(info()), &mut live).unwrap();
-        let frames = record_bytes(&live, "join-info");
+        let (frames, ..) = record_bytes(&live, "join-info");
         assert_eq!(frames.len(), 2);
         let Payload::Annotation(a) = &frames[0].payload else {
             panic!("{:?}", frames[0]);
@@ -552,14 +557,6 @@ mod tests {
 
     #[test]
     fn records_good_frames_and_keeps_link_errors_as_annotations() {
-        let out =
-            std::env::temp_dir().join(format!("odm-record-test-{}.odmrec", std::process::id()));
-        let args = Args {
-            port: "test".into(),
-            out: out.clone(),
-            duration: None,
-            baud: DEFAULT_BAUD,
-        };
         let mut enc = Encoder::starting_at(40);
         let mut live = Vec::new();
         enc.encode(&iq(0), &mut live).unwrap(); // before PROBE_INFO: dropped
@@ -572,24 +569,9 @@ mod tests {
         live[before_bad + 30] ^= 0x01; // CRC error: one frame lost
         enc.encode(&iq(700), &mut live).unwrap();
 
-        let mut rec = Recorder::new(&args);
-        for chunk in live.chunks(37) {
-            rec.decoder.feed(chunk);
-            rec.drain().unwrap();
-        }
-        rec.decoder.finish();
-        rec.drain().unwrap();
-        rec.report_errors(true).unwrap();
-        assert_eq!(rec.dropped_before_info, 1);
-        rec.writer.take().unwrap().finish().unwrap();
-
-        let mut r = RecordingReader::open(&out).unwrap();
-        let mut frames = Vec::new();
-        while let Some(f) = r.next_frame().unwrap() {
-            frames.push(f);
-        }
-        std::fs::remove_file(&out).unwrap();
-        assert!(r.counters().crc_errors == 0 && r.counters().lost_frames == 0);
+        let (frames, counters, dropped) = record_bytes(&live, "test");
+        assert_eq!(dropped, 1);
+        assert!(counters.crc_errors == 0 && counters.lost_frames == 0);
         for (i, f) in frames.iter().enumerate() {
             assert_eq!(usize::from(f.seq), i, "renumbered from 0");
         }
