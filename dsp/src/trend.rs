@@ -322,6 +322,10 @@ impl Default for SvvConfig {
     }
 }
 
+/// The respiratory fit reads once its beats span this fraction of the
+/// window (15 s of the default 30 s: at least 1.5 breaths at 6/min).
+const SVV_MIN_SPAN_FRACTION: f64 = 0.5;
+
 /// Steps of the breathing-rate search, per 1/min (a 30 s window resolves
 /// 2/min; 0.1/min puts the best rate within 0.05/min of the peak).
 const SVV_RATE_STEP_PER_MIN: f64 = 0.1;
@@ -446,8 +450,9 @@ impl SvvTracker {
     }
 
     /// SVV in %, or `None` with fewer than `min_beats` beats in the window
-    /// (or, for the respiratory fit, beats spanning too short a time for
-    /// 1.5 breaths at the highest rate the heart rate lets it resolve).
+    /// (or, for the respiratory fit, beats spanning under half the window,
+    /// or too short a time for 1.5 breaths at the highest rate the heart
+    /// rate lets it resolve).
     pub fn svv_pct(&self) -> Option<f64> {
         self.reading.map(|r| r.svv_pct)
     }
@@ -487,7 +492,10 @@ impl SvvTracker {
             _ => return None,
         };
         let span_s = t_last - t_first;
-        if span_s <= 0.0 {
+        // A sine fitted to a breath or two reads its rate and size poorly
+        // (at start-up the display showed a rate of 16/min for 12 after
+        // 10 s): the beats must span half the window first.
+        if span_s <= 0.0 || span_s < SVV_MIN_SPAN_FRACTION * self.cfg.window_s {
             return None;
         }
         // The rates searched: 1.5 breaths within the beats' span, and at
@@ -1033,7 +1041,19 @@ pub(crate) mod tests {
             svv.push(&beat(i, i as f64, 15.0, 1.0));
         }
         assert_eq!(svv.svv_pct(), None, "5 beats < min 8");
-        for i in 5..20 {
+        for i in 5..15 {
+            svv.push(&beat(i, i as f64, 15.0, 1.0));
+        }
+        assert_eq!(svv.svv_pct(), None, "15 beats over 14 s < half the window");
+        let mut p2p = SvvTracker::new(SvvConfig {
+            method: SvvMethod::PeakToPeak,
+            ..SvvConfig::default()
+        });
+        for i in 0..8 {
+            p2p.push(&beat(i, i as f64, 15.0, 1.0));
+        }
+        assert_eq!(p2p.svv_pct(), Some(0.0), "max − min from min_beats on");
+        for i in 15..20 {
             svv.push(&beat(i, i as f64, 15.0, 1.0));
         }
         assert_eq!(svv.svv_pct(), Some(0.0));
