@@ -1249,10 +1249,13 @@ impl MonitorApp {
         // without a word, 2026-12-04).
         let field = |ui: &mut Ui, text: &mut String, name: &str, unit: &str| {
             let label = ui.label(name);
+            // Wide enough for "176" at any scale, and never clipped: at
+            // 1280x800 a 48-px field showed "17" for 176.
             ui.add(
                 egui::TextEdit::singleline(text)
                     .hint_text("—")
-                    .desired_width(48.0 * scale),
+                    .desired_width((48.0 * scale).max(40.0))
+                    .clip_text(false),
             )
             .labelled_by(label.id);
             ui.label(unit);
