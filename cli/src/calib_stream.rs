@@ -18,8 +18,6 @@ use odm_dsp::{Beat, StreamParams};
 pub enum CalibrationPolicy {
     /// Raw velocities, as the stream's parameters imply (what a calibration measures).
     Raw,
-    /// This correction, whatever the probe.
-    Fixed(ProbeCalibration),
     /// The probe's calibration from this store, looked up by serial when its
     /// PROBE_INFO arrives (what the monitor and `odm analyse` do).
     Store(CalibrationStore),
@@ -180,7 +178,6 @@ impl StreamAnalyser {
         let serial = &info.serial_str();
         let correction = match &self.policy {
             CalibrationPolicy::Raw => None,
-            CalibrationPolicy::Fixed(c) => Some(*c),
             CalibrationPolicy::Store(store) => match store
                 .lookup(serial)
                 .with_context(|| format!("looking up the calibration of probe {serial:?}"))?

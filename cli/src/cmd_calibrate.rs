@@ -8,7 +8,7 @@
 
 use crate::UsageError;
 use crate::calib_cert::{self, Installation};
-use crate::calib_stream::{CalibrationPolicy, StreamAnalyser, median, probe_calibration_from};
+use crate::calib_stream::{CalibrationPolicy, StreamAnalyser, median};
 use anyhow::{Context, bail};
 use odm_device_io::RecordingReader;
 use odm_device_io::calibration::{
@@ -437,7 +437,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 )
             })?;
         (
-            CalibrationPolicy::Fixed(probe_calibration_from(&cal)),
+            // Applied through the store, as the monitor would: a run whose
+            // probe reports another carrier or beam angle than the
+            // calibration was made under is refused, not corrected on the
+            // wrong scale.
+            CalibrationPolicy::Store(store),
             Some(VelocityCorrection {
                 gain: cal.gain,
                 offset_cm_s: cal.offset_cm_s,

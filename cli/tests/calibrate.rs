@@ -706,6 +706,20 @@ fn analyse_applies_the_installed_calibration_of_the_probe() {
             && err.contains("made at 5.000 MHz, 45.00°; the probe now reports 4.000 MHz, 45.00°"),
         "{err}"
     );
+    // An as-left check refuses it too, rather than correcting the runs on
+    // the wrong scale (a review found --check applied it regardless).
+    let out = calibrate(
+        serial,
+        &runs,
+        &dir.path("check-other"),
+        &["--check", "--calibrations", store_s],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("does not apply") && err.contains("made at 5.000 MHz"),
+        "{err}"
+    );
 }
 
 /// Option values out of range are usage errors (exit 2, cli.md), found
