@@ -242,7 +242,7 @@ td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
         date = cal.date,
         until = match installation {
             Installation::Refused(_) => "— (not installed, so never applied)".to_string(),
-            _ if !pass => format!(
+            Installation::Installed(_) if !pass => format!(
                 "{} (the correction's term; the probe FAILed)",
                 cal.valid_until
             ),
@@ -606,6 +606,7 @@ mod tests {
         assert!(row(&html, "Valid until").contains("the probe FAILed"));
         let html = certificate_html(&fail, &Installation::Check);
         assert!(row(&html, "Installed").contains("as-left check"));
+        assert_eq!(row(&html, "Valid until"), "2027-11-30");
     }
 
     #[test]

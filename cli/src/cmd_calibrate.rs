@@ -603,34 +603,44 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     } else {
         None
     };
-    // Installed before the certificate is written, so that it says so.
-    let mut install_error = None;
-    let installation = match (&refusal, args.check, args.install, &store) {
-        (_, true, _, _) => Installation::Check,
-        (Some(why), ..) => Installation::Refused(why.clone()),
-        (None, false, true, Some(store)) => match store.save(&cal) {
-            Ok(path) => {
-                println!("installed: {}", path.display());
-                Installation::Installed(store.dir().display().to_string())
-            }
-            Err(e) => {
-                let why = format!("installing failed: {e}");
-                install_error = Some(e);
-                Installation::Refused(why)
-            }
-        },
-        _ => Installation::NotRequested,
-    };
+    // The certificate says whether the calibration was installed. One that
+    // says so is written before the store changes, so a certificate that
+    // cannot be written stops the run with nothing installed; should the
+    // install then fail, it is rewritten to say so (or removed).
     let cert_path = args.out.join("certificate.html");
-    std::fs::write(
-        &cert_path,
-        calib_cert::certificate_html(&cal, &installation),
-    )
-    .with_context(|| format!("writing {}", cert_path.display()))?;
+    let write_cert = |installation: &Installation| {
+        std::fs::write(&cert_path, calib_cert::certificate_html(&cal, installation))
+            .with_context(|| format!("writing {}", cert_path.display()))
+    };
+    let mut install_error = None;
+    let mut installed_at = None;
+    match (&refusal, args.check, args.install, &store) {
+        (_, true, _, _) => write_cert(&Installation::Check)?,
+        (Some(why), ..) => write_cert(&Installation::Refused(why.clone()))?,
+        (None, false, true, Some(store)) => {
+            write_cert(&Installation::Installed(store.dir().display().to_string()))?;
+            match store.save(&cal) {
+                Ok(path) => installed_at = Some(path),
+                Err(e) => {
+                    if let Err(w) =
+                        write_cert(&Installation::Refused(format!("installing failed: {e}")))
+                    {
+                        let _ = std::fs::remove_file(&cert_path);
+                        eprintln!("odm calibrate: {w:#}; the certificate is removed");
+                    }
+                    install_error = Some(e);
+                }
+            }
+        }
+        _ => write_cert(&Installation::NotRequested)?,
+    }
 
     println!("{}", calib_cert::summary_text(&cal));
     println!("written: {}", json_path.display());
     println!("written: {}", cert_path.display());
+    if let Some(path) = installed_at {
+        println!("installed: {}", path.display());
+    }
     if let Some(e) = install_error {
         return Err(anyhow::Error::new(e).context("installing the calibration"));
     }

@@ -939,3 +939,33 @@ fn an_implausible_gain_still_writes_the_fail_certificate() {
     let html = std::fs::read_to_string(cert.join("certificate.html")).expect("certificate");
     assert!(html.contains(">FAIL<"));
 }
+
+/// A certificate that cannot be written stops the run before the store
+/// changes: no calibration is in force without its certificate (a review
+/// found the store changed and the run failing after it).
+#[test]
+fn an_unwritable_certificate_installs_nothing() {
+    let dir = TempDir::new("cert-unwritable");
+    let serial = "CAL-NOCERT-1";
+    let runs = simulate_runs(&dir, serial, 0.0);
+    let store = dir.path("store");
+    let cert = dir.path("cert");
+    // A directory where the certificate file would go.
+    std::fs::create_dir_all(cert.join("certificate.html")).expect("blocker");
+    let out = calibrate(
+        serial,
+        &runs,
+        &cert,
+        &[
+            "--install",
+            "--calibrations",
+            store.to_str().expect("utf-8"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        !store.join(format!("{serial}.json")).exists(),
+        "installed without a certificate"
+    );
+    assert!(!text(&out.stdout).contains("installed:"));
+}
