@@ -269,7 +269,9 @@ struct Recorder {
     /// A PROBE_INFO payload (as received) that came before any sample:
     /// the recording starts at the first sample index the stream states
     /// after it, so that `recording_started` names where it joined.
-    pending_info: Option<Vec<u8>>,
+    /// With it, the receiver's counters when it came: what goes wrong on
+    /// the link after it belongs to the recording.
+    pending_info: Option<(Vec<u8>, Counters)>,
     dropped_before_info: u64,
     /// Counters already reported as `stream_error` annotations.
     reported: Counters,
@@ -313,12 +315,13 @@ impl Recorder {
                         match (&f.payload, self.decoder.last_payload()) {
                             (Payload::ProbeInfo(_), Some((_, raw))) => {
                                 let raw = raw.to_vec();
+                                let counters = *self.decoder.counters();
                                 if self.seen_samples {
-                                    self.start_writer(self.at_sample, &raw)?;
+                                    self.start_writer(self.at_sample, &raw, counters)?;
                                 } else {
                                     // Joined before any sample: wait for the
                                     // stream to say where it is.
-                                    self.pending_info = Some(raw);
+                                    self.pending_info = Some((raw, counters));
                                 }
                                 continue;
                             }
@@ -326,7 +329,9 @@ impl Recorder {
                                 // The first frame after PROBE_INFO that
                                 // states a sample index starts the file,
                                 // and is its first frame after the info.
-                                (Some(at), Some(raw)) => self.start_writer(at, &raw)?,
+                                (Some(at), Some((raw, counters))) => {
+                                    self.start_writer(at, &raw, counters)?;
+                                }
                                 (_, pending) => {
                                     self.pending_info = pending;
                                     self.dropped_before_info += 1;
@@ -368,8 +373,14 @@ impl Recorder {
     }
 
     /// Creates the recording: `recording_started` at `at_sample`, then the
-    /// PROBE_INFO payload byte for byte as received (not re-encoded).
-    fn start_writer(&mut self, at_sample: u64, raw_info: &[u8]) -> anyhow::Result<()> {
+    /// PROBE_INFO payload byte for byte as received (not re-encoded);
+    /// `counters` are the receiver's when that PROBE_INFO came.
+    fn start_writer(
+        &mut self,
+        at_sample: u64,
+        raw_info: &[u8],
+        counters: Counters,
+    ) -> anyhow::Result<()> {
         let start = RecordingStart::now(concat!("odm ", env!("CARGO_PKG_VERSION")), at_sample);
         // The error names the file already.
         let w = RecordingWriter::create_raw(&self.out, &start, raw_info)?;
@@ -377,7 +388,7 @@ impl Recorder {
         // Link losses before the recording started are not its business;
         // frames the probe sent that it could not take are, so the file
         // says how many.
-        self.reported = *self.decoder.counters();
+        self.reported = counters;
         if self.dropped_before_info > 0 {
             let n = self.dropped_before_info;
             self.annotate(at_sample, "dropped_before_probe_info", n)?;
@@ -389,9 +400,9 @@ impl Recorder {
     /// recording at the last index seen (0 when none was).
     fn start_pending(&mut self) -> anyhow::Result<()> {
         if self.writer.is_none()
-            && let Some(raw) = self.pending_info.take()
+            && let Some((raw, counters)) = self.pending_info.take()
         {
-            self.start_writer(self.at_sample, &raw)?;
+            self.start_writer(self.at_sample, &raw, counters)?;
         }
         Ok(())
     }
@@ -543,6 +554,38 @@ mod tests {
         };
         assert_eq!(a.at_sample, 777_000);
         assert_eq!(frames[2].payload, Payload::Event(ev));
+
+        // A damaged frame between PROBE_INFO and the first sample is the
+        // recording's business: said in the file (a review found it left
+        // out), and a second PROBE_INFO before any sample is the one kept.
+        let mut live = Vec::new();
+        let mut turned = info();
+        turned.beam_angle_cdeg = 6000;
+        enc.encode(&Payload::ProbeInfo(info()), &mut live).unwrap();
+        enc.encode(&Payload::ProbeInfo(turned.clone()), &mut live)
+            .unwrap();
+        let before_bad = live.len();
+        enc.encode(&iq(900_000), &mut live).unwrap();
+        live[before_bad + 30] ^= 0x01;
+        enc.encode(&iq(900_100), &mut live).unwrap();
+        let (frames, ..) = record_bytes(&live, "join-damaged");
+        let Payload::Annotation(a) = &frames[0].payload else {
+            panic!("{:?}", frames[0]);
+        };
+        assert_eq!(a.at_sample, 900_100);
+        assert_eq!(frames[1].payload, Payload::ProbeInfo(turned));
+        let errors: Vec<_> = frames
+            .iter()
+            .filter_map(|f| match &f.payload {
+                Payload::Annotation(a) if a.kind() == "stream_error" => a
+                    .json
+                    .get("what")
+                    .and_then(|w| w.as_str())
+                    .map(String::from),
+                _ => None,
+            })
+            .collect();
+        assert!(errors.iter().any(|w| w == "crc_errors"), "{errors:?}");
 
         // PROBE_INFO alone: recorded at the end, from 0.
         let mut live = Vec::new();
