@@ -235,6 +235,7 @@ td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
 <tr><th>Engineer</th><td>{eng}</td></tr>
 <tr><th>Phantom</th><td>{ph}</td></tr>
 <tr><th>Measurement</th><td>{mode}</td></tr>
+<tr><th>Probe reported</th><td>{conditions}</td></tr>
 <tr><th>Software</th><td>{sw}</td></tr>
 </table>
 "#,
@@ -249,6 +250,13 @@ td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
             _ => cal.valid_until.to_string(),
         },
         installed = installation.row(),
+        conditions = cal.conditions.map_or(
+            "not recorded (applies whatever the probe reports)".to_string(),
+            |c| format!(
+                "{c} at {} Hz: applied only while the probe reports this carrier and beam angle",
+                c.sample_rate_hz
+            )
+        ),
         eng = e(&cal.engineer),
         ph = e(&cal.phantom),
         mode = match cal.mode {
@@ -604,6 +612,17 @@ mod tests {
         assert!(row(&html, "Installed").contains("residuals exceed their limits; any earlier"));
         let html = certificate_html(&fail, &Installation::Installed("/cal".into()));
         assert!(row(&html, "Valid until").contains("the probe FAILed"));
+        assert!(row(&html, "Probe reported").starts_with("not recorded"));
+        let mut with = fail.clone();
+        with.conditions = Some(odm_device_io::calibration::ProbeConditions {
+            sample_rate_hz: 20_000,
+            carrier_hz: 4_000_000,
+            beam_angle_cdeg: 4500,
+        });
+        let html = certificate_html(&with, &Installation::Installed("/cal".into()));
+        assert!(
+            row(&html, "Probe reported").starts_with("4.000 MHz, 45.00° at 20000 Hz: applied only")
+        );
         let html = certificate_html(&fail, &Installation::Check);
         assert!(row(&html, "Installed").contains("as-left check"));
         assert_eq!(row(&html, "Valid until"), "2027-11-30");
