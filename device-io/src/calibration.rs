@@ -830,7 +830,9 @@ impl CalibrationStore {
         (good, bad)
     }
 
-    /// The probe's status on `today`.
+    /// The probe's status on `today`, by serial alone (whether the
+    /// calibration applies to what the probe reports is not known here:
+    /// see [`CalibrationStore::status_for`]).
     pub fn status(
         &self,
         probe_serial: &str,
@@ -838,6 +840,28 @@ impl CalibrationStore {
     ) -> Result<CalibrationStatus, CalibrationError> {
         Ok(match self.lookup(probe_serial)? {
             Some(cal) => cal.status_on(today),
+            None => CalibrationStatus::None,
+        })
+    }
+
+    /// The status on `today` of the probe whose PROBE_INFO is `info`:
+    /// [`CalibrationStatus::NotApplicable`] when its calibration was made
+    /// under another carrier or beam angle than it reports.
+    pub fn status_for(
+        &self,
+        info: &crate::ProbeInfo,
+        today: CalDate,
+    ) -> Result<CalibrationStatus, CalibrationError> {
+        Ok(match self.lookup(&info.serial_str())? {
+            Some(cal) => match cal.conditions {
+                Some(made) if !made.same_scale(&ProbeConditions::of(info)) => {
+                    CalibrationStatus::NotApplicable {
+                        made,
+                        now: ProbeConditions::of(info),
+                    }
+                }
+                _ => cal.status_on(today),
+            },
             None => CalibrationStatus::None,
         })
     }
@@ -1194,6 +1218,30 @@ mod tests {
         newer.gain = 1.01;
         store.save(&newer).unwrap();
         assert_eq!(store.lookup("P1").unwrap().unwrap().gain, 1.01);
+        // Made at 4 MHz and 45°: not applicable to the probe reporting 60°.
+        let info = |cdeg: u16| crate::ProbeInfo {
+            sample_rate_hz: 20_000,
+            carrier_hz: 4_000_000,
+            beam_angle_cdeg: cdeg,
+            probe_model: 1,
+            minutes_used: 0,
+            minutes_limit: 720,
+            probe_serial: crate::ProbeInfo::pad("P1"),
+            firmware: crate::ProbeInfo::pad("1"),
+        };
+        newer.conditions = Some(ProbeConditions::of(&info(4500)));
+        store.save(&newer).unwrap();
+        assert!(matches!(
+            store.status_for(&info(4500), today).unwrap(),
+            CalibrationStatus::Calibrated { .. }
+        ));
+        assert_eq!(
+            store.status_for(&info(6000), today).unwrap(),
+            CalibrationStatus::NotApplicable {
+                made: ProbeConditions::of(&info(4500)),
+                now: ProbeConditions::of(&info(6000)),
+            }
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 
