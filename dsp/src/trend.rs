@@ -166,15 +166,17 @@ pub struct BeatAverages {
     pub pv_cm_s: f64,
     /// Mean MA, cm/s².
     pub ma_cm_s2: Option<f64>,
-    /// Mean HR, 1/min.
+    /// Heart rate over the time of the last N heartbeats (accepted beats
+    /// and beats rejected as ectopic): 60 · beats / Σ cycle, 1/min.
     pub hr_bpm: f64,
-    /// Mean MD, cm/min.
+    /// Minute distance over the same beats: 60 · Σ SD / Σ cycle, cm/min.
     pub md_cm_min: f64,
     /// Mean SV, ml.
     pub sv_ml: Option<f64>,
     /// Mean of the per-beat SV range ends, ml.
     pub sv_range_ml: Option<(f64, f64)>,
-    /// Mean CO, l/min.
+    /// Cardiac output over the same beats (those with SV): 60 · Σ SV /
+    /// Σ cycle / 1000, l/min.
     pub co_l_min: Option<f64>,
 }
 
@@ -196,10 +198,27 @@ impl OptMean {
     }
 }
 
-/// Rolling mean of the last N accepted beats, for the numeric display.
+/// One heartbeat's share of the rates: its cycle, SD and SV.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct RhythmBeat {
+    cycle_s: f64,
+    sd_cm: f64,
+    sv_ml: Option<f64>,
+}
+
+/// Rolling means of the last N accepted beats, for the numeric display.
+///
+/// Per-stroke numbers (FT, FTc, SD, PV, MA, SV) are means of the accepted
+/// beats. Rates (HR, minute distance, CO) are taken over the time of the
+/// last N heartbeats, premature beats rejected as `ectopic` included: they
+/// are beats of the heart and eject blood. A mean of per-beat rates
+/// counted each accepted beat's cycle alone, and in bigeminy every
+/// accepted beat's cycle is the short coupling interval: the display read
+/// 126/min for a heart beating 75 times a minute (an audit, 2026-12-04).
 #[derive(Debug, Clone)]
 pub struct RollingAverage {
     beats: Ring<BeatValues>,
+    rhythm: Ring<RhythmBeat>,
 }
 
 impl RollingAverage {
@@ -207,11 +226,22 @@ impl RollingAverage {
     pub fn new(n: usize) -> Self {
         Self {
             beats: Ring::new(n),
+            rhythm: Ring::new(n),
         }
     }
 
-    /// Takes a beat; rejected beats are ignored. Returns whether it was used.
+    /// Takes a beat. Accepted beats enter every mean; beats rejected as
+    /// ectopic only the rates; other rejected beats nothing. Returns
+    /// whether it entered the per-stroke means.
     pub fn push(&mut self, beat: &Beat) -> bool {
+        let heartbeat = beat.accepted || beat.reject_reason == Some(crate::RejectReason::Ectopic);
+        if heartbeat && beat.cycle_s.is_finite() && beat.cycle_s > 0.0 && beat.sd_cm.is_finite() {
+            self.rhythm.push(RhythmBeat {
+                cycle_s: beat.cycle_s,
+                sd_cm: beat.sd_cm,
+                sv_ml: beat.sv_ml.filter(|v| v.is_finite()),
+            });
+        }
         if !beat.accepted {
             return false;
         }
@@ -222,6 +252,7 @@ impl RollingAverage {
     /// Forgets every beat (e.g. after the probe was repositioned).
     pub fn clear(&mut self) {
         self.beats.clear();
+        self.rhythm.clear();
     }
 
     /// Beats currently averaged.
@@ -246,14 +277,32 @@ impl RollingAverage {
         let mut sv = OptMean::default();
         let mut lo = OptMean::default();
         let mut hi = OptMean::default();
-        let mut co = OptMean::default();
         for b in self.beats.iter() {
             ma.add(b.ma_cm_s2);
             sv.add(b.sv_ml);
             lo.add(b.sv_range_ml.map(|r| r.0));
             hi.add(b.sv_range_ml.map(|r| r.1));
-            co.add(b.co_l_min);
         }
+        // Rates over the heartbeats' time (an accepted beat is always one).
+        let (mut time_s, mut sd_sum, mut sv_time_s, mut sv_sum) = (0.0, 0.0, 0.0, 0.0);
+        for r in self.rhythm.iter() {
+            time_s += r.cycle_s;
+            sd_sum += r.sd_cm;
+            if let Some(v) = r.sv_ml {
+                sv_time_s += r.cycle_s;
+                sv_sum += v;
+            }
+        }
+        let per_min = |x: f64, t: f64| 60.0 * x / t;
+        let (hr_bpm, md_cm_min) = if time_s > 0.0 {
+            (
+                per_min(self.rhythm.len() as f64, time_s),
+                per_min(sd_sum, time_s),
+            )
+        } else {
+            (mean(|b| b.hr_bpm), mean(|b| b.md_cm_min))
+        };
+        let co_l_min = (sv_time_s > 0.0).then(|| per_min(sv_sum, sv_time_s) / 1000.0);
         Some(BeatAverages {
             beats: n,
             t_last_s: self.beats.back().map_or(0.0, |b| b.t_s),
@@ -262,11 +311,11 @@ impl RollingAverage {
             sd_cm: mean(|b| b.sd_cm),
             pv_cm_s: mean(|b| b.pv_cm_s),
             ma_cm_s2: ma.mean(),
-            hr_bpm: mean(|b| b.hr_bpm),
-            md_cm_min: mean(|b| b.md_cm_min),
+            hr_bpm,
+            md_cm_min,
             sv_ml: sv.mean(),
             sv_range_ml: lo.mean().zip(hi.mean()),
-            co_l_min: co.mean(),
+            co_l_min,
         })
     }
 }
@@ -873,6 +922,51 @@ pub(crate) mod tests {
         assert_eq!(a.sv_ml, None);
         assert_eq!(a.co_l_min, None);
         assert!((a.sd_cm - 12.0).abs() < 1e-12);
+    }
+
+    /// Bigeminy: sinus beats (cycle 0.48 s, the coupling interval; SD 15)
+    /// alternate with premature beats rejected as ectopic (cycle 1.12 s; SD
+    /// 9). The rates are the heart's over the beats' time — 10 beats in
+    /// 8 s, 75/min — not the mean of the sinus beats' own (125/min); the
+    /// per-stroke means are the sinus beats'. An interference beat counts
+    /// for nothing.
+    #[test]
+    fn rates_count_ectopic_beats_over_their_time() {
+        let mut avg = RollingAverage::new(10);
+        let mut t = 0.0;
+        for i in 0..20 {
+            let (cycle, sd) = if i % 2 == 0 {
+                (0.48, 15.0)
+            } else {
+                (1.12, 9.0)
+            };
+            let mut b = beat(i, t, sd, cycle);
+            if i % 2 == 1 {
+                b.accepted = false;
+                b.reject_reason = Some(crate::RejectReason::Ectopic);
+            }
+            avg.push(&b);
+            t += cycle;
+        }
+        let mut noise = beat(99, t, 40.0, 0.2);
+        noise.accepted = false;
+        noise.reject_reason = Some(crate::RejectReason::Interference);
+        assert!(!avg.push(&noise));
+        let a = avg.averages().unwrap();
+        assert_eq!(a.beats, 10);
+        assert!((a.hr_bpm - 75.0).abs() < 1e-9, "{a:?}");
+        assert!((a.md_cm_min - 60.0 * (5.0 * 15.0 + 5.0 * 9.0) / 8.0).abs() < 1e-9);
+        // SV = 5 × SD in `beat`.
+        let co = 60.0 * 5.0 * (5.0 * 15.0 + 5.0 * 9.0) / 8.0 / 1000.0;
+        assert!((a.co_l_min.unwrap() - co).abs() < 1e-9, "{a:?}");
+        assert!((a.sd_cm - 15.0).abs() < 1e-12);
+        assert!((a.sv_ml.unwrap() - 75.0).abs() < 1e-12);
+        // A steady rhythm: the rate of its cycle.
+        let mut avg = RollingAverage::new(10);
+        for i in 0..12 {
+            avg.push(&beat(i, i as f64 * 0.8, 15.0, 0.8));
+        }
+        assert!((avg.averages().unwrap().hr_bpm - 75.0).abs() < 1e-9);
     }
 
     /// Beats of cycle `cycle_s` (±`jitter` uniformly) from t = 0 with

@@ -299,8 +299,26 @@ fn applying_the_patient_gives_sv_from_the_population_model() {
     let sv = mean_of_last_ten_accepted(&beats, |b| b.sv_ml.unwrap_or(f64::NAN));
     let shown = number(&h, "SV");
     assert!((shown - sv).abs() <= 0.5, "SV shown {shown}, pipeline {sv}");
-    let co = mean_of_last_ten_accepted(&beats, |b| b.co_l_min.unwrap_or(f64::NAN));
-    assert!((number(&h, "CO") - co).abs() <= 0.05);
+    // CO over the time of the last ten heartbeats (accepted or ectopic):
+    // 60 · Σ SV / Σ cycle (docs/haemodynamics.md).
+    let heartbeats: Vec<&Beat> = beats
+        .iter()
+        .rev()
+        .filter(|b| b.accepted || b.reject_reason == Some(odm_dsp::RejectReason::Ectopic))
+        .take(10)
+        .collect();
+    let co = 60.0
+        * heartbeats
+            .iter()
+            .map(|b| b.sv_ml.unwrap_or(f64::NAN))
+            .sum::<f64>()
+        / heartbeats.iter().map(|b| b.cycle_s).sum::<f64>()
+        / 1000.0;
+    let shown_co = number(&h, "CO");
+    assert!(
+        (shown_co - co).abs() <= 0.05,
+        "CO shown {shown_co}, pipeline {co}"
+    );
 }
 
 #[test]
