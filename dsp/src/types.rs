@@ -120,7 +120,7 @@ pub struct Beat {
     /// peak velocity, because the envelope's floor (the wall band) cuts it
     /// from below, so FT is extrapolated over more than a third of the
     /// fall. That happens under ≈ 4 × the floor (51 cm/s at 4 MHz, 45°,
-    /// 20 kHz), and FT is then known to ±10–40 ms on the reference signals
+    /// 20 kHz), and FT is then known to ±10–60 ms on the reference signals
     /// instead of ±5 (`BeatDetector`'s `LOW_FLOW_BAND_FRACTION`;
     /// docs/validation.md, "Low flow").
     pub ft_low_flow: bool,

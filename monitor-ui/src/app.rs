@@ -738,7 +738,7 @@ impl MonitorApp {
             },
             // At low flow the flow time is extrapolated over more than a
             // third of the fall (Beat::ft_low_flow) and measured to
-            // ±10–40 ms, not ±5: marked, so that a fluid decision taken on
+            // ±10–60 ms, not ±5: marked, so that a fluid decision taken on
             // FTc near 330 ms knows it.
             TileSpec {
                 label: "FTc",
@@ -822,7 +822,7 @@ impl MonitorApp {
                 .unwrap_or_else(|| "low quality".into());
             lines.push(format!("? = poor signal ({why})"));
         } else if low_flow && avg.beats > 0 {
-            lines.push("FTc? = low flow: flow time ±10–40 ms".into());
+            lines.push("FTc? = low flow: flow time ±10–60 ms".into());
         }
         let resp = ui.interact(footer, egui::Id::unique("odm-averaging"), Sense::hover());
         let text = lines.join("\n");
