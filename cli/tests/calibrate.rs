@@ -69,6 +69,20 @@ fn simulate_runs(dir: &TempDir, serial: &str, gain_error: f64) -> Vec<String> {
     runs
 }
 
+/// `odm calibrate … --install --calibrations STORE`.
+fn install(serial: &str, runs: &[String], out: &Path, store: &Path) -> Output {
+    calibrate(
+        serial,
+        runs,
+        out,
+        &[
+            "--install",
+            "--calibrations",
+            store.to_str().expect("utf-8"),
+        ],
+    )
+}
+
 fn calibrate(serial: &str, runs: &[String], out: &Path, extra: &[&str]) -> Output {
     let mut args: Vec<String> = vec![
         "calibrate".into(),
@@ -114,16 +128,7 @@ fn recovers_a_seven_percent_gain_error_fails_it_and_corrects_it() {
     let runs = simulate_runs(&dir, serial, 0.07);
     let store = dir.path("store");
     let cert = dir.path("cert");
-    let out = calibrate(
-        serial,
-        &runs,
-        &cert,
-        &[
-            "--install",
-            "--calibrations",
-            store.to_str().expect("utf-8"),
-        ],
-    );
+    let out = install(serial, &runs, &cert, &store);
     // 7% is outside the default ±5%: FAIL, exit 1, files still written.
     assert_eq!(
         out.status.code(),
@@ -474,16 +479,7 @@ fn a_non_linear_result_fails_and_is_not_installed() {
     runs.push(last.replace(":150", ":120"));
     let store = dir.path("store");
     let cert = dir.path("cert");
-    let out = calibrate(
-        serial,
-        &runs,
-        &cert,
-        &[
-            "--install",
-            "--calibrations",
-            store.to_str().expect("utf-8"),
-        ],
-    );
+    let out = install(serial, &runs, &cert, &store);
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
     assert!(
@@ -840,16 +836,7 @@ fn pulsatile_runs_in_steady_mode_are_refused() {
         })
         .collect();
     let store = dir.path("store");
-    let out = calibrate(
-        serial,
-        &runs,
-        &dir.path("cert"),
-        &[
-            "--install",
-            "--calibrations",
-            store.to_str().expect("utf-8"),
-        ],
-    );
+    let out = install(serial, &runs, &dir.path("cert"), &store);
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
     assert!(
@@ -885,16 +872,7 @@ fn a_dead_channel_fails_the_calibration_on_the_certificate() {
         .collect();
     let store = dir.path("store");
     let cert = dir.path("cert");
-    let out = calibrate(
-        serial,
-        &runs,
-        &cert,
-        &[
-            "--install",
-            "--calibrations",
-            store.to_str().expect("utf-8"),
-        ],
-    );
+    let out = install(serial, &runs, &cert, &store);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let err = text(&out.stderr);
     assert!(
@@ -952,16 +930,7 @@ fn an_unwritable_certificate_installs_nothing() {
     let cert = dir.path("cert");
     // A directory where the certificate file would go.
     std::fs::create_dir_all(cert.join("certificate.html")).expect("blocker");
-    let out = calibrate(
-        serial,
-        &runs,
-        &cert,
-        &[
-            "--install",
-            "--calibrations",
-            store.to_str().expect("utf-8"),
-        ],
-    );
+    let out = install(serial, &runs, &cert, &store);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     assert!(
         !store.join(format!("{serial}.json")).exists(),

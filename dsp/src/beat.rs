@@ -1808,9 +1808,9 @@ impl BeatDetector {
         let cut_short = self.rise_small
             && !self.irregular
             && median_cycle_s.is_some_and(|m| cycle_s < self.cfg.ectopic_fraction * m);
-        let ectopic = (premature && self.premature_run < RHYTHM_CHANGE_RUN && !self.irregular)
-            || merged
-            || cut_short;
+        let premature_ectopic =
+            premature && self.premature_run < RHYTHM_CHANGE_RUN && !self.irregular;
+        let ectopic = premature_ectopic || merged || cut_short;
         let within = |x: f64, r: (f64, f64)| x >= r.0 && x <= r.1;
         let c = &self.cfg;
         let plausible = within(ft_ms, c.ft_ms_range)
@@ -1870,8 +1870,6 @@ impl BeatDetector {
         // filled them with coupling intervals until the premature beats
         // stopped looking premature and were accepted (an audit: 20 of 25,
         // with the display's HR 25 % high).
-        let premature_ectopic =
-            premature && self.premature_run < RHYTHM_CHANGE_RUN && !self.irregular;
         if premature_ectopic && self.last_cycle_in_history {
             self.rhythm_hist.pop();
             self.cycle_len = self.cycle_len.saturating_sub(1);
