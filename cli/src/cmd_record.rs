@@ -518,6 +518,15 @@ mod tests {
         (frames, *r.counters(), rec.dropped_before_info)
     }
 
+    /// The sample index of the `recording_started` annotation, which must
+    /// be the first frame.
+    fn started_at(frames: &[odm_device_io::Frame]) -> u64 {
+        match &frames[0].payload {
+            Payload::Annotation(a) if a.kind() == "recording_started" => a.at_sample,
+            other => panic!("first frame {other:?}"),
+        }
+    }
+
     /// Joining a probe that has run for minutes, with PROBE_INFO the first
     /// frame heard: `recording_started` names the sample index the stream
     /// was at, not 0 (which put every wall-clock time 250 s early here).
@@ -529,11 +538,7 @@ mod tests {
         enc.encode(&iq(5_000_000), &mut live).unwrap();
         enc.encode(&iq(5_000_100), &mut live).unwrap();
         let (frames, ..) = record_bytes(&live, "join");
-        let Payload::Annotation(a) = &frames[0].payload else {
-            panic!("{:?}", frames[0]);
-        };
-        assert_eq!(a.kind(), "recording_started");
-        assert_eq!(a.at_sample, 5_000_000);
+        assert_eq!(started_at(&frames), 5_000_000);
         assert!(matches!(frames[1].payload, Payload::ProbeInfo(_)));
         assert_eq!(frames[2].payload, iq(5_000_000));
         assert_eq!(frames.len(), 4, "nothing dropped: {frames:?}");
@@ -549,10 +554,7 @@ mod tests {
         enc.encode(&Payload::Event(ev), &mut live).unwrap();
         enc.encode(&iq(777_000), &mut live).unwrap();
         let (frames, ..) = record_bytes(&live, "join-event");
-        let Payload::Annotation(a) = &frames[0].payload else {
-            panic!("{:?}", frames[0]);
-        };
-        assert_eq!(a.at_sample, 777_000);
+        assert_eq!(started_at(&frames), 777_000);
         assert_eq!(frames[2].payload, Payload::Event(ev));
 
         // A damaged frame between PROBE_INFO and the first sample is the
@@ -569,10 +571,7 @@ mod tests {
         live[before_bad + 30] ^= 0x01;
         enc.encode(&iq(900_100), &mut live).unwrap();
         let (frames, ..) = record_bytes(&live, "join-damaged");
-        let Payload::Annotation(a) = &frames[0].payload else {
-            panic!("{:?}", frames[0]);
-        };
-        assert_eq!(a.at_sample, 900_100);
+        assert_eq!(started_at(&frames), 900_100);
         assert_eq!(frames[1].payload, Payload::ProbeInfo(turned));
         let errors: Vec<_> = frames
             .iter()
@@ -592,10 +591,7 @@ mod tests {
         enc.encode(&Payload::ProbeInfo(info()), &mut live).unwrap();
         let (frames, ..) = record_bytes(&live, "join-info");
         assert_eq!(frames.len(), 2);
-        let Payload::Annotation(a) = &frames[0].payload else {
-            panic!("{:?}", frames[0]);
-        };
-        assert_eq!(a.at_sample, 0);
+        assert_eq!(started_at(&frames), 0);
     }
 
     #[test]
