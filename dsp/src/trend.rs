@@ -1020,8 +1020,7 @@ pub(crate) mod tests {
     }
 
     fn median(mut v: Vec<f64>) -> f64 {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
+        median_in_place(&mut v).expect("readings")
     }
 
     #[test]
