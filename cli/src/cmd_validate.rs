@@ -186,7 +186,7 @@ fn median_and_range(v: &mut [f64]) -> String {
         return "—".into();
     }
     v.sort_by(f64::total_cmp);
-    let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+    let at = |q: f64| odm_dsp::validation::percentile(v, q);
     format!("{:.1} ({:.1}–{:.1})", at(0.5), at(0.05), at(0.95))
 }
 
