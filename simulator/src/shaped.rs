@@ -26,6 +26,11 @@ pub struct ShapedNoise {
     pub edge_hz: f64,
     /// Shape exponent β (> −1): density `∝ (1 − f/f_e)^β` below the edge.
     pub beta: f64,
+    /// Tilt exponent γ (> −1): the density is also multiplied by
+    /// `(f/f_e)^γ`. 0 is the power-law family; γ = 2 with β = 0 is `3q²`,
+    /// a distribution with fewer slow cells than any profile of the family
+    /// (most of the blood near the maximum velocity, level at the edge).
+    pub gamma: f64,
     /// Signal power over noise power, dB (total powers, not per bin).
     pub snr_db: f64,
     /// RMS of the white noise per I/Q component, ADC counts.
@@ -55,7 +60,14 @@ impl ShapedNoise {
                 // Bin k holds [k·df, (k+1)·df) of the positive half only.
                 let (a, b) = ((k as f64 * df).min(edge), ((k + 1) as f64 * df).min(edge));
                 let m = if b > a && k < len / 2 {
-                    cum(b) - cum(a)
+                    let m = cum(b) - cum(a);
+                    // The tilt at the bin's middle: bins are ~1e-4 of the
+                    // edge wide, so this is the integral to ~1e-8.
+                    if self.gamma == 0.0 {
+                        m
+                    } else {
+                        m * (0.5 * (a + b) / edge).powf(self.gamma)
+                    }
                 } else {
                     0.0
                 };
@@ -97,6 +109,7 @@ mod tests {
             sample_rate_hz: 20_000.0,
             edge_hz: 3000.0,
             beta: 0.0,
+            gamma: 0.0,
             snr_db: 20.0,
             noise_rms_counts: 100.0,
             seed: 1,
@@ -134,6 +147,7 @@ mod tests {
             sample_rate_hz: 20_000.0,
             edge_hz: 4000.0,
             beta,
+            gamma: 0.0,
             snr_db: 30.0,
             noise_rms_counts: 50.0,
             seed: 3,

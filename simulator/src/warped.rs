@@ -71,6 +71,7 @@ impl WarpedShapedNoise {
             sample_rate_hz: fs * OVER as f64,
             edge_hz: self.edge_hz,
             beta: self.beta,
+            gamma: 0.0,
             snr_db: 90.0,
             noise_rms_counts: 0.001,
             seed: self.seed,
