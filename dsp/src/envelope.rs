@@ -55,6 +55,7 @@
 //! function of `β` for the power-law family.
 
 use crate::error::DspError;
+use crate::shape::{LOW_BAND, MID_BAND, NEAR_BAND, ShapeMap};
 
 /// Which maximum-frequency estimator traces the envelope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -123,6 +124,11 @@ pub struct EnvelopeConfig {
     pub plateau_fraction: f64,
     /// Whether to apply the window/threshold bias correction.
     pub bias_correction: bool,
+    /// Shape fit: whether a velocity distribution beyond the power-law
+    /// family's reach is read with the two-parameter model
+    /// ([`crate::shape`]); off, it is read as the family's most edge-peaked
+    /// member (the behaviour before 2026-12-04, kept for comparison).
+    pub shape_tilt: bool,
 }
 
 impl Default for EnvelopeConfig {
@@ -134,6 +140,7 @@ impl Default for EnvelopeConfig {
             percentile: 0.95,
             plateau_fraction: 0.5,
             bias_correction: true,
+            shape_tilt: true,
         }
     }
 }
@@ -468,6 +475,17 @@ pub struct EnvelopeEstimator {
     shape_mid: f32,
     /// Inverse of the shape statistic.
     band_ratios: BandRatioTable,
+    /// Shape fit: pooled share of the near band's power in the near and
+    /// middle bands together ([`crate::shape`]) …
+    shape_near: f32,
+    /// … from this many columns (saturates) …
+    near_columns: u32,
+    /// … read through this map, with the two bands above, into …
+    shape_map: ShapeMap,
+    /// … the near-edge exponent the fit uses (updated as columns vote).
+    shape_beta: f64,
+    /// Shape fit: the previous column's fitted edge, fractional bin.
+    previous_edge_bin: f64,
     /// The template fitted: the pooled shape, interpolated between the
     /// tabulated ones …
     blend: Vec<f32>,
@@ -521,6 +539,31 @@ fn crossing_weight(beta: f64) -> f64 {
     1.0 - 0.5 * (-beta / 0.5).clamp(0.0, 1.0)
 }
 
+/// Shape fit: only edges this many bins above 0 Hz vote on the near band,
+/// whose top (a tenth of the edge under it) is then outside the window's
+/// main lobe around the edge (2.56 bins for 200 samples in 256): 60 cm/s at
+/// 4 MHz, 45°, 20 kHz.
+const NEAR_MIN_EDGE_BINS: usize = 28;
+/// Shape fit: the near band's share is a running mean over about this many
+/// columns: its reading moves the exponent more than the lower bands'
+/// does, so it is pooled longer (≈ 15 s of systole at 75/min).
+const NEAR_POOL_COLUMNS: u32 = 500;
+/// Shape fit: the near band votes only while the fitted edge moved at most
+/// this many bins since the previous column.
+const NEAR_STEADY_BINS: f64 = 1.5;
+/// Shape fit: the two-parameter model takes over as the lower bands' ratio
+/// goes from the family's most edge-peaked member's to this fraction more
+/// (1.67 to 1.92; the blunt profiles of the grid read 1.35–1.5, a density
+/// `3q²` 2.1–2.5).
+const OUT_OF_FAMILY_SPAN: f64 = 0.15;
+
+/// Share of the near band in the near and middle bands together for the
+/// power law `beta` (no tilt).
+fn near_share(beta: f64) -> f64 {
+    let (_, r2) = crate::shape::band_ratios(0.0, beta);
+    r2 / (1.0 + r2)
+}
+
 /// Shape assumed until the stream has shown its own: the blunt profile of
 /// the descending aorta (n = 6, β = 2/n − 1). It matters only while no edge
 /// has been above 16 bins (34 cm/s at 4 MHz), e.g. a phantom run at 20 cm/s:
@@ -568,6 +611,11 @@ impl BandRatioTable {
                 .collect(),
             step,
         }
+    }
+
+    /// The largest ratio a member of the family gives (its most edge-peaked).
+    fn reach(&self) -> f64 {
+        self.ratios.first().copied().unwrap_or(f64::INFINITY)
     }
 
     /// The `β` whose band ratio is `ratio`, clamped to the family's range.
@@ -693,6 +741,11 @@ impl EnvelopeEstimator {
             templates,
             shape_top: prior_share(SHAPE_PRIOR_BETA).0 as f32,
             shape_mid: prior_share(SHAPE_PRIOR_BETA).1 as f32,
+            shape_near: near_share(SHAPE_PRIOR_BETA) as f32,
+            near_columns: 0,
+            shape_map: ShapeMap::new(),
+            shape_beta: SHAPE_PRIOR_BETA,
+            previous_edge_bin: 0.0,
             blend_beta: None,
             shape_columns: 0,
             pool_shape: true,
@@ -1141,22 +1194,61 @@ impl EnvelopeEstimator {
         self.shape_top = top as f32;
         self.shape_mid = mid as f32;
         self.shape_columns = SHAPE_POOL_COLUMNS;
+        self.shape_near = near_share(beta) as f32;
+        self.near_columns = SHAPE_POOL_COLUMNS;
+        self.shape_beta = beta;
         self.blend_beta = None;
     }
 
-    /// Pooled shape exponent `β` (starting from the blunt prior, −2/3).
+    /// Pooled shape exponent `β` of the density `∝ (f_e − f)^β` just under
+    /// the edge (starting from the blunt prior, −2/3): for the power-law
+    /// family of profiles, the family's own exponent; for other
+    /// distributions, the power law that balances like them over the top
+    /// quarter ([`crate::shape`]).
     pub fn shape_beta(&self) -> f64 {
+        self.shape_beta
+    }
+
+    /// Recomputes [`Self::shape_beta`] from the pooled band shares: the
+    /// one-parameter family's reading of the lower bands while some member
+    /// of the family balances them; where they lie beyond its reach, the
+    /// two-parameter model's reading with the near band ([`crate::shape`]),
+    /// fully from `OUT_OF_FAMILY_SPAN` beyond and after
+    /// `SHAPE_PRIOR_COLUMNS` near-band votes.
+    ///
+    /// Inside the family the near band is not used: it is read close to
+    /// the edge it is scaled from, and on stationary shaped noise of the
+    /// family its model reading scattered by ±0.1–0.2 around the true
+    /// exponent (6.5–26 s, 20 dB), more than the lower bands' reading.
+    fn update_shape_beta(&mut self) {
         let (top, mid) = (f64::from(self.shape_top), f64::from(self.shape_mid));
         if !(top > 0.0 && mid > 0.0) {
-            return SHAPE_PRIOR_BETA;
+            return;
         }
-        self.band_ratios.beta(top / mid)
+        let ratio = top / mid;
+        let family = self.band_ratios.beta(ratio);
+        let beyond =
+            ((ratio / self.band_ratios.reach() - 1.0) / OUT_OF_FAMILY_SPAN).clamp(0.0, 1.0);
+        let near = f64::from(self.shape_near);
+        self.shape_beta = if self.cfg.shape_tilt
+            && beyond > 0.0
+            && self.near_columns > 0
+            && near > 0.0
+            && near < 1.0
+        {
+            let tilted = self.shape_map.near_edge_beta(ratio, near / (1.0 - near));
+            let votes = (f64::from(self.near_columns) / f64::from(SHAPE_PRIOR_COLUMNS)).min(1.0);
+            family + beyond * votes * (tilted - family)
+        } else {
+            family
+        };
     }
 
     /// Pools the power balance of a column with flow whose edge is at
     /// `edge_bin`: the power in `[0.55, 0.8)·f_e` against `[0.3, 0.55)·f_e`.
     #[inline(always)]
     fn observe_shape(&mut self, pos: &[f32], noise: f32, edge_bin: f64) {
+        let previous_edge_bin = std::mem::replace(&mut self.previous_edge_bin, edge_bin);
         if edge_bin < SHAPE_MIN_EDGE_BINS as f64 || edge_bin >= pos.len() as f64 {
             return;
         }
@@ -1173,8 +1265,8 @@ impl EnvelopeEstimator {
             }
             acc as f32
         };
-        let top = band(0.55 * edge_bin, 0.8 * edge_bin);
-        let mid = band(0.3 * edge_bin, 0.55 * edge_bin);
+        let top = band(MID_BAND.0 * edge_bin, MID_BAND.1 * edge_bin);
+        let mid = band(LOW_BAND.0 * edge_bin, LOW_BAND.1 * edge_bin);
         let total = top + mid;
         // Gate on the band power, not on the power near the edge: selecting
         // columns by it would favour speckle peaks there.
@@ -1187,6 +1279,24 @@ impl EnvelopeEstimator {
         let alpha = 1.0 / weight as f32;
         self.shape_top += alpha * (top / total - self.shape_top);
         self.shape_mid += alpha * (mid / total - self.shape_mid);
+        // The near band and its middle reference are placed from the
+        // previous column's edge, and only while the edge holds still: placed
+        // from this column's edge, the speckle that moved the edge is also in
+        // the near band, and on stationary flat spectra (40–56 bins, 20 dB)
+        // that read the near band 4–12 % off.
+        if edge_bin >= NEAR_MIN_EDGE_BINS as f64
+            && (edge_bin - previous_edge_bin).abs() <= NEAR_STEADY_BINS
+        {
+            let e = previous_edge_bin;
+            let mid = band(MID_BAND.0 * e, MID_BAND.1 * e);
+            let near = band(NEAR_BAND.0 * e, NEAR_BAND.1 * e);
+            if near > 0.0 && mid > 0.0 {
+                self.near_columns = self.near_columns.saturating_add(1);
+                let alpha = 1.0 / self.near_columns.min(NEAR_POOL_COLUMNS) as f32;
+                self.shape_near += alpha * (near / (near + mid) - self.shape_near);
+            }
+        }
+        self.update_shape_beta();
     }
 
     /// Noise-subtracted integrated spectrum from the first searched bin;

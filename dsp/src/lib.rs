@@ -26,6 +26,7 @@ pub mod noise;
 pub mod notch;
 pub mod pipeline;
 pub mod ramp;
+mod shape;
 pub mod stft;
 #[cfg(test)]
 mod testing;
