@@ -9,7 +9,8 @@ odm's own tests did not shape. See docs/reference-check.md.
 Blood: `--slots` scatterers, each moving at a fixed fraction q of the
 instantaneous maximum velocity v(t), q drawn from the velocity distribution
 of a power-law profile v(r) = v_max (1 - (r/R)^n) (q = 1 - U^(n/2), U
-uniform: n = 2 is a parabolic profile's flat spectrum). Each has a complex
+uniform: n = 2 is a parabolic profile's flat spectrum; or, with `--q-power G`,
+from the density (G+1) q^G, which no profile gives). Each has a complex
 Gaussian amplitude that fades with a Gaussian correlation of sd `--tau-ms`
 (speckle), so the spectrum is a continuum whose edge is k v(t):
 
@@ -105,6 +106,8 @@ def main():
     opt("--ftc-ms", type=float, default=340, help="Bazett-corrected flow time, ms")
     opt("--tp-frac", type=float, default=0.28, help="time to peak as a fraction of FT")
     opt("--profile-n", type=float, default=2, help="velocity profile exponent (2 parabolic, 6 blunt)")
+    opt("--q-power", type=float, default=None,
+        help="instead of a profile, draw q from the density (G+1) q^G (G = 2: 3q^2, few slow cells)")
     opt("--snr-db", type=float, default=20, help="systolic blood power over whole-band noise, dB")
     opt("--slots", type=int, default=600, help="scatterers")
     opt("--tau-ms", type=float, default=20, help="speckle correlation time, ms")
@@ -194,7 +197,10 @@ def main():
     # Scatterer slots.
     N = args.slots
     u = rng.uniform(size=N)
-    q = 1 - (1 - u) ** (args.profile_n / 2)
+    if args.q_power is None:
+        q = 1 - (1 - u) ** (args.profile_n / 2)
+    else:
+        q = u ** (1 / (args.q_power + 1))
     # Fading amplitudes at 1 kHz, linearly interpolated to the sample rate.
     ar_fs = 1000
     na = int(args.seconds * ar_fs) + 2
