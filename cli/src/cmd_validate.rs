@@ -880,7 +880,7 @@ fn run_inner(args: Args) -> anyhow::Result<()> {
         md,
         "| edge cm/s | SNR dB | shape-fit bias | \\|e\\| | p95 | family only bias | \\|e\\| | p95 |\n|---|---|---|---|---|---|---|---|"
     )?;
-    for v in [40.0, 80.0, 120.0] {
+    for v in [40.0, 50.0, 80.0, 120.0] {
         for snr in [8.0, 15.0, 30.0] {
             write!(md, "| {v} | {snr} |")?;
             for shape_tilt in [true, false] {

@@ -539,11 +539,14 @@ fn crossing_weight(beta: f64) -> f64 {
     1.0 - 0.5 * (-beta / 0.5).clamp(0.0, 1.0)
 }
 
-/// Shape fit: only edges this many bins above 0 Hz vote on the near band,
-/// whose top (a tenth of the edge under it) is then outside the window's
-/// main lobe around the edge (2.56 bins for 200 samples in 256): 60 cm/s at
-/// 4 MHz, 45°, 20 kHz.
-const NEAR_MIN_EDGE_BINS: usize = 28;
+/// Shape fit: only edges this many bins above 0 Hz vote on the near band
+/// (43 cm/s at 4 MHz, 45°, 20 kHz). The band's top, a tenth of the edge
+/// under it, is then 2 bins from the edge, at the foot of the window's main
+/// lobe (2.56 bins for 200 samples in 256); from 26 bins it is clear of it.
+/// With 28 bins a stream peaking at 50 cm/s gave the band no vote (refgen,
+/// density `3q²`: SD 5.0 % low, 0.8 % with 20; every other signal measured
+/// read within 0.5 % of the same either way, docs/dsp.md).
+const NEAR_MIN_EDGE_BINS: usize = 20;
 /// Shape fit: the near band's share is a running mean over about this many
 /// columns: its reading moves the exponent more than the lower bands'
 /// does, so it is pooled longer (≈ 15 s of systole at 75/min).
