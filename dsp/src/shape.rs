@@ -26,8 +26,9 @@
 //! the same balance over the top quarter as the fitted model, `P[0.875, 1]
 //! / P[0.75, 0.875)` — the region the fit's template spans (10 bins under
 //! an edge of about 40): for γ = 0 that is `β` itself. [`ShapeMap`]
-//! tabulates the answer over both ratios once, at construction, so a column
-//! costs one bilinear look-up.
+//! holds the answer over a grid of both ratios, computed ahead of time and
+//! embedded (`shape_map_table.rs`), so a column costs one bilinear look-up
+//! and construction nothing.
 
 /// Lower band, as fractions of the edge.
 pub(crate) const LOW_BAND: (f64, f64) = (0.3, 0.55);
@@ -37,26 +38,38 @@ pub(crate) const MID_BAND: (f64, f64) = (0.55, 0.8);
 /// lobe for edges above about 26 bins.
 pub(crate) const NEAR_BAND: (f64, f64) = (0.8, 0.9);
 
+// The model's table and its inversion run only to build and check the
+// embedded map (`cfg(test)`); the estimator reads the map.
+
 /// Range of the edge exponent (the shape templates' range).
+#[cfg(test)]
 pub(crate) const BETA_RANGE: (f64, f64) = (-0.85, 1.0);
 /// Range of the edge exponent in the model table: wider than
 /// [`BETA_RANGE`], so that members of the family at its ends lie inside
 /// the tilted rows' reach too.
+#[cfg(test)]
 const MODEL_BETA_RANGE: (f64, f64) = (-0.96, 1.5);
 /// Range of the tilt exponent searched.
+#[cfg(test)]
 const GAMMA_RANGE: (f64, f64) = (-0.75, 4.0);
 /// Model table resolution: tilt rows, exponent columns.
+#[cfg(test)]
 const GAMMA_STEPS: usize = 20;
+#[cfg(test)]
 const BETA_STEPS: usize = 100;
 /// Look-up grid nodes along each log ratio.
 const MAP_NODES: usize = 64;
 
-/// `∫_lo^hi q^γ (1 − q)^β dq` for `0 ≤ lo < hi ≤ 1`, `β > −1`.
+/// `∫_lo^hi q^γ (1 − q)^β dq` for `0 ≤ lo < hi ≤ 1` (`lo > 0` when
+/// `γ < 0`), `β > −1`.
 ///
 /// With `s = 1 − q` and `u = s^(β+1)` the integrand becomes
-/// `(1 − u^(1/(β+1)))^γ / (β + 1)`, smooth on the band (the singularity of
-/// an edge-peaked density at `q = 1` is absorbed), so Simpson's rule on 16
-/// intervals is exact to about 1e-7 of the band's power here.
+/// `(1 − u^(1/(β+1)))^γ / (β + 1)`: the singularity of an edge-peaked
+/// density at `q = 1` is absorbed. Simpson's rule on 16 intervals is then
+/// exact to about 1e-7 of the power of a band clear of `q = 1`; on the band
+/// `[7/8, 1]`, where `u^(1/(β+1))` is not smooth at 0, to 2e-4 for β ≤ 0
+/// and 2e-3 for β > 0 (γ up to 4, against Gauss–Legendre), which moves
+/// [`near_edge_beta`] by at most 2e-3.
 pub(crate) fn band_power(gamma: f64, beta: f64, lo: f64, hi: f64) -> f64 {
     let p = beta + 1.0;
     let (u0, u1) = ((1.0 - hi).max(0.0).powf(p), (1.0 - lo).max(0.0).powf(p));
@@ -82,6 +95,7 @@ pub(crate) fn band_ratios(gamma: f64, beta: f64) -> (f64, f64) {
 /// The power law with the same balance over the top quarter as
 /// `q^γ (1 − q)^β`: for `(1 − q)^b`, `P[7/8, 1] / P[3/4, 7/8) = 1/(2^(b+1) − 1)`.
 /// Equal to `β` when `γ = 0`; clamped to [`BETA_RANGE`].
+#[cfg(test)]
 pub(crate) fn near_edge_beta(gamma: f64, beta: f64) -> f64 {
     let top = band_power(gamma, beta, 0.875, 1.0);
     let below = band_power(gamma, beta, 0.75, 0.875);
@@ -99,10 +113,18 @@ pub(crate) struct ShapeMap {
     r2_start: f64,
     r2_step: f64,
     /// `MAP_NODES × MAP_NODES`, row-major in the first ratio.
-    beta: Vec<f32>,
+    beta: std::borrow::Cow<'static, [f32]>,
 }
 
+// `EMBEDDED_R1`, `EMBEDDED_R2` (start, step) and `EMBEDDED_BETA`: the map
+// computed by `ShapeMap::compute`, written by the ignored test
+// `tests::write_embedded_map` and checked against it by
+// `tests::the_embedded_map_is_the_computed_one`. Computing it takes about
+// 8 ms, as long as the rest of `Pipeline::new`.
+include!("shape_map_table.rs");
+
 /// One tilt row of the model table, along increasing `β`.
+#[cfg(test)]
 struct Row {
     gamma: f64,
     /// ln(middle / lower): decreasing along the row.
@@ -111,6 +133,7 @@ struct Row {
     near: Vec<f64>,
 }
 
+#[cfg(test)]
 impl Row {
     /// The row's (ln near/middle, near-edge exponent) where its first ratio
     /// is `r1`, and whether `r1` lay inside the row's range.
@@ -132,9 +155,21 @@ impl Row {
 }
 
 impl ShapeMap {
-    /// Tabulates the model and inverts it on the grid (a few ms, once per
-    /// estimator).
+    /// The map, from the table embedded at build time (no computation).
     pub(crate) fn new() -> Self {
+        Self {
+            r1_start: EMBEDDED_R1.0,
+            r1_step: EMBEDDED_R1.1,
+            r2_start: EMBEDDED_R2.0,
+            r2_step: EMBEDDED_R2.1,
+            beta: std::borrow::Cow::Borrowed(&EMBEDDED_BETA),
+        }
+    }
+
+    /// Tabulates the model and inverts it on the grid: what the embedded
+    /// table holds.
+    #[cfg(test)]
+    pub(crate) fn compute() -> Self {
         let rows: Vec<Row> = (0..GAMMA_STEPS)
             .map(|i| {
                 let gamma = GAMMA_RANGE.0
@@ -181,15 +216,19 @@ impl ShapeMap {
             r1_step,
             r2_start: r2_lo,
             r2_step,
-            beta,
+            beta: std::borrow::Cow::Owned(beta),
         }
     }
 
     /// The near-edge exponent of the model whose log ratios are `(r1, r2)`:
     /// along the curve of equal `r1` through the tilt rows, where `r2` is
     /// met (the crossing nearest γ = 0 if several), or the closest row.
+    #[cfg(test)]
     fn solve(rows: &[Row], r1: f64, r2: f64) -> f64 {
-        let at: Vec<(f64, f64, bool)> = rows.iter().map(|row| row.at(r1)).collect();
+        let mut at = [(0.0, 0.0, false); GAMMA_STEPS];
+        for (a, row) in at.iter_mut().zip(rows) {
+            *a = row.at(r1);
+        }
         let mut best: Option<(f64, f64)> = None; // (|γ|, exponent)
         for (k, w) in at.windows(2).enumerate() {
             let (d0, d1) = (w[0].0 - r2, w[1].0 - r2);
@@ -205,17 +244,11 @@ impl ShapeMap {
         if let Some((_, near)) = best {
             return near;
         }
-        // Off the model's reach: its nearest point.
-        let mut nearest = (f64::INFINITY, 0.0);
-        for row in rows {
-            for ((&a, &b), &near) in row.r1.iter().zip(&row.r2).zip(&row.near) {
-                let d = (a - r1).powi(2) + (b - r2).powi(2);
-                if d < nearest.0 {
-                    nearest = (d, near);
-                }
-            }
-        }
-        nearest.1
+        // Off the model's reach: the row (at its end where `r1` is beyond
+        // it) whose second ratio comes closest.
+        at.iter()
+            .min_by(|a, b| (a.0 - r2).abs().total_cmp(&(b.0 - r2).abs()))
+            .map_or(0.0, |x| x.1)
     }
 
     /// The near-edge exponent for pooled band ratios `mid_over_low` and
@@ -285,6 +318,76 @@ mod tests {
     }
 
     #[test]
+    fn the_embedded_map_is_the_computed_one() {
+        let (embedded, computed) = (ShapeMap::new(), ShapeMap::compute());
+        assert_eq!(
+            (
+                embedded.r1_start,
+                embedded.r1_step,
+                embedded.r2_start,
+                embedded.r2_step
+            ),
+            (
+                computed.r1_start,
+                computed.r1_step,
+                computed.r2_start,
+                computed.r2_step
+            )
+        );
+        assert_eq!(embedded.beta.len(), computed.beta.len());
+        for (i, (a, b)) in embedded.beta.iter().zip(computed.beta.iter()).enumerate() {
+            assert!(
+                (a - b).abs() <= 1e-6,
+                "node {i}: embedded {a}, computed {b}"
+            );
+        }
+    }
+
+    /// Writes `shape_map_table.rs` after a change to the model:
+    /// `ODM_WRITE_SHAPE_MAP=dsp/src/shape_map_table.rs cargo test -p odm-dsp
+    /// --lib write_embedded_map -- --ignored` (the path from the workspace
+    /// root; a relative path is taken from the crate's directory).
+    #[test]
+    #[ignore]
+    fn write_embedded_map() {
+        use std::fmt::Write as _;
+        let path = std::env::var("ODM_WRITE_SHAPE_MAP").expect("ODM_WRITE_SHAPE_MAP=path");
+        let m = ShapeMap::compute();
+        let mut src =
+            String::from("// Generated by `shape::tests::write_embedded_map`; do not edit.\n");
+        writeln!(
+            src,
+            "const EMBEDDED_R1: (f64, f64) = ({:?}, {:?});",
+            m.r1_start, m.r1_step
+        )
+        .unwrap();
+        writeln!(
+            src,
+            "const EMBEDDED_R2: (f64, f64) = ({:?}, {:?});",
+            m.r2_start, m.r2_step
+        )
+        .unwrap();
+        writeln!(
+            src,
+            "#[rustfmt::skip]\nconst EMBEDDED_BETA: [f32; {}] = [",
+            m.beta.len()
+        )
+        .unwrap();
+        for row in m.beta.chunks(MAP_NODES) {
+            let cells: Vec<String> = row.iter().map(|v| format!("{v:?}")).collect();
+            writeln!(src, "    {},", cells.join(", ")).unwrap();
+        }
+        src.push_str("];\n");
+        let path = std::path::Path::new(&path);
+        let path = if path.is_relative() && !path.exists() {
+            std::path::Path::new("..").join(path)
+        } else {
+            path.to_path_buf()
+        };
+        std::fs::write(path, src).unwrap();
+    }
+
+    #[test]
     fn the_power_law_family_keeps_its_own_exponent() {
         assert!((near_edge_beta(0.0, -2.0 / 3.0) + 2.0 / 3.0).abs() < 1e-9);
         let map = ShapeMap::new();
@@ -293,11 +396,17 @@ mod tests {
             let got = map.near_edge_beta(r1, r2);
             assert!((got - beta).abs() < 0.02, "β {beta}: read {got:.3}");
         }
+        // At the family's ends the grid's cells straddle the clamp.
+        for beta in [BETA_RANGE.0, BETA_RANGE.1] {
+            let (r1, r2) = band_ratios(0.0, beta);
+            let got = map.near_edge_beta(r1, r2);
+            assert!((got - beta).abs() < 0.04, "β {beta}: read {got:.3}");
+        }
     }
 
     #[test]
     fn a_density_rising_from_slow_flow_reads_nearly_level_at_the_edge() {
-        // 3q²: the one-parameter family reads its band ratio (2.49) as past
+        // 3q²: the one-parameter family reads its band ratio (2.48) as past
         // its most edge-peaked member; its top quarter balances like
         // (1 − q)^−0.19.
         let want = near_edge_beta(2.0, 0.0);
