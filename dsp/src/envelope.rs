@@ -50,9 +50,11 @@
 //! where the fit's tail is heavy (`crossing_weight`).
 //! The exponent `β` is *not* chosen column by column (one column's speckle
 //! would pick shapes at random, favouring edge-peaked ones); it is pooled
-//! over about a second of strong columns from the power balance of the
-//! upper band, `P[0.8 f_e, f_e] / P[0.5 f_e, 0.8 f_e)`, which is a known
-//! function of `β` for the power-law family.
+//! over about a second of strong columns from the power balance of two
+//! bands well below the edge, `P[0.55 f_e, 0.8 f_e) / P[0.3 f_e, 0.55 f_e)`,
+//! a known function of `β` for the power-law family. A balance beyond the
+//! family's reach is read with a two-parameter model and a third band
+//! nearer the edge ([`crate::shape`]).
 
 use crate::error::DspError;
 use crate::shape::{LOW_BAND, MID_BAND, NEAR_BAND, ShapeMap};
@@ -484,8 +486,11 @@ pub struct EnvelopeEstimator {
     shape_map: ShapeMap,
     /// … the near-edge exponent the fit uses (updated as columns vote).
     shape_beta: f64,
-    /// Shape fit: the previous column's fitted edge, fractional bin.
+    /// Shape fit: the fitted edge of the last pooled column, fractional
+    /// bin (NaN when that column had none) …
     previous_edge_bin: f64,
+    /// … and of the one before, which places this column's near band.
+    anchor_edge_bin: f64,
     /// The template fitted: the pooled shape, interpolated between the
     /// tabulated ones …
     blend: Vec<f32>,
@@ -548,8 +553,9 @@ fn crossing_weight(beta: f64) -> f64 {
 /// read within 0.5 % of the same either way, docs/dsp.md).
 const NEAR_MIN_EDGE_BINS: usize = 20;
 /// Shape fit: the near band's share is a running mean over about this many
-/// columns: its reading moves the exponent more than the lower bands'
-/// does, so it is pooled longer (≈ 15 s of systole at 75/min).
+/// votes: its reading moves the exponent more than the lower bands' does,
+/// so it is pooled longer (2.5 s of columns; only steady edges of 20 bins
+/// and more vote, a part of each systole).
 const NEAR_POOL_COLUMNS: u32 = 500;
 /// Shape fit: the near band votes only while the fitted edge moved at most
 /// this many bins since the previous column.
@@ -748,7 +754,8 @@ impl EnvelopeEstimator {
             near_columns: 0,
             shape_map: ShapeMap::new(),
             shape_beta: SHAPE_PRIOR_BETA,
-            previous_edge_bin: 0.0,
+            previous_edge_bin: f64::NAN,
+            anchor_edge_bin: f64::NAN,
             blend_beta: None,
             shape_columns: 0,
             pool_shape: true,
@@ -816,6 +823,11 @@ impl EnvelopeEstimator {
         }
         let pos = &power[self.fft_len / 2..];
         *out = EdgeEstimate::default();
+        if self.pool_shape {
+            // A pooled column that does not reach `observe_shape` (no flow,
+            // no fit) leaves no edge to place the next one's near band.
+            self.anchor_edge_bin = std::mem::replace(&mut self.previous_edge_bin, f64::NAN);
+        }
         if !(noise > 0.0 && noise.is_finite()) {
             return Ok(());
         }
@@ -1198,7 +1210,8 @@ impl EnvelopeEstimator {
         self.shape_mid = mid as f32;
         self.shape_columns = SHAPE_POOL_COLUMNS;
         self.shape_near = near_share(beta) as f32;
-        self.near_columns = SHAPE_POOL_COLUMNS;
+        self.near_columns = NEAR_POOL_COLUMNS;
+        self.previous_edge_bin = f64::NAN;
         self.shape_beta = beta;
         self.blend_beta = None;
     }
@@ -1248,10 +1261,13 @@ impl EnvelopeEstimator {
     }
 
     /// Pools the power balance of a column with flow whose edge is at
-    /// `edge_bin`: the power in `[0.55, 0.8)·f_e` against `[0.3, 0.55)·f_e`.
+    /// `edge_bin`: the power in `[0.55, 0.8)·f_e` against `[0.3, 0.55)·f_e`,
+    /// and, while the edge holds still, in the near band `[0.8, 0.9)·f_e`
+    /// against the first ([`crate::shape`]).
     #[inline(always)]
     fn observe_shape(&mut self, pos: &[f32], noise: f32, edge_bin: f64) {
-        let previous_edge_bin = std::mem::replace(&mut self.previous_edge_bin, edge_bin);
+        self.previous_edge_bin = edge_bin;
+        let previous_edge_bin = self.anchor_edge_bin;
         if edge_bin < SHAPE_MIN_EDGE_BINS as f64 || edge_bin >= pos.len() as f64 {
             return;
         }
@@ -1295,7 +1311,8 @@ impl EnvelopeEstimator {
             let near = band(NEAR_BAND.0 * e, NEAR_BAND.1 * e);
             if near > 0.0 && mid > 0.0 {
                 self.near_columns = self.near_columns.saturating_add(1);
-                let alpha = 1.0 / self.near_columns.min(NEAR_POOL_COLUMNS) as f32;
+                let weight = (self.near_columns + SHAPE_PRIOR_COLUMNS).min(NEAR_POOL_COLUMNS);
+                let alpha = 1.0 / weight as f32;
                 self.shape_near += alpha * (near / (near + mid) - self.shape_near);
             }
         }
