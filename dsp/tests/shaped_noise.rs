@@ -198,11 +198,11 @@ fn print_low_edge_error_after_the_shape_is_learnt() {
 /// (their ratio 2.5 against at most 1.67), and read as the family's most
 /// edge-peaked member (β = −0.85) its edge came 1–3 cm/s low — 3–6 % of SD
 /// on independent generators at 3–15 dB (docs/dsp.md, "Shape beyond the
-/// family"). Read with the two-parameter model, the pooled exponent moves
-/// towards the −0.19 that balances like it over the top quarter (−0.43 at
-/// 60 cm/s, where the near band is read at the foot of the window's main
-/// lobe) and the envelope comes within 1 cm/s; without the model, the
-/// check fails.
+/// family"). Read with the two-parameter model, the edge is read at least
+/// 0.5 cm/s closer everywhere; from 80 cm/s the pooled exponent is within
+/// 0.2 of the −0.19 that balances like `3q²` over the top quarter and the
+/// envelope within 1 cm/s (at 50–60 cm/s it pools −0.4…−0.5). Without the
+/// model, the check fails.
 #[test]
 fn a_density_rising_from_slow_flow_is_read_at_its_edge() {
     let tilt_off = odm_dsp::envelope::EnvelopeConfig {
@@ -220,12 +220,14 @@ fn a_density_rising_from_slow_flow_is_read_at_its_edge() {
             "{v} cm/s {snr} dB: median {med:+.2} p95 {p95:.2} β {beta:+.3}; family only {med_off:+.2} β {beta_off:+.3}"
         );
         assert!(
-            (-0.6..0.1).contains(&beta) && med.abs() <= 1.0,
-            "{v} cm/s, {snr} dB: pooled β {beta:+.3}, median envelope error {med:+.2} cm/s"
-        );
-        assert!(
             beta_off < -0.8 && med_off.abs() > med.abs() + 0.5,
-            "family only: β {beta_off:+.3}, median {med_off:+.2} (with the tilt {med:+.2})"
+            "{v} cm/s, {snr} dB: family only β {beta_off:+.3}, median {med_off:+.2} (with the tilt {med:+.2}, β {beta:+.3})"
         );
+        if v >= 80.0 {
+            assert!(
+                (beta + 0.19).abs() < 0.2 && med.abs() <= 1.0,
+                "{v} cm/s, {snr} dB: pooled β {beta:+.3}, median envelope error {med:+.2} cm/s"
+            );
+        }
     }
 }

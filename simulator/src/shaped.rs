@@ -142,19 +142,19 @@ mod tests {
     }
 
     #[test]
-    fn edge_peaked_shape_puts_more_power_near_the_edge() {
-        let make = |beta| ShapedNoise {
+    fn the_spectrum_holds_the_power_its_density_says() {
+        let make = |beta, gamma| ShapedNoise {
             sample_rate_hz: 20_000.0,
             edge_hz: 4000.0,
             beta,
-            gamma: 0.0,
+            gamma,
             snr_db: 30.0,
             noise_rms_counts: 50.0,
             seed: 3,
         };
         let share = |beta| {
             let n = 1 << 15;
-            let mut x: Vec<Complex32> = make(beta)
+            let mut x: Vec<Complex32> = make(beta, 0.0)
                 .generate(n)
                 .iter()
                 .map(|v| Complex32::new(f32::from(v[0]), f32::from(v[1])))
@@ -176,5 +176,25 @@ mod tests {
             "{}",
             share(-2.0 / 3.0)
         );
+        // The tilt: 3q² (γ = 2, β = 0) holds q³ below q, so the top fifth
+        // holds 1 − 0.8³ = 0.488 and [0.55, 0.8) holds 2.48× [0.3, 0.55).
+        let n = 1 << 16;
+        let mut x: Vec<Complex32> = make(0.0, 2.0)
+            .generate(n)
+            .iter()
+            .map(|v| Complex32::new(f32::from(v[0]), f32::from(v[1])))
+            .collect();
+        FftPlanner::new().plan_fft_forward(n).process(&mut x);
+        let df = 20_000.0 / n as f64;
+        let p = |lo: f64, hi: f64| {
+            x[(lo / df) as usize..(hi / df) as usize]
+                .iter()
+                .map(|c| c.norm_sqr() as f64)
+                .sum::<f64>()
+        };
+        let top = p(3200.0, 4000.0) / p(0.0, 4000.0);
+        assert!((top - 0.488).abs() < 0.02, "{top}");
+        let ratio = p(2200.0, 3200.0) / p(1200.0, 2200.0);
+        assert!((ratio - 2.48).abs() < 0.1, "{ratio}");
     }
 }
