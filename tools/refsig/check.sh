@@ -6,7 +6,7 @@
 # stream on standard input, with damaged frames, junk between frames, a
 # counter that starts far from 0, seq wrapping and odd block sizes. The
 # sixth has a velocity distribution no profile of the power-law family
-# gives (density 3q^2: SD read 3.7 % low until 2026-12-04). A
+# gives (density 3q^2: SD read 3.6 % low until 2026-12-04). A
 # seventh, 25 s, is played in real time through a pseudo-terminal into
 # `odm monitor --port`.
 # Usage: tools/refsig/check.sh [ODM]

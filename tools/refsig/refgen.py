@@ -10,7 +10,7 @@ Blood: `--slots` scatterers, each moving at a fixed fraction q of the
 instantaneous maximum velocity v(t), q drawn from the velocity distribution
 of a power-law profile v(r) = v_max (1 - (r/R)^n) (q = 1 - U^(n/2), U
 uniform: n = 2 is a parabolic profile's flat spectrum; or, with `--q-power G`,
-from the density (G+1) q^G, which no profile gives). Each has a complex
+from the density (G+1) q^G, which for G > 0 no profile gives). Each has a complex
 Gaussian amplitude that fades with a Gaussian correlation of sd `--tau-ms`
 (speckle), so the spectrum is a continuum whose edge is k v(t):
 
@@ -107,7 +107,7 @@ def main():
     opt("--tp-frac", type=float, default=0.28, help="time to peak as a fraction of FT")
     opt("--profile-n", type=float, default=2, help="velocity profile exponent (2 parabolic, 6 blunt)")
     opt("--q-power", type=float, default=None,
-        help="instead of a profile, draw q from the density (G+1) q^G (G = 2: 3q^2, few slow cells)")
+        help="instead of a profile, draw q from the density (G+1) q^G, G > -1 (G = 2: 3q^2, few slow cells)")
     opt("--snr-db", type=float, default=20, help="systolic blood power over whole-band noise, dB")
     opt("--slots", type=int, default=600, help="scatterers")
     opt("--tau-ms", type=float, default=20, help="speckle correlation time, ms")
@@ -134,6 +134,8 @@ def main():
     opt("--seq-start", type=int, default=0, help="first frame seq")
     opt("--raw", action="store_true", help="a raw stream, as from the serial port (no file magic)")
     args = ap.parse_args()
+    if args.q_power is not None and not args.q_power > -1:
+        ap.error("--q-power must be > -1")
     rng = np.random.default_rng(args.seed)
     fs = args.fs
     n = int(args.seconds * fs)
