@@ -562,8 +562,9 @@ const NEAR_POOL_COLUMNS: u32 = 500;
 const NEAR_STEADY_BINS: f64 = 1.5;
 /// Shape fit: the two-parameter model takes over as the lower bands' ratio
 /// goes from the family's most edge-peaked member's to this fraction more
-/// (1.67 to 1.92; the blunt profiles of the grid read 1.35–1.5, a density
-/// `3q²` 2.1–2.5).
+/// (1.67 to 1.92). Pooled on pulsatile signals, blunt profiles read
+/// 1.35–1.65 (refgen n = 6 up to 1.63; a near-plug n = 20 1.85–2.0), a
+/// density `3q²` 2.1–2.2.
 const OUT_OF_FAMILY_SPAN: f64 = 0.15;
 
 /// Share of the near band in the near and middle bands together for the
@@ -1307,13 +1308,13 @@ impl EnvelopeEstimator {
             && (edge_bin - previous_edge_bin).abs() <= NEAR_STEADY_BINS
         {
             let e = previous_edge_bin;
-            let mid = band(MID_BAND.0 * e, MID_BAND.1 * e);
+            let middle = band(MID_BAND.0 * e, MID_BAND.1 * e);
             let near = band(NEAR_BAND.0 * e, NEAR_BAND.1 * e);
-            if near > 0.0 && mid > 0.0 {
+            if near > 0.0 && middle > 0.0 {
                 self.near_columns = self.near_columns.saturating_add(1);
                 let weight = (self.near_columns + SHAPE_PRIOR_COLUMNS).min(NEAR_POOL_COLUMNS);
                 let alpha = 1.0 / weight as f32;
-                self.shape_near += alpha * (near / (near + mid) - self.shape_near);
+                self.shape_near += alpha * (near / (near + middle) - self.shape_near);
             }
         }
         self.update_shape_beta();

@@ -152,22 +152,28 @@ mod tests {
             noise_rms_counts: 50.0,
             seed: 3,
         };
-        let share = |beta| {
-            let n = 1 << 15;
-            let mut x: Vec<Complex32> = make(beta, 0.0)
+        // Power of the generated signal in each band (Hz) of `bands`.
+        let powers = |beta, gamma, n: usize, bands: &[(f64, f64)]| -> Vec<f64> {
+            let mut x: Vec<Complex32> = make(beta, gamma)
                 .generate(n)
                 .iter()
                 .map(|v| Complex32::new(f32::from(v[0]), f32::from(v[1])))
                 .collect();
             FftPlanner::new().plan_fft_forward(n).process(&mut x);
             let df = 20_000.0 / n as f64;
-            let p = |lo: f64, hi: f64| {
-                x[(lo / df) as usize..(hi / df) as usize]
-                    .iter()
-                    .map(|c| c.norm_sqr() as f64)
-                    .sum::<f64>()
-            };
-            p(3200.0, 4000.0) / p(0.0, 4000.0)
+            bands
+                .iter()
+                .map(|&(lo, hi)| {
+                    x[(lo / df) as usize..(hi / df) as usize]
+                        .iter()
+                        .map(|c| c.norm_sqr() as f64)
+                        .sum::<f64>()
+                })
+                .collect()
+        };
+        let share = |beta| {
+            let p = powers(beta, 0.0, 1 << 15, &[(3200.0, 4000.0), (0.0, 4000.0)]);
+            p[0] / p[1]
         };
         // Flat: the top fifth holds a fifth; β = −2/3: 0.2^(1/3) ≈ 0.58.
         assert!((share(0.0) - 0.2).abs() < 0.02, "{}", share(0.0));
@@ -178,23 +184,16 @@ mod tests {
         );
         // The tilt: 3q² (γ = 2, β = 0) holds q³ below q, so the top fifth
         // holds 1 − 0.8³ = 0.488 and [0.55, 0.8) holds 2.48× [0.3, 0.55).
-        let n = 1 << 16;
-        let mut x: Vec<Complex32> = make(0.0, 2.0)
-            .generate(n)
-            .iter()
-            .map(|v| Complex32::new(f32::from(v[0]), f32::from(v[1])))
-            .collect();
-        FftPlanner::new().plan_fft_forward(n).process(&mut x);
-        let df = 20_000.0 / n as f64;
-        let p = |lo: f64, hi: f64| {
-            x[(lo / df) as usize..(hi / df) as usize]
-                .iter()
-                .map(|c| c.norm_sqr() as f64)
-                .sum::<f64>()
-        };
-        let top = p(3200.0, 4000.0) / p(0.0, 4000.0);
+        let bands = [
+            (3200.0, 4000.0),
+            (0.0, 4000.0),
+            (2200.0, 3200.0),
+            (1200.0, 2200.0),
+        ];
+        let p = powers(0.0, 2.0, 1 << 16, &bands);
+        let top = p[0] / p[1];
         assert!((top - 0.488).abs() < 0.02, "{top}");
-        let ratio = p(2200.0, 3200.0) / p(1200.0, 2200.0);
+        let ratio = p[2] / p[3];
         assert!((ratio - 2.48).abs() < 0.1, "{ratio}");
     }
 }
