@@ -1630,6 +1630,21 @@ pub(crate) mod tests {
         assert!(t.beta(1e9) <= -0.85 + 1e-9 && t.beta(0.0) >= 1.0 - 1e-9);
     }
 
+    /// The closed form's bands are [`crate::shape`]'s `LOW_BAND` and
+    /// `MID_BAND`: the one-parameter reading and the two-parameter model
+    /// read the same bands (a change to one without the other fails here).
+    #[test]
+    fn the_closed_form_reads_the_shape_models_bands() {
+        for beta in [-0.85, -2.0 / 3.0, -0.3, 0.0, 0.5, 1.0] {
+            let closed = band_ratio_of_beta(beta);
+            let model = crate::shape::band_ratios(0.0, beta).0;
+            assert!(
+                (closed / model - 1.0).abs() < 1e-9,
+                "β {beta}: {closed} vs {model}"
+            );
+        }
+    }
+
     #[test]
     fn shape_of_a_flat_expected_spectrum_is_flat() {
         let fs = 20_000.0;
