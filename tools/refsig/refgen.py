@@ -10,7 +10,10 @@ Blood: `--slots` scatterers, each moving at a fixed fraction q of the
 instantaneous maximum velocity v(t), q drawn from the velocity distribution
 of a power-law profile v(r) = v_max (1 - (r/R)^n) (q = 1 - U^(n/2), U
 uniform: n = 2 is a parabolic profile's flat spectrum; or, with `--q-power G`,
-from the density (G+1) q^G, which for G > 0 no profile gives). Each has a complex
+from the density (G+1) q^G, which for G > 0 no profile gives; with
+`--beam-width B`, each scatterer also gets a place in the aorta's
+cross-section and a power weight exp(-2 y^2 / B^2) for its lateral distance y
+from a beam through the centre, B in aortic radii). Each has a complex
 Gaussian amplitude that fades with a Gaussian correlation of sd `--tau-ms`
 (speckle), so the spectrum is a continuum whose edge is k v(t):
 
@@ -108,6 +111,9 @@ def main():
     opt("--profile-n", type=float, default=2, help="velocity profile exponent (2 parabolic, 6 blunt)")
     opt("--q-power", type=float, default=None,
         help="instead of a profile, draw q from the density (G+1) q^G, G > -1 (G = 2: 3q^2, few slow cells)")
+    opt("--beam-width", type=float, default=None,
+        help="a CW beam narrower than the aorta: scatterers weighted in power by exp(-2 y^2 / B^2), "
+             "y their lateral distance from the beam's axis through the centre, B in aortic radii")
     opt("--snr-db", type=float, default=20, help="systolic blood power over whole-band noise, dB")
     opt("--slots", type=int, default=600, help="scatterers")
     opt("--tau-ms", type=float, default=20, help="speckle correlation time, ms")
@@ -136,6 +142,8 @@ def main():
     args = ap.parse_args()
     if args.q_power is not None and not args.q_power > -1:
         ap.error("--q-power must be > -1")
+    if args.beam_width is not None and (args.q_power is not None or not args.beam_width > 0):
+        ap.error("--beam-width must be > 0, and needs a profile (not --q-power)")
     rng = np.random.default_rng(args.seed)
     fs = args.fs
     n = int(args.seconds * fs)
@@ -226,6 +234,13 @@ def main():
             a = np.fft.ifft(np.fft.fft(white, axis=1) * h[None, :], axis=1)
         amp[r0:r1] = a / np.sqrt(np.mean(np.abs(a) ** 2))
     amp /= math.sqrt(N)
+    if args.beam_width is not None:
+        # Each scatterer sits at radius r (r^2 = 1 - u, area-uniform) and a
+        # uniform angle in the cross-section; the beam's lateral profile
+        # weights its power by exp(-2 y^2 / B^2).
+        r = np.sqrt(1 - u)
+        y = r * np.sin(rng.uniform(0, 2 * np.pi, size=N))
+        amp *= np.exp(-(y / args.beam_width) ** 2)[:, None]
     blood = np.empty(n, complex)
     chunk = 4000
     ta = t * ar_fs

@@ -60,6 +60,8 @@ vary=(
   "v_snr3|3 dB|--profile-n 6 --snr-db 3 --seed 213"
   "v_q2|density 3q² (few slow cells; no profile gives it), 15 dB|--q-power 2 --snr-db 15 --seed 431"
   "v_q2_8|density 3q², 8 dB|--q-power 2 --snr-db 8 --seed 431"
+  "v_beam_n2|a beam narrower than the aorta (power × exp(−2y²/B²), B = 0.3 R), n=2|--beam-width 0.3 --profile-n 2 --snr-db 15 --seed 432"
+  "v_beam_n6|the same beam, n=6, 8 dB|--beam-width 0.3 --profile-n 6 --snr-db 8 --seed 433"
   "v_tone_above|a tone at 4.5 kHz (122 cm/s, over the peaks), as strong as the blood|--tone=4500:0 --profile-n 2 --snr-db 20 --seed 216"
   "v_tone_in|a tone at 2 kHz (54 cm/s), 20 dB under the blood|--tone=2000:-20 --profile-n 2 --snr-db 20 --seed 217"
   "v_tone_low|a tone at 1 kHz (27 cm/s), 10 dB under the blood|--tone=1000:-10 --profile-n 2 --snr-db 20 --seed 218"
