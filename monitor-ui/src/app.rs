@@ -69,11 +69,25 @@ pub struct PatientForm {
 }
 
 /// A typed number: `None` when empty, an error naming the field when not a
-/// number. A decimal comma is read as a point.
+/// number. A decimal comma is read as a point, except where it could be a
+/// thousands separator ("1,500": 1500 or 1.5?), which is refused rather
+/// than guessed.
 fn typed_number(text: &str, what: &str) -> Result<Option<f64>, String> {
     let t = text.trim();
     if t.is_empty() {
         return Ok(None);
+    }
+    if let Some((whole, fraction)) = t.split_once(',') {
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        if digits(whole) && whole.len() <= 3 && digits(fraction) && fraction.len() == 3 {
+            let decimal = match fraction.trim_end_matches('0') {
+                "" => whole.to_string(),
+                f => format!("{whole}.{f}"),
+            };
+            return Err(format!(
+                "{what} \"{t}\" is ambiguous: type {whole}{fraction} or {decimal}"
+            ));
+        }
     }
     t.replace(',', ".")
         .parse::<f64>()

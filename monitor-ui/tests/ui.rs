@@ -621,7 +621,8 @@ fn a_patient_outside_the_model_is_refused_with_the_reason_not_clamped() {
 }
 
 /// The patient entries: what is missing is named, text that is not a
-/// number is refused by field, and a decimal comma is read as a point.
+/// number is refused by field, a decimal comma is read as a point, and a
+/// comma that could group thousands is refused, not guessed.
 #[test]
 fn patient_entries_are_parsed_field_by_field() {
     let mut f = odm_monitor::app::PatientForm::default();
@@ -641,6 +642,14 @@ fn patient_entries_are_parsed_field_by_field() {
     assert_eq!(f.parsed().unwrap().aortic_diameter_mm, Some(23.5));
     f.age_text = "60.5".into();
     assert!(f.parsed().unwrap_err().contains("whole number"));
+    f.age_text = "60".into();
+    f.weight_text = "1,500".into();
+    assert_eq!(
+        f.parsed(),
+        Err("weight \"1,500\" is ambiguous: type 1500 or 1.5".into())
+    );
+    f.weight_text = "70,25".into();
+    assert_eq!(f.parsed().unwrap().weight_kg, 70.25);
 }
 
 /// The audio status in the top bar is one word (the bar is full at
