@@ -60,8 +60,57 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> Option<&str> {
         .or_else(|| payload.downcast_ref::<&str>().copied())
 }
 
+/// `odm uptake …` never echoes a value it refuses (docs/uptake.md): an
+/// identifier typed into the wrong box must not reach a terminal log. A
+/// clap usage error there is told by its kind and the flag's name only.
+fn uptake_usage_error(e: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    // The declared argument a value was refused for; an unknown argument
+    // or subcommand is itself what was typed, so it is not named.
+    let (what, names_flag, hides_value) = match e.kind() {
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation => ("invalid value", true, true),
+        ErrorKind::TooManyValues | ErrorKind::WrongNumberOfValues => {
+            ("wrong number of values", true, true)
+        }
+        ErrorKind::UnknownArgument => ("unexpected argument", false, true),
+        ErrorKind::InvalidSubcommand => ("unrecognised subcommand", false, true),
+        ErrorKind::MissingRequiredArgument => ("required arguments were not given", true, false),
+        ErrorKind::ArgumentConflict => ("arguments that cannot be used together", true, false),
+        ErrorKind::MissingSubcommand => ("a subcommand is required", false, false),
+        _ => ("usage error", false, true),
+    };
+    let flag = match e.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(a)) if names_flag => format!(" for '{a}'"),
+        Some(ContextValue::Strings(a)) if names_flag => format!(": '{}'", a.join("', '")),
+        _ => String::new(),
+    };
+    let note = if hides_value {
+        " (what was typed is not echoed: it may hold an identifier)"
+    } else {
+        ""
+    };
+    format!("{what}{flag}{note}; see 'odm uptake --help'")
+}
+
 fn main() {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            let shows_help = matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            );
+            if !shows_help && std::env::args_os().nth(1).is_some_and(|a| a == "uptake") {
+                use std::io::Write as _;
+                let _ = writeln!(std::io::stderr(), "odm: error: {}", uptake_usage_error(&e));
+                std::process::exit(2);
+            }
+            e.exit()
+        }
+    };
     // A command's output that cannot be written (`odm simulate | head -0`,
     // `2>/dev/full`) is a runtime failure, exit 1, not a panic (exit 101):
     // the print macros' panic is caught here and reported in one line.

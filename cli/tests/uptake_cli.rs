@@ -189,6 +189,37 @@ fn a_bad_value_exits_2_and_is_not_echoed() {
     ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(!String::from_utf8_lossy(&out.stderr).contains("9434765919"));
+
+    // Values clap itself refuses (a number expected, an argument not
+    // known, a subcommand not known) are not echoed either.
+    for args in [
+        &["demo", "--db", s(&db), "--records", "943 476 5919"][..],
+        &["check", "--db", s(&db), "Jane Smith 943 476 5919"],
+        &[
+            "report",
+            "--by",
+            "org,Jane Smith 9434765919",
+            "--bundles",
+            s(&dir),
+        ],
+        &["Jane Smith 943 476 5919"],
+        &["check", "--Jane-Smith-9434765919"],
+    ] {
+        let out = odm(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !err.contains("Jane") && !err.contains("943"),
+            "echoed: {err}"
+        );
+        assert!(err.starts_with("odm: error: "), "one line: {err}");
+    }
+    let out = odm(&["demo", "--db", s(&db), "--records", "many"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("invalid value for '--records <RECORDS>'"),
+        "names the flag: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
