@@ -2,9 +2,9 @@
 //!
 //! The build targets baseline x86-64 (SSE2), so that one binary runs on any
 //! x86-64 monitor. On a CPU with AVX2 the stages that gain from it (the
-//! spectrum column, the envelope, the narrowband-line and tone detectors)
-//! run a second copy of their code compiled for it: 256-bit lanes and
-//! three-operand forms. `Pipeline::push` runs 13 % fewer instructions and
+//! spectrum column, the envelope, the narrowband-line and tone detectors,
+//! and the noise floor's counting median) run a second copy of their code
+//! compiled for it: 256-bit lanes and three-operand forms. `Pipeline::push` runs 13 % fewer instructions and
 //! the envelope 40 % less time (docs/performance.md, "The stages' AVX2
 //! copies"). The wall filter has none: its AVX2 copy ran fewer
 //! instructions but took 15–35 % longer, its recursion being bound by
