@@ -375,6 +375,10 @@ fn report_store_and_bundles_carry_no_identifiers() {
 
     let html = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
     assert!(html.contains("<svg"));
+    // The page to be published counts the bundles set aside; only
+    // excluded.csv names them (a directory's name is whatever was typed).
+    assert!(html.contains("1 bundle: named"), "{html}");
+    assert!(!html.contains("rh802-damaged"));
     for forbidden in [
         "<script", "http:", "https:", "<link", "src=", "@import", "url(",
     ] {

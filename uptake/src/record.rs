@@ -524,6 +524,34 @@ impl Software {
         Ok(Self(text.to_owned()))
     }
 
+    /// Parses a value this installation is to write into a record: the
+    /// spec's form, and also plainly a name and a version (`odm 0.3.1`: a
+    /// word, one space, a version starting with a digit) in which the
+    /// identifier scanner finds nothing. A reader takes any spec-valid
+    /// value (another monitor's); a writer never publishes free text, the
+    /// one field an identifier could otherwise ride in (an open case's
+    /// row edited in the database, or a caller of the library).
+    pub fn parse_for_writing(text: &str) -> Result<Self, FieldError> {
+        let software = Self::parse(text)?;
+        let plain = text.split_once(' ').is_some_and(|(name, version)| {
+            name.bytes().next().is_some_and(|c| c.is_ascii_alphabetic())
+                && name
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_'))
+                && version.bytes().next().is_some_and(|c| c.is_ascii_digit())
+                && version
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'+'))
+        });
+        if !plain || !crate::scan::scan_for_identifiers(text.as_bytes()).is_empty() {
+            return Err(field_error(
+                "software",
+                "a software name and version, as `odm 0.3.1`, and nothing else",
+            ));
+        }
+        Ok(software)
+    }
+
     /// This build: `odm` and the crate version.
     pub fn this_build() -> Self {
         Self(format!("odm {}", env!("CARGO_PKG_VERSION")))

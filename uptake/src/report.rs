@@ -450,8 +450,11 @@ fn uptake_chart_svg(org: &str, points: &[(String, Row)]) -> String {
 
 /// `report.html`: the table and one uptake-over-time chart per
 /// organisation (from the org × month breakdown), in one file with no
-/// scripts and nothing loaded from anywhere.
-pub fn report_html(rows: &[Row], by_org_month: &[Row], excluded_bundles: &[String]) -> String {
+/// scripts and nothing loaded from anywhere; and how many bundles were set
+/// aside (`set_aside`), not their names: a directory's name is whatever
+/// its exporter typed, and the page is the one that gets published
+/// (excluded.csv names them, as the spec says).
+pub fn report_html(rows: &[Row], by_org_month: &[Row], set_aside: usize) -> String {
     let mut s = String::from(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <title>ODM uptake report</title>\
@@ -497,12 +500,12 @@ pub fn report_html(rows: &[Row], by_org_month: &[Row], excluded_bundles: &[Strin
         );
     }
     s.push_str("</tbody></table>\n");
-    if !excluded_bundles.is_empty() {
-        s.push_str("<h2>Bundles set aside</h2>\n<ul>\n");
-        for b in excluded_bundles {
-            let _ = writeln!(s, "<li>{}</li>", html_text(b));
-        }
-        s.push_str("</ul><p>Their records are listed in excluded.csv.</p>\n");
+    if set_aside > 0 {
+        let _ = writeln!(
+            s,
+            "<h2>Bundles set aside</h2>\n<p>{set_aside} {}: named, with their records, in excluded.csv.</p>",
+            if set_aside == 1 { "bundle" } else { "bundles" }
+        );
     }
     s.push_str("</body></html>\n");
     s
@@ -569,12 +572,11 @@ pub fn write_report(
         },
     );
     let excluded = excluded_records(&verification);
-    let excluded_bundles: Vec<String> = excluded
+    let set_aside = excluded
         .iter()
-        .map(|e| e.bundle.clone())
+        .map(|e| e.bundle.as_str())
         .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
+        .len();
     std::fs::create_dir_all(out_dir).map_err(|source| ReportError::Io {
         path: out_dir.to_owned(),
         source,
@@ -585,10 +587,7 @@ pub fn write_report(
     };
     write("report.csv", report_csv(&rows))?;
     write("excluded.csv", excluded_csv(&excluded))?;
-    write(
-        "report.html",
-        report_html(&rows, &chart_rows, &excluded_bundles),
-    )?;
+    write("report.html", report_html(&rows, &chart_rows, set_aside))?;
     Ok(ReportOutcome {
         verification,
         missing_denominators: missing,

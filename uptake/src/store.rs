@@ -489,7 +489,19 @@ impl UptakeStore {
                 case_id: Some(case_id),
             }) {
                 Ok(_) => self.recovered_cases += 1,
-                Err(StoreError::BadField { .. }) => {
+                // A value out of its vocabulary, or of the wrong SQL type
+                // (written behind the store's back): it can never be a
+                // record, and must not stop every later opening.
+                Err(
+                    StoreError::BadField { .. }
+                    | StoreError::Sqlite {
+                        source:
+                            rusqlite::Error::InvalidColumnType(..)
+                            | rusqlite::Error::FromSqlConversionFailure(..)
+                            | rusqlite::Error::IntegralValueOutOfRange(..),
+                        ..
+                    },
+                ) => {
                     if let Some(inner) = &self.inner {
                         inner
                             .conn
@@ -516,6 +528,11 @@ impl UptakeStore {
         let Some(inner) = &self.inner else {
             return Ok(CaseHandle { case_id: None });
         };
+        Software::parse_for_writing(software.as_str()).map_err(|source| StoreError::BadField {
+            path: inner.path.clone(),
+            seq: 0,
+            source,
+        })?;
         inner
             .conn
             .execute(
@@ -722,7 +739,7 @@ impl UptakeStore {
             bolus_ml: BolusMl::from_total_ml(non_negative(ml)),
             accepted_fraction: AcceptedFraction::from_beats(non_negative(acc), non_negative(total)),
             probe_model: u8::try_from(probe).unwrap_or(0),
-            software: Software::parse(&sw).map_err(bad)?,
+            software: Software::parse_for_writing(&sw).map_err(bad)?,
         };
         let tx = inner.conn.transaction().map_err(sql)?;
         let (_, chained) = append_in(&tx, &inner.identity, &path, [record])?;
@@ -782,7 +799,9 @@ impl UptakeStore {
         let mut rows = stmt.query([]).map_err(sql)?;
         let mut prev = ChainHash::GENESIS;
         let mut count: i64 = 0;
-        let mut visiting = after.is_none();
+        // A bundle may continue one exported before any case: after the
+        // chain's start, every record.
+        let mut visiting = after.is_none() || after == Some(ChainHash::GENESIS);
         let mut text = String::with_capacity(320);
         let mut ints = [String::new(), String::new(), String::new(), String::new()];
         while let Some(row) = rows.next().map_err(sql)? {

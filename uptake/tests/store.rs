@@ -170,6 +170,103 @@ fn a_damaged_open_case_is_dropped_and_the_store_still_counts() {
     assert_eq!((again.recovered_cases(), again.discarded_cases()), (0, 0));
 }
 
+/// An open case's value of the wrong SQL type, or a software field that
+/// is not plainly a name and version (an identifier written into the row
+/// behind the store's back), is dropped like any damaged open case: never
+/// a record, never in the way of the next opening.
+#[test]
+fn an_open_case_with_a_wrong_type_or_free_text_is_dropped() {
+    for (name, tamper) in [
+        ("type", "UPDATE open_case SET monitored_s = 'lots'"),
+        (
+            "software",
+            "UPDATE open_case SET software = 'Jane Smith 943 476 5919'",
+        ),
+        (
+            "software-nhs",
+            "UPDATE open_case SET software = 'odm 9434765919'",
+        ),
+        (
+            "software-date",
+            "UPDATE open_case SET software = 'odm 14.03.1957'",
+        ),
+    ] {
+        let dir = fresh_dir(&format!("open-case-{name}"));
+        let db = init_store(&dir);
+        crash_with_a_case_open(&db, |_, _| {});
+        raw(&db).execute(tamper, []).unwrap();
+        let store = UptakeStore::open(&db, ON).unwrap();
+        assert_eq!(
+            (store.recovered_cases(), store.discarded_cases()),
+            (0, 1),
+            "{name}"
+        );
+        let mut software = Vec::new();
+        store
+            .for_each_record(None, |r| {
+                software.push(r.record.software.as_str().to_owned());
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(software, ["odm 0.3.1"], "{name}");
+    }
+}
+
+/// The library refuses to open a case whose software is not plainly a
+/// name and version, though the spec's form would take it.
+#[test]
+fn a_case_is_not_opened_with_free_text_for_software() {
+    let dir = fresh_dir("software-free-text");
+    let db = init_store(&dir);
+    let mut store = UptakeStore::open(&db, ON).unwrap();
+    for text in [
+        "Jane Smith 9434765919",
+        "odm 943 476 5919",
+        "odm",
+        "MRN K123456",
+    ] {
+        let software = Software::parse(text).unwrap();
+        let refused = store.open_case(
+            OdsCode::parse("RH802").unwrap(),
+            Period::parse("2026-03").unwrap(),
+            2,
+            &software,
+        );
+        assert!(
+            matches!(refused, Err(StoreError::BadField { .. })),
+            "{text}: {refused:?}"
+        );
+    }
+    for text in ["odm 0.3.1", "odm-monitor 1.2.0-rc.1+build5"] {
+        Software::parse_for_writing(text).unwrap();
+    }
+}
+
+/// A bundle may continue an export made before any case: `--after` the
+/// chain's start (64 zeros) is every record.
+#[test]
+fn records_after_the_chains_start_are_all_of_them() {
+    let dir = fresh_dir("after-genesis");
+    let db = init_store(&dir);
+    let mut store = UptakeStore::open(&db, ON).unwrap();
+    let mut seen = 0;
+    store
+        .for_each_record(Some(odm_uptake::ChainHash::GENESIS), |_| {
+            seen += 1;
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(seen, 0);
+    close_cases(&mut store, 3);
+    store
+        .for_each_record(Some(odm_uptake::ChainHash::GENESIS), |_| {
+            seen += 1;
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(seen, 3);
+}
+
 #[test]
 fn updates_and_deletes_of_closed_records_are_refused() {
     let dir = fresh_dir("append-only");
