@@ -264,13 +264,23 @@ fn progress_printer(label: &'static str) -> impl FnMut(usize, usize) {
     }
 }
 
-fn load_register(keys: Option<&Path>) -> anyhow::Result<Option<KeyRegister>> {
+/// Loads the key register; without one, says on standard error what the
+/// signatures then prove: only that each bundle is as its own key signed
+/// it. A bundle edited and signed again with a new key passes alone, and
+/// its conflicts can then knock a genuine bundle's records out.
+fn load_register(keys: Option<&Path>, command: &str) -> anyhow::Result<Option<KeyRegister>> {
+    if keys.is_none() {
+        eprintln!(
+            "odm uptake {command}: no --keys: each bundle's signature is checked against the key in \
+             its own manifest only, so a bundle re-signed with another key is not detected"
+        );
+    }
     keys.map(|k| KeyRegister::load(k).context("reading the key register"))
         .transpose()
 }
 
 fn verify(keys: Option<&Path>, bundles: &[PathBuf]) -> anyhow::Result<()> {
-    let register = load_register(keys)?;
+    let register = load_register(keys, "verify")?;
     let verification = verify_bundles(
         bundles,
         register.as_ref(),
@@ -299,7 +309,7 @@ fn report(
     dims: Dims,
     out: &Path,
 ) -> anyhow::Result<()> {
-    let register = load_register(keys)?;
+    let register = load_register(keys, "report")?;
     let denominators = Denominators::load(eligible)?;
     let outcome = odm_uptake::report::write_report(
         bundles,

@@ -120,6 +120,12 @@ fn the_same_bundle_given_twice_is_a_warning_and_exit_0() {
     let (_, bundle, _) = exported_bundle(&dir, 2);
     let out = odm(&["verify", s(&bundle), s(&bundle)]);
     assert_eq!(out.status.code(), Some(0));
+    // Without --keys the signatures prove less, and stderr says so.
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no --keys"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8(out.stdout).unwrap();
     let warnings: Vec<&str> = stdout.lines().collect();
     assert_eq!(warnings.len(), 3, "{stdout}");
