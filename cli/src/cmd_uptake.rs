@@ -196,12 +196,30 @@ fn parse_dims(text: &str) -> Result<Dims, String> {
 
 /// Opens the store for commands that read it; participation is not
 /// consulted here (exporting or checking existing records writes none).
+/// Opens an existing store, whatever `ODM_UPTAKE` says (its data are to be
+/// exported, checked or registered). Opening closes the cases a crash left
+/// open, as the monitor's next start would: that write is said on standard
+/// error, with the damaged open cases dropped.
 fn open_store(db: &Path, key: Option<&Path>) -> anyhow::Result<UptakeStore> {
     let on = Settings {
         participation: true,
     };
-    UptakeStore::open_with_key(db, key, on)
-        .with_context(|| format!("opening uptake store {}", db.display()))
+    let store = UptakeStore::open_with_key(db, key, on)
+        .with_context(|| format!("opening uptake store {}", db.display()))?;
+    let (recovered, discarded) = (store.recovered_cases(), store.discarded_cases());
+    if recovered > 0 {
+        eprintln!(
+            "odm uptake: {}: {recovered} case(s) left open by a crash closed into records",
+            db.display()
+        );
+    }
+    if discarded > 0 {
+        eprintln!(
+            "odm uptake: {}: {discarded} damaged open case(s) dropped: they could not be records",
+            db.display()
+        );
+    }
+    Ok(store)
 }
 
 fn init(db: &Path, org: &str, key_dir: Option<PathBuf>, settings: Settings) -> anyhow::Result<()> {

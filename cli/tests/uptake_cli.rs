@@ -443,3 +443,48 @@ fn the_scanner_catches_identifiers_planted_in_an_export() {
     assert!(scan_file(&records).is_empty());
     assert_eq!(ok(&["scan", s(&records)]), "");
 }
+
+/// Opening a store to check or export it closes a case a crash left open
+/// (the monitor's next start would); the command says so on stderr, with
+/// participation switched off too.
+#[test]
+fn a_case_left_open_by_a_crash_is_closed_and_said() {
+    let dir = fresh_dir("crash-said");
+    let db = dir.join("uptake.sqlite");
+    ok(&["init", "--db", s(&db), "--org", "RH802"]);
+    {
+        let on = Settings {
+            participation: true,
+        };
+        let mut store = UptakeStore::open(&db, on).unwrap();
+        let case = store
+            .open_case(
+                OdsCode::parse("RH802").unwrap(),
+                Period::parse("2026-03").unwrap(),
+                2,
+                &Software::this_build(),
+            )
+            .unwrap();
+        let _never_closed = case;
+        std::mem::forget(store);
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_odm"))
+        .args(["uptake", "check", "--db", s(&db)])
+        .env("ODM_UPTAKE", "off")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains(": 1 records"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("1 case(s) left open by a crash closed"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Nothing left to close the next time, and nothing said.
+    let out = odm(&["check", "--db", s(&db)]);
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
