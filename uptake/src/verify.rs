@@ -430,10 +430,10 @@ fn check_records(
             Ok(0) => break,
             Ok(_) => {}
             Err(e) => {
-                check.error(
-                    line_no + 1,
-                    format!("{RECORDS_FILE} cannot be read: {}", e.kind()),
-                );
+                // Nothing read yet: the file as a whole (line 0, as the
+                // spec numbers it), e.g. a directory by that name.
+                let line = if line_no == 0 { 0 } else { line_no + 1 };
+                check.error(line, format!("{RECORDS_FILE} cannot be read: {}", e.kind()));
                 return None;
             }
         }

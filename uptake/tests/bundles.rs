@@ -408,6 +408,24 @@ fn a_bundle_may_continue_an_earlier_one() {
     assert_eq!(v.counted().count(), 6);
 }
 
+/// A `records.csv` that cannot be read at all (here a directory) is a
+/// problem of the bundle as a whole: line 0.
+#[test]
+fn an_unreadable_records_file_is_line_0() {
+    let dir = fresh_dir("records-dir");
+    let id = identity(9);
+    let recs = records(&id, 2, 9);
+    let b = write_bundle(&dir.join("b"), &id, &recs);
+    std::fs::remove_file(b.join("records.csv")).unwrap();
+    std::fs::create_dir(b.join("records.csv")).unwrap();
+    let p = problems(&verify(&[b], None));
+    assert!(
+        p.iter()
+            .any(|l| l.starts_with("line 0: error: records.csv cannot be read")),
+        "{p:?}"
+    );
+}
+
 #[test]
 fn garbage_bundles_are_errors_not_panics() {
     let dir = fresh_dir("garbage");
