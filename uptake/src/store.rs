@@ -787,8 +787,11 @@ impl UptakeStore {
             seq,
             what,
         };
-        let mut stmt = inner
-            .conn
+        // One read transaction, so that the records and the signed head
+        // are read from the same snapshot: a case the monitor closes while
+        // this reads cannot look like a record added behind its back.
+        let snapshot = inner.conn.unchecked_transaction().map_err(sql)?;
+        let mut stmt = snapshot
             .prepare(
                 "SELECT seq, record_id, device, org, period, category, eligibility, age_band,
                         minutes, boluses, bolus_ml, accepted_fraction, probe_model, software,
@@ -867,7 +870,7 @@ impl UptakeStore {
             }
             prev = hash;
         }
-        let (head_count, head_hash, signature) = read_head(&inner.conn, &inner.path)?;
+        let (head_count, head_hash, signature) = read_head(&snapshot, &inner.path)?;
         if head_count != count || ChainHash::from_hex(&head_hash) != Some(prev) {
             return Err(broken(
                 0,
