@@ -1473,6 +1473,24 @@ impl<'a, W: Write> Analyser<'a, W> {
             (Some(samples), Some(fs)) => Some(samples as f64 / fs),
             _ => None,
         };
+        if self.format == Format::Csv {
+            // CSV has no summary line (analysis-output.md), so what was
+            // skipped (cli.md: "it reports what it skipped in the summary
+            // counters") is said on standard error instead.
+            let skipped: Vec<String> = counters
+                .named()
+                .into_iter()
+                .filter(|&(name, value)| value > 0 && !matches!(name, "bytes_read" | "frames_good"))
+                .map(|(name, value)| format!("{name} {value}"))
+                .collect();
+            if !skipped.is_empty() {
+                eprintln!(
+                    "odm analyse: warning: {}: damaged input, skipped (CSV has no summary line): {}",
+                    self.name,
+                    skipped.join(", ")
+                );
+            }
+        }
         let mut l = JsonLine::new("summary");
         l.num("duration_s", duration_s, decimals::TIME_S)
             .int("beats", self.beats)

@@ -449,6 +449,30 @@ fn damaged_and_truncated_file_still_analyses_and_reports_counters() {
         "analysis went on after the damage: {} beats",
         beats.len()
     );
+    // CSV has no summary line: what was skipped is said on stderr, with
+    // the same counters; a clean file's CSV says nothing there.
+    let csv = odm(
+        &["analyse", path.to_str().unwrap(), "--format", "csv"],
+        None,
+    );
+    assert!(csv.status.success());
+    let err = String::from_utf8_lossy(&csv.stderr);
+    for name in ["crc_errors", "lost_frames", "resync_bytes"] {
+        assert!(
+            err.contains(&format!("{name} {}", summary[name])),
+            "{name}: {err}"
+        );
+    }
+    let clean = write_file("clean-csv.odmrec", bytes);
+    let csv = odm(
+        &["analyse", clean.path().to_str().unwrap(), "--format", "csv"],
+        None,
+    );
+    assert!(
+        csv.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&csv.stderr)
+    );
     // The lost samples show as a gap event, and no accepted beat spans it.
     let gaps = of_type(&lines, "event")
         .into_iter()
