@@ -525,29 +525,54 @@ impl Software {
     }
 
     /// Parses a value this installation is to write into a record: the
-    /// spec's form, and also plainly a name and a version (`odm 0.3.1`: a
-    /// word, one space, a version starting with a digit) in which the
-    /// identifier scanner finds nothing. A reader takes any spec-valid
-    /// value (another monitor's); a writer never publishes free text, the
-    /// one field an identifier could otherwise ride in (an open case's
-    /// row edited in the database, or a caller of the library).
+    /// spec's form, and also plainly a name and a version (`odm 0.3.1`): a
+    /// word of at most 20 characters, one space, and a version of two to
+    /// four dot-separated numbers with at most a 20-character `-`/`+`
+    /// suffix; no run of five or more digits anywhere (an NHS or hospital
+    /// number, an unseparated date), and nothing the identifier scanner
+    /// flags. A reader takes any spec-valid value (another monitor's); a
+    /// writer does not publish free text in the one field the spec leaves
+    /// open (an open case's row edited in the database, or a caller of the
+    /// library). A word can still be a surname: the form keeps numbers
+    /// out, not every name.
     pub fn parse_for_writing(text: &str) -> Result<Self, FieldError> {
         let software = Self::parse(text)?;
-        let plain = text.split_once(' ').is_some_and(|(name, version)| {
-            name.bytes().next().is_some_and(|c| c.is_ascii_alphabetic())
-                && name
-                    .bytes()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_'))
-                && version.bytes().next().is_some_and(|c| c.is_ascii_digit())
-                && version
-                    .bytes()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'+'))
-        });
-        if !plain || !crate::scan::scan_for_identifiers(text.as_bytes()).is_empty() {
-            return Err(field_error(
+        let refused = || {
+            field_error(
                 "software",
                 "a software name and version, as `odm 0.3.1`, and nothing else",
-            ));
+            )
+        };
+        let (name, version) = text.split_once(' ').ok_or_else(refused)?;
+        let name_ok = (1..=20).contains(&name.len())
+            && name.bytes().next().is_some_and(|c| c.is_ascii_alphabetic())
+            && name
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_'));
+        let (numbers, suffix) = match version.find(['-', '+']) {
+            Some(i) => version.split_at(i),
+            None => (version, ""),
+        };
+        let parts: Vec<&str> = numbers.split('.').collect();
+        let numbers_ok = (2..=4).contains(&parts.len())
+            && parts
+                .iter()
+                .all(|p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()));
+        let suffix_ok = suffix.len() <= 21
+            && suffix
+                .bytes()
+                .skip(1)
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'+'));
+        let longest_digits = text
+            .split(|c: char| !c.is_ascii_digit())
+            .map(str::len)
+            .max()
+            .unwrap_or(0);
+        if !(name_ok && numbers_ok && suffix_ok)
+            || longest_digits >= 5
+            || !crate::scan::scan_for_identifiers(text.as_bytes()).is_empty()
+        {
+            return Err(refused());
         }
         Ok(software)
     }
@@ -724,6 +749,47 @@ pub fn bytes_from_hex<const N: usize>(text: &str) -> Option<[u8; N]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// This build's own name and version is always writable: a version
+    /// the writer's form refused would stop the monitor counting cases.
+    #[test]
+    fn this_build_is_writable() {
+        let this = Software::this_build();
+        assert_eq!(
+            Software::parse_for_writing(this.as_str()).map(|s| s.0),
+            Ok(this.0)
+        );
+    }
+
+    /// The writer's form: a name and a version, nothing that could carry
+    /// a number or date of a patient; a reader takes them all.
+    #[test]
+    fn software_is_written_only_as_a_name_and_version() {
+        for ok in [
+            "odm 0.3.1",
+            "odm 1.2",
+            "odm-monitor 1.2.0-rc.1+build5",
+            "x_y 10.20.30.40",
+        ] {
+            assert!(Software::parse_for_writing(ok).is_ok(), "{ok}");
+        }
+        for refused in [
+            "odm",
+            "odm 1",
+            "Jane Smith 1.0",
+            "odm 9434765919a",
+            "odm 14031957",
+            "odm 1.0.14031957",
+            "odm 1.0.0-9434765919a",
+            "odm 1.0.0-14.03.1957",
+            "odm 1.0.0-SW1A 1AA",
+            "odm 1.0 extra",
+            "MRN K123456",
+        ] {
+            assert!(Software::parse_for_writing(refused).is_err(), "{refused}");
+            assert!(Software::parse(refused).is_ok(), "a reader takes {refused}");
+        }
+    }
 
     #[test]
     fn a_case_is_dated_by_the_uk_civil_month() {

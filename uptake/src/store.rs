@@ -490,18 +490,12 @@ impl UptakeStore {
             }) {
                 Ok(_) => self.recovered_cases += 1,
                 // A value out of its vocabulary, or of the wrong SQL type
-                // (written behind the store's back): it can never be a
-                // record, and must not stop every later opening.
-                Err(
-                    StoreError::BadField { .. }
-                    | StoreError::Sqlite {
-                        source:
-                            rusqlite::Error::InvalidColumnType(..)
-                            | rusqlite::Error::FromSqlConversionFailure(..)
-                            | rusqlite::Error::IntegralValueOutOfRange(..),
-                        ..
-                    },
-                ) => {
+                // in the open case's row (written behind the store's back):
+                // it can never be a record, and must not stop every later
+                // opening. (`close_case` reports the row's type errors as
+                // `BadField`; any other SQL error, e.g. a damaged chain
+                // head, stops the opening and keeps the case.)
+                Err(StoreError::BadField { .. }) => {
                     if let Some(inner) = &self.inner {
                         inner
                             .conn
@@ -715,7 +709,21 @@ impl UptakeStore {
                 },
             )
             .optional()
-            .map_err(sql)?;
+            .map_err(|source| match source {
+                // A value of the wrong SQL type in the row: the case is
+                // damaged, like a value outside its vocabulary.
+                rusqlite::Error::InvalidColumnType(..)
+                | rusqlite::Error::FromSqlConversionFailure(..)
+                | rusqlite::Error::IntegralValueOutOfRange(..) => StoreError::BadField {
+                    path: path.clone(),
+                    seq: 0,
+                    source: FieldError {
+                        field: "open case",
+                        expected: "each column of its SQL type",
+                    },
+                },
+                source => sql(source),
+            })?;
         let Some((org, period, cat, eli, age, secs, boluses, ml, acc, total, probe, sw)) = row
         else {
             return Err(StoreError::NoSuchCase { path, case_id });
@@ -956,6 +964,15 @@ fn append_in(
             if record.device != identity.device {
                 return Err(StoreError::ForeignDevice(path.to_owned()));
             }
+            // Every record this store writes, closed case or not: no free
+            // text in `software` (record.rs, `Software::parse_for_writing`).
+            Software::parse_for_writing(record.software.as_str()).map_err(|source| {
+                StoreError::BadField {
+                    path: path.to_owned(),
+                    seq: 0,
+                    source,
+                }
+            })?;
             let hash = record.chain_hash(&prev);
             previous_of_last = prev;
             stmt.execute(params![

@@ -212,6 +212,23 @@ fn an_open_case_with_a_wrong_type_or_free_text_is_dropped() {
     }
 }
 
+/// A damaged chain head is not the open case's fault: the opening fails
+/// and the case stays, to be closed once the store is repaired.
+#[test]
+fn a_damaged_chain_head_keeps_the_open_case() {
+    let dir = fresh_dir("head-type");
+    let db = init_store(&dir);
+    crash_with_a_case_open(&db, |_, _| {});
+    raw(&db)
+        .execute("UPDATE chain_head SET records = 'x'", [])
+        .unwrap();
+    assert!(UptakeStore::open(&db, ON).is_err());
+    let open: i64 = raw(&db)
+        .query_row("SELECT COUNT(*) FROM open_case", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(open, 1);
+}
+
 /// The library refuses to open a case whose software is not plainly a
 /// name and version, though the spec's form would take it.
 #[test]
