@@ -69,17 +69,25 @@ pub struct PatientForm {
 }
 
 /// A typed number: `None` when empty, an error naming the field when not a
-/// number. A decimal comma is read as a point, except where it could be a
-/// thousands separator ("1,500": 1500 or 1.5?), which is refused rather
-/// than guessed.
+/// number. A decimal comma is read as a point, except where the separator
+/// could group thousands ("1,500" or "1.500": 1500 or 1.5?), which is
+/// refused rather than guessed.
 fn typed_number(text: &str, what: &str) -> Result<Option<f64>, String> {
     let t = text.trim();
     if t.is_empty() {
         return Ok(None);
     }
-    if let Some((whole, fraction)) = t.split_once(',') {
+    let unsigned = t.strip_prefix(['+', '-']).unwrap_or(t);
+    if let Some((whole, fraction)) = unsigned.split_once([',', '.']) {
         let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-        if digits(whole) && whole.len() <= 3 && digits(fraction) && fraction.len() == 3 {
+        // A group of thousands is three digits after one to three that
+        // do not start with 0 ("0,750" can only be a decimal).
+        if digits(whole)
+            && whole.len() <= 3
+            && !whole.starts_with('0')
+            && digits(fraction)
+            && fraction.len() == 3
+        {
             let decimal = match fraction.trim_end_matches('0') {
                 "" => whole.to_string(),
                 f => format!("{whole}.{f}"),

@@ -648,8 +648,17 @@ fn patient_entries_are_parsed_field_by_field() {
         f.parsed(),
         Err("weight \"1,500\" is ambiguous: type 1500 or 1.5".into())
     );
+    f.weight_text = "1.500".into();
+    assert!(f.parsed().unwrap_err().contains("ambiguous"));
+    f.weight_text = "+1,500".into();
+    assert!(f.parsed().unwrap_err().contains("ambiguous"));
     f.weight_text = "70,25".into();
     assert_eq!(f.parsed().unwrap().weight_kg, 70.25);
+    f.diameter_text = "0,750".into();
+    assert!(
+        f.parsed().unwrap_err().contains("0.75"),
+        "read as a decimal"
+    );
 }
 
 /// The audio status in the top bar is one word (the bar is full at
