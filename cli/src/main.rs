@@ -103,7 +103,14 @@ fn main() {
                     | ErrorKind::DisplayVersion
                     | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
             );
-            if !shows_help && std::env::args_os().nth(1).is_some_and(|a| a == "uptake") {
+            // `odm uptake …`, or `odm help uptake …`.
+            let args: Vec<_> = std::env::args_os().skip(1).take(2).collect();
+            let uptake = match args.as_slice() {
+                [first, ..] if first == "uptake" => true,
+                [first, second] => first == "help" && second == "uptake",
+                _ => false,
+            };
+            if !shows_help && uptake {
                 use std::io::Write as _;
                 let _ = writeln!(std::io::stderr(), "odm: error: {}", uptake_usage_error(&e));
                 std::process::exit(2);

@@ -220,6 +220,12 @@ fn a_bad_value_exits_2_and_is_not_echoed() {
         );
         assert!(err.starts_with("odm: error: "), "one line: {err}");
     }
+    let out = Command::new(env!("CARGO_BIN_EXE_odm"))
+        .args(["help", "uptake", "Jane Smith 9434765919"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("Jane"));
     let out = odm(&["demo", "--db", s(&db), "--records", "many"]);
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("invalid value for '--records <RECORDS>'"),
