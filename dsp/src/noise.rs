@@ -15,9 +15,10 @@
 //! every comparison). It does not partition: it narrows a key interval that
 //! holds the median by counting, in whole-column passes that vectorise
 //! (about ten of them, starting half an octave either side of the previous
-//! column's median), then steps to the median by masked minima. The same median, bit for bit, as a quickselect, which
-//! took 18 % of `odm analyse` with its mispredicted partitions; counting
-//! takes 9 % (docs/performance.md, "The noise median by counting"). An O(n)
+//! column's median), then steps to the median by masked minima. The same
+//! median, bit for bit, as a quickselect, which took 18 % of `odm analyse`
+//! with its mispredicted partitions; counting takes 9 %
+//! (docs/performance.md, "The noise median by counting"). An O(n)
 //! truncated-mean estimator (Hildebrand–Sekhon style, corrected for the
 //! truncation of an exponential) was measured at ~40% less time but moved
 //! the envelope on shaped Gaussian noise (dsp/tests/shaped_noise.rs) and
