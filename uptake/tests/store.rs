@@ -277,6 +277,30 @@ fn records_after_the_chains_start_are_all_of_them() {
     assert_eq!(after_start(&store).unwrap(), 3);
 }
 
+/// A case the monitor closes while an export reads the chain is not taken
+/// for tampering: the records and the signed head are read from one
+/// snapshot (the new record waits for the next export).
+#[test]
+fn a_case_closed_during_an_export_is_not_taken_for_tampering() {
+    let dir = fresh_dir("snapshot");
+    let db = init_store(&dir);
+    let mut monitor = UptakeStore::open(&db, ON).unwrap();
+    close_cases(&mut monitor, 2);
+    let export = UptakeStore::open(&db, ON).unwrap();
+    let mut seen = 0;
+    let counted = export
+        .for_each_record(None, |_| {
+            if seen == 0 {
+                close_cases(&mut monitor, 1);
+            }
+            seen += 1;
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!((counted, seen), (2, 2));
+    assert_eq!(export.verify_chain().unwrap(), 3);
+}
+
 #[test]
 fn updates_and_deletes_of_closed_records_are_refused() {
     let dir = fresh_dir("append-only");
