@@ -747,7 +747,8 @@ impl UptakeStore {
             bolus_ml: BolusMl::from_total_ml(non_negative(ml)),
             accepted_fraction: AcceptedFraction::from_beats(non_negative(acc), non_negative(total)),
             probe_model: u8::try_from(probe).unwrap_or(0),
-            software: Software::parse_for_writing(&sw).map_err(bad)?,
+            // Checked for writing by `append_in`, as every record is.
+            software: Software::parse(&sw).map_err(bad)?,
         };
         let tx = inner.conn.transaction().map_err(sql)?;
         let (_, chained) = append_in(&tx, &inner.identity, &path, [record])?;
