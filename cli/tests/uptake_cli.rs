@@ -37,6 +37,24 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// The store at `db`, participating, with an RH802 case opened in `period`
+/// by this build.
+fn open_a_case(db: &Path, period: &str) -> (UptakeStore, odm_uptake::CaseHandle) {
+    let on = Settings {
+        participation: true,
+    };
+    let mut store = UptakeStore::open(db, on).unwrap();
+    let case = store
+        .open_case(
+            OdsCode::parse("RH802").unwrap(),
+            Period::parse(period).unwrap(),
+            2,
+            &Software::this_build(),
+        )
+        .unwrap();
+    (store, case)
+}
+
 /// A store with `n` synthetic records and one real closed case, exported.
 fn exported_bundle(dir: &Path, n: u64) -> (PathBuf, PathBuf, String) {
     let db = dir.join("store").join("uptake.sqlite");
@@ -52,21 +70,7 @@ fn exported_bundle(dir: &Path, n: u64) -> (PathBuf, PathBuf, String) {
         "3",
     ]);
     {
-        let mut store = UptakeStore::open(
-            &db,
-            Settings {
-                participation: true,
-            },
-        )
-        .unwrap();
-        let case = store
-            .open_case(
-                OdsCode::parse("RH802").unwrap(),
-                Period::parse("2026-02").unwrap(),
-                2,
-                &Software::this_build(),
-            )
-            .unwrap();
+        let (mut store, case) = open_a_case(&db, "2026-02");
         store.set_category(&case, Category::Colorectal).unwrap();
         store.set_eligibility(&case, Eligibility::Major).unwrap();
         store.add_monitored_s(&case, 5400).unwrap();
@@ -459,19 +463,7 @@ fn a_case_left_open_by_a_crash_is_closed_and_said() {
     let db = dir.join("uptake.sqlite");
     ok(&["init", "--db", s(&db), "--org", "RH802"]);
     {
-        let on = Settings {
-            participation: true,
-        };
-        let mut store = UptakeStore::open(&db, on).unwrap();
-        let case = store
-            .open_case(
-                OdsCode::parse("RH802").unwrap(),
-                Period::parse("2026-03").unwrap(),
-                2,
-                &Software::this_build(),
-            )
-            .unwrap();
-        let _never_closed = case;
+        let (store, _never_closed) = open_a_case(&db, "2026-03");
         std::mem::forget(store);
     }
     let out = Command::new(env!("CARGO_BIN_EXE_odm"))
