@@ -204,6 +204,9 @@ fn dump_grid_envelopes() {
                             .ok()
                             .and_then(|s| s.parse().ok())
                             .unwrap_or(48),
+                        // `ODM_LIFETIME_MS`: the scatterer groups' mean
+                        // lifetime (the speckle's fading time).
+                        scatterer_lifetime_ms: env_f64("ODM_LIFETIME_MS", 80.0),
                         ..odm_simulator::SimConfig::default()
                     };
                     let name = format!("n{n}_snr{snr}_hr{hr}_s{seed}");
@@ -774,7 +777,7 @@ fn print_onset_errors() {
                 continue;
             };
             println!(
-                "OE {} {:.4} {:+.3} {:.3} {:.2} {:.2} {:+.3} {:+.3}",
+                "OE {} {:.4} {:+.3} {:.3} {:.2} {:.2} {:+.3} {:+.3} {:+.3}",
                 c.name,
                 t.onset_s,
                 (b.onset_s - t.onset_s) * 1000.0,
@@ -783,6 +786,7 @@ fn print_onset_errors() {
                 (t.peak_s - t.onset_s) * 1000.0,
                 (b.cycle_s - (t.next_onset_s - t.onset_s)) * 1000.0,
                 (b.pv_cm_s - t.pv_cm_s),
+                (b.end_s - t.end_s) * 1000.0,
             );
         }
     }
