@@ -777,7 +777,7 @@ fn print_onset_errors() {
                 continue;
             };
             println!(
-                "OE {} {:.4} {:+.3} {:.3} {:.2} {:.2} {:+.3} {:+.3} {:+.3}",
+                "OE {} {:.4} {:+.3} {:.3} {:.2} {:.2} {:+.3} {:+.3} {:+.3} {}",
                 c.name,
                 t.onset_s,
                 (b.onset_s - t.onset_s) * 1000.0,
@@ -787,6 +787,7 @@ fn print_onset_errors() {
                 (b.cycle_s - (t.next_onset_s - t.onset_s)) * 1000.0,
                 (b.pv_cm_s - t.pv_cm_s),
                 (b.end_s - t.end_s) * 1000.0,
+                u8::from(b.accepted),
             );
         }
     }
