@@ -731,6 +731,63 @@ mod tests {
         assert!(c.is_clean());
     }
 
+    /// The spec's counter table, names and order (serial-stream.md,
+    /// "Receiver rules").
+    const SPEC_COUNTERS: [&str; 10] = [
+        "bytes_read",
+        "frames_good",
+        "crc_errors",
+        "malformed",
+        "unknown_kinds",
+        "lost_frames",
+        "seq_resets",
+        "lost_samples",
+        "discontinuities",
+        "resync_bytes",
+    ];
+
+    fn counter_named<'a>(c: &'a mut Counters, name: &str) -> &'a mut u64 {
+        match name {
+            "bytes_read" => &mut c.bytes_read,
+            "frames_good" => &mut c.frames_good,
+            "crc_errors" => &mut c.crc_errors,
+            "malformed" => &mut c.malformed,
+            "unknown_kinds" => &mut c.unknown_kinds,
+            "lost_frames" => &mut c.lost_frames,
+            "seq_resets" => &mut c.seq_resets,
+            "lost_samples" => &mut c.lost_samples,
+            "discontinuities" => &mut c.discontinuities,
+            "resync_bytes" => &mut c.resync_bytes,
+            _ => panic!("no counter {name}"),
+        }
+    }
+
+    /// `named` pairs each spec name with its own field, in the spec's order;
+    /// any one problem counter alone makes the link unclean, and the two
+    /// that count what arrived (bytes, good frames) do not. (A mutation run
+    /// found `is_clean` only ever asserted true.)
+    #[test]
+    fn counters_carry_the_spec_names_and_each_problem_makes_the_link_unclean() {
+        let names: Vec<&str> = Counters::default().named().iter().map(|n| n.0).collect();
+        assert_eq!(names, SPEC_COUNTERS);
+        for name in SPEC_COUNTERS {
+            let mut c = Counters::default();
+            *counter_named(&mut c, name) = 7;
+            for (n, v) in c.named() {
+                assert_eq!(v, if n == name { 7 } else { 0 }, "{name}: {n}");
+            }
+            let arrival = matches!(name, "bytes_read" | "frames_good");
+            assert_eq!(c.is_clean(), arrival, "{name}");
+        }
+    }
+
+    /// The largest frame of the spec: an 8-byte header, a 4 096-byte
+    /// payload, a 4-byte CRC.
+    #[test]
+    fn the_largest_frame_is_the_specs() {
+        assert_eq!(MAX_FRAME_LEN, 8 + 4096 + 4);
+    }
+
     #[test]
     fn encodes_spec_golden_frame() {
         let f = golden_frame();
