@@ -1174,6 +1174,7 @@ mod tests {
             })
         );
         assert_eq!(d.damaged_tail(), Some((40, 3)));
+        assert_eq!(d.last_good_end(), 40, "one past the inner frame");
         let c = d.counters();
         assert_eq!(c.resync_bytes, 11);
         assert_eq!(c.crc_errors, 0);
