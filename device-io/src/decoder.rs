@@ -1180,6 +1180,35 @@ mod tests {
         assert_eq!(c.crc_errors, 0);
     }
 
+    /// Memory stays flat over a long stream (an analysis of a whole case
+    /// must not grow with its length): consumed bytes leave the buffer,
+    /// and the stream offsets still count from the start.
+    #[test]
+    fn the_buffer_stays_small_over_a_long_stream() {
+        let mut d = Decoder::new();
+        let mut frames_seen = 0_u64;
+        for k in 0..10_000_u64 {
+            // Frames fed in two pieces, with a junk byte every 100 frames.
+            if k % 100 == 0 {
+                d.feed(&[0x00]);
+            }
+            d.feed(&GOLDEN[..13]);
+            d.feed(&GOLDEN[13..]);
+            while let Some(item) = d.next_item() {
+                frames_seen += u64::from(matches!(item, DecodedItem::Frame(_)));
+            }
+            assert!(
+                d.buf.len() <= 2 * MAX_FRAME_LEN,
+                "{} bytes held",
+                d.buf.len()
+            );
+        }
+        assert_eq!(frames_seen, 10_000);
+        assert_eq!(d.stream_end(), 10_000 * 32 + 100);
+        assert_eq!(d.last_good_end(), d.stream_end());
+        assert_eq!(d.counters().resync_bytes, 100);
+    }
+
     #[test]
     fn feeding_after_finish_continues_without_reporting_bytes_twice() {
         // A link drops mid-frame (finish), then comes back with whole frames.
