@@ -1209,6 +1209,40 @@ mod tests {
         assert_eq!(d.counters().resync_bytes, 100);
     }
 
+    /// `len` runs 0..=4096 (the spec's header table): a payload of exactly
+    /// 4 096 bytes is a frame, and a header claiming 4 097 is a false sync
+    /// (rule 1) even when a CRC over that many bytes checks.
+    #[test]
+    fn the_largest_payload_is_a_frame_and_one_byte_more_a_false_sync() {
+        let json_len = MAX_PAYLOAD_LEN - ANNOTATION_HEADER_LEN;
+        let head = br#"{"type":"marker","text":""#;
+        let mut json = head.to_vec();
+        json.resize(json_len - 2, b'a');
+        json.extend_from_slice(br#""}"#);
+        let mut payload = 5_u64.to_le_bytes().to_vec();
+        payload.extend_from_slice(&json);
+        assert_eq!(payload.len(), 4096);
+        let mut bytes = Vec::new();
+        encode_raw_frame(9, kind::ANNOTATION, &payload, &mut bytes).unwrap();
+        let (items, c) = decode_all(&bytes);
+        let f = frames(&items);
+        assert_eq!(f.len(), 1, "{items:?}");
+        assert!(matches!(&f[0].payload, Payload::Annotation(a) if a.at_sample == 5));
+        assert!(c.is_clean());
+
+        // The same frame grown by one payload byte, its CRC recomputed.
+        payload.push(b' ');
+        let mut long = vec![0xA5, 0x5A, VERSION, kind::ANNOTATION, 9, 0];
+        long.extend_from_slice(&4097_u16.to_le_bytes());
+        long.extend_from_slice(&payload);
+        let crc = crc32fast::hash(&long[2..]);
+        long.extend_from_slice(&crc.to_le_bytes());
+        let (items, c) = decode_all(&long);
+        assert!(frames(&items).is_empty(), "{items:?}");
+        assert_eq!(c.crc_errors, 0, "refused on its length, before the CRC");
+        assert_eq!(c.resync_bytes, long.len() as u64);
+    }
+
     #[test]
     fn feeding_after_finish_continues_without_reporting_bytes_twice() {
         // A link drops mid-frame (finish), then comes back with whole frames.
