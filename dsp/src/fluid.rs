@@ -554,6 +554,73 @@ mod tests {
         }
     }
 
+    /// Without an area model no beat has SV: the SV means are absent, not
+    /// NaN, and the verdict (from SD) stands. (This and the next two tests
+    /// come from a mutation run, stop 42.)
+    #[test]
+    fn without_stroke_volumes_the_sv_means_are_absent() {
+        let mut tr = FluidTracker::new(FluidConfig::default());
+        let mut t = 0.0;
+        let mut i = 0;
+        while t < 400.0 {
+            let mut b = beat(i, t, if t < 60.0 { 10.0 } else { 12.0 }, 0.8);
+            b.sv_ml = None;
+            tr.push_beat(&b);
+            if i == 75 {
+                tr.bolus(60.0, None);
+            }
+            t += 0.8;
+            i += 1;
+        }
+        let r = tr.poll().unwrap();
+        assert_eq!((r.sv_before_ml, r.sv_after_ml), (None, None), "{r:?}");
+        assert!(!r.sv_model_changed, "{r:?}");
+        assert!((r.delta_pct.unwrap() - 20.0).abs() < 1e-9, "{r:?}");
+        assert_eq!(r.responsive, Some(true));
+    }
+
+    /// Windows that are not finite and positive fall back to the defaults,
+    /// and `config` reports what is in use.
+    #[test]
+    fn unusable_settings_fall_back_to_the_defaults() {
+        let d = FluidConfig::default();
+        let tr = FluidTracker::new(FluidConfig {
+            before_s: f64::NAN,
+            after_span_s: -1.0,
+            rolling_s: 20.0,
+            min_beats: 0,
+            responsive_pct: f64::INFINITY,
+            max_hr_bpm: 0.0,
+            max_pending: 0,
+        });
+        let want = FluidConfig {
+            rolling_s: 20.0,
+            min_beats: 1,
+            max_pending: 1,
+            ..d
+        };
+        assert_eq!(*tr.config(), want);
+    }
+
+    /// A non-finite time does not move the clock (an infinite one would
+    /// finish every challenge as complete at once), and a challenge the
+    /// stream ends inside is incomplete, even one given at time 0.
+    #[test]
+    fn non_finite_times_leave_a_challenge_pending() {
+        let mut tr = FluidTracker::new(FluidConfig::default());
+        tr.bolus(0.0, Some(250.0));
+        feed(&mut tr, 0.0, 100.0, 1.0, |_| 11.0);
+        tr.advance_to(f64::INFINITY);
+        tr.advance_to(f64::NAN);
+        assert_eq!(tr.pending(), 1);
+        assert!(tr.poll().is_none());
+        tr.finish();
+        let r = tr.poll().unwrap();
+        assert!(!r.complete, "{r:?}");
+        assert_eq!(r.beats_before, 0);
+        assert_eq!(r.responsive, None);
+    }
+
     #[test]
     fn a_15_percent_rise_is_responsive() {
         let mut tr = FluidTracker::new(FluidConfig::default());
