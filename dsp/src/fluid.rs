@@ -621,6 +621,34 @@ mod tests {
         assert_eq!(r.responsive, None);
     }
 
+    /// Of equally good rolling windows the earliest is stated; a window
+    /// that ends exactly where the search span ends is searched, and none
+    /// that runs past it (exact binary SDs, so that equal means are equal).
+    #[test]
+    fn the_earliest_best_window_is_stated_and_the_last_one_is_searched() {
+        for (rise_from_s, want_start_s, want_sd_cm) in [
+            (150.0, 150.0, 12.0),
+            (370.0, 370.0, 12.0),
+            (385.0, 370.0, 11.0),
+        ] {
+            let mut tr = FluidTracker::new(FluidConfig::default());
+            feed(&mut tr, 0.0, 100.0, 1.0, |_| 10.0);
+            tr.bolus(100.0, Some(250.0));
+            feed(&mut tr, 100.0, 420.0, 1.0, |t| {
+                if (rise_from_s..400.0).contains(&t) {
+                    12.0
+                } else {
+                    10.0
+                }
+            });
+            let r = tr.poll().unwrap();
+            assert_eq!(r.after_window_s, [want_start_s, want_start_s + 30.0]);
+            assert_eq!(r.beats_after, 30);
+            assert_eq!(r.sd_after_cm, Some(want_sd_cm));
+            assert_eq!(r.delta_pct, Some(10.0 * (want_sd_cm - 10.0)));
+        }
+    }
+
     #[test]
     fn a_15_percent_rise_is_responsive() {
         let mut tr = FluidTracker::new(FluidConfig::default());
