@@ -649,6 +649,30 @@ mod tests {
         }
     }
 
+    /// Only the beats of the two windows decide whether their SVs come
+    /// from one area model: a patient entered a minute before the baseline
+    /// window does not flag the challenge.
+    #[test]
+    fn a_model_change_outside_both_windows_is_not_flagged() {
+        let mut tr = FluidTracker::new(FluidConfig::default());
+        let mut t = 0.0;
+        let mut i = 0;
+        while t < 500.0 {
+            let mut b = beat(i, t, if t < 120.0 { 10.0 } else { 11.0 }, 1.0);
+            b.sv_ml = (t >= 40.0).then_some(5.0 * b.sd_cm);
+            tr.push_beat(&b);
+            if i == 120 {
+                tr.bolus(120.0, Some(250.0));
+            }
+            t += 1.0;
+            i += 1;
+        }
+        let r = tr.poll().unwrap();
+        assert_eq!(r.before_window_s, [60.0, 120.0]);
+        assert!(!r.sv_model_changed, "{r:?}");
+        assert_eq!(r.sv_before_ml, Some(50.0));
+    }
+
     #[test]
     fn a_15_percent_rise_is_responsive() {
         let mut tr = FluidTracker::new(FluidConfig::default());
