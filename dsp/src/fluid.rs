@@ -498,6 +498,33 @@ mod tests {
         }
     }
 
+    /// The first challenge of beats every `cycle_s` from 0 to `until_s`,
+    /// with SD and SV `at(t)` (SV `None`: no area model), and a bolus at
+    /// `bolus_t_s` given after beat `bolus_after` is pushed.
+    fn first_challenge(
+        until_s: f64,
+        cycle_s: f64,
+        (bolus_after, bolus_t_s): (u64, f64),
+        at: impl Fn(f64) -> (f64, Option<f64>),
+    ) -> FluidChallengeResult {
+        let mut tr = FluidTracker::new(FluidConfig::default());
+        let mut t = 0.0;
+        let mut i = 0;
+        while t < until_s {
+            let (sd_cm, sv_ml) = at(t);
+            let mut b = beat(i, t, sd_cm, cycle_s);
+            b.sv_ml = sv_ml;
+            tr.push_beat(&b);
+            if i == bolus_after {
+                tr.bolus(bolus_t_s, Some(250.0));
+            }
+            t += cycle_s;
+            i += 1;
+        }
+        tr.finish();
+        tr.poll().unwrap()
+    }
+
     #[test]
     fn an_implausible_bolus_volume_is_not_stated() {
         let mut tr = FluidTracker::new(FluidConfig::default());
@@ -526,23 +553,13 @@ mod tests {
     #[test]
     fn a_change_of_area_model_between_the_windows_is_flagged() {
         let run = |scale_after: Option<f64>| {
-            let mut tr = FluidTracker::new(FluidConfig::default());
-            let mut t = 0.0;
-            let mut i = 0;
-            while t < 400.0 {
-                let mut b = beat(i, t, if t < 60.0 { 10.0 } else { 11.5 }, 0.8);
-                if t >= 60.0 {
-                    b.sv_ml = scale_after.map(|k| k * b.sd_cm);
+            first_challenge(400.0, 0.8, (75, 60.0), |t| {
+                if t < 60.0 {
+                    (10.0, Some(50.0))
+                } else {
+                    (11.5, scale_after.map(|k| k * 11.5))
                 }
-                tr.push_beat(&b);
-                if i == 75 {
-                    tr.bolus(60.0, Some(250.0));
-                }
-                t += 0.8;
-                i += 1;
-            }
-            tr.finish();
-            tr.poll().unwrap()
+            })
         };
         let same = run(Some(5.0));
         assert!(!same.sv_model_changed, "{same:?}");
@@ -559,20 +576,9 @@ mod tests {
     /// come from a mutation run, stop 42.)
     #[test]
     fn without_stroke_volumes_the_sv_means_are_absent() {
-        let mut tr = FluidTracker::new(FluidConfig::default());
-        let mut t = 0.0;
-        let mut i = 0;
-        while t < 400.0 {
-            let mut b = beat(i, t, if t < 60.0 { 10.0 } else { 12.0 }, 0.8);
-            b.sv_ml = None;
-            tr.push_beat(&b);
-            if i == 75 {
-                tr.bolus(60.0, None);
-            }
-            t += 0.8;
-            i += 1;
-        }
-        let r = tr.poll().unwrap();
+        let r = first_challenge(400.0, 0.8, (75, 60.0), |t| {
+            (if t < 60.0 { 10.0 } else { 12.0 }, None)
+        });
         assert_eq!((r.sv_before_ml, r.sv_after_ml), (None, None), "{r:?}");
         assert!(!r.sv_model_changed, "{r:?}");
         assert!((r.delta_pct.unwrap() - 20.0).abs() < 1e-9, "{r:?}");
@@ -654,20 +660,10 @@ mod tests {
     /// window does not flag the challenge.
     #[test]
     fn a_model_change_outside_both_windows_is_not_flagged() {
-        let mut tr = FluidTracker::new(FluidConfig::default());
-        let mut t = 0.0;
-        let mut i = 0;
-        while t < 500.0 {
-            let mut b = beat(i, t, if t < 120.0 { 10.0 } else { 11.0 }, 1.0);
-            b.sv_ml = (t >= 40.0).then_some(5.0 * b.sd_cm);
-            tr.push_beat(&b);
-            if i == 120 {
-                tr.bolus(120.0, Some(250.0));
-            }
-            t += 1.0;
-            i += 1;
-        }
-        let r = tr.poll().unwrap();
+        let r = first_challenge(500.0, 1.0, (120, 120.0), |t| {
+            let sd_cm = if t < 120.0 { 10.0 } else { 11.0 };
+            (sd_cm, (t >= 40.0).then_some(5.0 * sd_cm))
+        });
         assert_eq!(r.before_window_s, [60.0, 120.0]);
         assert!(!r.sv_model_changed, "{r:?}");
         assert_eq!(r.sv_before_ml, Some(50.0));
