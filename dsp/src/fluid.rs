@@ -784,6 +784,39 @@ mod tests {
         assert_eq!(r.responsive, None);
     }
 
+    /// The live reading: "now" is the last `rolling_s` of beats, and no
+    /// change is shown until both windows hold `min_beats` (mutation run,
+    /// stop 42: neither was tested).
+    #[test]
+    fn the_live_reading_is_the_last_rolling_window_and_waits_for_beats() {
+        let mut tr = FluidTracker::new(FluidConfig::default());
+        feed(&mut tr, 0.0, 60.0, 1.0, |_| 10.0);
+        tr.bolus(60.0, Some(250.0));
+        feed(&mut tr, 60.0, 65.0, 1.0, |_| 12.0);
+        let early = tr.live().unwrap();
+        assert_eq!((early.beats_before, early.beats_now), (60, 5));
+        assert_eq!(early.sd_now_cm, Some(12.0));
+        assert_eq!(early.delta_now_pct, None, "5 beats after: too few");
+        assert_eq!(early.delta_best_pct, None);
+        feed(&mut tr, 65.0, 120.0, 1.0, |_| 10.0);
+        feed(&mut tr, 120.0, 150.0, 1.0, |_| 12.0);
+        let live = tr.live().unwrap();
+        // Onsets 119..=149 s: one beat of 10 cm and thirty of 12.
+        assert_eq!(live.beats_now, 31);
+        let sd_now_cm = (10.0 + 30.0 * 12.0) / 31.0;
+        assert!(
+            (live.sd_now_cm.unwrap() - sd_now_cm).abs() < 1e-9,
+            "{live:?}"
+        );
+        assert!((live.delta_now_pct.unwrap() - 10.0 * (sd_now_cm - 10.0)).abs() < 1e-9);
+        // The best whole window by now is [119, 149): 1 × 10 and 29 × 12.
+        let best_sd_cm = (10.0 + 29.0 * 12.0) / 30.0;
+        assert!(
+            (live.delta_best_pct.unwrap() - 10.0 * (best_sd_cm - 10.0)).abs() < 1e-9,
+            "{live:?}"
+        );
+    }
+
     #[test]
     fn end_of_stream_reports_what_is_available() {
         let mut tr = FluidTracker::new(FluidConfig::default());
