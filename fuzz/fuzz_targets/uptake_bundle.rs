@@ -33,7 +33,9 @@ use odm_uptake::report::{
     Denominators, Dims, aggregate, excluded_csv, excluded_records, report_csv,
 };
 use odm_uptake::scan::{manifest_export_time, scan_for_identifiers};
-use odm_uptake::verify::{KeyRegister, Severity, Verification, check_bundle, verify_bundles};
+use odm_uptake::verify::{
+    KeyRegister, Problem, Severity, Verification, check_bundle, verify_bundles,
+};
 use odm_uptake::{ChainHash, RandomId, Record};
 
 /// One scratch bundle directory per fuzzing process, on tmpfs when there is one.
@@ -54,6 +56,12 @@ fn scratch() -> &'static Path {
 
 /// The lines `records.csv` is read as (`read_until(b'\n')`): a final line
 /// without `\n` counts, an empty remainder after the last `\n` does not.
+/// The one warning a bundle alone may carry: manifest keys outside the
+/// format, counted on line 0.
+fn is_unknown_key_warning(p: &Problem) -> bool {
+    p.line == 0 && p.what.contains("key(s) outside the format")
+}
+
 fn csv_lines(data: &[u8]) -> Vec<&[u8]> {
     let mut lines: Vec<&[u8]> = data.split(|&b| b == b'\n').collect();
     if lines.last().is_some_and(|l| l.is_empty()) {
@@ -152,11 +160,8 @@ fuzz_target!(|data: &[u8]| {
     let n_lines = lines.len() as u64;
     assert_eq!(check.has_errors(), check.first_error().is_some());
     for p in &check.problems {
-        // Alone, a bundle has errors, and one warning: manifest keys
-        // outside the format, counted on line 0.
         assert!(
-            p.severity == Severity::Error
-                || (p.line == 0 && p.what.contains("key(s) outside the format")),
+            p.severity == Severity::Error || is_unknown_key_warning(p),
             "a bundle alone has only errors and the unknown-key warning: {p:?}"
         );
         assert!(
@@ -208,7 +213,7 @@ fuzz_target!(|data: &[u8]| {
         let duplicates = twice.bundles[1]
             .problems
             .iter()
-            .filter(|p| !(p.line == 0 && p.what.contains("key(s) outside the format")))
+            .filter(|p| !is_unknown_key_warning(p))
             .count();
         assert_eq!(duplicates, check.entries.len());
         assert_eq!(twice.counted().count(), check.entries.len());
