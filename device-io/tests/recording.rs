@@ -515,15 +515,18 @@ fn recording_file_is_created_and_reread_from_disk() {
     assert!(err.to_string().contains("missing.odmrec"), "{err}");
 }
 
-/// A sink that counts flushes and how many bytes had arrived at each.
+/// A sink that counts its writes and flushes, and how many bytes had
+/// arrived at each flush.
 #[derive(Default)]
 struct CountingSink {
     bytes: Vec<u8>,
+    writes: usize,
     flushed_at: Vec<usize>,
 }
 
 impl std::io::Write for CountingSink {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.writes += 1;
         self.bytes.extend_from_slice(buf);
         Ok(buf.len())
     }
@@ -557,4 +560,36 @@ fn writer_flushes_once_the_last_flush_is_a_second_old() {
     let sink = w.finish().unwrap();
     assert!(sink.flushed_at.len() >= 3);
     assert_eq!(*sink.flushed_at.last().unwrap(), sink.bytes.len());
+}
+
+#[test]
+fn writer_counts_its_frames_and_bytes_and_hands_them_over_in_large_chunks() {
+    let start = RecordingStart::new("2026-11-30T12:00:00Z", "t", 0);
+    let mut w = RecordingWriter::new(CountingSink::default(), &start, &probe_info()).unwrap();
+    assert_eq!(w.frames_written(), 2, "recording_started and probe_info");
+    let header_bytes = w.bytes_written();
+    let mut frame_bytes = 0;
+    for k in 0..800u64 {
+        let before = w.bytes_written();
+        w.write_payload(&iq(k * 100, 100)).unwrap();
+        frame_bytes = w.bytes_written() - before;
+        assert_eq!(w.frames_written(), 3 + k);
+    }
+    // A 100-sample IQ frame (serial-stream.md): 400 bytes of samples after
+    // first_sample, count and flags (12), inside the frame's 8-byte header
+    // and 4-byte CRC.
+    assert_eq!(frame_bytes, 8 + 12 + 400 + 4);
+    assert_eq!(w.bytes_written(), header_bytes + 800 * frame_bytes);
+    let total = w.bytes_written();
+    let sink = w.finish().unwrap();
+    assert_eq!(sink.bytes.len() as u64, total, "every byte counted reaches the sink");
+    // Between flushes the frames are handed over 64 KiB at a time (one
+    // system call per chunk, not per frame); a timed flush may add one.
+    let chunks = total.div_ceil(64 * 1024) as usize;
+    assert!(
+        sink.writes <= chunks + sink.flushed_at.len() + 1,
+        "{} writes for {total} bytes in {} flushes",
+        sink.writes,
+        sink.flushed_at.len()
+    );
 }
