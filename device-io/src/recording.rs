@@ -291,11 +291,6 @@ impl<W: Write> RecordingWriter<W> {
         Ok(seq)
     }
 
-    /// Writes a decoded frame's payload (its `seq` is replaced by the writer's).
-    pub fn write_frame(&mut self, frame: &Frame) -> Result<u16, RecordingError> {
-        self.write_payload(&frame.payload)
-    }
-
     /// Writes a payload byte for byte (e.g. from
     /// [`Decoder::last_payload`]), with a fresh seq and CRC. The payload
     /// must be of a kind recordings hold and fit its layout.
