@@ -582,7 +582,11 @@ fn writer_counts_its_frames_and_bytes_and_hands_them_over_in_large_chunks() {
     assert_eq!(w.bytes_written(), header_bytes + 800 * frame_bytes);
     let total = w.bytes_written();
     let sink = w.finish().unwrap();
-    assert_eq!(sink.bytes.len() as u64, total, "every byte counted reaches the sink");
+    assert_eq!(
+        sink.bytes.len() as u64,
+        total,
+        "every byte counted reaches the sink"
+    );
     // Between flushes the frames are handed over 64 KiB at a time (one
     // system call per chunk, not per frame); a timed flush may add one.
     let chunks = total.div_ceil(64 * 1024) as usize;
@@ -592,4 +596,93 @@ fn writer_counts_its_frames_and_bytes_and_hands_them_over_in_large_chunks() {
         sink.writes,
         sink.flushed_at.len()
     );
+}
+
+/// A reader that fails every other call with `Interrupted` (a signal
+/// arriving during a `read`), then, once its data is out, with `fail`.
+struct Flaky<'a> {
+    data: &'a [u8],
+    calls: usize,
+    fail: Option<std::io::ErrorKind>,
+}
+impl Read for Flaky<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.calls += 1;
+        if self.calls % 2 == 1 {
+            return Err(std::io::ErrorKind::Interrupted.into());
+        }
+        if self.data.is_empty()
+            && let Some(kind) = self.fail
+        {
+            return Err(kind.into());
+        }
+        let n = 1000.min(buf.len()).min(self.data.len());
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        Ok(n)
+    }
+}
+
+#[test]
+fn interrupted_reads_are_retried_and_other_read_errors_reported() {
+    let bytes = sample_recording();
+    let (want, _) = read_all(&bytes);
+    // Interrupted is retried, in the magic and after it: every frame read.
+    let src = Flaky {
+        data: &bytes,
+        calls: 0,
+        fail: None,
+    };
+    let mut r = RecordingReader::new(src).unwrap();
+    assert_eq!(*r.magic(), MagicStatus::Good);
+    let mut got = Vec::new();
+    while let Some(f) = r.next_frame().unwrap() {
+        got.push(f);
+    }
+    assert_eq!(got, want);
+    // Any other error is the source's failure, reported with where it
+    // happened, after the frames before it.
+    let src = Flaky {
+        data: &bytes,
+        calls: 0,
+        fail: Some(std::io::ErrorKind::BrokenPipe),
+    };
+    let mut r = RecordingReader::with_name(src, "probe link".into()).unwrap();
+    let mut frames = 0;
+    let err = loop {
+        match r.next_frame() {
+            Ok(Some(_)) => frames += 1,
+            Ok(None) => panic!("a failed source read as a clean end"),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(frames, want.len());
+    let text = err.to_string();
+    assert!(text.contains("probe link"), "{text}");
+    assert!(text.contains(&format!("byte {}", bytes.len())), "{text}");
+    // A failure inside the magic is reported too.
+    let src = Flaky {
+        data: &[],
+        calls: 0,
+        fail: Some(std::io::ErrorKind::PermissionDenied),
+    };
+    let err = RecordingReader::with_name(src, "case.odmrec".into()).err();
+    assert!(err.is_some_and(|e| e.to_string().contains("byte 0")));
+}
+
+#[test]
+fn the_reader_iterates_over_the_same_items_as_next_item() {
+    let mut bytes = sample_recording();
+    bytes.truncate(bytes.len() - 5);
+    let mut r = RecordingReader::new(bytes.as_slice()).unwrap();
+    let mut want = Vec::new();
+    while let Some(item) = r.next_item().unwrap() {
+        want.push(item);
+    }
+    let got: Vec<DecodedItem> = RecordingReader::new(bytes.as_slice())
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(got.len() > 20, "{} items", got.len());
+    assert_eq!(got, want);
 }
