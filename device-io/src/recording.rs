@@ -658,11 +658,3 @@ impl<R: Read> Iterator for RecordingReader<R> {
         self.next_item().transpose()
     }
 }
-
-/// Whether `kind` is one that recordings hold.
-pub fn is_recorded_kind(k: u8) -> bool {
-    matches!(
-        k,
-        kind::PROBE_INFO | kind::IQ_SAMPLES | kind::EVENT | kind::ANNOTATION
-    )
-}
