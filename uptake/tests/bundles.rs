@@ -509,3 +509,153 @@ fn extra_manifest_keys_are_a_warning_that_names_none_of_them() {
         problems(&untouched)
     );
 }
+
+/// Records chained as a store hands them over: each with the hash before it
+/// and its own, computed by a writer's `push`.
+fn chained(id: &DeviceIdentity, recs: &[Record], dir: &Path) -> Vec<odm_uptake::ChainedRecord> {
+    let mut w =
+        BundleWriter::create(dir, id, OdsCode::parse("RH8").unwrap(), ChainHash::GENESIS).unwrap();
+    let mut prev = ChainHash::GENESIS;
+    recs.iter()
+        .map(|r| {
+            let hash = w.push(r).unwrap();
+            let c = odm_uptake::ChainedRecord {
+                record: r.clone(),
+                prev_hash: prev,
+                hash,
+            };
+            prev = hash;
+            c
+        })
+        .collect()
+}
+
+#[test]
+fn records_already_chained_write_the_same_bundle_and_must_follow_each_other() {
+    let dir = fresh_dir("push-chained");
+    let id = identity(11);
+    let recs = records(&id, 4, 11);
+    let by_push = write_bundle(&dir.join("push"), &id, &recs);
+    let links = chained(&id, &recs, &dir.join("scratch"));
+    let rh8 = OdsCode::parse("RH8").unwrap();
+
+    let out = dir.join("chained");
+    let mut w = BundleWriter::create(&out, &id, rh8, ChainHash::GENESIS).unwrap();
+    for c in &links {
+        w.push_chained(c).unwrap();
+    }
+    w.finish(exported()).unwrap();
+    for file in ["records.csv", "manifest.json"] {
+        assert_eq!(
+            std::fs::read(out.join(file)).unwrap(),
+            std::fs::read(by_push.join(file)).unwrap(),
+            "{file}"
+        );
+    }
+    assert!(!verify(&[out], None).bundles[0].has_errors());
+
+    // A record that does not follow the last one written is refused…
+    let mut w = BundleWriter::create(&dir.join("gap"), &id, rh8, ChainHash::GENESIS).unwrap();
+    w.push_chained(&links[0]).unwrap();
+    let err = w.push_chained(&links[2]).unwrap_err();
+    assert!(
+        matches!(err, odm_uptake::bundle::ExportError::NotNext(_)),
+        "{err:?}"
+    );
+    // …and so is another device's.
+    let other = identity(12);
+    let mut foreign = links[1].clone();
+    foreign.record = records(&other, 1, 12).remove(0);
+    foreign.prev_hash = links[0].hash;
+    let err = w.push_chained(&foreign).unwrap_err();
+    assert!(
+        matches!(err, odm_uptake::bundle::ExportError::ForeignDevice(_)),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_bundle_is_never_written_over_an_earlier_one() {
+    let dir = fresh_dir("exists");
+    let id = identity(13);
+    let rh8 = OdsCode::parse("RH8").unwrap();
+    // Either file of a bundle already there is enough to refuse.
+    for file in ["records.csv", "manifest.json"] {
+        let d = dir.join(file);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join(file), b"earlier").unwrap();
+        let err = BundleWriter::create(&d, &id, rh8, ChainHash::GENESIS).err();
+        assert!(
+            matches!(err, Some(odm_uptake::bundle::ExportError::Exists(_))),
+            "{file}: {err:?}"
+        );
+        assert_eq!(std::fs::read(d.join(file)).unwrap(), b"earlier");
+    }
+}
+
+#[test]
+fn a_key_register_needs_its_header_and_one_key_per_device() {
+    let a = "0f8fad5b-d9cb-469f-a165-70867728950e";
+    let k1 = "11".repeat(32);
+    let k2 = "22".repeat(32);
+    let reg = KeyRegister::parse(&format!("device,public_key\r\n{a},{k1}\r\n\r\n")).unwrap();
+    let device = RandomId::parse(a, "device").unwrap();
+    assert_eq!(reg.key_of(&device), Some(&[0x11; 32]));
+    assert_eq!(
+        KeyRegister::parse(&format!("device,key\n{a},{k1}\n")).err(),
+        Some((1, "header is not `device,public_key`"))
+    );
+    assert!(KeyRegister::parse(&format!("{a},{k1}\n")).is_err());
+    // The same device listed twice is harmless with the same key, and an
+    // error (at the second line) with a different one.
+    assert!(KeyRegister::parse(&format!("device,public_key\n{a},{k1}\n{a},{k1}\n")).is_ok());
+    assert_eq!(
+        KeyRegister::parse(&format!("device,public_key\n{a},{k1}\n{a},{k2}\n")).err(),
+        Some((3, "device listed twice with different keys"))
+    );
+}
+
+#[test]
+fn a_record_line_that_is_not_utf8_is_an_error_at_its_line_and_still_a_record() {
+    let dir = fresh_dir("not-utf8");
+    let id = identity(14);
+    let recs = records(&id, 3, 14);
+    let b = write_bundle(&dir.join("b"), &id, &recs);
+    let mut bytes = std::fs::read(b.join("records.csv")).unwrap();
+    // The first byte of the third line (the second record) becomes 0xFF.
+    let second_record = bytes
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| **c == b'\n')
+        .nth(1)
+        .unwrap()
+        .0
+        + 1;
+    bytes[second_record] = 0xFF;
+    std::fs::write(b.join("records.csv"), &bytes).unwrap();
+    let p = problems(&verify(std::slice::from_ref(&b), None));
+    assert!(p.contains(&"line 3: error: not UTF-8".to_owned()), "{p:?}");
+    // Still one of the manifest's three records: no count mismatch.
+    assert!(!p.iter().any(|l| l.contains("manifest: records")), "{p:?}");
+
+    // A header that is not UTF-8 is line 1's error, and no record.
+    let b = write_bundle(&dir.join("h"), &id, &recs);
+    let mut bytes = std::fs::read(b.join("records.csv")).unwrap();
+    bytes[0] = 0xFF;
+    std::fs::write(b.join("records.csv"), &bytes).unwrap();
+    let p = problems(&verify(&[b], None));
+    assert!(p.contains(&"line 1: error: not UTF-8".to_owned()), "{p:?}");
+    assert!(!p.iter().any(|l| l.contains("manifest: records")), "{p:?}");
+}
+
+#[test]
+fn progress_counts_every_bundle_in_order() {
+    let dir = fresh_dir("progress");
+    let id = identity(15);
+    let dirs: Vec<PathBuf> = (0..3)
+        .map(|k| write_bundle(&dir.join(format!("b{k}")), &id, &records(&id, 1, 15 + k)))
+        .collect();
+    let mut seen = Vec::new();
+    verify_bundles(&dirs, None, &mut |done, total| seen.push((done, total)));
+    assert_eq!(seen, [(1, 3), (2, 3), (3, 3)]);
+}
