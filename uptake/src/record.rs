@@ -812,6 +812,24 @@ mod tests {
         assert_eq!(month(datetime!(2026-08-01 01:30 +02:00)), "2026-08");
     }
 
+    #[test]
+    fn periods_count_months_across_years_and_stop_at_9999_12() {
+        let p = Period::new(2025, 11).unwrap();
+        assert_eq!((p.year(), p.month()), (2025, 11));
+        let later = |m| p.plus_months(m).to_string();
+        assert_eq!(later(0), "2025-11");
+        assert_eq!(later(1), "2025-12");
+        assert_eq!(later(2), "2026-01");
+        assert_eq!(later(14), "2027-01");
+        assert_eq!(later(25), "2027-12");
+        assert_eq!(later(26), "2028-01");
+        let last = Period::new(9999, 12).unwrap();
+        assert_eq!(last.plus_months(1), last);
+        assert_eq!(Period::new(9998, 6).unwrap().plus_months(u32::MAX), last);
+        let first = Period::new(1000, 1).unwrap();
+        assert_eq!((first.year(), first.month()), (1000, 1));
+    }
+
     fn example() -> Record {
         Record {
             record_id: RandomId::parse("3f2c9a4e-8b1d-4c7a-9e5f-0a1b2c3d4e5f", "record_id")
