@@ -929,6 +929,15 @@ mod tests {
         for (ml, r) in cases {
             assert_eq!(BolusMl::from_total_ml(ml).get(), r, "{ml} ml");
         }
+        // Any total the field holds is kept; absurd ones saturate, still a
+        // multiple of 50, never wrapping below a smaller total's value.
+        assert_eq!(BolusMl::from_total_ml(4_000_000_000).get(), 4_000_000_000);
+        let top = BolusMl::from_total_ml(u64::MAX).get();
+        assert_eq!(top % 50, 0);
+        assert!(top >= 4_000_000_000, "{top}");
+        let top = Minutes::from_seconds(u64::MAX).get();
+        assert_eq!(top % 15, 0);
+        assert!(top >= Minutes::from_seconds(4_000_000_000).get(), "{top}");
     }
 
     #[test]
