@@ -770,6 +770,8 @@ mod tests {
             "odm 1.2",
             "odm-monitor 1.2.0-rc.1+build5",
             "x_y 10.20.30.40",
+            "abcdefghijklmnopqrst 1.0",
+            "odm 1.0-abcdefghijklmnopqrst",
         ] {
             assert!(Software::parse_for_writing(ok).is_ok(), "{ok}");
         }
@@ -785,6 +787,11 @@ mod tests {
             "odm 1.0.0-SW1A 1AA",
             "odm 1.0 extra",
             "MRN K123456",
+            "9odm 1.0",
+            "abcdefghijklmnopqrstu 1.0",
+            "od.m 1.0",
+            "odm 1.0-rc:1",
+            "odm 1.0-abcdefghijklmnopqrstu",
         ] {
             assert!(Software::parse_for_writing(refused).is_err(), "{refused}");
             assert!(Software::parse(refused).is_ok(), "a reader takes {refused}");
@@ -948,6 +955,13 @@ mod tests {
         assert_eq!(AcceptedFraction::from_beats(19, 20).to_string(), "1.0"); // 0.95 ↑
         assert_eq!(AcceptedFraction::from_beats(2, 3).to_string(), "0.7");
         assert_eq!(AcceptedFraction::from_beats(5, 3).to_string(), "1.0");
+        assert_eq!(AcceptedFraction::from_beats(2, 3).tenths(), 7);
+        assert_eq!(AcceptedFraction::from_beats(0, 3).tenths(), 0);
+        for d in 0..=9u8 {
+            let text = format!("0.{d}");
+            assert_eq!(AcceptedFraction::parse(&text).unwrap().tenths(), d);
+        }
+        assert_eq!(AcceptedFraction::parse("1.0").unwrap().tenths(), 10);
     }
 
     #[test]
@@ -958,6 +972,8 @@ mod tests {
         assert!(BolusMl::parse("75").is_err());
         assert!(AcceptedFraction::parse("1.1").is_err());
         assert!(AcceptedFraction::parse(".5").is_err());
+        assert!(AcceptedFraction::parse("0.a").is_err());
+        assert!(AcceptedFraction::parse("0./").is_err());
         assert!(AcceptedFraction::parse("0.50").is_err());
         assert!(OdsCode::parse("rh8").is_err());
         assert!(OdsCode::parse("RH80").is_err());
