@@ -766,5 +766,87 @@ mod tests {
         assert_eq!(Denominators::parse("x\n").unwrap_err().0, 1);
         let neg = "org,period,category,eligible\nRH8,2026-01,colorectal,-5\n";
         assert_eq!(Denominators::parse(neg).unwrap_err().0, 2);
+        // Rust's integer parser takes a leading +; the spec's integer does not.
+        let plus = "org,period,category,eligible\nRH8,2026-01,colorectal,+5\n";
+        assert_eq!(Denominators::parse(plus).unwrap_err().0, 2);
+    }
+
+    fn month(period: &str, monitored: u64, eligible: Option<u64>) -> (String, Row) {
+        let row = Row {
+            org: "RH8".into(),
+            period: period.into(),
+            category: "all".into(),
+            monitored,
+            eligible,
+        };
+        (period.to_owned(), row)
+    }
+
+    /// The chart's geometry, worked by hand: a 720 × 240 plot with margins
+    /// 48 left, 16 right, 16 top, 56 bottom, so x runs 48 → 704 and y
+    /// from 184 (0 %) to 16 (the top, 100 % unless a month is over it).
+    #[test]
+    fn the_uptake_chart_places_each_month_and_breaks_its_line_at_gaps() {
+        let svg = uptake_chart_svg(
+            "R<&>\"",
+            &[
+                month("2026-01", 20, Some(40)), // 50 %
+                month("2026-02", 3, Some(40)),  // suppressed: a gap, "*"
+                month("2026-03", 40, Some(40)), // 100 %
+                month("2026-04", 30, Some(40)), // 75 %
+                month("2026-05", 30, None),     // no denominator: "n/a"
+            ],
+        );
+        assert!(svg.contains("<title>Uptake over time, R&lt;&amp;&gt;&quot;</title>"));
+        // x = 48 + 656·i/4; y = 16 + 168·(1 − v/100).
+        for (cx, cy, title) in [
+            ("48.0", "100.0", "2026-01: 50.0%"),
+            ("376.0", "16.0", "2026-03: 100.0%"),
+            ("540.0", "58.0", "2026-04: 75.0%"),
+        ] {
+            let dot = format!(
+                "<circle cx=\"{cx}\" cy=\"{cy}\" r=\"3\" fill=\"#1f5fa8\"><title>{title}</title>"
+            );
+            assert!(svg.contains(&dot), "{dot} in {svg}");
+        }
+        // Only March–April are consecutive known months: one line.
+        assert_eq!(svg.matches("<polyline").count(), 1, "{svg}");
+        assert!(svg.contains("points=\"376.0,16.0 540.0,58.0\""), "{svg}");
+        assert!(svg.contains(
+            "x=\"212.0\" y=\"180.0\" font-size=\"11\" text-anchor=\"middle\" fill=\"#888\">*</text>"
+        ));
+        assert!(svg.contains("x=\"704.0\" y=\"180.0\" font-size=\"11\" text-anchor=\"middle\" fill=\"#888\">n/a</text>"));
+        // Gridlines at 0, 25, 50, 75 and 100 %.
+        for (y, pct) in [
+            ("184.0", 0),
+            ("142.0", 25),
+            ("100.0", 50),
+            ("58.0", 75),
+            ("16.0", 100),
+        ] {
+            assert!(
+                svg.contains(&format!("y1=\"{y}\" x2=\"704\" y2=\"{y}\"")),
+                "{y}"
+            );
+            assert!(svg.contains(&format!(">{pct}%</text>")), "{pct}");
+        }
+    }
+
+    #[test]
+    fn the_uptake_chart_scales_to_a_month_over_100_and_centres_a_lone_month() {
+        // 50 of 40 published: 125 %, the chart's top.
+        let svg = uptake_chart_svg(
+            "RH8",
+            &[
+                month("2026-01", 20, Some(40)),
+                month("2026-02", 50, Some(40)),
+            ],
+        );
+        // y = 16 + 168·(1 − v/125): 50 % → 116.8, 125 % → 16.
+        assert!(svg.contains("points=\"48.0,116.8 704.0,16.0\""), "{svg}");
+        assert!(svg.contains(">125%</text>"), "{svg}");
+        let svg = uptake_chart_svg("RH8", &[month("2026-01", 20, Some(40))]);
+        assert!(svg.contains("<circle cx=\"376.0\" cy=\"100.0\""), "{svg}");
+        assert!(!svg.contains("<polyline"), "{svg}");
     }
 }
