@@ -25,6 +25,7 @@ pub const FLUSH_EVERY_S: f64 = 60.0;
 
 enum Msg {
     Open { probe_model: u8 },
+    ProbeModel(u8),
     Category(Category),
     Eligibility(Eligibility),
     AgeBand(AgeBand),
@@ -40,6 +41,8 @@ pub struct Uptake {
     thread: Option<JoinHandle<()>>,
     status: Arc<Mutex<String>>,
     case_open: bool,
+    /// The probe model the open case last told the store.
+    case_probe_model: u8,
     /// The category/eligibility question was answered (or dismissed) for this case.
     pub answered: bool,
     /// Category chosen in the prompt.
@@ -99,6 +102,7 @@ impl Uptake {
             thread: None,
             status,
             case_open: false,
+            case_probe_model: 0,
             answered: false,
             category: Category::NotRecorded,
             eligibility: Eligibility::NotRecorded,
@@ -141,8 +145,10 @@ impl Uptake {
     }
 
     /// Called every frame with the beats received so far (accepted, all):
-    /// opens the case at the first acquired signal and writes time and beat
-    /// counts every [`FLUSH_EVERY_S`] of UI clock.
+    /// opens the case at the first acquired signal, tells the store when
+    /// the probe's model changes during the case (its record holds the
+    /// last one), and writes time and beat counts every [`FLUSH_EVERY_S`]
+    /// of UI clock.
     pub fn tick(&mut self, now_s: f64, acquired: bool, probe_model: u8, beats: (u64, u64)) {
         if !self.counting() {
             return;
@@ -154,7 +160,11 @@ impl Uptake {
             // Beats before the case opened are not the case's.
             self.flushed_accepted = beats.0;
             self.flushed_total = beats.1;
+            self.case_probe_model = probe_model;
             self.send(Msg::Open { probe_model });
+        } else if self.case_open && probe_model != self.case_probe_model {
+            self.case_probe_model = probe_model;
+            self.send(Msg::ProbeModel(probe_model));
         }
         self.beats_accepted = beats.0.max(self.flushed_accepted);
         self.beats_total = beats.1.max(self.flushed_total);
@@ -262,6 +272,7 @@ fn store_loop(db: &Path, settings: Settings, rx: &mpsc::Receiver<Msg>, status: &
             (Msg::Open { probe_model }, None) => store
                 .open_case(org, Period::current_uk(), probe_model, &software)
                 .map(|h| case = Some(h)),
+            (Msg::ProbeModel(m), Some(h)) => store.set_probe_model(h, m),
             (Msg::Category(c), Some(h)) => store.set_category(h, c),
             (Msg::Eligibility(e), Some(h)) => store.set_eligibility(h, e),
             (Msg::AgeBand(a), Some(h)) => store.set_age_band(h, a),

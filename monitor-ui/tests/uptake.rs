@@ -243,3 +243,35 @@ fn the_virtual_probe_and_replays_are_never_counted() {
         assert_eq!(record_count(&db, on), 0, "{name}: no record");
     }
 }
+
+/// A probe changed during a case (a new PROBE_INFO): the record holds the
+/// model in use when the case closed.
+#[test]
+fn a_probe_changed_during_a_case_is_the_one_recorded() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let db = dir.path().join("uptake.sqlite");
+    let on = Settings {
+        participation: true,
+    };
+    let org = OdsCode::parse("RH8").unwrap_or_else(|e| panic!("{e}"));
+    UptakeStore::init(&db, org, &dir.path().join("device.key"), on)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut uptake = Uptake::open(&db, on);
+    uptake.tick(0.0, false, 1, (0, 0));
+    uptake.tick(1.0, true, 1, (0, 0));
+    assert!(uptake.case_open());
+    uptake.tick(2.0, true, 1, (1, 1));
+    uptake.tick(3.0, true, 4, (2, 2));
+    uptake.tick(4.0, true, 4, (3, 3));
+    uptake.shutdown(5.0);
+    drop(uptake);
+    let store = UptakeStore::open(&db, on).unwrap_or_else(|e| panic!("{e}"));
+    let mut models = Vec::new();
+    store
+        .for_each_record(None, |r| {
+            models.push(r.record.probe_model);
+            Ok(())
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(models, [4]);
+}
