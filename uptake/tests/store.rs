@@ -507,3 +507,118 @@ fn export_refuses_a_tampered_store_and_leaves_nothing_behind() {
     assert!(!out.join("records.csv").exists());
     assert!(!out.join("manifest.json").exists());
 }
+
+#[test]
+fn a_cut_off_chain_with_its_head_rewritten_is_found_by_the_signature() {
+    // An intruder without the device key deletes the last record and makes
+    // the head agree with what is left: only the head's signature tells.
+    let e = tampered(
+        "cut-and-rehead",
+        "DELETE FROM record WHERE seq = 4; \
+         UPDATE chain_head SET records = 3, \
+             head_hash = (SELECT hash FROM record WHERE seq = 3);",
+    );
+    assert!(matches!(e, StoreError::ChainBroken { seq: 0, .. }), "{e}");
+    assert!(e.to_string().contains("signature does not verify"), "{e}");
+}
+
+#[test]
+fn a_head_whose_count_alone_was_changed_is_found() {
+    for (name, edit) in [
+        ("head-count", "UPDATE chain_head SET records = records + 1;"),
+        (
+            "head-hash",
+            "UPDATE chain_head SET head_hash = (SELECT hash FROM record WHERE seq = 3);",
+        ),
+    ] {
+        let e = tampered(name, edit);
+        assert!(
+            e.to_string().contains("behind the store's back (head)"),
+            "{name}: {e}"
+        );
+    }
+}
+
+#[test]
+fn records_after_a_hash_in_the_middle_are_exactly_the_later_ones() {
+    let dir = fresh_dir("after-middle");
+    let db = init_store(&dir);
+    let mut store = UptakeStore::open(&db, ON).unwrap();
+    close_cases(&mut store, 4);
+    let mut all = Vec::new();
+    let n = store
+        .for_each_record(None, |c| {
+            all.push(c.clone());
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!((n, all.len()), (4, 4));
+    let mut later = Vec::new();
+    let n = store
+        .for_each_record(Some(all[1].hash), |c| {
+            later.push(c.clone());
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(n, 4, "the whole chain is still checked and counted");
+    assert_eq!(later, all[2..]);
+}
+
+#[test]
+fn appended_records_are_counted_and_chained_after_the_closed_cases() {
+    let dir = fresh_dir("append");
+    let db = init_store(&dir);
+    let mut store = UptakeStore::open(&db, ON).unwrap();
+    close_cases(&mut store, 2);
+    let device = store.device().unwrap();
+    let org = store.org().unwrap();
+    let synthetic: Vec<_> = odm_uptake::demo::SyntheticRecords::new(
+        5,
+        device,
+        &[org],
+        Period::parse("2026-01").unwrap(),
+        3,
+    )
+    .take(7)
+    .collect();
+    assert_eq!(store.append_records(synthetic.clone()).unwrap(), 7);
+    assert_eq!(store.verify_chain().unwrap(), 9);
+    let mut tail = Vec::new();
+    store
+        .for_each_record(None, |c| {
+            tail.push(c.record.clone());
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(tail[2..], synthetic[..]);
+}
+
+#[test]
+fn a_key_of_another_device_or_another_key_for_this_one_is_refused() {
+    let dir = fresh_dir("wrong-key");
+    let db = init_store(&dir);
+    let store = UptakeStore::open(&db, ON).unwrap();
+    assert!(store.is_active());
+    let device = store.device().unwrap();
+    drop(store);
+    let others = [
+        // Another monitor's key file.
+        odm_uptake::DeviceIdentity::generate(),
+        // This device's pseudonym with a different secret (a key file
+        // replaced by hand): as wrong as another device's.
+        odm_uptake::DeviceIdentity::from_secret(device, [7; 32]),
+    ];
+    for (k, other) in others.iter().enumerate() {
+        let path = dir.join(format!("other-{k}.key"));
+        other.save(&path).unwrap();
+        let e = UptakeStore::open_with_key(&db, Some(&path), ON).err();
+        assert!(
+            e.as_ref()
+                .is_some_and(|e| e.to_string().contains("another device")),
+            "key {k}: {e:?}"
+        );
+    }
+    // The right key given explicitly opens it.
+    let store = UptakeStore::open_with_key(&db, Some(&dir.join("device.key")), ON).unwrap();
+    assert_eq!(store.device(), Some(device));
+}
