@@ -659,3 +659,76 @@ fn progress_counts_every_bundle_in_order() {
     verify_bundles(&dirs, None, &mut |done, total| seen.push((done, total)));
     assert_eq!(seen, [(1, 3), (2, 3), (3, 3)]);
 }
+
+#[test]
+fn a_report_counts_the_intact_bundles_records_and_sets_the_others_aside() {
+    use odm_uptake::report::{Denominators, Dims, write_report};
+    let dir = fresh_dir("report");
+    let id = identity(16);
+    let recs = records(&id, 20, 16);
+    write_bundle(&dir.join("bundles/a"), &id, &recs[..12]);
+    write_bundle(&dir.join("bundles/b"), &id, &recs[12..]);
+    let forged = write_bundle(&dir.join("bundles/c"), &id, &records(&id, 9, 17));
+    edit_field(&forged, 2, 8, "999");
+    // Not a bundle (no manifest): not looked at.
+    std::fs::create_dir_all(dir.join("bundles/notes")).unwrap();
+
+    // 40 eligible cases in every cell the counted records fall in.
+    let mut cells: Vec<String> = recs
+        .iter()
+        .map(|r| format!("{},{},{}", r.org, r.period, r.category.as_str()))
+        .collect();
+    cells.sort();
+    cells.dedup();
+    let text: String = std::iter::once("org,period,category,eligible".to_owned())
+        .chain(cells.iter().map(|c| format!("{c},40")))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let den = Denominators::parse(&text).unwrap();
+    let none = Dims {
+        org: false,
+        period: false,
+        category: false,
+    };
+    let out = dir.join("out");
+    let mut seen = Vec::new();
+    let outcome = write_report(
+        &dir.join("bundles"),
+        &den,
+        None,
+        none,
+        &out,
+        &mut |done, total| seen.push((done, total)),
+    )
+    .unwrap();
+    assert_eq!(seen, [(1, 3), (2, 3), (3, 3)], "three bundles found");
+    assert_eq!(outcome.counted_records, 20);
+    assert_eq!(outcome.rows, 1);
+    assert!(outcome.missing_denominators.is_empty());
+    // 20 monitored of 40 per cell; published as counted (multiples of 5).
+    let eligible = 40 * cells.len();
+    let pct = format!("{:.1}", 2000.0 / eligible as f64);
+    assert_eq!(
+        std::fs::read_to_string(out.join("report.csv")).unwrap(),
+        format!(
+            "org,period,category,monitored,eligible,uptake_pct\nall,all,all,20,{eligible},{pct}\n"
+        )
+    );
+    let excluded = std::fs::read_to_string(out.join("excluded.csv")).unwrap();
+    assert_eq!(excluded.lines().count(), 1 + 9, "{excluded}");
+    assert!(
+        excluded.lines().skip(1).all(|l| l.starts_with("c,")),
+        "{excluded}"
+    );
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("<p>1 bundle: named, with their records, in excluded.csv.</p>"));
+    // Without the forged bundle nothing is set aside, and the page says
+    // nothing of it.
+    std::fs::remove_dir_all(&forged).unwrap();
+    let out = dir.join("out-clean");
+    let outcome =
+        write_report(&dir.join("bundles"), &den, None, none, &out, &mut |_, _| {}).unwrap();
+    assert_eq!(outcome.counted_records, 20);
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(!html.contains("set aside"), "{html}");
+}
