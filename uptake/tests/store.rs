@@ -539,27 +539,31 @@ fn a_head_whose_count_alone_was_changed_is_found() {
     }
 }
 
+/// The records `for_each_record` visits after `after`, with the count it
+/// returns (the whole chain's).
+fn chain_after(
+    store: &UptakeStore,
+    after: Option<odm_uptake::ChainHash>,
+) -> (u64, Vec<odm_uptake::ChainedRecord>) {
+    let mut seen = Vec::new();
+    let n = store
+        .for_each_record(after, |c| {
+            seen.push(c.clone());
+            Ok(())
+        })
+        .unwrap();
+    (n, seen)
+}
+
 #[test]
 fn records_after_a_hash_in_the_middle_are_exactly_the_later_ones() {
     let dir = fresh_dir("after-middle");
     let db = init_store(&dir);
     let mut store = UptakeStore::open(&db, ON).unwrap();
     close_cases(&mut store, 4);
-    let mut all = Vec::new();
-    let n = store
-        .for_each_record(None, |c| {
-            all.push(c.clone());
-            Ok(())
-        })
-        .unwrap();
+    let (n, all) = chain_after(&store, None);
     assert_eq!((n, all.len()), (4, 4));
-    let mut later = Vec::new();
-    let n = store
-        .for_each_record(Some(all[1].hash), |c| {
-            later.push(c.clone());
-            Ok(())
-        })
-        .unwrap();
+    let (n, later) = chain_after(&store, Some(all[1].hash));
     assert_eq!(n, 4, "the whole chain is still checked and counted");
     assert_eq!(later, all[2..]);
 }
@@ -583,14 +587,9 @@ fn appended_records_are_counted_and_chained_after_the_closed_cases() {
     .collect();
     assert_eq!(store.append_records(synthetic.clone()).unwrap(), 7);
     assert_eq!(store.verify_chain().unwrap(), 9);
-    let mut tail = Vec::new();
-    store
-        .for_each_record(None, |c| {
-            tail.push(c.record.clone());
-            Ok(())
-        })
-        .unwrap();
-    assert_eq!(tail[2..], synthetic[..]);
+    let (_, chain) = chain_after(&store, None);
+    let tail: Vec<_> = chain[2..].iter().map(|c| c.record.clone()).collect();
+    assert_eq!(tail, synthetic);
 }
 
 #[test]
