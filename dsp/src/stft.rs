@@ -276,5 +276,35 @@ mod tests {
             })
         ));
         assert!(Stft::new(300, 256).is_err());
+        assert_eq!((stft.window_len(), stft.fft_len()), (200, 256));
+        // A dechirped column: head and tail must make one window, with as
+        // many weights, into a whole column.
+        let x = [Complex32::new(1.0, 0.0); 200];
+        let w = [Complex32::new(0.5, 0.0); 200];
+        let weighted = |stft: &mut Stft, head: usize, tail: usize, weights: usize, out: usize| {
+            let mut power = vec![0.0; out];
+            stft.process_weighted(&x[..head], &x[..tail], &w[..weights], &mut power)
+        };
+        assert!(weighted(&mut stft, 120, 80, 200, 256).is_ok());
+        assert!(matches!(
+            weighted(&mut stft, 120, 70, 200, 256),
+            Err(DspError::BufferLength {
+                expected: 200,
+                got: 190,
+                ..
+            })
+        ));
+        assert!(matches!(
+            weighted(&mut stft, 120, 80, 190, 256),
+            Err(DspError::BufferLength { expected: 200, .. })
+        ));
+        assert!(matches!(
+            weighted(&mut stft, 120, 80, 200, 255),
+            Err(DspError::BufferLength {
+                expected: 256,
+                got: 255,
+                ..
+            })
+        ));
     }
 }
